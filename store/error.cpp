@@ -1,0 +1,29 @@
+#include "store/error.hpp"
+
+namespace tokengate::store {
+namespace {
+
+class category final : public boost::system::error_category {
+public:
+  const char* name() const noexcept override { return "tokengate.store"; }
+  std::string message(int ev) const override {
+    switch (static_cast<errc>(ev)) {
+    case errc::io_error:
+      return "token store I/O error";
+    case errc::corruption:
+      return "token store entry is corrupt";
+    case errc::busy:
+      return "token store is unavailable";
+    }
+    return "unknown token store error";
+  }
+};
+
+} // namespace
+
+const boost::system::error_category& store_category() noexcept {
+  static const category instance;
+  return instance;
+}
+
+} // namespace tokengate::store

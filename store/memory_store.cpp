@@ -1,0 +1,74 @@
+#include "store/memory_store.hpp"
+
+namespace tokengate::store {
+
+result<std::optional<token_record>> memory_store::get(std::string_view id) const {
+  std::lock_guard lock(mutex_);
+  auto it = records_.find(id);
+  if (it == records_.end())
+    return std::optional<token_record>{};
+  return std::optional<token_record>{it->second};
+}
+
+result<std::optional<token_record>> memory_store::find(const digest& d) const {
+  std::lock_guard lock(mutex_);
+  auto index = by_digest_.find(d);
+  if (index == by_digest_.end())
+    return std::optional<token_record>{};
+  return std::optional<token_record>{records_.at(index->second)};
+}
+
+result<void> memory_store::put(const token_record& record, std::string_view marker) {
+  std::lock_guard lock(mutex_);
+  auto [it, inserted] = records_.try_emplace(record.id);
+  std::optional<std::int64_t> last_used;
+  if (!inserted) {
+    by_digest_.erase(it->second.value_digest);
+    last_used = it->second.last_used;
+  }
+  it->second = record;
+  it->second.last_used = last_used;
+  by_digest_[record.value_digest] = record.id;
+  if (!marker.empty())
+    markers_.emplace(marker);
+  return {};
+}
+
+result<bool> memory_store::erase(std::string_view id) {
+  std::lock_guard lock(mutex_);
+  auto it = records_.find(id);
+  if (it == records_.end())
+    return false;
+  by_digest_.erase(it->second.value_digest);
+  records_.erase(it);
+  return true;
+}
+
+result<std::vector<token_record>> memory_store::scan(std::string_view after_id,
+                                                     std::size_t limit) const {
+  std::lock_guard lock(mutex_);
+  std::vector<token_record> page;
+  auto it = after_id.empty() ? records_.begin() : records_.upper_bound(after_id);
+  for (; it != records_.end() && page.size() < limit; ++it)
+    page.push_back(it->second);
+  return page;
+}
+
+result<void> memory_store::write_last_used(std::span<const usage> notes) {
+  std::lock_guard lock(mutex_);
+  for (const auto& note : notes) {
+    auto it = records_.find(note.id);
+    if (it != records_.end())
+      it->second.last_used = note.at;
+  }
+  return {};
+}
+
+result<bool> memory_store::has_marker(std::string_view marker) const {
+  std::lock_guard lock(mutex_);
+  return markers_.contains(marker);
+}
+
+result<void> memory_store::flush() { return {}; }
+
+} // namespace tokengate::store

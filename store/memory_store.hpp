@@ -1,0 +1,32 @@
+#pragma once
+
+#include "store/token_store.hpp"
+
+#include <map>
+#include <mutex>
+#include <set>
+
+namespace tokengate::store {
+
+/// A token store in memory, for fast unit tests. Same contract as the RocksDB store, minus
+/// durability across processes.
+class memory_store final : public token_store {
+public:
+  result<std::optional<token_record>> get(std::string_view id) const override;
+  result<std::optional<token_record>> find(const digest& d) const override;
+  result<void> put(const token_record& record, std::string_view marker = {}) override;
+  result<bool> erase(std::string_view id) override;
+  result<std::vector<token_record>> scan(std::string_view after_id,
+                                         std::size_t limit) const override;
+  result<void> write_last_used(std::span<const usage> notes) override;
+  result<bool> has_marker(std::string_view marker) const override;
+  result<void> flush() override;
+
+private:
+  mutable std::mutex mutex_;
+  std::map<std::string, token_record, std::less<>> records_;
+  std::map<digest, std::string> by_digest_;
+  std::set<std::string, std::less<>> markers_;
+};
+
+} // namespace tokengate::store

@@ -1,0 +1,268 @@
+#include "store/rocksdb_store.hpp"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <stdexcept>
+
+namespace tokengate::store {
+namespace {
+
+constexpr char record_prefix = 't';
+constexpr char digest_prefix = 'd';
+constexpr char usage_prefix = 'u';
+constexpr char marker_prefix = 'm';
+
+std::string key(char prefix, std::string_view rest) {
+  std::string k;
+  k.reserve(rest.size() + 1);
+  k.push_back(prefix);
+  k.append(rest);
+  return k;
+}
+
+std::string_view as_view(const digest& d) {
+  return {reinterpret_cast<const char*>(d.data()), d.size()};
+}
+
+rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
+
+errc to_error(const rocksdb::Status& s) {
+  if (s.IsCorruption())
+    return errc::corruption;
+  if (s.IsBusy() || s.IsShutdownInProgress() || s.IsTryAgain() || s.IsTimedOut())
+    return errc::busy;
+  return errc::io_error;
+}
+
+std::string encode_usage(std::int64_t at) {
+  std::string out(8, '\0');
+  auto u = static_cast<std::uint64_t>(at);
+  for (int i = 7; i >= 0; --i, u >>= 8)
+    out[static_cast<std::size_t>(i)] = static_cast<char>(u & 0xff);
+  return out;
+}
+
+std::optional<std::int64_t> decode_usage(std::string_view v) {
+  if (v.size() != 8)
+    return std::nullopt;
+  std::uint64_t u = 0;
+  for (char c : v)
+    u = (u << 8) | static_cast<unsigned char>(c);
+  return static_cast<std::int64_t>(u);
+}
+
+// A record value is the 32-byte digest followed by the payload.
+result<token_record> decode_record(std::string_view id, std::string_view value) {
+  token_record r;
+  if (value.size() < r.value_digest.size())
+    return errc::corruption;
+  r.id = id;
+  std::copy_n(value.data(), r.value_digest.size(), reinterpret_cast<char*>(r.value_digest.data()));
+  r.payload = value.substr(r.value_digest.size());
+  return r;
+}
+
+rocksdb::WriteOptions synced() {
+  rocksdb::WriteOptions o;
+  o.sync = true;
+  return o;
+}
+
+} // namespace
+
+std::unique_ptr<rocksdb_store> rocksdb_store::open(const std::filesystem::path& dir) {
+  std::error_code fs_error;
+  std::filesystem::create_directories(dir, fs_error);
+  if (fs_error)
+    throw std::runtime_error("cannot create data directory " + dir.string() + ": " +
+                             fs_error.message());
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.keep_log_file_num = 3;
+  options.max_log_file_size = 1 << 20;
+  options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  rocksdb::DB* raw = nullptr;
+  auto status = rocksdb::DB::Open(options, dir.string(), &raw);
+  if (!status.ok())
+    throw std::runtime_error("cannot open token store in " + dir.string() + ": " +
+                             status.ToString());
+  return std::unique_ptr<rocksdb_store>(new rocksdb_store(std::unique_ptr<rocksdb::DB>(raw)));
+}
+
+rocksdb_store::rocksdb_store(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+
+rocksdb_store::~rocksdb_store() {
+  if (db_) {
+    (void)db_->SyncWAL();
+    (void)db_->Close();
+  }
+}
+
+result<std::optional<token_record>> rocksdb_store::get(std::string_view id) const {
+  std::string value;
+  auto s = db_->Get(rocksdb::ReadOptions(), slice(key(record_prefix, id)), &value);
+  if (s.IsNotFound())
+    return std::optional<token_record>{};
+  if (!s.ok())
+    return to_error(s);
+  auto record = decode_record(id, value);
+  if (!record)
+    return record.error();
+  std::string used;
+  s = db_->Get(rocksdb::ReadOptions(), slice(key(usage_prefix, id)), &used);
+  if (s.ok())
+    record->last_used = decode_usage(used);
+  else if (!s.IsNotFound())
+    return to_error(s);
+  return std::optional<token_record>{std::move(*record)};
+}
+
+result<std::optional<token_record>> rocksdb_store::find(const digest& d) const {
+  std::string id;
+  auto s = db_->Get(rocksdb::ReadOptions(), slice(key(digest_prefix, as_view(d))), &id);
+  if (s.IsNotFound())
+    return std::optional<token_record>{};
+  if (!s.ok())
+    return to_error(s);
+  return get(id);
+}
+
+result<void> rocksdb_store::put(const token_record& record, std::string_view marker) {
+  std::lock_guard lock(write_mutex_);
+  const auto record_key = key(record_prefix, record.id);
+  std::string previous;
+  auto s = db_->Get(rocksdb::ReadOptions(), slice(record_key), &previous);
+  if (!s.ok() && !s.IsNotFound())
+    return to_error(s);
+
+  rocksdb::WriteBatch batch;
+  if (s.ok()) {
+    auto old = decode_record(record.id, previous);
+    if (!old)
+      return old.error();
+    if (old->value_digest != record.value_digest)
+      batch.Delete(slice(key(digest_prefix, as_view(old->value_digest))));
+  }
+  std::string value;
+  value.reserve(record.value_digest.size() + record.payload.size());
+  value.append(as_view(record.value_digest));
+  value.append(record.payload);
+  batch.Put(slice(record_key), slice(value));
+  batch.Put(slice(key(digest_prefix, as_view(record.value_digest))), slice(record.id));
+  if (!marker.empty())
+    batch.Put(slice(key(marker_prefix, marker)), rocksdb::Slice());
+  s = db_->Write(synced(), &batch);
+  if (!s.ok())
+    return to_error(s);
+  return {};
+}
+
+result<bool> rocksdb_store::erase(std::string_view id) {
+  std::lock_guard lock(write_mutex_);
+  const auto record_key = key(record_prefix, id);
+  std::string previous;
+  auto s = db_->Get(rocksdb::ReadOptions(), slice(record_key), &previous);
+  if (s.IsNotFound())
+    return false;
+  if (!s.ok())
+    return to_error(s);
+  auto old = decode_record(id, previous);
+  if (!old)
+    return {boost::system::in_place_error, old.error()};
+  rocksdb::WriteBatch batch;
+  batch.Delete(slice(record_key));
+  batch.Delete(slice(key(digest_prefix, as_view(old->value_digest))));
+  batch.Delete(slice(key(usage_prefix, id)));
+  s = db_->Write(synced(), &batch);
+  if (!s.ok())
+    return to_error(s);
+  return true;
+}
+
+result<std::vector<token_record>> rocksdb_store::scan(std::string_view after_id,
+                                                      std::size_t limit) const {
+  // Records and usage notes are both ordered by id: walk them side by side on one snapshot.
+  rocksdb::ReadOptions read;
+  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
+  read.snapshot = snapshot;
+  std::unique_ptr<rocksdb::Iterator> records(db_->NewIterator(read));
+  std::unique_ptr<rocksdb::Iterator> usages(db_->NewIterator(read));
+
+  std::vector<token_record> page;
+  const auto start = key(record_prefix, after_id);
+  records->Seek(slice(start));
+  if (records->Valid() && !after_id.empty() && records->key() == slice(start))
+    records->Next();
+  if (records->Valid() && records->key().starts_with(rocksdb::Slice(&record_prefix, 1)))
+    usages->Seek(slice(key(usage_prefix, records->key().ToStringView().substr(1))));
+
+  boost::system::error_code failure;
+  for (; records->Valid() && page.size() < limit; records->Next()) {
+    auto k = records->key().ToStringView();
+    if (k.empty() || k.front() != record_prefix)
+      break;
+    auto id = k.substr(1);
+    auto record = decode_record(id, records->value().ToStringView());
+    if (!record) {
+      failure = record.error();
+      break;
+    }
+    while (usages->Valid() && usages->key().ToStringView().front() == usage_prefix &&
+           usages->key().ToStringView().substr(1) < id)
+      usages->Next();
+    if (usages->Valid() && usages->key().ToStringView() == key(usage_prefix, id))
+      record->last_used = decode_usage(usages->value().ToStringView());
+    page.push_back(std::move(*record));
+  }
+  if (!failure && !records->status().ok())
+    failure = to_error(records->status());
+  if (!failure && !usages->status().ok())
+    failure = to_error(usages->status());
+  records.reset();
+  usages.reset();
+  db_->ReleaseSnapshot(snapshot);
+  if (failure)
+    return failure;
+  return page;
+}
+
+result<void> rocksdb_store::write_last_used(std::span<const usage> notes) {
+  std::lock_guard lock(write_mutex_);
+  rocksdb::WriteBatch batch;
+  std::string ignored;
+  for (const auto& note : notes) {
+    auto s = db_->Get(rocksdb::ReadOptions(), slice(key(record_prefix, note.id)), &ignored);
+    if (s.IsNotFound())
+      continue;
+    if (!s.ok())
+      return to_error(s);
+    batch.Put(slice(key(usage_prefix, note.id)), slice(encode_usage(note.at)));
+  }
+  if (batch.Count() == 0)
+    return {};
+  auto s = db_->Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok())
+    return to_error(s);
+  return {};
+}
+
+result<bool> rocksdb_store::has_marker(std::string_view marker) const {
+  std::string ignored;
+  auto s = db_->Get(rocksdb::ReadOptions(), slice(key(marker_prefix, marker)), &ignored);
+  if (s.IsNotFound())
+    return false;
+  if (!s.ok())
+    return to_error(s);
+  return true;
+}
+
+result<void> rocksdb_store::flush() {
+  auto s = db_->SyncWAL();
+  if (!s.ok())
+    return to_error(s);
+  return {};
+}
+
+} // namespace tokengate::store

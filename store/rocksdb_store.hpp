@@ -1,0 +1,48 @@
+#pragma once
+
+#include "store/token_store.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <mutex>
+
+namespace rocksdb {
+class DB;
+}
+
+namespace tokengate::store {
+
+/// The embedded default store: RocksDB in one directory.
+///
+/// Layout: `t<id>` -> digest + payload, `d<digest>` -> id, `u<id>` -> last use (8 bytes,
+/// big-endian seconds), `m<marker>` -> empty. Record writes go in one WriteBatch with a synced
+/// WAL; last-use notes are written unsynced.
+class rocksdb_store final : public token_store {
+public:
+  /// Opens (creating when missing) the store in `dir`. Throws std::runtime_error naming the
+  /// directory and RocksDB's reason when it cannot, e.g. when another process holds it.
+  [[nodiscard]] static std::unique_ptr<rocksdb_store> open(const std::filesystem::path& dir);
+
+  ~rocksdb_store() override;
+  rocksdb_store(const rocksdb_store&) = delete;
+  rocksdb_store& operator=(const rocksdb_store&) = delete;
+
+  result<std::optional<token_record>> get(std::string_view id) const override;
+  result<std::optional<token_record>> find(const digest& d) const override;
+  result<void> put(const token_record& record, std::string_view marker = {}) override;
+  result<bool> erase(std::string_view id) override;
+  result<std::vector<token_record>> scan(std::string_view after_id,
+                                         std::size_t limit) const override;
+  result<void> write_last_used(std::span<const usage> notes) override;
+  result<bool> has_marker(std::string_view marker) const override;
+  result<void> flush() override;
+
+private:
+  explicit rocksdb_store(std::unique_ptr<rocksdb::DB> db);
+
+  std::unique_ptr<rocksdb::DB> db_;
+  // Writers read the previous record (to drop its digest index) before writing: one at a time.
+  std::mutex write_mutex_;
+};
+
+} // namespace tokengate::store

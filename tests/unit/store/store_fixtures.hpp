@@ -1,0 +1,33 @@
+#pragma once
+
+#include "store/memory_store.hpp"
+#include "store/rocksdb_store.hpp"
+#include "tests/support/catch_result.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include <memory>
+
+namespace tokengate::test {
+
+struct memory_fixture {
+  store::memory_store store;
+};
+
+struct rocksdb_fixture {
+  temp_dir dir;
+  std::unique_ptr<store::rocksdb_store> owned = store::rocksdb_store::open(dir / "db");
+  store::token_store& store = *owned;
+};
+
+inline store::digest digest_of(std::uint8_t seed) {
+  store::digest d{};
+  for (std::size_t i = 0; i < d.size(); ++i)
+    d[i] = static_cast<std::uint8_t>(seed + i);
+  return d;
+}
+
+inline store::token_record record(std::string id, std::uint8_t seed, std::string payload = "{}") {
+  return store::token_record{std::move(id), digest_of(seed), std::move(payload), std::nullopt};
+}
+
+} // namespace tokengate::test
