@@ -1,0 +1,254 @@
+#include "tokenapi/api.hpp"
+
+#include "tokenapi/token_json.hpp"
+#include "tokenapi/token_value.hpp"
+
+#include <boost/json.hpp>
+
+#include <charconv>
+
+namespace tokengate::tokenapi {
+namespace json = boost::json;
+namespace {
+
+constexpr std::string_view root = "/api-tokens";
+constexpr std::size_t default_limit = 100;
+constexpr std::size_t max_limit = 1000;
+
+enum class operation { list, create, get, update, erase, rotate };
+
+struct route {
+  operation op;
+  std::string_view id; ///< as written: a token id or "self"
+};
+
+constexpr std::string_view base64url =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+// Cursors are the base64url (unpadded) of the last id of the previous page: opaque to clients,
+// checkable here.
+std::string encode_cursor(std::string_view id) {
+  std::string out;
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char c : id) {
+    acc = (acc << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out.push_back(base64url[(acc >> bits) & 0x3f]);
+    }
+  }
+  if (bits > 0)
+    out.push_back(base64url[(acc << (6 - bits)) & 0x3f]);
+  return out;
+}
+
+std::optional<std::string> decode_cursor(std::string_view cursor) {
+  std::string out;
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char c : cursor) {
+    const auto pos = base64url.find(c);
+    if (pos == std::string_view::npos)
+      return std::nullopt;
+    acc = (acc << 6) | static_cast<std::uint32_t>(pos);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  if (!looks_like_id(out))
+    return std::nullopt;
+  return out;
+}
+
+// Splits "/api-tokens[/id[/rotate]]" into an operation; nullopt for a path the API lacks.
+std::optional<std::pair<std::string_view, std::string_view>> split(std::string_view path) {
+  auto rest = path.substr(root.size());
+  if (rest.empty())
+    return std::pair<std::string_view, std::string_view>{};
+  rest.remove_prefix(1);
+  const auto slash = rest.find('/');
+  auto id = rest.substr(0, slash);
+  auto tail = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
+  if (id.empty() || (!tail.empty() && tail != "rotate") ||
+      (slash != std::string_view::npos && tail.empty()))
+    return std::nullopt;
+  return std::pair{id, tail};
+}
+
+// The route for (method, path), or the error (404, 405) to answer with.
+api_result<route> resolve(std::string_view method, std::string_view path,
+                          std::string_view& allow) {
+  auto parts = split(path);
+  if (!parts)
+    return not_found("no such API route");
+  auto [id, tail] = *parts;
+  if (id.empty()) {
+    allow = "GET, POST";
+    if (method == "GET")
+      return route{operation::list, {}};
+    if (method == "POST")
+      return route{operation::create, {}};
+  } else if (tail.empty()) {
+    allow = "GET, POST, DELETE";
+    if (method == "GET")
+      return route{operation::get, id};
+    if (method == "POST")
+      return route{operation::update, id};
+    if (method == "DELETE")
+      return route{operation::erase, id};
+  } else {
+    allow = "POST";
+    if (method == "POST")
+      return route{operation::rotate, id};
+  }
+  return api_error{405, "method " + std::string(method.substr(0, 16)) + " is not allowed here"};
+}
+
+// Reads and modifies need these; `self` may always be read and rotated.
+api_result<void> check_permission(const route& r, const auth_entry& caller) {
+  const bool self = r.id == "self" || r.id == caller.id;
+  const bool can_modify = caller.permissions.contains(permission::OrganizationAPITokenModify);
+  const bool can_read =
+      can_modify || caller.permissions.contains(permission::OrganizationAPITokenRead);
+  switch (r.op) {
+  case operation::get:
+    if (self || can_read)
+      return {};
+    break;
+  case operation::list:
+    if (can_read)
+      return {};
+    break;
+  case operation::rotate:
+    if (self || can_modify)
+      return {};
+    return forbidden("API key lacks the permission OrganizationAPITokenModify");
+  default:
+    if (can_modify)
+      return {};
+    return forbidden("API key lacks the permission OrganizationAPITokenModify");
+  }
+  return forbidden("API key lacks the permission OrganizationAPITokenRead");
+}
+
+std::optional<std::string_view> query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    const auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name)
+      return eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+  }
+  return std::nullopt;
+}
+
+api_response answer(unsigned status, const json::object& body) {
+  return {status, json::serialize(body), {}};
+}
+
+api_response answer(const api_error& e) { return {e.status, error_body(e.message), {}}; }
+
+} // namespace
+
+api_handler::api_handler(token_service& service, const authorizer& auth, const clock& clock)
+    : service_(service), auth_(auth), clock_(clock) {}
+
+bool api_handler::is_api_path(std::string_view path) noexcept {
+  return path.starts_with(root) && (path.size() == root.size() || path[root.size()] == '/');
+}
+
+decision api_handler::authenticate(std::optional<std::string_view> key,
+                                   const ip_address& client) const {
+  return auth_.decide(key, client, permission_set{}, clock_.now());
+}
+
+api_response api_handler::handle(const api_request& request) {
+  std::string_view allow;
+  auto r = resolve(request.method, request.path, allow);
+  if (!r) {
+    auto response = answer(r.error());
+    if (response.status == 405)
+      response.allow = allow;
+    return response;
+  }
+  auto who = authenticate(request.api_key, request.client);
+  if (!who.allowed())
+    return answer({who.status(), who.message(request.client)});
+  const auth_entry& caller = *who.token;
+  if (auto permitted = check_permission(*r, caller); !permitted)
+    return answer(permitted.error());
+  const auto id = r->id == "self" ? std::string_view(caller.id) : r->id;
+  const auto now = clock_.now();
+
+  switch (r->op) {
+  case operation::list: {
+    std::size_t limit = default_limit;
+    if (auto text = query_param(request.query, "limit")) {
+      auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), limit);
+      if (ec != std::errc() || end != text->data() + text->size() || limit < 1 ||
+          limit > max_limit)
+        return answer(bad_request("\"limit\" must be an integer from 1 to 1000"));
+    }
+    std::string after;
+    if (auto cursor = query_param(request.query, "cursor"); cursor && !cursor->empty()) {
+      auto decoded = decode_cursor(*cursor);
+      if (!decoded)
+        return answer(bad_request("invalid \"cursor\": pass the \"next\" of the previous page"));
+      after = std::move(*decoded);
+    }
+    auto page = service_.list(after, limit);
+    if (!page)
+      return answer(page.error());
+    json::array results;
+    for (const auto& t : page->tokens)
+      results.emplace_back(to_api_json(t));
+    json::object body{{"results", std::move(results)}};
+    if (!page->last_id.empty())
+      body["next"] = encode_cursor(page->last_id);
+    return answer(200, body);
+  }
+  case operation::create: {
+    auto spec = parse_token_spec(request.body, now);
+    if (!spec)
+      return answer(spec.error());
+    auto created = service_.create(caller, *spec);
+    if (!created)
+      return answer(created.error());
+    return answer(200, to_api_json(created->t, created->value));
+  }
+  case operation::get: {
+    auto t = service_.get(id);
+    if (!t)
+      return answer(t.error());
+    return answer(200, to_api_json(*t));
+  }
+  case operation::update: {
+    auto spec = parse_token_spec(request.body, now);
+    if (!spec)
+      return answer(spec.error());
+    auto t = service_.update(caller, id, *spec);
+    if (!t)
+      return answer(t.error());
+    return answer(200, to_api_json(*t));
+  }
+  case operation::erase: {
+    if (auto erased = service_.erase(id); !erased)
+      return answer(erased.error());
+    return {204, {}, {}};
+  }
+  case operation::rotate: {
+    auto rotated = service_.rotate(caller, id);
+    if (!rotated)
+      return answer(rotated.error());
+    return answer(200, to_api_json(rotated->t, rotated->value));
+  }
+  }
+  return answer(api_error{500, "unhandled operation"});
+}
+
+} // namespace tokengate::tokenapi

@@ -1,0 +1,53 @@
+#pragma once
+
+#include "tokenapi/authorizer.hpp"
+#include "tokenapi/clock.hpp"
+#include "tokenapi/token_service.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tokengate::tokenapi {
+
+/// One call of the token API, with the HTTP details already taken apart.
+struct api_request {
+  std::string_view method;
+  std::string_view path;  ///< normalised, without the query
+  std::string_view query; ///< raw, without '?'
+  std::optional<std::string_view> api_key;
+  ip_address client;
+  std::string_view body;
+};
+
+/// What to answer: a status and a JSON body (empty for 204); `allow` is set for 405.
+struct api_response {
+  unsigned status = 200;
+  std::string body;
+  std::string_view allow;
+};
+
+/// The `/api-tokens` API as a function from request to response (PRODUCT.md section 2).
+/// Order of checks: route (404), method (405), key (401), address and permission (403), body
+/// (400), then the operation. Thread-safe.
+class api_handler {
+public:
+  api_handler(token_service& service, const authorizer& auth, const clock& clock);
+
+  /// Whether `path` (normalised) belongs to the API rather than the upstream.
+  [[nodiscard]] static bool is_api_path(std::string_view path) noexcept;
+
+  /// Authentication alone (401, or 403 for the address), so the caller of `handle` can refuse
+  /// before reading a body.
+  [[nodiscard]] decision authenticate(std::optional<std::string_view> key,
+                                      const ip_address& client) const;
+
+  [[nodiscard]] api_response handle(const api_request& request);
+
+private:
+  token_service& service_;
+  const authorizer& auth_;
+  const clock& clock_;
+};
+
+} // namespace tokengate::tokenapi

@@ -1,0 +1,154 @@
+#include "tokenapi/authorizer.hpp"
+
+#include "tokenapi/token.hpp"
+#include "tokenapi/token_value.hpp"
+
+#include <algorithm>
+
+namespace tokengate::tokenapi {
+
+std::shared_ptr<auth_entry> auth_entry::from(const token& t) {
+  auto e = std::make_shared<auth_entry>();
+  e->id = t.id;
+  e->name = t.name;
+  e->permissions = t.permissions;
+  e->permissions_header = t.permissions.join(",");
+  e->allowed_cidr_blocks = t.allowed_cidr_blocks;
+  if (t.expires_at)
+    e->expires_at = t.expires_at->time_since_epoch().count();
+  if (t.last_used_at)
+    e->last_used = t.last_used_at->time_since_epoch().count();
+  return e;
+}
+
+bool auth_entry::allows(const ip_address& client) const noexcept {
+  return allowed_cidr_blocks.empty() ||
+         std::any_of(allowed_cidr_blocks.begin(), allowed_cidr_blocks.end(),
+                     [&](const cidr_block& b) { return b.contains(client); });
+}
+
+unsigned decision::status() const noexcept {
+  switch (outcome) {
+  case verdict::allow:
+    return 200;
+  case verdict::address_not_allowed:
+  case verdict::missing_permission:
+    return 403;
+  default:
+    return 401;
+  }
+}
+
+std::string decision::message(const ip_address& client) const {
+  switch (outcome) {
+  case verdict::allow:
+    return "allowed";
+  case verdict::missing_key:
+    return "missing X-API-Key header";
+  case verdict::malformed_key:
+    return "malformed API key";
+  case verdict::unknown_key:
+    return "invalid API key";
+  case verdict::expired_key:
+    return "API key has expired";
+  case verdict::address_not_allowed:
+    return "this API key may not be used from " + client.to_string();
+  case verdict::missing_permission:
+    return "API key lacks the permission" + std::string(missing.size() > 1 ? "s " : " ") +
+           missing.join(", ");
+  }
+  return "denied";
+}
+
+decision authorizer::decide(std::optional<std::string_view> key, const ip_address& client,
+                            permission_set required, timestamp now) const {
+  decision d;
+  if (!key) {
+    d.outcome = verdict::missing_key;
+    return d;
+  }
+  if (!well_formed(*key)) {
+    d.outcome = verdict::malformed_key;
+    return d;
+  }
+  d.token = find(digest_of(*key));
+  if (!d.token) {
+    d.outcome = verdict::unknown_key;
+    return d;
+  }
+  const auto seconds = now.time_since_epoch().count();
+  if (d.token->expires_at <= seconds) {
+    d.outcome = verdict::expired_key;
+    return d;
+  }
+  note_use(d.token, now);
+  if (!d.token->allows(client)) {
+    d.outcome = verdict::address_not_allowed;
+    return d;
+  }
+  d.missing = required.minus(d.token->permissions);
+  d.outcome = d.missing.empty() ? verdict::allow : verdict::missing_permission;
+  return d;
+}
+
+void authorizer::note_use(const std::shared_ptr<const auth_entry>& e, timestamp now) const {
+  const auto seconds = now.time_since_epoch().count();
+  if (e->last_used.load(std::memory_order_relaxed) == seconds)
+    return;
+  e->last_used.store(seconds, std::memory_order_relaxed);
+  if (e->usage_queued.exchange(true, std::memory_order_acq_rel))
+    return;
+  std::lock_guard lock(usage_mutex_);
+  usage_queue_.push_back(e);
+}
+
+void authorizer::publish(const store::digest& d, std::shared_ptr<const auth_entry> entry,
+                         const store::digest* replaced) {
+  if (replaced && *replaced != d) {
+    auto& old = shard_for(*replaced);
+    std::unique_lock lock(old.mutex);
+    old.map.erase(*replaced);
+  }
+  auto& s = shard_for(d);
+  std::unique_lock lock(s.mutex);
+  s.map.insert_or_assign(d, std::move(entry));
+}
+
+void authorizer::remove(const store::digest& d) {
+  auto& s = shard_for(d);
+  std::unique_lock lock(s.mutex);
+  s.map.erase(d);
+}
+
+std::shared_ptr<const auth_entry> authorizer::find(const store::digest& d) const {
+  auto& s = shard_for(d);
+  std::shared_lock lock(s.mutex);
+  auto it = s.map.find(d);
+  return it == s.map.end() ? nullptr : it->second;
+}
+
+std::size_t authorizer::size() const {
+  std::size_t n = 0;
+  for (auto& s : shards_) {
+    std::shared_lock lock(s.mutex);
+    n += s.map.size();
+  }
+  return n;
+}
+
+std::vector<store::usage> authorizer::take_usage() {
+  std::vector<std::shared_ptr<const auth_entry>> queued;
+  {
+    std::lock_guard lock(usage_mutex_);
+    queued.swap(usage_queue_);
+  }
+  std::vector<store::usage> notes;
+  notes.reserve(queued.size());
+  for (const auto& e : queued) {
+    e->usage_queued.store(false, std::memory_order_release);
+    notes.push_back({e->id, e->last_used.load(std::memory_order_relaxed)});
+  }
+  return notes;
+}
+
+} // namespace tokengate::tokenapi

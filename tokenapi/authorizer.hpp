@@ -1,0 +1,109 @@
+#pragma once
+
+#include "store/token_store.hpp"
+#include "tokenapi/ip.hpp"
+#include "tokenapi/permissions.hpp"
+#include "tokenapi/rfc3339.hpp"
+
+#include <boost/unordered/unordered_flat_map.hpp>
+
+#include <atomic>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tokengate::tokenapi {
+
+struct token;
+
+/// What the request path needs to know of a live token. Immutable once published, except the
+/// last-use note, which is kept in memory and written to the store in the background.
+struct auth_entry {
+  std::string id;
+  std::string name;
+  permission_set permissions;
+  std::string permissions_header; ///< comma-separated names, for X-Token-Permissions
+  std::vector<cidr_block> allowed_cidr_blocks;
+  std::int64_t expires_at = std::numeric_limits<std::int64_t>::max(); ///< unix seconds
+  mutable std::atomic<std::int64_t> last_used{0};                       ///< unix seconds, 0: never
+  mutable std::atomic<bool> usage_queued{false};
+
+  [[nodiscard]] static std::shared_ptr<auth_entry> from(const token& t);
+  [[nodiscard]] bool allows(const ip_address& client) const noexcept;
+};
+
+/// Why a key was let through or not. Values, never exceptions.
+enum class verdict : std::uint8_t {
+  allow,
+  missing_key,         ///< 401
+  malformed_key,       ///< 401: wrong shape or checksum, refused without a lookup
+  unknown_key,         ///< 401
+  expired_key,         ///< 401
+  address_not_allowed, ///< 403: outside the token's allowedCIDRBlocks
+  missing_permission,  ///< 403
+};
+
+struct decision {
+  verdict outcome = verdict::missing_key;
+  std::shared_ptr<const auth_entry> token; ///< set for every verdict past unknown_key
+  permission_set missing;                  ///< for missing_permission
+
+  [[nodiscard]] bool allowed() const noexcept { return outcome == verdict::allow; }
+  /// 200 for allow, else 401 or 403.
+  [[nodiscard]] unsigned status() const noexcept;
+  /// The message a refusal answers with (never the key), e.g. "missing permission: AlertRead".
+  [[nodiscard]] std::string message(const ip_address& client) const;
+};
+
+/// The in-memory index of live tokens by value digest, and the authorization decision.
+///
+/// Every live token is here (the service loads them at start-up and publishes every change
+/// before it answers), so deciding never reads the store. Thread-safe: readers take a shared
+/// lock on one of 64 shards; writers replace entries whole.
+class authorizer {
+public:
+  /// Decides on a request's key (nullopt: no X-API-Key header) from `client` needing all of
+  /// `required`. An authenticated key's use at `now` is noted for lastUsedAt.
+  [[nodiscard]] decision decide(std::optional<std::string_view> key, const ip_address& client,
+                                permission_set required, timestamp now) const;
+
+  /// Publishes `entry` under `d`, dropping `replaced` (the digest before a rotation) if given.
+  void publish(const store::digest& d, std::shared_ptr<const auth_entry> entry,
+               const store::digest* replaced = nullptr);
+  void remove(const store::digest& d);
+  [[nodiscard]] std::shared_ptr<const auth_entry> find(const store::digest& d) const;
+  [[nodiscard]] std::size_t size() const;
+
+  /// The last-use notes gathered since the previous call, each token at most once.
+  [[nodiscard]] std::vector<store::usage> take_usage();
+
+private:
+  struct digest_hash {
+    using is_avalanching = void; // SHA-256 bytes are uniform already
+    std::size_t operator()(const store::digest& d) const noexcept {
+      std::size_t h;
+      std::memcpy(&h, d.data(), sizeof h);
+      return h;
+    }
+  };
+  struct shard {
+    mutable std::shared_mutex mutex;
+    boost::unordered_flat_map<store::digest, std::shared_ptr<const auth_entry>, digest_hash> map;
+  };
+  static constexpr std::size_t shard_count = 64;
+
+  shard& shard_for(const store::digest& d) const noexcept { return shards_[d[31] % shard_count]; }
+  void note_use(const std::shared_ptr<const auth_entry>& e, timestamp now) const;
+
+  mutable std::array<shard, shard_count> shards_;
+  mutable std::mutex usage_mutex_;
+  mutable std::vector<std::shared_ptr<const auth_entry>> usage_queue_;
+};
+
+} // namespace tokengate::tokenapi

@@ -1,0 +1,271 @@
+#include "tokenapi/token_json.hpp"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+
+namespace tokengate::tokenapi {
+namespace json = boost::json;
+namespace {
+
+constexpr std::size_t max_name_bytes = 256;
+constexpr std::size_t max_cidr_blocks = 256;
+constexpr std::size_t max_echo = 64; // longest user input quoted back in a message
+
+std::string quoted(std::string_view s) {
+  std::string out = "\"";
+  out.append(s.substr(0, max_echo));
+  if (s.size() > max_echo)
+    out.append("...");
+  out.push_back('"');
+  return out;
+}
+
+std::string_view kind_name(actor::kind k) {
+  return k == actor::kind::api_token ? "api-token" : "system";
+}
+
+json::object actor_json(const actor& a) { return {{"id", a.id}, {"type", kind_name(a.type)}}; }
+
+json::array permission_names(permission_set set) {
+  json::array names;
+  set.for_each([&](permission p) { names.emplace_back(name_of(p)); });
+  return names;
+}
+
+json::array cidr_texts(const std::vector<cidr_block>& blocks) {
+  json::array out;
+  for (const auto& b : blocks)
+    out.emplace_back(b.to_string());
+  return out;
+}
+
+api_result<std::string> parse_name(const json::value& v) {
+  if (!v.is_string())
+    return bad_request("\"name\" must be a string");
+  std::string_view name = v.get_string();
+  if (name.empty())
+    return bad_request("\"name\" must not be empty");
+  if (name.size() > max_name_bytes)
+    return bad_request("\"name\" is longer than 256 bytes");
+  if (std::any_of(name.begin(), name.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+    return bad_request("\"name\" must not contain control characters");
+  return std::string(name);
+}
+
+api_result<permission_set> parse_permissions(const json::value& v) {
+  if (!v.is_array())
+    return bad_request("\"permissions\" must be an array of strings");
+  permission_set set;
+  for (const auto& item : v.get_array()) {
+    if (!item.is_string())
+      return bad_request("\"permissions\" must be an array of strings");
+    auto p = parse_permission(item.get_string());
+    if (!p)
+      return bad_request("unknown permission " + quoted(item.get_string()));
+    set.insert(*p);
+  }
+  return set;
+}
+
+api_result<std::vector<cidr_block>> parse_cidrs(const json::value& v) {
+  std::vector<cidr_block> blocks;
+  if (v.is_null())
+    return blocks;
+  if (!v.is_array())
+    return bad_request("\"allowedCIDRBlocks\" must be an array of strings");
+  if (v.get_array().size() > max_cidr_blocks)
+    return bad_request("\"allowedCIDRBlocks\" holds more than 256 blocks");
+  for (const auto& item : v.get_array()) {
+    if (!item.is_string())
+      return bad_request("\"allowedCIDRBlocks\" must be an array of strings");
+    auto block = cidr_block::parse(item.get_string());
+    if (!block)
+      return bad_request("invalid CIDR block " + quoted(item.get_string()) +
+                         " in \"allowedCIDRBlocks\"");
+    if (std::find(blocks.begin(), blocks.end(), *block) == blocks.end())
+      blocks.push_back(*block);
+  }
+  return blocks;
+}
+
+api_result<std::optional<timestamp>> parse_expiry(const json::value& v, timestamp now) {
+  if (v.is_null())
+    return std::optional<timestamp>{};
+  const char* shape = "\"expiresAt\" must be an RFC 3339 date-time such as 2030-01-01T00:00:00Z";
+  if (!v.is_string())
+    return bad_request(shape);
+  auto t = parse_rfc3339(v.get_string());
+  if (!t)
+    return bad_request(shape);
+  if (*t <= now)
+    return bad_request("\"expiresAt\" must lie in the future");
+  return std::optional<timestamp>{*t};
+}
+
+// Payload fields: small helpers that fail soft, so a bad record is reported, never thrown.
+const json::value* field(const json::object& o, std::string_view k) { return o.if_contains(k); }
+
+std::optional<std::int64_t> int_field(const json::object& o, std::string_view k) {
+  auto v = field(o, k);
+  if (!v || !v->is_int64())
+    return std::nullopt;
+  return v->get_int64();
+}
+
+std::optional<timestamp> time_field(const json::object& o, std::string_view k) {
+  auto v = int_field(o, k);
+  if (!v)
+    return std::nullopt;
+  return timestamp(std::chrono::seconds(*v));
+}
+
+std::optional<actor> actor_field(const json::object& o, std::string_view k) {
+  auto v = field(o, k);
+  if (!v || !v->is_object())
+    return std::nullopt;
+  auto id = v->get_object().if_contains("id");
+  auto type = v->get_object().if_contains("type");
+  if (!id || !id->is_string() || !type || !type->is_string())
+    return std::nullopt;
+  if (type->get_string() == "api-token")
+    return actor::token(std::string(id->get_string()));
+  if (type->get_string() == "system")
+    return actor::system();
+  return std::nullopt;
+}
+
+} // namespace
+
+void throw_exception_from_error(const api_error& e, const boost::source_location&) {
+  throw std::runtime_error(e.message);
+}
+
+json::object to_api_json(const token& t, std::string_view value) {
+  json::object o;
+  o["allowedCIDRBlocks"] = cidr_texts(t.allowed_cidr_blocks);
+  o["createdAt"] = format_rfc3339(t.created_at);
+  o["createdBy"] = actor_json(t.created_by);
+  if (t.expires_at)
+    o["expiresAt"] = format_rfc3339(*t.expires_at);
+  o["id"] = t.id;
+  if (t.last_used_at)
+    o["lastUsedAt"] = format_rfc3339(*t.last_used_at);
+  o["name"] = t.name;
+  o["permissions"] = permission_names(t.permissions);
+  if (t.rotated_at)
+    o["rotatedAt"] = format_rfc3339(*t.rotated_at);
+  o["updatedAt"] = format_rfc3339(t.updated_at);
+  o["updatedBy"] = actor_json(t.updated_by);
+  if (!value.empty())
+    o["value"] = value;
+  return o;
+}
+
+api_result<token_spec> parse_token_spec(std::string_view body, timestamp now) {
+  boost::system::error_code ec;
+  json::value doc = json::parse(body, ec);
+  if (ec)
+    return bad_request("request body is not valid JSON: " + ec.message());
+  if (!doc.is_object())
+    return bad_request("request body must be a JSON object");
+
+  token_spec spec;
+  bool has_name = false;
+  bool has_permissions = false;
+  for (const auto& [key, v] : doc.get_object()) {
+    if (key == "name") {
+      auto name = parse_name(v);
+      if (!name)
+        return name.error();
+      spec.name = std::move(*name);
+      has_name = true;
+    } else if (key == "permissions") {
+      auto set = parse_permissions(v);
+      if (!set)
+        return set.error();
+      spec.permissions = *set;
+      has_permissions = true;
+    } else if (key == "allowedCIDRBlocks") {
+      auto blocks = parse_cidrs(v);
+      if (!blocks)
+        return blocks.error();
+      spec.allowed_cidr_blocks = std::move(*blocks);
+    } else if (key == "expiresAt") {
+      auto expiry = parse_expiry(v, now);
+      if (!expiry)
+        return expiry.error();
+      spec.expires_at = *expiry;
+    } else {
+      return bad_request("unknown field " + quoted(key) +
+                         "; expected name, permissions, allowedCIDRBlocks, expiresAt");
+    }
+  }
+  if (!has_name)
+    return bad_request("missing required field \"name\"");
+  if (!has_permissions)
+    return bad_request("missing required field \"permissions\"");
+  return spec;
+}
+
+std::string encode_payload(const token& t) {
+  json::object o;
+  o["v"] = 1;
+  o["name"] = t.name;
+  o["permissions"] = permission_names(t.permissions);
+  o["cidrs"] = cidr_texts(t.allowed_cidr_blocks);
+  o["created_at"] = t.created_at.time_since_epoch().count();
+  o["created_by"] = actor_json(t.created_by);
+  o["updated_at"] = t.updated_at.time_since_epoch().count();
+  o["updated_by"] = actor_json(t.updated_by);
+  if (t.expires_at)
+    o["expires_at"] = t.expires_at->time_since_epoch().count();
+  if (t.rotated_at)
+    o["rotated_at"] = t.rotated_at->time_since_epoch().count();
+  return json::serialize(o);
+}
+
+std::optional<token> decode_record(const store::token_record& r) {
+  boost::system::error_code ec;
+  json::value doc = json::parse(r.payload, ec);
+  if (ec || !doc.is_object())
+    return std::nullopt;
+  const auto& o = doc.get_object();
+
+  token t;
+  t.id = r.id;
+  t.value_digest = r.value_digest;
+  if (r.last_used)
+    t.last_used_at = timestamp(std::chrono::seconds(*r.last_used));
+  auto name = field(o, "name");
+  auto permissions = field(o, "permissions");
+  auto cidrs = field(o, "cidrs");
+  auto created_at = time_field(o, "created_at");
+  auto updated_at = time_field(o, "updated_at");
+  auto created_by = actor_field(o, "created_by");
+  auto updated_by = actor_field(o, "updated_by");
+  if (!name || !name->is_string() || !permissions || !cidrs || !created_at || !updated_at ||
+      !created_by || !updated_by)
+    return std::nullopt;
+  t.name = name->get_string();
+  auto set = parse_permissions(*permissions);
+  auto blocks = parse_cidrs(*cidrs);
+  if (!set || !blocks)
+    return std::nullopt;
+  t.permissions = *set;
+  t.allowed_cidr_blocks = std::move(*blocks);
+  t.created_at = *created_at;
+  t.updated_at = *updated_at;
+  t.created_by = std::move(*created_by);
+  t.updated_by = std::move(*updated_by);
+  t.expires_at = time_field(o, "expires_at");
+  t.rotated_at = time_field(o, "rotated_at");
+  return t;
+}
+
+std::string error_body(std::string_view message) {
+  return json::serialize(json::object{{"message", message}});
+}
+
+} // namespace tokengate::tokenapi

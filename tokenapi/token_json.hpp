@@ -1,0 +1,30 @@
+#pragma once
+
+#include "tokenapi/api_error.hpp"
+#include "tokenapi/token.hpp"
+
+#include <boost/json/fwd.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace tokengate::tokenapi {
+
+/// The API's JSON form of a token (OpenAPI `APITokenAPI.APIToken`). `value` is included only
+/// when not empty (create and rotate answers); unset optional timestamps are left out.
+[[nodiscard]] boost::json::object to_api_json(const token& t, std::string_view value = {});
+
+/// Parses and validates the body of create and update (`APITokenAPI.ModifyAPIToken`, plus
+/// `expiresAt`). Errors are 400s whose message names the offending field or value.
+[[nodiscard]] api_result<token_spec> parse_token_spec(std::string_view body, timestamp now);
+
+/// The store payload of a token: every field but id, digest and last use.
+[[nodiscard]] std::string encode_payload(const token& t);
+
+/// Rebuilds a token from a store record; nullopt when the payload is not one we wrote.
+[[nodiscard]] std::optional<token> decode_record(const store::token_record& r);
+
+/// `{"message": "..."}`
+[[nodiscard]] std::string error_body(std::string_view message);
+
+} // namespace tokengate::tokenapi

@@ -1,0 +1,298 @@
+#include "tokenapi/token_service.hpp"
+
+#include "tokenapi/token_json.hpp"
+#include "tokenapi/token_value.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace tokengate::tokenapi {
+namespace {
+
+constexpr std::size_t load_page = 10'000;
+
+api_error not_found_error() { return not_found("api token not found"); }
+
+std::string bootstrap_marker(const store::digest& d) {
+  constexpr std::string_view hex = "0123456789abcdef";
+  std::string m = "bootstrap:";
+  for (auto b : d) {
+    m.push_back(hex[b >> 4]);
+    m.push_back(hex[b & 0xf]);
+  }
+  return m;
+}
+
+token bootstrap_token(timestamp now) {
+  token t;
+  t.name = "bootstrap";
+  t.permissions = permission_set::all();
+  t.created_at = t.updated_at = now;
+  t.created_by = t.updated_by = actor::system();
+  return t;
+}
+
+std::string trim(std::string s) {
+  const auto space = " \t\r\n";
+  s.erase(s.find_last_not_of(space) + 1);
+  s.erase(0, s.find_first_not_of(space));
+  return s;
+}
+
+std::runtime_error system_failure(const std::string& what, const std::filesystem::path& p) {
+  return std::runtime_error(what + " " + p.string() + ": " + std::strerror(errno));
+}
+
+// Writes a new file with mode 0600 (failing if it exists) and makes it durable.
+void write_secret_file(const std::filesystem::path& file, std::string_view content) {
+  if (file.has_parent_path())
+    std::filesystem::create_directories(file.parent_path());
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0)
+    throw system_failure("cannot create bootstrap token file", file);
+  std::string line(content);
+  line.push_back('\n');
+  const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                  ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok)
+    throw system_failure("cannot write bootstrap token file", file);
+  const auto dir = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+}
+
+} // namespace
+
+token_service::token_service(store::token_store& store, authorizer& auth, const clock& clock)
+    : store_(store), auth_(auth), clock_(clock) {}
+
+store::result<token_service::load_report> token_service::load() {
+  load_report report;
+  std::string after;
+  for (;;) {
+    auto records = store_.scan(after, load_page);
+    if (!records)
+      return records.error();
+    for (const auto& r : *records) {
+      auto t = decode_record(r);
+      if (!t) {
+        ++report.unreadable;
+        continue;
+      }
+      auth_.publish(t->value_digest, auth_entry::from(*t));
+      ++report.loaded;
+    }
+    if (records->size() < load_page)
+      return report;
+    after = records->back().id;
+  }
+}
+
+api_result<token> token_service::load_token(std::string_view id) const {
+  auto record = store_.get(id);
+  if (!record)
+    return unavailable();
+  if (!*record)
+    return not_found_error();
+  auto t = decode_record(**record);
+  if (!t)
+    return api_error{500, "stored token is unreadable"};
+  // The in-memory note is fresher than the store's, which is written in the background.
+  if (auto live = auth_.find(t->value_digest)) {
+    const auto seconds = live->last_used.load(std::memory_order_relaxed);
+    if (seconds != 0)
+      t->last_used_at = timestamp(std::chrono::seconds(seconds));
+  }
+  return std::move(*t);
+}
+
+api_result<void> token_service::save(const token& t, const store::digest* replaced,
+                                     std::string_view marker) {
+  store::token_record record{t.id, t.value_digest, encode_payload(t), std::nullopt};
+  if (!store_.put(record, marker))
+    return unavailable();
+  auto entry = auth_entry::from(t);
+  if (auto previous = auth_.find(replaced ? *replaced : t.value_digest))
+    entry->last_used = std::max(entry->last_used.load(), previous->last_used.load());
+  auth_.publish(t.value_digest, std::move(entry), replaced);
+  return {};
+}
+
+api_result<token_service::issued> token_service::insert(token t, std::string_view marker,
+                                                        std::optional<std::string> value) {
+  if (!value)
+    value = generate_value();
+  auto id = generate_id();
+  if (!value || !id)
+    return api_error{503, "random number generator unavailable"};
+  t.id = std::move(*id);
+  t.value_digest = digest_of(*value);
+  if (auto saved = save(t, nullptr, marker); !saved)
+    return saved.error();
+  return issued{std::move(t), std::move(*value)};
+}
+
+api_result<token_service::issued> token_service::create(const auth_entry& caller,
+                                                        const token_spec& spec) {
+  if (!caller.permissions.includes(spec.permissions))
+    return forbidden("cannot grant permissions the caller does not hold: " +
+                     spec.permissions.minus(caller.permissions).join(", "));
+  const auto now = clock_.now();
+  token t;
+  t.name = spec.name;
+  t.permissions = spec.permissions;
+  t.allowed_cidr_blocks = spec.allowed_cidr_blocks;
+  t.created_at = t.updated_at = now;
+  t.created_by = t.updated_by = actor::token(caller.id);
+  t.expires_at = spec.expires_at.value_or(std::nullopt);
+  std::lock_guard lock(write_mutex_);
+  return insert(std::move(t));
+}
+
+api_result<token> token_service::get(std::string_view id) const { return load_token(id); }
+
+api_result<token> token_service::update(const auth_entry& caller, std::string_view id,
+                                        const token_spec& spec) {
+  if (!caller.permissions.includes(spec.permissions))
+    return forbidden("cannot grant permissions the caller does not hold: " +
+                     spec.permissions.minus(caller.permissions).join(", "));
+  std::lock_guard lock(write_mutex_);
+  auto t = load_token(id);
+  if (!t)
+    return t.error();
+  t->name = spec.name;
+  t->permissions = spec.permissions;
+  t->allowed_cidr_blocks = spec.allowed_cidr_blocks;
+  if (spec.expires_at)
+    t->expires_at = *spec.expires_at;
+  t->updated_at = clock_.now();
+  t->updated_by = actor::token(caller.id);
+  if (auto saved = save(*t, nullptr); !saved)
+    return saved.error();
+  return t;
+}
+
+api_result<void> token_service::erase(std::string_view id) {
+  std::lock_guard lock(write_mutex_);
+  auto record = store_.get(id);
+  if (!record)
+    return unavailable();
+  if (!*record)
+    return not_found_error();
+  auto erased = store_.erase(id);
+  if (!erased)
+    return unavailable();
+  auth_.remove((*record)->value_digest);
+  return {};
+}
+
+api_result<token_service::issued> token_service::rotate(const auth_entry& caller,
+                                                        std::string_view id) {
+  std::lock_guard lock(write_mutex_);
+  auto t = load_token(id);
+  if (!t)
+    return t.error();
+  if (!caller.permissions.includes(t->permissions))
+    return forbidden("cannot rotate a token that holds permissions the caller does not hold: " +
+                     t->permissions.minus(caller.permissions).join(", "));
+  auto value = generate_value();
+  if (!value)
+    return api_error{503, "random number generator unavailable"};
+  const auto replaced = t->value_digest;
+  t->value_digest = digest_of(*value);
+  t->rotated_at = clock_.now();
+  if (auto saved = save(*t, &replaced); !saved)
+    return saved.error();
+  return issued{std::move(*t), std::move(*value)};
+}
+
+api_result<token_service::page> token_service::list(std::string_view after_id,
+                                                    std::size_t limit) const {
+  // One more than asked tells whether a next page exists, so `next` never leads nowhere.
+  auto records = store_.scan(after_id, limit + 1);
+  if (!records)
+    return unavailable();
+  page p;
+  const bool more = records->size() > limit;
+  if (more)
+    records->resize(limit);
+  for (const auto& r : *records) {
+    auto t = decode_record(r);
+    if (!t)
+      continue;
+    if (auto live = auth_.find(t->value_digest); live && live->last_used.load() != 0)
+      t->last_used_at = timestamp(std::chrono::seconds(live->last_used.load()));
+    p.tokens.push_back(std::move(*t));
+  }
+  if (more && !records->empty())
+    p.last_id = records->back().id;
+  return p;
+}
+
+token_service::bootstrap_outcome token_service::bootstrap(const std::filesystem::path& file) {
+  const auto fail_store = [] { return std::runtime_error("token store unavailable at start-up"); };
+  std::error_code ec;
+  if (std::filesystem::exists(file, ec)) {
+    std::ifstream in(file);
+    if (!in)
+      throw system_failure("cannot read bootstrap token file", file);
+    std::stringstream content;
+    content << in.rdbuf();
+    auto value = trim(content.str());
+    if (!well_formed(value))
+      throw std::runtime_error("bootstrap token file " + file.string() +
+                               " does not hold a tokengate key (tg_..., see 'tokengate keygen')");
+    const auto digest = digest_of(value);
+    auto existing = store_.find(digest);
+    if (!existing)
+      throw fail_store();
+    if (*existing)
+      return bootstrap_outcome::present;
+    const auto marker = bootstrap_marker(digest);
+    auto seen = store_.has_marker(marker);
+    if (!seen)
+      throw fail_store();
+    if (*seen)
+      return bootstrap_outcome::revoked;
+    std::lock_guard lock(write_mutex_);
+    if (!insert(bootstrap_token(clock_.now()), marker, std::move(value)))
+      throw fail_store();
+    return bootstrap_outcome::created_from_file;
+  }
+
+  auto any = store_.scan("", 1);
+  if (!any)
+    throw fail_store();
+  if (!any->empty())
+    return bootstrap_outcome::not_needed;
+  auto value = generate_value();
+  if (!value)
+    throw std::runtime_error("random number generator unavailable");
+  // The file first: a crash before the token is stored leaves a file the next start adopts.
+  write_secret_file(file, *value);
+  std::lock_guard lock(write_mutex_);
+  if (!insert(bootstrap_token(clock_.now()), bootstrap_marker(digest_of(*value)), std::move(*value)))
+    throw fail_store();
+  return bootstrap_outcome::generated;
+}
+
+store::result<std::size_t> token_service::flush_usage() {
+  auto notes = auth_.take_usage();
+  if (notes.empty())
+    return std::size_t{0};
+  if (auto written = store_.write_last_used(notes); !written)
+    return written.error();
+  return notes.size();
+}
+
+} // namespace tokengate::tokenapi

@@ -1,0 +1,81 @@
+#pragma once
+
+#include "store/token_store.hpp"
+#include "tokenapi/api_error.hpp"
+#include "tokenapi/authorizer.hpp"
+#include "tokenapi/clock.hpp"
+#include "tokenapi/token.hpp"
+
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace tokengate::tokenapi {
+
+/// The operations of the token API on authenticated callers: every change is written to the
+/// store (durably) and then published to the authorizer, before the call returns, so the next
+/// request sees it. Store failures become 503s. Thread-safe; writes are serialized.
+class token_service {
+public:
+  token_service(store::token_store& store, authorizer& auth, const clock& clock);
+
+  /// A token and, for create and rotate, its value (shown once, never kept).
+  struct issued {
+    token t;
+    std::string value;
+  };
+  struct page {
+    std::vector<token> tokens;
+    std::string last_id; ///< the id to continue after; empty on the last page
+  };
+  struct load_report {
+    std::size_t loaded = 0;
+    std::size_t unreadable = 0; ///< records that could not be decoded (left unusable)
+  };
+
+  /// Publishes every stored token to the authorizer. Start-up only.
+  [[nodiscard]] store::result<load_report> load();
+
+  /// 403 when `spec` grants what `caller` does not hold.
+  [[nodiscard]] api_result<issued> create(const auth_entry& caller, const token_spec& spec);
+  [[nodiscard]] api_result<token> get(std::string_view id) const;
+  /// Replaces name, permissions and CIDR blocks (and expiry when given). 403 on escalation.
+  [[nodiscard]] api_result<token> update(const auth_entry& caller, std::string_view id,
+                                         const token_spec& spec);
+  [[nodiscard]] api_result<void> erase(std::string_view id);
+  /// A new value; the old one fails from the moment this returns. 403 when the token holds
+  /// permissions the caller does not (rotating would hand the caller those permissions).
+  [[nodiscard]] api_result<issued> rotate(const auth_entry& caller, std::string_view id);
+  /// Up to `limit` tokens with ids after `after_id`, in id order.
+  [[nodiscard]] api_result<page> list(std::string_view after_id, std::size_t limit) const;
+
+  enum class bootstrap_outcome {
+    created_from_file, ///< the file's value became the bootstrap token
+    generated,         ///< a new value was written to the file
+    present,           ///< the file's value is already a token
+    revoked,           ///< the file's value was a bootstrap token once and has been deleted or
+                       ///< rotated since: it stays revoked
+    not_needed,        ///< no file, and the store already holds tokens
+  };
+  /// PRODUCT.md section 1. Start-up only; throws std::runtime_error naming the problem (an
+  /// unreadable file, a file that holds no tokengate key, a store failure).
+  bootstrap_outcome bootstrap(const std::filesystem::path& file);
+
+  /// Writes the last-use notes gathered since the previous call, unsynced. Background.
+  [[nodiscard]] store::result<std::size_t> flush_usage();
+
+private:
+  [[nodiscard]] api_result<token> load_token(std::string_view id) const;
+  [[nodiscard]] api_result<void> save(const token& t, const store::digest* replaced,
+                                      std::string_view marker = {});
+  [[nodiscard]] api_result<issued> insert(token t, std::string_view marker = {},
+                                          std::optional<std::string> value = std::nullopt);
+
+  store::token_store& store_;
+  authorizer& auth_;
+  const clock& clock_;
+  std::mutex write_mutex_;
+};
+
+} // namespace tokengate::tokenapi

@@ -1,0 +1,32 @@
+#pragma once
+
+#include "store/token_store.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tokengate::tokenapi {
+
+/// Token values: "tg_" + 43 base62 characters (256 bits from OpenSSL's CSPRNG) + 6 base62
+/// characters of CRC-32 over everything before them. The checksum lets a mistyped or forged
+/// key be refused without a store read; the prefix lets secret scanners find leaked keys.
+inline constexpr std::string_view value_prefix = "tg_";
+inline constexpr std::size_t value_length = 3 + 43 + 6;
+
+/// A new random value, or nullopt if the CSPRNG failed.
+[[nodiscard]] std::optional<std::string> generate_value();
+
+/// Whether `value` has the shape and checksum of a value we generate. Constant work; no I/O.
+[[nodiscard]] bool well_formed(std::string_view value) noexcept;
+
+/// SHA-256 of the value: the only form in which a value is ever kept.
+[[nodiscard]] store::digest digest_of(std::string_view value) noexcept;
+
+/// A new random (version 4) UUID in lowercase text form, or nullopt if the CSPRNG failed.
+[[nodiscard]] std::optional<std::string> generate_id();
+
+/// Whether `text` is a lowercase UUID in 8-4-4-4-12 form.
+[[nodiscard]] bool looks_like_id(std::string_view text) noexcept;
+
+} // namespace tokengate::tokenapi
