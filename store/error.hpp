@@ -9,9 +9,9 @@ namespace tokengate::store {
 
 /// Failures a token store reports. Callers fail closed on any of them.
 enum class errc {
-  io_error = 1,   ///< the disk or the engine refused the operation
-  corruption,     ///< a stored entry could not be decoded
-  busy,           ///< the engine is shutting down or temporarily unavailable
+  io_error = 1, ///< the disk or the engine refused the operation
+  corruption,   ///< a stored entry could not be decoded
+  busy,         ///< the engine is shutting down or temporarily unavailable
 };
 
 [[nodiscard]] const boost::system::error_category& store_category() noexcept;

@@ -66,6 +66,8 @@ std::optional<std::string> decode_cursor(std::string_view cursor) {
 
 // Splits "/api-tokens[/id[/rotate]]" into an operation; nullopt for a path the API lacks.
 std::optional<std::pair<std::string_view, std::string_view>> split(std::string_view path) {
+  if (!api_handler::is_api_path(path))
+    return std::nullopt;
   auto rest = path.substr(root.size());
   if (rest.empty())
     return std::pair<std::string_view, std::string_view>{};
@@ -80,8 +82,7 @@ std::optional<std::pair<std::string_view, std::string_view>> split(std::string_v
 }
 
 // The route for (method, path), or the error (404, 405) to answer with.
-api_result<route> resolve(std::string_view method, std::string_view path,
-                          std::string_view& allow) {
+api_result<route> resolve(std::string_view method, std::string_view path, std::string_view& allow) {
   auto parts = split(path);
   if (!parts)
     return not_found("no such API route");
@@ -148,50 +149,54 @@ std::optional<std::string_view> query_param(std::string_view query, std::string_
 }
 
 api_response answer(unsigned status, const json::object& body) {
-  return {status, json::serialize(body), {}};
+  return {status, json::serialize(body), {}, {}};
 }
 
-api_response answer(const api_error& e) { return {e.status, error_body(e.message), {}}; }
+api_response answer(const api_error& e) { return {e.status, error_body(e.message), {}, {}}; }
 
-} // namespace
+// The outcome of the checks that need no body: a refusal, or the route and its caller.
+struct admission {
+  std::optional<api_response> refusal;
+  route r{};
+  std::shared_ptr<const auth_entry> caller;
+};
 
-api_handler::api_handler(token_service& service, const authorizer& auth, const clock& clock)
-    : service_(service), auth_(auth), clock_(clock) {}
-
-bool api_handler::is_api_path(std::string_view path) noexcept {
-  return path.starts_with(root) && (path.size() == root.size() || path[root.size()] == '/');
-}
-
-decision api_handler::authenticate(std::optional<std::string_view> key,
-                                   const ip_address& client) const {
-  return auth_.decide(key, client, permission_set{}, clock_.now());
-}
-
-api_response api_handler::handle(const api_request& request) {
+admission admit(const authorizer& auth, timestamp now, const api_request& request) {
+  admission a;
   std::string_view allow;
   auto r = resolve(request.method, request.path, allow);
   if (!r) {
-    auto response = answer(r.error());
-    if (response.status == 405)
-      response.allow = allow;
-    return response;
+    a.refusal = answer(r.error());
+    if (a.refusal->status == 405)
+      a.refusal->allow = allow;
+    return a;
   }
-  auto who = authenticate(request.api_key, request.client);
-  if (!who.allowed())
-    return answer({who.status(), who.message(request.client)});
-  const auth_entry& caller = *who.token;
-  if (auto permitted = check_permission(*r, caller); !permitted)
-    return answer(permitted.error());
-  const auto id = r->id == "self" ? std::string_view(caller.id) : r->id;
-  const auto now = clock_.now();
+  auto who = auth.decide(request.api_key, request.client, permission_set{}, now);
+  if (!who.allowed()) {
+    a.refusal = answer({who.status(), who.message(request.client)});
+    return a;
+  }
+  if (auto permitted = check_permission(*r, *who.token); !permitted) {
+    a.refusal = answer(permitted.error());
+    a.refusal->caller_id = who.token->id;
+    return a;
+  }
+  a.r = *r;
+  a.caller = std::move(who.token);
+  return a;
+}
 
-  switch (r->op) {
+// Runs an admitted call: the caller is authenticated and may call this operation.
+api_response perform(token_service& service, timestamp now, const route& r,
+                     const auth_entry& caller, const api_request& request) {
+  const auto id = r.id == "self" ? std::string_view(caller.id) : r.id;
+
+  switch (r.op) {
   case operation::list: {
     std::size_t limit = default_limit;
     if (auto text = query_param(request.query, "limit")) {
       auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), limit);
-      if (ec != std::errc() || end != text->data() + text->size() || limit < 1 ||
-          limit > max_limit)
+      if (ec != std::errc() || end != text->data() + text->size() || limit < 1 || limit > max_limit)
         return answer(bad_request("\"limit\" must be an integer from 1 to 1000"));
     }
     std::string after;
@@ -201,7 +206,7 @@ api_response api_handler::handle(const api_request& request) {
         return answer(bad_request("invalid \"cursor\": pass the \"next\" of the previous page"));
       after = std::move(*decoded);
     }
-    auto page = service_.list(after, limit);
+    auto page = service.list(after, limit);
     if (!page)
       return answer(page.error());
     json::array results;
@@ -216,13 +221,13 @@ api_response api_handler::handle(const api_request& request) {
     auto spec = parse_token_spec(request.body, now);
     if (!spec)
       return answer(spec.error());
-    auto created = service_.create(caller, *spec);
+    auto created = service.create(caller, *spec);
     if (!created)
       return answer(created.error());
     return answer(200, to_api_json(created->t, created->value));
   }
   case operation::get: {
-    auto t = service_.get(id);
+    auto t = service.get(id);
     if (!t)
       return answer(t.error());
     return answer(200, to_api_json(*t));
@@ -231,24 +236,47 @@ api_response api_handler::handle(const api_request& request) {
     auto spec = parse_token_spec(request.body, now);
     if (!spec)
       return answer(spec.error());
-    auto t = service_.update(caller, id, *spec);
+    auto t = service.update(caller, id, *spec);
     if (!t)
       return answer(t.error());
     return answer(200, to_api_json(*t));
   }
   case operation::erase: {
-    if (auto erased = service_.erase(id); !erased)
+    if (auto erased = service.erase(id); !erased)
       return answer(erased.error());
-    return {204, {}, {}};
+    return {204, {}, {}, {}};
   }
   case operation::rotate: {
-    auto rotated = service_.rotate(caller, id);
+    auto rotated = service.rotate(caller, id);
     if (!rotated)
       return answer(rotated.error());
     return answer(200, to_api_json(rotated->t, rotated->value));
   }
   }
   return answer(api_error{500, "unhandled operation"});
+}
+
+} // namespace
+
+api_handler::api_handler(token_service& service, const authorizer& auth, const clock& clock)
+    : service_(service), auth_(auth), clock_(clock) {}
+
+bool api_handler::is_api_path(std::string_view path) noexcept {
+  return path.starts_with(root) && (path.size() == root.size() || path[root.size()] == '/');
+}
+
+std::optional<api_response> api_handler::refuse_early(const api_request& request) const {
+  return admit(auth_, clock_.now(), request).refusal;
+}
+
+api_response api_handler::handle(const api_request& request) {
+  const auto now = clock_.now();
+  auto a = admit(auth_, now, request);
+  if (a.refusal)
+    return std::move(*a.refusal);
+  auto response = perform(service_, now, a.r, *a.caller, request);
+  response.caller_id = a.caller->id;
+  return response;
 }
 
 } // namespace tokengate::tokenapi

@@ -25,6 +25,7 @@ struct api_response {
   unsigned status = 200;
   std::string body;
   std::string_view allow;
+  std::string caller_id; ///< the authenticated caller's token id, for the access log
 };
 
 /// The `/api-tokens` API as a function from request to response (PRODUCT.md section 2).
@@ -37,10 +38,10 @@ public:
   /// Whether `path` (normalised) belongs to the API rather than the upstream.
   [[nodiscard]] static bool is_api_path(std::string_view path) noexcept;
 
-  /// Authentication alone (401, or 403 for the address), so the caller of `handle` can refuse
-  /// before reading a body.
-  [[nodiscard]] decision authenticate(std::optional<std::string_view> key,
-                                      const ip_address& client) const;
+  /// The answer to `request` when it can be given without its body: an unknown route (404),
+  /// a wrong method (405), a missing or bad key (401), an address or permission refusal (403).
+  /// nullopt when the body is needed. Lets the I/O layer refuse before reading a body.
+  [[nodiscard]] std::optional<api_response> refuse_early(const api_request& request) const;
 
   [[nodiscard]] api_response handle(const api_request& request);
 

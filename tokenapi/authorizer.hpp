@@ -31,7 +31,7 @@ struct auth_entry {
   std::string permissions_header; ///< comma-separated names, for X-Token-Permissions
   std::vector<cidr_block> allowed_cidr_blocks;
   std::int64_t expires_at = std::numeric_limits<std::int64_t>::max(); ///< unix seconds
-  mutable std::atomic<std::int64_t> last_used{0};                       ///< unix seconds, 0: never
+  mutable std::atomic<std::int64_t> last_used{0};                     ///< unix seconds, 0: never
   mutable std::atomic<bool> usage_queued{false};
 
   [[nodiscard]] static std::shared_ptr<auth_entry> from(const token& t);

@@ -14,9 +14,16 @@ constexpr std::size_t max_echo = 64; // longest user input quoted back in a mess
 
 std::string quoted(std::string_view s) {
   std::string out = "\"";
-  out.append(s.substr(0, max_echo));
-  if (s.size() > max_echo)
+  if (s.size() <= max_echo) {
+    out.append(s);
+  } else {
+    // Cut at a character boundary: half a UTF-8 sequence would make the answer invalid JSON.
+    auto cut = max_echo;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80)
+      --cut;
+    out.append(s.substr(0, cut));
     out.append("...");
+  }
   out.push_back('"');
   return out;
 }

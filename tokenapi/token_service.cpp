@@ -281,10 +281,13 @@ token_service::bootstrap_outcome token_service::bootstrap(const std::filesystem:
   // The file first: a crash before the token is stored leaves a file the next start adopts.
   write_secret_file(file, *value);
   std::lock_guard lock(write_mutex_);
-  if (!insert(bootstrap_token(clock_.now()), bootstrap_marker(digest_of(*value)), std::move(*value)))
+  if (!insert(bootstrap_token(clock_.now()), bootstrap_marker(digest_of(*value)),
+              std::move(*value)))
     throw fail_store();
   return bootstrap_outcome::generated;
 }
+
+bool token_service::healthy() const { return store_.has_marker("readiness-probe").has_value(); }
 
 store::result<std::size_t> token_service::flush_usage() {
   auto notes = auth_.take_usage();

@@ -62,6 +62,9 @@ public:
   /// unreadable file, a file that holds no tokengate key, a store failure).
   bootstrap_outcome bootstrap(const std::filesystem::path& file);
 
+  /// Whether the store answers reads (for /readyz).
+  [[nodiscard]] bool healthy() const;
+
   /// Writes the last-use notes gathered since the previous call, unsynced. Background.
   [[nodiscard]] store::result<std::size_t> flush_usage();
 

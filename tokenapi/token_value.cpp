@@ -12,7 +12,7 @@ namespace {
 
 constexpr std::string_view base62 =
     "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-constexpr std::size_t random_chars = 43; // 43 * log2(62) = 256.03 bits
+constexpr std::size_t random_chars = 43;  // 43 * log2(62) = 256.03 bits
 constexpr std::size_t checksum_chars = 6; // 62^6 > 2^32
 
 constexpr std::array<std::int8_t, 256> base62_values = [] {

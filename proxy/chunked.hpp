@@ -1,0 +1,57 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace tokengate::proxy::http1 {
+
+/// A strict, incremental decoder of chunked transfer coding (RFC 9112 section 7.1).
+///
+/// Fed any slices of the byte stream, it hands back the data of the chunks; framing must use
+/// CRLF (a bare LF anywhere in it is an error, the moment it arrives), sizes are hex of at most
+/// 15 digits, extensions and trailer fields are checked and dropped.
+class chunked_decoder {
+public:
+  struct result {
+    std::size_t consumed = 0; ///< bytes of the input used (framing and data)
+    std::string_view data;    ///< chunk data found, a slice of the input; may be empty
+    bool done = false;        ///< the last chunk and the trailer section have been read
+    bool error = false;       ///< malformed framing: refuse the message and close
+  };
+
+  /// Decodes from the start of `in` up to the end of the first run of data (or of `in`).
+  /// Call again with the rest until `in` is used up, `done` or `error`.
+  [[nodiscard]] result next(std::string_view in) noexcept;
+
+  [[nodiscard]] bool done() const noexcept { return state_ == state::done; }
+  void reset() noexcept { *this = chunked_decoder{}; }
+
+private:
+  enum class state : std::uint8_t {
+    size,      // hex digits of a chunk size
+    size_ws,   // whitespace after the size, before ';' or CR
+    extension, // after ';', until CR
+    size_lf,   // CR seen after the size line
+    data,      // `remaining_` bytes of data
+    data_cr,   // CRLF after data
+    data_lf,
+    trailer_start, // start of a trailer line or of the final CRLF
+    trailer,       // inside a trailer field line
+    trailer_lf,    // CR seen at end of a trailer line
+    final_lf,      // CR of the final empty line seen
+    done,
+    failed,
+  };
+  state state_ = state::size;
+  std::uint64_t remaining_ = 0;
+  unsigned digits_ = 0;
+};
+
+/// Appends a chunk's framing for `size` data bytes ("<hex>\r\n") to `out`.
+void append_chunk_header(std::string& out, std::size_t size);
+
+/// The chunked coding's last chunk with no trailers.
+inline constexpr std::string_view last_chunk = "0\r\n\r\n";
+
+} // namespace tokengate::proxy::http1

@@ -1,0 +1,77 @@
+#pragma once
+
+#include "proxy/route_table.hpp"
+#include "tokenapi/ip.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tokengate::proxy {
+
+/// HOST:PORT to listen on or connect to. `host` is an IP literal (IPv6 without brackets) or,
+/// for the upstream only, a name resolved at start-up.
+struct endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+
+  [[nodiscard]] std::string to_string() const;
+  bool operator==(const endpoint&) const = default;
+};
+
+struct limits {
+  std::size_t max_header_bytes = 16384;
+  std::size_t max_admin_body_bytes = 65536;
+  std::chrono::milliseconds header_timeout{10000};
+  std::chrono::milliseconds idle_timeout{60000};
+  std::chrono::milliseconds upstream_connect_timeout{2000};
+  std::chrono::milliseconds upstream_timeout{30000};
+  std::size_t max_connections = 10000;
+  std::chrono::milliseconds shutdown_timeout{10000}; ///< longest wait for in-flight requests
+};
+
+enum class log_level { debug, info, warn, error };
+
+/// Everything `tokengate serve` runs on, validated once at start-up and read-only after.
+struct config {
+  endpoint listen{"127.0.0.1", 8080};
+  endpoint admin_listen{"127.0.0.1", 9901};
+  endpoint upstream{"127.0.0.1", 8081};
+  std::filesystem::path data_dir = "./data";
+  std::filesystem::path bootstrap_token_file = "./data/admin-token";
+  unsigned threads = 2;
+  log_level level = log_level::info;
+  std::vector<tokenapi::cidr_block> trusted_proxies;
+  std::vector<route> routes;
+  std::optional<route> default_route = route{"/", {}, false, {}};
+  proxy::limits limits;
+};
+
+/// A configuration mistake: one line that names the setting, where it came from, and what is
+/// wrong with it.
+class config_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Reads an environment variable; nullopt when unset.
+using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
+
+/// Builds the configuration of `tokengate serve` from its arguments (after "serve"), the
+/// environment (TOKENGATE_*), the JSON file named by --config or TOKENGATE_CONFIG, and the
+/// built-in defaults, in that order of precedence. Throws config_error.
+[[nodiscard]] config load_config(const std::vector<std::string_view>& args, const env_lookup& env);
+
+/// Parses "HOST:PORT" or "[IPv6]:PORT" with an IP literal host (or "localhost").
+[[nodiscard]] std::optional<endpoint> parse_listen_address(std::string_view text);
+
+/// The text of `tokengate --help`.
+[[nodiscard]] std::string_view usage();
+
+} // namespace tokengate::proxy

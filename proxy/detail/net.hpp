@@ -1,0 +1,25 @@
+#pragma once
+
+// The one place the proxy's Asio-facing sources take their Asio vocabulary from.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace tokengate::proxy::detail {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using steady = std::chrono::steady_clock;
+
+/// Completion token for coroutines that look at error codes instead of catching exceptions.
+inline constexpr auto nothrow = net::as_tuple(net::use_awaitable);
+
+} // namespace tokengate::proxy::detail

@@ -1,0 +1,59 @@
+#include "proxy/detail/upstream_pool.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+namespace tokengate::proxy::detail {
+namespace {
+
+// True when the peer has neither closed the connection nor sent anything unasked.
+bool still_usable(tcp::socket& s) {
+  char probe;
+  const auto n = ::recv(s.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+} // namespace
+
+upstream_pool::upstream_pool(net::io_context& io, std::size_t max_idle,
+                             std::chrono::seconds max_idle_time)
+    : io_(io), max_idle_(max_idle), max_idle_time_(max_idle_time) {}
+
+std::unique_ptr<upstream_connection> upstream_pool::take() {
+  const auto now = steady::now();
+  while (!idle_.empty()) {
+    auto c = std::move(idle_.back());
+    idle_.pop_back();
+    if (now - c->idle_since < max_idle_time_ && still_usable(c->socket))
+      return c;
+    boost::system::error_code ignored;
+    c->socket.close(ignored);
+  }
+  return nullptr;
+}
+
+std::unique_ptr<upstream_connection> upstream_pool::make() {
+  return std::make_unique<upstream_connection>(io_.get_executor());
+}
+
+void upstream_pool::give_back(std::unique_ptr<upstream_connection> c) {
+  if (idle_.size() >= max_idle_ || !c->buffer.empty()) {
+    boost::system::error_code ignored;
+    c->socket.close(ignored);
+    return;
+  }
+  c->buffer.shrink(64 * 1024);
+  c->idle_since = steady::now();
+  idle_.push_back(std::move(c));
+}
+
+void upstream_pool::close_all() {
+  for (auto& c : idle_) {
+    boost::system::error_code ignored;
+    c->socket.close(ignored);
+  }
+  idle_.clear();
+}
+
+} // namespace tokengate::proxy::detail

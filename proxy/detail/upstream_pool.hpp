@@ -1,0 +1,44 @@
+#pragma once
+
+#include "proxy/byte_buffer.hpp"
+#include "proxy/detail/net.hpp"
+
+#include <memory>
+#include <vector>
+
+namespace tokengate::proxy::detail {
+
+/// One connection to the upstream and the bytes read from it but not yet relayed.
+struct upstream_connection {
+  explicit upstream_connection(net::any_io_executor ex) : socket(std::move(ex)) {}
+  tcp::socket socket;
+  byte_buffer buffer;
+  steady::time_point idle_since{};
+};
+
+/// Keep-alive connections to the upstream, one pool per event loop (so: no locks). LIFO, so
+/// the warmest connection is reused first.
+class upstream_pool {
+public:
+  upstream_pool(net::io_context& io, std::size_t max_idle, std::chrono::seconds max_idle_time);
+
+  /// An idle connection that the upstream has not closed, or nullptr. Checks each candidate
+  /// with a non-blocking peek: a FIN or unexpected bytes mean it cannot be used.
+  [[nodiscard]] std::unique_ptr<upstream_connection> take();
+
+  /// A new, unconnected connection.
+  [[nodiscard]] std::unique_ptr<upstream_connection> make();
+
+  /// Keeps `c` for a later request (or closes it when the pool is full).
+  void give_back(std::unique_ptr<upstream_connection> c);
+
+  void close_all();
+
+private:
+  net::io_context& io_;
+  std::size_t max_idle_;
+  std::chrono::seconds max_idle_time_;
+  std::vector<std::unique_ptr<upstream_connection>> idle_;
+};
+
+} // namespace tokengate::proxy::detail

@@ -1,0 +1,54 @@
+#pragma once
+
+#include "proxy/detail/net.hpp"
+#include "proxy/detail/upstream_pool.hpp"
+#include "proxy/server.hpp"
+
+#include <atomic>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+namespace tokengate::proxy::detail {
+
+class connection;
+
+/// What every event loop shares: the dependencies, the resolved upstream, and counters.
+struct shared_state {
+  explicit shared_state(const server_dependencies& d) : deps(d) {}
+
+  server_dependencies deps;
+  std::vector<tcp::endpoint> upstream_endpoints;
+  std::string upstream_authority; ///< "host:port", the Host of HTTP/1.0 requests without one
+  std::atomic<std::size_t> connections{0};       ///< open on the main listener
+  std::atomic<std::size_t> admin_connections{0}; ///< open on the admin listener
+  std::atomic<bool> draining{false};
+  net::thread_pool api_pool{1}; ///< token API calls (synced store writes) run here
+};
+
+/// One event loop and what belongs to it alone.
+struct worker {
+  worker(shared_state& s, std::size_t i)
+      : shared(s), index(i), pool(io, 64, std::chrono::seconds(60)) {}
+
+  shared_state& shared;
+  std::size_t index;
+  net::io_context io{1};
+  std::optional<tcp::acceptor> acceptor;
+  std::optional<tcp::acceptor> admin_acceptor; ///< on worker 0 only
+  upstream_pool pool;
+  std::unordered_set<connection*> live;   ///< touched only on this worker's thread
+  std::atomic<std::size_t> live_count{0}; ///< live.size(), readable from other threads
+  std::thread thread;
+};
+
+/// Serves one accepted connection until it closes. `admin`: the admin listener's routes.
+void start_connection(worker& w, tcp::socket socket, bool admin);
+
+/// Closes the connections of `w` that wait for a request; the others close after their
+/// current response. Must run on `w`'s thread.
+void drain_connections(worker& w);
+
+} // namespace tokengate::proxy::detail

@@ -1,0 +1,355 @@
+#include "proxy/http1.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+namespace tokengate::proxy::http1 {
+namespace {
+
+constexpr std::array<bool, 256> make_tchar() {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c)
+    t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c)
+    t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c)
+    t[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~"))
+    t[static_cast<unsigned char>(c)] = true;
+  return t;
+}
+constexpr auto tchar = make_tchar();
+
+bool is_tchar(char c) noexcept { return tchar[static_cast<unsigned char>(c)]; }
+
+// field-vchar, SP, HTAB and obs-text: everything but the other controls.
+bool is_value_char(char c) noexcept {
+  const auto u = static_cast<unsigned char>(c);
+  return u == '\t' || (u >= 0x20 && u != 0x7f);
+}
+
+bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
+
+std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && is_ows(s.front()))
+    s.remove_prefix(1);
+  while (!s.empty() && is_ows(s.back()))
+    s.remove_suffix(1);
+  return s;
+}
+
+char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+// Cuts the next CRLF-terminated line off `rest` (scan_head guaranteed every LF has its CR).
+std::string_view next_line(std::string_view& rest) noexcept {
+  const auto end = rest.find("\r\n");
+  auto line = rest.substr(0, end);
+  rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 2);
+  return line;
+}
+
+head_error parse_version(std::string_view v, unsigned& out) noexcept {
+  if (v == "HTTP/1.1")
+    out = 11;
+  else if (v == "HTTP/1.0")
+    out = 10;
+  else if (v.size() == 8 && v.starts_with("HTTP/") && v[6] == '.')
+    return head_error::bad_version;
+  else
+    return head_error::bad_start_line;
+  return head_error::none;
+}
+
+head_error parse_fields(std::string_view rest, head& out) {
+  for (;;) {
+    auto line = next_line(rest);
+    if (line.empty())
+      return head_error::none;
+    if (is_ows(line.front()))
+      return head_error::obsolete_line_folding;
+    std::size_t i = 0;
+    while (i < line.size() && is_tchar(line[i]))
+      ++i;
+    if (i == 0)
+      return head_error::bad_field;
+    if (i < line.size() && is_ows(line[i]))
+      return head_error::space_before_colon;
+    if (i == line.size() || line[i] != ':')
+      return head_error::bad_field;
+    auto value = line.substr(i + 1);
+    for (char c : value)
+      if (!is_value_char(c))
+        return head_error::bad_field;
+    if (out.fields.size() == max_fields)
+      return head_error::too_many_fields;
+    out.fields.push_back({line.substr(0, i), trim_ows(value)});
+  }
+}
+
+std::optional<std::uint64_t> parse_decimal(std::string_view s) noexcept {
+  if (s.empty() || s.size() > 18)
+    return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9')
+      return std::nullopt;
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return v;
+}
+
+// Calls f(token) for each element of the comma-separated lists in fields named `name`.
+template <class F> void for_each_list_item(const head& h, std::string_view name, F&& f) {
+  for (const auto& fl : h.fields) {
+    if (!iequals(fl.name, name))
+      continue;
+    auto list = fl.value;
+    while (!list.empty()) {
+      const auto comma = list.find(',');
+      auto item = trim_ows(list.substr(0, comma));
+      list.remove_prefix(comma == std::string_view::npos ? list.size() : comma + 1);
+      if (!item.empty())
+        f(item);
+    }
+  }
+}
+
+struct framing_fields {
+  unsigned lengths = 0;
+  unsigned encodings = 0;
+  std::string_view length;
+  std::string_view encoding;
+};
+
+framing_fields framing_fields_of(const head& h) {
+  framing_fields f;
+  for (const auto& fl : h.fields) {
+    if (iequals(fl.name, "content-length")) {
+      ++f.lengths;
+      f.length = fl.value;
+    } else if (iequals(fl.name, "transfer-encoding")) {
+      ++f.encodings;
+      f.encoding = fl.value;
+    }
+  }
+  return f;
+}
+
+framing_error length_framing(std::string_view text, framing& out) {
+  auto n = parse_decimal(text);
+  if (!n)
+    return text.find(',') != std::string_view::npos ? framing_error::duplicate_content_length
+                                                    : framing_error::bad_content_length;
+  out = n == 0 ? framing{} : framing{framing::kind::length, *n};
+  return framing_error::none;
+}
+
+} // namespace
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size())
+    return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i]))
+      return false;
+  return true;
+}
+
+std::optional<std::string_view> head::find(std::string_view name) const noexcept {
+  for (const auto& f : fields)
+    if (iequals(f.name, name))
+      return f.value;
+  return std::nullopt;
+}
+
+head_scan scan_head(std::string_view buffer, std::size_t& scanned) noexcept {
+  std::size_t pos = scanned;
+  for (;;) {
+    const void* hit = std::memchr(buffer.data() + pos, '\n', buffer.size() - pos);
+    if (hit == nullptr)
+      return {};
+    const auto lf = static_cast<std::size_t>(static_cast<const char*>(hit) - buffer.data());
+    if (lf == 0 || buffer[lf - 1] != '\r')
+      return {0, head_error::bare_lf};
+    if (lf == pos + 1 && pos != 0) // an empty line after at least one other ends the head
+      return {lf + 1, head_error::none};
+    pos = lf + 1;
+    scanned = pos;
+  }
+}
+
+head_error parse_request(std::string_view bytes, head& out) {
+  out.fields.clear();
+  out.size = bytes.size();
+  auto line = next_line(bytes);
+  const auto sp1 = line.find(' ');
+  if (sp1 == 0 || sp1 == std::string_view::npos)
+    return head_error::bad_start_line;
+  out.method = line.substr(0, sp1);
+  for (char c : out.method)
+    if (!is_tchar(c))
+      return head_error::bad_start_line;
+  const auto sp2 = line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || sp2 == sp1 + 1)
+    return head_error::bad_start_line;
+  out.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  for (char c : out.target)
+    if (c <= 0x20 || c >= 0x7f)
+      return head_error::bad_start_line;
+  if (auto e = parse_version(line.substr(sp2 + 1), out.version); e != head_error::none)
+    return e;
+  return parse_fields(bytes, out);
+}
+
+head_error parse_response(std::string_view bytes, head& out) {
+  out.fields.clear();
+  out.size = bytes.size();
+  auto line = next_line(bytes);
+  if (line.size() < 12 || line[8] != ' ')
+    return head_error::bad_start_line;
+  if (auto e = parse_version(line.substr(0, 8), out.version); e != head_error::none)
+    return e;
+  auto code = line.substr(9, 3);
+  if (!std::all_of(code.begin(), code.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      code[0] == '0')
+    return head_error::bad_start_line;
+  out.status = static_cast<unsigned>((code[0] - '0') * 100 + (code[1] - '0') * 10 + code[2] - '0');
+  if (line.size() > 12 && line[12] != ' ')
+    return head_error::bad_start_line;
+  for (char c : line.substr(12))
+    if (!is_value_char(c))
+      return head_error::bad_start_line;
+  return parse_fields(bytes, out);
+}
+
+framing_error request_framing(const head& h, framing& out) {
+  out = {};
+  const auto f = framing_fields_of(h);
+  if (f.encodings > 1)
+    return framing_error::duplicate_transfer_encoding;
+  if (f.lengths > 1)
+    return framing_error::duplicate_content_length;
+  if (f.encodings == 1) {
+    if (f.lengths == 1)
+      return framing_error::transfer_encoding_with_length;
+    if (h.version == 10)
+      return framing_error::transfer_encoding_on_http10;
+    if (!iequals(f.encoding, "chunked"))
+      return framing_error::bad_transfer_encoding;
+    out.type = framing::kind::chunked;
+    return framing_error::none;
+  }
+  if (f.lengths == 1)
+    return length_framing(f.length, out);
+  return framing_error::none;
+}
+
+framing_error response_framing(const head& h, std::string_view method, framing& out) {
+  out = {};
+  if (method == "HEAD" || h.status < 200 || h.status == 204 || h.status == 304)
+    return framing_error::none;
+  const auto f = framing_fields_of(h);
+  if (f.encodings > 1)
+    return framing_error::duplicate_transfer_encoding;
+  if (f.lengths > 1)
+    return framing_error::duplicate_content_length;
+  if (f.encodings == 1) {
+    if (f.lengths == 1)
+      return framing_error::transfer_encoding_with_length;
+    out.type = iequals(f.encoding, "chunked") ? framing::kind::chunked : framing::kind::until_close;
+    return framing_error::none;
+  }
+  if (f.lengths == 1)
+    return length_framing(f.length, out);
+  out.type = framing::kind::until_close;
+  return framing_error::none;
+}
+
+connection_options connection_of(const head& h) {
+  connection_options o;
+  for_each_list_item(h, "connection", [&](std::string_view item) {
+    if (iequals(item, "close"))
+      o.close = true;
+    else if (iequals(item, "keep-alive"))
+      o.keep_alive = true;
+    else
+      o.names_fields = true;
+  });
+  return o;
+}
+
+bool named_in_connection(const head& h, std::string_view name) {
+  bool named = false;
+  for_each_list_item(h, "connection",
+                     [&](std::string_view item) { named = named || iequals(item, name); });
+  return named;
+}
+
+bool keeps_alive(const head& h) {
+  const auto o = connection_of(h);
+  if (o.close)
+    return false;
+  return h.version == 11 || o.keep_alive;
+}
+
+std::string_view reason_phrase(unsigned status) noexcept {
+  switch (status) {
+  case 100:
+    return "Continue";
+  case 101:
+    return "Switching Protocols";
+  case 200:
+    return "OK";
+  case 201:
+    return "Created";
+  case 202:
+    return "Accepted";
+  case 204:
+    return "No Content";
+  case 206:
+    return "Partial Content";
+  case 301:
+    return "Moved Permanently";
+  case 302:
+    return "Found";
+  case 304:
+    return "Not Modified";
+  case 400:
+    return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 408:
+    return "Request Timeout";
+  case 411:
+    return "Length Required";
+  case 413:
+    return "Content Too Large";
+  case 417:
+    return "Expectation Failed";
+  case 431:
+    return "Request Header Fields Too Large";
+  case 500:
+    return "Internal Server Error";
+  case 501:
+    return "Not Implemented";
+  case 502:
+    return "Bad Gateway";
+  case 503:
+    return "Service Unavailable";
+  case 504:
+    return "Gateway Timeout";
+  case 505:
+    return "HTTP Version Not Supported";
+  default:
+    return "Unknown";
+  }
+}
+
+} // namespace tokengate::proxy::http1

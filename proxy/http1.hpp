@@ -1,0 +1,101 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace tokengate::proxy::http1 {
+
+/// One header field as it stands in the read buffer (views stay valid while the buffer does).
+struct field {
+  std::string_view name;
+  std::string_view value; ///< without leading and trailing whitespace
+};
+
+/// Why a head was refused. Each maps to one answer (see `status_for`).
+enum class head_error : std::uint8_t {
+  none,
+  bare_lf,               ///< a line ended in LF without CR
+  bad_start_line,        ///< request or status line malformed
+  bad_version,           ///< not HTTP/1.0 or HTTP/1.1
+  bad_field,             ///< field name or value malformed
+  space_before_colon,    ///< "Name : value"
+  obsolete_line_folding, ///< a field line starting with SP or HTAB
+  too_many_fields,
+};
+
+struct head {
+  std::string_view method; ///< requests
+  std::string_view target; ///< requests
+  unsigned status = 0;     ///< responses
+  unsigned version = 11;   ///< 10 or 11
+  std::vector<field> fields;
+  std::size_t size = 0; ///< bytes of the head, final empty line included
+
+  /// The first field with this name (case-insensitive), or nullopt.
+  [[nodiscard]] std::optional<std::string_view> find(std::string_view name) const noexcept;
+};
+
+inline constexpr std::size_t max_fields = 100;
+
+/// Finds the end of a head in `buffer`, resuming at `scanned` (0 at first; updated so that each
+/// byte is scanned once). Returns the head's size, 0 when more bytes are needed, or an error for
+/// a bare LF, which is refused as soon as it arrives.
+struct head_scan {
+  std::size_t size = 0;
+  head_error error = head_error::none;
+};
+[[nodiscard]] head_scan scan_head(std::string_view buffer, std::size_t& scanned) noexcept;
+
+/// Parses a complete request head (as found by `scan_head`) into `out`.
+[[nodiscard]] head_error parse_request(std::string_view head_bytes, head& out);
+/// Parses a complete response head into `out`.
+[[nodiscard]] head_error parse_response(std::string_view head_bytes, head& out);
+
+/// How a message's body is delimited.
+struct framing {
+  enum class kind : std::uint8_t { none, length, chunked, until_close };
+  kind type = kind::none;
+  std::uint64_t length = 0;
+};
+
+enum class framing_error : std::uint8_t {
+  none,
+  bad_content_length,            ///< not a plain decimal number
+  duplicate_content_length,      ///< two Content-Length fields (or a list)
+  bad_transfer_encoding,         ///< anything but exactly "chunked"
+  duplicate_transfer_encoding,   ///< two Transfer-Encoding fields
+  transfer_encoding_with_length, ///< both Transfer-Encoding and Content-Length
+  transfer_encoding_on_http10,
+};
+
+/// The framing of a request body (RFC 9112 section 6), refusing every ambiguity a smuggling
+/// attack could use.
+[[nodiscard]] framing_error request_framing(const head& h, framing& out);
+
+/// The framing of a response body to a request with `method`.
+[[nodiscard]] framing_error response_framing(const head& h, std::string_view method, framing& out);
+
+/// Connection options: whether "close" or "keep-alive" were named, and whether the header
+/// named other fields (which are hop-by-hop and must not be forwarded).
+struct connection_options {
+  bool close = false;
+  bool keep_alive = false;
+  bool names_fields = false;
+};
+[[nodiscard]] connection_options connection_of(const head& h);
+
+/// Whether `name` appears in the Connection header(s) of `h` (case-insensitive).
+[[nodiscard]] bool named_in_connection(const head& h, std::string_view name);
+
+/// Whether a connection may carry another message after this one.
+[[nodiscard]] bool keeps_alive(const head& h);
+
+/// Case-insensitive ASCII comparison.
+[[nodiscard]] bool iequals(std::string_view a, std::string_view b) noexcept;
+
+/// The standard reason phrase, e.g. "Not Found".
+[[nodiscard]] std::string_view reason_phrase(unsigned status) noexcept;
+
+} // namespace tokengate::proxy::http1

@@ -1,0 +1,179 @@
+#include "proxy/log.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+namespace tokengate::proxy {
+namespace {
+
+constexpr std::size_t flush_threshold = 64 * 1024;
+
+} // namespace
+
+std::string_view level_name(log_level l) noexcept {
+  switch (l) {
+  case log_level::debug:
+    return "debug";
+  case log_level::info:
+    return "info";
+  case log_level::warn:
+    return "warn";
+  case log_level::error:
+    return "error";
+  }
+  return "info";
+}
+
+namespace {
+
+// "2026-11-28T02:41:26.123Z", with the seconds part cached per thread.
+void append_now(std::string& out) {
+  using namespace std::chrono;
+  const auto now = system_clock::now();
+  const auto secs = floor<seconds>(now);
+  thread_local seconds::rep cached_second = -1;
+  thread_local char cached[24];
+  if (secs.time_since_epoch().count() != cached_second) {
+    cached_second = secs.time_since_epoch().count();
+    const std::time_t t = cached_second;
+    std::tm tm{};
+    ::gmtime_r(&t, &tm);
+    std::strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+  }
+  char millis[8];
+  std::snprintf(millis, sizeof millis, ".%03dZ",
+                static_cast<int>(duration_cast<milliseconds>(now - secs).count()));
+  out.append(cached);
+  out.append(millis);
+}
+
+} // namespace
+
+void append_json_escaped(std::string& out, std::string_view s) {
+  constexpr std::string_view hex = "0123456789abcdef";
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (u < 0x20 || u == 0x7f) {
+      out.append("\\u00");
+      out.push_back(hex[u >> 4]);
+      out.push_back(hex[u & 0xf]);
+    } else {
+      out.push_back(c);
+    }
+  }
+}
+
+json_line::json_line() {
+  text_.reserve(256);
+  text_.append(R"({"time":")");
+  append_now(text_);
+  text_.push_back('"');
+}
+
+void json_line::key(std::string_view k) {
+  text_.append(",\"");
+  text_.append(k);
+  text_.append("\":");
+}
+
+json_line& json_line::add(std::string_view k, std::string_view value) {
+  key(k);
+  text_.push_back('"');
+  append_json_escaped(text_, value);
+  text_.push_back('"');
+  return *this;
+}
+
+json_line& json_line::add(std::string_view k, std::int64_t value) {
+  key(k);
+  text_.append(std::to_string(value));
+  return *this;
+}
+
+json_line& json_line::add(std::string_view k, std::uint64_t value) {
+  key(k);
+  text_.append(std::to_string(value));
+  return *this;
+}
+
+json_line& json_line::add_ms(std::string_view k, double milliseconds) {
+  key(k);
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.3f", milliseconds);
+  text_.append(buffer);
+  return *this;
+}
+
+std::string json_line::finish() && {
+  text_.push_back('}');
+  return std::move(text_);
+}
+
+log_sink::log_sink(int fd, log_level level) : fd_(fd), level_(level) {
+  writer_ = std::thread([this] { run(); });
+}
+
+log_sink::~log_sink() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  writer_.join();
+  flush();
+}
+
+void log_sink::write(std::string_view line) {
+  bool wake = false;
+  {
+    std::lock_guard lock(mutex_);
+    pending_.append(line);
+    pending_.push_back('\n');
+    wake = pending_.size() >= flush_threshold;
+  }
+  if (wake)
+    wake_.notify_one();
+}
+
+void log_sink::flush() {
+  std::string bytes;
+  {
+    std::lock_guard lock(mutex_);
+    bytes.swap(pending_);
+  }
+  write_out(bytes);
+}
+
+void log_sink::write_out(const std::string& bytes) {
+  std::lock_guard lock(write_mutex_);
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const auto n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return; // stdout is gone: nothing better to do with a log line
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+void log_sink::run() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    wake_.wait_for(lock, std::chrono::milliseconds(100));
+    std::string bytes;
+    bytes.swap(pending_);
+    lock.unlock();
+    write_out(bytes);
+    lock.lock();
+  }
+}
+
+} // namespace tokengate::proxy

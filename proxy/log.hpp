@@ -1,0 +1,80 @@
+#pragma once
+
+#include "proxy/config.hpp"
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+
+namespace tokengate::proxy {
+
+/// Builds one JSON log line: {"time": ..., then the fields added, in order}.
+class json_line {
+public:
+  json_line();
+  json_line& add(std::string_view key, std::string_view value);
+  json_line& add(std::string_view key, std::int64_t value);
+  json_line& add(std::string_view key, std::uint64_t value);
+  json_line& add(std::string_view key, unsigned value) { return add(key, std::uint64_t{value}); }
+  json_line& add(std::string_view key, int value) { return add(key, std::int64_t{value}); }
+  json_line& add_ms(std::string_view key, double milliseconds);
+  [[nodiscard]] std::string finish() &&;
+
+private:
+  void key(std::string_view k);
+  std::string text_;
+};
+
+[[nodiscard]] std::string_view level_name(log_level l) noexcept;
+
+/// Appends `s` to `out` as the inside of a JSON string (quotes not included).
+void append_json_escaped(std::string& out, std::string_view s);
+
+/// Log lines to a file descriptor (stdout), buffered and written by a background thread at
+/// least every 100 ms, and on flush() and destruction. Thread-safe. Lines must never hold a key.
+class log_sink {
+public:
+  log_sink(int fd, log_level level);
+  ~log_sink();
+  log_sink(const log_sink&) = delete;
+  log_sink& operator=(const log_sink&) = delete;
+
+  [[nodiscard]] bool enabled(log_level level) const noexcept { return level >= level_; }
+  /// Queues `line` (a newline is added).
+  void write(std::string_view line);
+  /// An event line {"time", "level", "msg", ...}: `add_fields(json_line&)` adds the rest. Lines
+  /// of warn and above are written at once.
+  template <class F> void event(log_level level, std::string_view message, F&& add_fields) {
+    if (!enabled(level))
+      return;
+    json_line line;
+    line.add("level", level_name(level)).add("msg", message);
+    add_fields(line);
+    write(std::move(line).finish());
+    if (level >= log_level::warn)
+      flush();
+  }
+  void event(log_level level, std::string_view message) {
+    event(level, message, [](json_line&) {});
+  }
+  /// Writes everything queued, now.
+  void flush();
+
+private:
+  void run();
+  void write_out(const std::string& bytes);
+
+  int fd_;
+  log_level level_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::string pending_;
+  bool stopping_ = false;
+  std::mutex write_mutex_; // keeps flush() and the background thread from interleaving
+  std::thread writer_;
+};
+
+} // namespace tokengate::proxy

@@ -1,0 +1,109 @@
+#include "proxy/path.hpp"
+
+namespace tokengate::proxy {
+namespace {
+
+int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+bool is_unreserved(unsigned char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
+}
+
+} // namespace
+
+path_error normalize_target(std::string_view target, normalized_target& out) {
+  out.path.clear();
+  out.query = {};
+  out.has_query = false;
+  if (target.empty() || target.front() != '/')
+    return path_error::not_origin_form;
+  const auto question = target.find('?');
+  auto raw = target.substr(0, question);
+  if (question != std::string_view::npos) {
+    out.query = target.substr(question + 1);
+    out.has_query = true;
+  }
+  if (raw.find('#') != std::string_view::npos || out.query.find('#') != std::string_view::npos)
+    return path_error::fragment;
+
+  // Decode straight into out.path; at each segment's end, apply it if it is "", "." or "..".
+  out.path.push_back('/');
+  std::size_t segment_start = 1;
+  for (std::size_t i = 1; i <= raw.size(); ++i) {
+    if (i == raw.size() || raw[i] == '/') {
+      const auto segment = std::string_view(out.path).substr(segment_start);
+      const bool parent = segment == "..";
+      if (parent || segment == ".") {
+        out.path.resize(segment_start); // invalidates `segment`
+        if (parent && out.path.size() > 1) {
+          out.path.pop_back();
+          out.path.resize(out.path.rfind('/') + 1);
+        }
+      } else if (!segment.empty() && i < raw.size()) {
+        out.path.push_back('/');
+      }
+      segment_start = out.path.size();
+      continue;
+    }
+    const char c = raw[i];
+    if (c == '\\')
+      return path_error::backslash;
+    if (c != '%') {
+      out.path.push_back(c);
+      continue;
+    }
+    if (i + 2 >= raw.size())
+      return path_error::bad_escape;
+    const int hi = hex_value(raw[i + 1]);
+    const int lo = hex_value(raw[i + 2]);
+    if (hi < 0 || lo < 0)
+      return path_error::bad_escape;
+    const auto decoded = static_cast<unsigned char>(hi * 16 + lo);
+    if (decoded == '/' || decoded == '\\' || decoded == 0)
+      return path_error::encoded_separator;
+    if (is_unreserved(decoded)) {
+      out.path.push_back(static_cast<char>(decoded));
+    } else {
+      out.path.push_back('%');
+      out.path.push_back("0123456789ABCDEF"[hi]);
+      out.path.push_back("0123456789ABCDEF"[lo]);
+    }
+    i += 2;
+  }
+  return path_error::none;
+}
+
+std::string_view describe(path_error e) noexcept {
+  switch (e) {
+  case path_error::none:
+    return "ok";
+  case path_error::not_origin_form:
+    return "request target must be a path starting with '/'";
+  case path_error::bad_escape:
+    return "malformed percent-encoding in request path";
+  case path_error::encoded_separator:
+    return "request path contains an encoded '/', '\\' or NUL";
+  case path_error::backslash:
+    return "request path contains a backslash";
+  case path_error::fragment:
+    return "request target contains a fragment ('#')";
+  }
+  return "bad request path";
+}
+
+bool under_prefix(std::string_view path, std::string_view prefix) noexcept {
+  if (prefix == "/")
+    return true;
+  return path.starts_with(prefix) && (path.size() == prefix.size() || path[prefix.size()] == '/');
+}
+
+} // namespace tokengate::proxy

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace tokengate::proxy {
+
+/// A request target split and normalised (RFC 3986 section 6.2.2): unreserved characters
+/// percent-decoded, other escapes' hex upper-cased, empty and "." segments dropped, ".."
+/// segments applied (never above the root). The query is kept as sent.
+struct normalized_target {
+  std::string path;
+  std::string_view query; ///< without '?'; a view into the original target
+  bool has_query = false;
+};
+
+enum class path_error {
+  none,
+  not_origin_form,   ///< does not start with '/' (absolute-form, authority-form, '*')
+  bad_escape,        ///< '%' not followed by two hex digits
+  encoded_separator, ///< %2F, %5C or %00: an attempt to hide a segment boundary or end
+  backslash,         ///< a literal '\', which some backends take for '/'
+  fragment,          ///< '#' has no place in a request
+};
+
+/// Normalises `target` into `out` (reusing its capacity). `out.query` views into `target`.
+[[nodiscard]] path_error normalize_target(std::string_view target, normalized_target& out);
+
+/// The message a client gets for `e`.
+[[nodiscard]] std::string_view describe(path_error e) noexcept;
+
+/// Whether `path` lies under `prefix` on whole segments: "/alerts" holds "/alerts",
+/// "/alerts/" and "/alerts/7", not "/alertsx". The prefix "/" holds every path.
+[[nodiscard]] bool under_prefix(std::string_view path, std::string_view prefix) noexcept;
+
+} // namespace tokengate::proxy

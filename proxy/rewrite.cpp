@@ -1,0 +1,191 @@
+#include "proxy/rewrite.hpp"
+
+#include "proxy/log.hpp"
+
+#include <array>
+#include <charconv>
+
+namespace tokengate::proxy {
+namespace {
+
+using http1::iequals;
+
+// Fields that describe one connection, never the message (RFC 9110 section 7.6.1), plus the
+// framing fields, which tokengate states itself.
+constexpr std::array<std::string_view, 10> hop_by_hop{
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "content-length",
+};
+
+bool is_hop_by_hop(std::string_view name) {
+  for (auto h : hop_by_hop)
+    if (iequals(name, h))
+      return true;
+  return false;
+}
+
+// Request fields the upstream must hear from tokengate only.
+constexpr std::array<std::string_view, 8> replaced_on_request{
+    "x-api-key",       "x-token-id",        "x-token-name",     "x-token-permissions",
+    "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "expect",
+};
+
+bool is_replaced(std::string_view name) {
+  for (auto h : replaced_on_request)
+    if (iequals(name, h))
+      return true;
+  return false;
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+void append_number(std::string& out, std::uint64_t n) {
+  char buffer[24];
+  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, n);
+  out.append(buffer, end);
+}
+
+void append_status_line(std::string& out, unsigned status) {
+  out.append("HTTP/1.1 ");
+  append_number(out, status);
+  out.push_back(' ');
+  out.append(http1::reason_phrase(status));
+  out.append("\r\n");
+}
+
+bool forwardable(const http1::head& h, const http1::field& f, bool check_connection) {
+  return !is_hop_by_hop(f.name) && !(check_connection && http1::named_in_connection(h, f.name));
+}
+
+} // namespace
+
+void build_upstream_request(std::string& out, const http1::head& request,
+                            const forward_context& c) {
+  out.clear();
+  out.append(request.method);
+  out.push_back(' ');
+  out.append(c.target.path);
+  if (c.target.has_query) {
+    out.push_back('?');
+    out.append(c.target.query);
+  }
+  out.append(" HTTP/1.1\r\n");
+
+  const bool check_connection = http1::connection_of(request).names_fields;
+  std::string_view client_host;
+  std::string_view forwarded_proto;
+  std::string_view forwarded_host;
+  std::string forwarded_for;
+  for (const auto& f : request.fields) {
+    if (iequals(f.name, "x-forwarded-for")) {
+      if (!forwarded_for.empty())
+        forwarded_for.append(", ");
+      forwarded_for.append(f.value);
+      continue;
+    }
+    if (iequals(f.name, "x-forwarded-proto"))
+      forwarded_proto = f.value;
+    else if (iequals(f.name, "x-forwarded-host"))
+      forwarded_host = f.value;
+    else if (iequals(f.name, "host"))
+      client_host = f.value;
+    if (is_replaced(f.name) || !forwardable(request, f, check_connection))
+      continue;
+    append_field(out, f.name, f.value);
+  }
+  if (client_host.empty())
+    append_field(out, "Host", c.upstream_authority);
+
+  switch (c.body.type) {
+  case http1::framing::kind::length:
+    out.append("Content-Length: ");
+    append_number(out, c.body.length);
+    out.append("\r\n");
+    break;
+  case http1::framing::kind::chunked:
+    out.append("Transfer-Encoding: chunked\r\n");
+    break;
+  default:
+    break;
+  }
+
+  if (!forwarded_for.empty())
+    forwarded_for.append(", ");
+  forwarded_for.append(c.peer.to_string());
+  append_field(out, "X-Forwarded-For", forwarded_for);
+  append_field(out, "X-Forwarded-Proto",
+               c.peer_trusted && !forwarded_proto.empty() ? forwarded_proto : "http");
+  const auto host = c.peer_trusted && !forwarded_host.empty() ? forwarded_host : client_host;
+  if (!host.empty())
+    append_field(out, "X-Forwarded-Host", host);
+
+  if (c.token) {
+    append_field(out, "X-Token-Id", c.token->id);
+    append_field(out, "X-Token-Name", c.token->name);
+    append_field(out, "X-Token-Permissions", c.token->permissions_header);
+  }
+  out.append("\r\n");
+}
+
+void build_client_response(std::string& out, const http1::head& response, client_framing framing,
+                           bool close) {
+  out.clear();
+  append_status_line(out, response.status);
+  const bool check_connection = http1::connection_of(response).names_fields;
+  for (const auto& f : response.fields) {
+    if (framing == client_framing::as_upstream && iequals(f.name, "content-length")) {
+      append_field(out, f.name, f.value);
+      continue;
+    }
+    if (forwardable(response, f, check_connection))
+      append_field(out, f.name, f.value);
+  }
+  if (framing == client_framing::chunked)
+    out.append("Transfer-Encoding: chunked\r\n");
+  if (close)
+    out.append("Connection: close\r\n");
+  out.append("\r\n");
+}
+
+void build_json_response(std::string& out, unsigned status, std::string_view body, bool close,
+                         std::string_view allow) {
+  out.clear();
+  append_status_line(out, status);
+  if (!body.empty())
+    out.append("Content-Type: application/json\r\n");
+  if (status != 204 && status != 304) {
+    out.append("Content-Length: ");
+    append_number(out, body.size());
+    out.append("\r\n");
+  }
+  if (!allow.empty())
+    append_field(out, "Allow", allow);
+  out.append("Cache-Control: no-store\r\n");
+  if (close)
+    out.append("Connection: close\r\n");
+  out.append("\r\n");
+  out.append(body);
+}
+
+void build_error_response(std::string& out, unsigned status, std::string_view message, bool close,
+                          std::string_view allow) {
+  std::string body = "{\"message\":\"";
+  append_json_escaped(body, message);
+  body.append("\"}");
+  build_json_response(out, status, body, close, allow);
+}
+
+} // namespace tokengate::proxy

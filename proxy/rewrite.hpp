@@ -1,0 +1,51 @@
+#pragma once
+
+#include "proxy/http1.hpp"
+#include "proxy/path.hpp"
+#include "tokenapi/authorizer.hpp"
+#include "tokenapi/ip.hpp"
+
+#include <string>
+#include <string_view>
+
+namespace tokengate::proxy {
+
+/// What the upstream is told of a request beyond its own header (PRODUCT.md section 4).
+struct forward_context {
+  const normalized_target& target;
+  http1::framing body;                 ///< as read from the client
+  const tokenapi::auth_entry* token;   ///< nullptr on open routes
+  const tokenapi::ip_address& peer;    ///< the TCP peer, appended to X-Forwarded-For
+  bool peer_trusted;                   ///< keep the peer's X-Forwarded-Proto/-Host
+  std::string_view upstream_authority; ///< Host for HTTP/1.0 requests that sent none
+};
+
+/// Writes the head to send upstream into `out` (cleared first): the normalised path and the
+/// query as sent; X-API-Key, hop-by-hop fields, fields named in Connection, Expect and any
+/// client-sent X-Token-* removed; X-Token-Id/-Name/-Permissions set from the token;
+/// X-Forwarded-For appended, X-Forwarded-Proto/-Host set; framing re-stated.
+void build_upstream_request(std::string& out, const http1::head& request,
+                            const forward_context& context);
+
+/// How the response body goes to the client.
+enum class client_framing {
+  as_upstream, ///< no body, or Content-Length: forward the upstream's fields as they are
+  chunked,     ///< re-frame as chunked (upstream sent chunked or read-until-close)
+  until_close, ///< HTTP/1.0 client: raw body, then close
+};
+
+/// Writes the head to send the client into `out` (cleared first): the upstream's fields less
+/// hop-by-hop ones and those named in Connection, framing as `framing`, and
+/// "Connection: close" when `close`.
+void build_client_response(std::string& out, const http1::head& response, client_framing framing,
+                           bool close);
+
+/// A complete JSON error response {"message": ...}, with "Connection: close" when `close`.
+void build_error_response(std::string& out, unsigned status, std::string_view message, bool close,
+                          std::string_view allow = {});
+
+/// A complete response with a JSON body (which may be empty, for 204).
+void build_json_response(std::string& out, unsigned status, std::string_view body, bool close,
+                         std::string_view allow = {});
+
+} // namespace tokengate::proxy

@@ -1,0 +1,212 @@
+#include "proxy/server.hpp"
+
+#include "proxy/detail/worker.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <sys/socket.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <stdexcept>
+
+namespace tokengate::proxy {
+
+using namespace detail;
+
+namespace {
+
+constexpr int backlog = 1024;
+constexpr std::size_t max_admin_connections = 64;
+constexpr std::string_view over_capacity =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    "Content-Length: 38\r\nConnection: close\r\n\r\n{\"message\":\"too many open connections\"}";
+
+tcp::acceptor bind(net::io_context& io, const endpoint& where) {
+  boost::system::error_code ec;
+  const auto address = net::ip::make_address(where.host, ec);
+  if (ec)
+    throw std::runtime_error("cannot listen on " + where.to_string() + ": " + ec.message());
+  const tcp::endpoint ep(address, where.port);
+  tcp::acceptor a(io);
+  const auto fail = [&](const boost::system::error_code& e) {
+    throw std::runtime_error("cannot listen on " + where.to_string() + ": " + e.message());
+  };
+  if (a.open(ep.protocol(), ec); ec)
+    fail(ec);
+  a.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (a.bind(ep, ec); ec)
+    fail(ec);
+  if (a.listen(backlog, ec); ec)
+    fail(ec);
+  return a;
+}
+
+} // namespace
+
+struct server::impl {
+  explicit impl(const server_dependencies& deps) : shared(deps) {}
+
+  net::awaitable<void> accept_loop(tcp::acceptor& acceptor, bool admin);
+  net::awaitable<void> usage_loop();
+
+  shared_state shared;
+  std::vector<std::unique_ptr<worker>> workers;
+  std::size_t next_worker = 0;
+  std::optional<net::steady_timer> usage_timer;
+  bool usage_stopping = false;
+
+  std::mutex mutex;
+  std::condition_variable all_done;
+  std::size_t running = 0;
+  bool started = false;
+  bool stopped = false;
+};
+
+net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool admin) {
+  auto& log = shared.deps.log;
+  const auto max = shared.deps.settings.limits.max_connections;
+  for (;;) {
+    // Connections are spread over the event loops in turn; each one stays on its loop.
+    auto& target = admin ? *workers.front() : *workers[next_worker++ % workers.size()];
+    auto [ec, socket] = co_await acceptor.async_accept(target.io, nothrow);
+    if (ec) {
+      if (!acceptor.is_open() || ec == net::error::operation_aborted)
+        co_return;
+      // Out of descriptors or memory: say so, then give the system a moment.
+      log.event(log_level::warn, "accept failed",
+                [&](json_line& l) { l.add("error", ec.message()); });
+      net::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(50));
+      co_await pause.async_wait(nothrow);
+      continue;
+    }
+    auto& counter = admin ? shared.admin_connections : shared.connections;
+    const auto limit = admin ? max_admin_connections : max;
+    if (counter.load(std::memory_order_relaxed) >= limit) {
+      ::send(socket.native_handle(), over_capacity.data(), over_capacity.size(),
+             MSG_DONTWAIT | MSG_NOSIGNAL);
+      boost::system::error_code ignored;
+      socket.shutdown(tcp::socket::shutdown_both, ignored);
+      socket.close(ignored);
+      continue;
+    }
+    counter.fetch_add(1, std::memory_order_relaxed);
+    net::post(target.io, [&target, s = std::move(socket), admin]() mutable {
+      start_connection(target, std::move(s), admin);
+    });
+  }
+}
+
+net::awaitable<void> server::impl::usage_loop() {
+  auto& log = shared.deps.log;
+  while (!usage_stopping) {
+    usage_timer->expires_after(std::chrono::seconds(1));
+    co_await usage_timer->async_wait(nothrow);
+    if (auto written = shared.deps.service.flush_usage(); !written)
+      log.event(log_level::warn, "could not write last-use times",
+                [&](json_line& l) { l.add("error", written.error().message()); });
+  }
+}
+
+server::server(const server_dependencies& deps) : impl_(std::make_unique<impl>(deps)) {
+  const auto& settings = deps.settings;
+  for (unsigned i = 0; i < settings.threads; ++i)
+    impl_->workers.push_back(std::make_unique<worker>(impl_->shared, i));
+  auto& first = *impl_->workers.front();
+
+  boost::system::error_code ec;
+  tcp::resolver resolver(first.io);
+  const auto results =
+      resolver.resolve(settings.upstream.host, std::to_string(settings.upstream.port), ec);
+  if (ec || results.empty())
+    throw std::runtime_error("cannot resolve upstream host " + settings.upstream.host + ": " +
+                             ec.message());
+  for (const auto& r : results)
+    impl_->shared.upstream_endpoints.push_back(r.endpoint());
+  impl_->shared.upstream_authority = settings.upstream.to_string();
+
+  first.acceptor.emplace(bind(first.io, settings.listen));
+  first.admin_acceptor.emplace(bind(first.io, settings.admin_listen));
+}
+
+server::~server() { stop(); }
+
+std::uint16_t server::port() const {
+  return impl_->workers.front()->acceptor->local_endpoint().port();
+}
+
+std::uint16_t server::admin_port() const {
+  return impl_->workers.front()->admin_acceptor->local_endpoint().port();
+}
+
+void server::start() {
+  auto& s = *impl_;
+  std::lock_guard lock(s.mutex);
+  if (s.started)
+    return;
+  s.started = true;
+  auto& first = *s.workers.front();
+  net::co_spawn(first.io, s.accept_loop(*first.acceptor, false), net::detached);
+  net::co_spawn(first.io, s.accept_loop(*first.admin_acceptor, true), net::detached);
+  s.usage_timer.emplace(s.shared.api_pool);
+  net::co_spawn(s.shared.api_pool, s.usage_loop(), net::detached);
+
+  s.running = s.workers.size();
+  for (auto& w : s.workers) {
+    // A worker with no connections would return from run() at once: keep it alive until stop.
+    w->thread = std::thread([&s, &io = w->io] {
+      auto guard = net::make_work_guard(io);
+      io.run();
+      std::lock_guard done(s.mutex);
+      --s.running;
+      s.all_done.notify_all();
+    });
+  }
+}
+
+void server::stop() {
+  auto& s = *impl_;
+  {
+    std::lock_guard lock(s.mutex);
+    if (s.stopped)
+      return;
+    s.stopped = true;
+  }
+  s.shared.draining = true;
+  for (auto& w : s.workers) {
+    net::post(w->io, [&w = *w] {
+      boost::system::error_code ignored;
+      if (w.acceptor)
+        w.acceptor->close(ignored);
+      if (w.admin_acceptor)
+        w.admin_acceptor->close(ignored);
+      drain_connections(w);
+    });
+  }
+  // Wait for the connections in flight, then make every loop return.
+  const auto deadline =
+      std::chrono::steady_clock::now() + s.shared.deps.settings.limits.shutdown_timeout;
+  const auto busy = [&s] {
+    for (auto& w : s.workers)
+      if (w->live_count.load() != 0)
+        return true;
+    return false;
+  };
+  while (busy() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (auto& w : s.workers)
+    w->io.stop();
+  for (auto& w : s.workers)
+    if (w->thread.joinable())
+      w->thread.join();
+
+  net::post(s.shared.api_pool, [&s] {
+    s.usage_stopping = true;
+    if (s.usage_timer)
+      s.usage_timer->cancel();
+  });
+  s.shared.api_pool.join();
+  (void)s.shared.deps.service.flush_usage();
+}
+
+} // namespace tokengate::proxy
