@@ -1,0 +1,52 @@
+#pragma once
+
+#include "proxy/config.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tokengate::test {
+
+/// The real tokengate server, in this process: RocksDB in a temp dir, listeners on
+/// 127.0.0.1:0, the upstream on `upstream_port`, the access log in a file the test can read.
+class sidecar {
+public:
+  /// `settings`: listen, admin_listen, upstream and data_dir are filled in here.
+  sidecar(std::uint16_t upstream_port, proxy::config settings = {});
+  ~sidecar();
+  sidecar(const sidecar&) = delete;
+  sidecar& operator=(const sidecar&) = delete;
+
+  [[nodiscard]] std::uint16_t port() const;
+  [[nodiscard]] std::uint16_t admin_port() const;
+  /// The bootstrap token's value: every permission.
+  [[nodiscard]] const std::string& admin_key() const;
+  [[nodiscard]] const proxy::config& settings() const;
+  [[nodiscard]] const temp_dir& dir() const;
+
+  struct created {
+    std::string id;
+    std::string value;
+  };
+  /// Creates a token through the API (as the admin). Fails the test when the API refuses.
+  created create_token(const std::string& name, const std::vector<std::string>& permissions,
+                       const std::vector<std::string>& cidrs = {});
+
+  /// Everything logged so far.
+  [[nodiscard]] std::string log_text() const;
+
+  /// Graceful stop, as on SIGTERM; returns when every thread has ended.
+  void stop();
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// Default settings for tests: a few threads, and short timeouts where tests wait for them.
+[[nodiscard]] proxy::config test_settings();
+
+} // namespace tokengate::test

@@ -1,0 +1,283 @@
+// The stand-in backend, written with Boost.Beast: an HTTP implementation independent of the
+// proxy's own parser, so each checks the other.
+#include "tests/support/test_upstream.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
+#include <sys/socket.h>
+
+#include <charconv>
+#include <chrono>
+#include <thread>
+
+namespace tokengate::test {
+namespace {
+
+namespace net = boost::asio;
+namespace http = boost::beast::http;
+using tcp = net::ip::tcp;
+
+constexpr std::size_t kept_body = 64 * 1024;
+
+bool iequal(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::uint64_t query_number(std::string_view target, std::string_view name) {
+  const auto key = std::string(name) + "=";
+  const auto at = target.find(key);
+  if (at == std::string_view::npos)
+    return 0;
+  std::uint64_t n = 0;
+  const auto begin = target.data() + at + key.size();
+  std::from_chars(begin, target.data() + target.size(), n);
+  return n;
+}
+
+std::string echo_json(const seen_request& r) {
+  boost::json::array headers;
+  for (const auto& [n, v] : r.headers)
+    headers.push_back(boost::json::array{boost::json::string(n), boost::json::string(v)});
+  return boost::json::serialize(boost::json::object{{"method", r.method},
+                                                    {"target", r.target},
+                                                    {"headers", std::move(headers)},
+                                                    {"body_bytes", r.body_bytes},
+                                                    {"body_hash", r.body_hash}});
+}
+
+void write_raw(tcp::socket& s, std::string_view bytes, boost::system::error_code& ec) {
+  net::write(s, net::buffer(bytes.data(), bytes.size()), ec);
+}
+
+} // namespace
+
+std::uint64_t fnv1a(std::string_view bytes, std::uint64_t h) {
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::optional<std::string> seen_request::header(std::string_view name) const {
+  for (const auto& [n, v] : headers)
+    if (iequal(n, name))
+      return v;
+  return std::nullopt;
+}
+
+std::size_t seen_request::count(std::string_view name) const {
+  std::size_t c = 0;
+  for (const auto& h : headers)
+    c += iequal(h.first, name) ? 1 : 0;
+  return c;
+}
+
+struct test_upstream::impl {
+  explicit impl(std::uint16_t port) : acceptor(io, {net::ip::make_address("127.0.0.1"), port}) {}
+
+  void accept_loop() {
+    for (;;) {
+      boost::system::error_code ec;
+      auto socket = std::make_shared<tcp::socket>(io);
+      acceptor.accept(*socket, ec);
+      if (stopping)
+        return;
+      if (ec)
+        continue;
+      ++connections;
+      std::lock_guard lock(mutex);
+      sockets.push_back(socket);
+      threads.emplace_back([this, socket] { serve(*socket); });
+    }
+  }
+
+  void record(const seen_request& r) {
+    std::lock_guard lock(mutex);
+    if (seen.size() == 10'000) // a long-running demo upstream must not grow without bound
+      seen.erase(seen.begin());
+    seen.push_back(r);
+  }
+
+  void serve(tcp::socket& socket) {
+    boost::beast::flat_buffer buffer;
+    std::vector<char> chunk(64 * 1024);
+    for (;;) {
+      boost::system::error_code ec;
+      http::request_parser<http::buffer_body> parser;
+      parser.body_limit(boost::none);
+      http::read_header(socket, buffer, parser, ec);
+      if (ec)
+        return;
+      seen_request r;
+      const auto& head = parser.get();
+      r.method = std::string(head.method_string());
+      r.target = std::string(head.target());
+      for (const auto& f : head)
+        r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+      r.body_hash = fnv1a({});
+      while (!parser.is_done()) {
+        parser.get().body().data = chunk.data();
+        parser.get().body().size = chunk.size();
+        http::read(socket, buffer, parser, ec);
+        if (ec == http::error::need_buffer)
+          ec = {};
+        if (ec)
+          return;
+        const auto got = chunk.size() - parser.get().body().size;
+        const std::string_view bytes(chunk.data(), got);
+        r.body_bytes += got;
+        r.body_hash = fnv1a(bytes, r.body_hash);
+        if (r.body.size() < kept_body)
+          r.body.append(bytes.substr(0, kept_body - r.body.size()));
+      }
+      record(r);
+      if (!respond(socket, r, parser.get().keep_alive(), chunk))
+        return;
+    }
+  }
+
+  // Answers one request; false when the connection must end.
+  bool respond(tcp::socket& socket, const seen_request& r, bool keep_alive,
+               std::vector<char>& chunk) {
+    boost::system::error_code ec;
+    std::string_view path = r.target;
+    path = path.substr(0, path.find('?'));
+    if (path == "/slow")
+      std::this_thread::sleep_for(std::chrono::milliseconds(query_number(r.target, "ms")));
+    if (path == "/download")
+      return download(socket, r, keep_alive, chunk);
+    if (path == "/close") {
+      write_raw(socket, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + echo_json(r),
+                ec);
+      return false;
+    }
+    if (path == "/early-hints") {
+      write_raw(socket, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", ec);
+      if (ec)
+        return false;
+    }
+    unsigned status = 200;
+    if (path.starts_with("/status/"))
+      status = static_cast<unsigned>(std::stoul(std::string(path.substr(8))));
+
+    if (r.method == "HEAD" || status == 204 || status == 304) {
+      http::response<http::empty_body> res{static_cast<http::status>(status), 11};
+      res.keep_alive(keep_alive);
+      if (r.method == "HEAD")
+        res.content_length(echo_json(r).size());
+      http::write(socket, res, ec);
+      return !ec && keep_alive;
+    }
+    http::response<http::string_body> res{static_cast<http::status>(status), 11};
+    res.set(http::field::content_type, "application/json");
+    res.set("X-Upstream", "test");
+    res.keep_alive(keep_alive);
+    res.body() = echo_json(r);
+    if (path == "/chunked")
+      res.chunked(true);
+    else
+      res.prepare_payload();
+    http::write(socket, res, ec);
+    return !ec && keep_alive;
+  }
+
+  bool download(tcp::socket& socket, const seen_request& r, bool keep_alive,
+                std::vector<char>& chunk) {
+    const auto total = query_number(r.target, "bytes");
+    http::response<http::buffer_body> res{http::status::ok, 11};
+    res.set(http::field::content_type, "application/octet-stream");
+    res.keep_alive(keep_alive);
+    if (query_number(r.target, "chunked") == 1)
+      res.chunked(true);
+    else
+      res.content_length(total);
+    http::response_serializer<http::buffer_body> sr{res};
+    boost::system::error_code ec;
+    http::write_header(socket, sr, ec);
+    if (ec)
+      return false;
+    for (std::uint64_t sent = 0; sent < total;) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), total - sent));
+      for (std::size_t i = 0; i < n; ++i)
+        chunk[i] = pattern_byte(sent + i);
+      res.body().data = chunk.data();
+      res.body().size = n;
+      res.body().more = true;
+      http::write(socket, sr, ec);
+      if (ec == http::error::need_buffer)
+        ec = {};
+      if (ec)
+        return false;
+      sent += n;
+    }
+    res.body().data = nullptr;
+    res.body().size = 0;
+    res.body().more = false;
+    http::write(socket, sr, ec);
+    return !ec && keep_alive;
+  }
+
+  void stop() {
+    stopping = true;
+    // Wakes the blocked accept(); then ends every connection.
+    ::shutdown(acceptor.native_handle(), SHUT_RDWR);
+    if (accept_thread.joinable())
+      accept_thread.join();
+    std::vector<std::thread> to_join;
+    {
+      std::lock_guard lock(mutex);
+      for (auto& s : sockets)
+        ::shutdown(s->native_handle(), SHUT_RDWR);
+      to_join.swap(threads);
+    }
+    for (auto& t : to_join)
+      t.join();
+  }
+
+  net::io_context io;
+  tcp::acceptor acceptor;
+  std::thread accept_thread;
+  std::atomic<bool> stopping{false};
+  std::atomic<std::size_t> connections{0};
+  mutable std::mutex mutex;
+  std::vector<seen_request> seen;
+  std::vector<std::shared_ptr<tcp::socket>> sockets;
+  std::vector<std::thread> threads;
+};
+
+test_upstream::test_upstream(std::uint16_t port) : impl_(std::make_unique<impl>(port)) {
+  impl_->accept_thread = std::thread([this] { impl_->accept_loop(); });
+}
+
+test_upstream::~test_upstream() { impl_->stop(); }
+
+std::uint16_t test_upstream::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+std::vector<seen_request> test_upstream::requests() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->seen;
+}
+
+seen_request test_upstream::last() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->seen.empty() ? seen_request{} : impl_->seen.back();
+}
+
+std::size_t test_upstream::connections() const { return impl_->connections; }
+
+void test_upstream::clear() {
+  std::lock_guard lock(impl_->mutex);
+  impl_->seen.clear();
+}
+
+void test_upstream::wait() { impl_->accept_thread.join(); }
+
+} // namespace tokengate::test

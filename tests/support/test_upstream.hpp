@@ -1,0 +1,68 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tokengate::test {
+
+/// What the upstream received in one request.
+struct seen_request {
+  std::string method;
+  std::string target;
+  std::vector<std::pair<std::string, std::string>> headers; ///< in order, names as sent
+  std::uint64_t body_bytes = 0;
+  std::uint64_t body_hash = 0; ///< FNV-1a over the whole body
+  std::string body;            ///< the first 64 KiB
+
+  /// The first value of `name` (case-insensitive), or nullopt.
+  [[nodiscard]] std::optional<std::string> header(std::string_view name) const;
+  /// How many fields named `name` (case-insensitive) arrived.
+  [[nodiscard]] std::size_t count(std::string_view name) const;
+};
+
+/// FNV-1a, as the test upstream computes it over bodies.
+[[nodiscard]] std::uint64_t fnv1a(std::string_view bytes,
+                                  std::uint64_t seed = 14695981039346656037ull);
+
+/// The byte at offset `i` of every generated download: a pattern the tests can check.
+[[nodiscard]] inline char pattern_byte(std::uint64_t i) { return static_cast<char>('a' + i % 26); }
+
+/// A real HTTP/1.1 server on 127.0.0.1 (Boost.Beast, a thread per connection), standing in for
+/// the backend. By the path it receives:
+///   /download?bytes=N[&chunked=1]  N pattern bytes, Content-Length or chunked
+///   /slow?ms=N                     waits N ms, then echoes
+///   /status/NNN                    answers NNN (no body for 204 and 304)
+///   /chunked                       a small chunked echo
+///   /close                         an echo delimited by closing the connection (no length)
+///   /early-hints                   a 103 Early Hints, then the echo
+///   anything else                  200 with a JSON echo: method, target, headers, body size
+/// Bodies are read as streams (any size) and summarised in `requests()`.
+class test_upstream {
+public:
+  /// Binds 127.0.0.1 on `port` (0: any free port) and starts serving.
+  explicit test_upstream(std::uint16_t port = 0);
+  ~test_upstream();
+  test_upstream(const test_upstream&) = delete;
+  test_upstream& operator=(const test_upstream&) = delete;
+
+  [[nodiscard]] std::uint16_t port() const;
+  [[nodiscard]] std::vector<seen_request> requests() const;
+  [[nodiscard]] seen_request last() const;
+  [[nodiscard]] std::size_t connections() const;
+  void clear();
+
+  /// Serves until stopped; for the stand-alone echo-upstream program.
+  void wait();
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace tokengate::test
