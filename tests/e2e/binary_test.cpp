@@ -1,0 +1,248 @@
+// The real binary, end to end: command line, start-up errors, bootstrap, durability across
+// kill -9, secrets at rest, and SIGTERM.
+#include "tests/e2e/gate_process.hpp"
+#include "tests/support/temp_dir.hpp"
+#include "tests/support/test_upstream.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <future>
+#include <sstream>
+
+using namespace tokengate;
+using test::gate_process;
+
+namespace {
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+test::http_response call(std::uint16_t port, std::string_view method, std::string_view target,
+                         const std::string& key, std::string_view body = {}) {
+  return test::request(port, method, target, {{"X-API-Key", key}}, body);
+}
+
+std::string create(std::uint16_t port, const std::string& admin, const std::string& name,
+                   std::string* id = nullptr) {
+  auto r = call(port, "POST", "/api-tokens", admin,
+                R"({"name":")" + name + R"(","permissions":["AlertRead"]})");
+  REQUIRE(r.status == 200);
+  auto doc = r.json();
+  if (id)
+    *id = std::string(doc.at("id").as_string());
+  return std::string(doc.at("value").as_string());
+}
+
+// Every file under `dir`, whole, in one string.
+std::string everything_under(const std::filesystem::path& dir) {
+  std::string all;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+    if (e.is_regular_file())
+      all += read_file(e.path());
+  return all;
+}
+
+} // namespace
+
+TEST_CASE("help, version and command-line mistakes", "[e2e][cli]") {
+  test::temp_dir dir;
+  {
+    test::process p({test::tokengate_binary(), "--help"}, dir.path());
+    CHECK(p.wait(std::chrono::seconds(10)) == 0);
+    CHECK_THAT(p.out(), Catch::Contains("tokengate serve"));
+  }
+  {
+    test::process p({test::tokengate_binary(), "--version"}, dir.path());
+    CHECK(p.wait(std::chrono::seconds(10)) == 0);
+    CHECK_THAT(p.out(), Catch::StartsWith("tokengate "));
+  }
+  struct mistake {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  std::ofstream(dir / "bad.json") << R"({"listen": "127.0.0.1:0", "treads": 4})";
+  std::ofstream(dir / "broken.json") << "{\n  \"listen\": \n}";
+  const mistake mistakes[] = {
+      {{"serve", "--lisen", "x"}, "unknown option '--lisen'"},
+      {{"serve", "--threads", "0"}, "threads"},
+      {{"serve", "--upstream", "https://a:1"}, "upstream"},
+      {{"serve", "--config", "missing.json"}, "cannot read config file missing.json"},
+      {{"serve", "--config", "bad.json"}, "unknown key \"treads\""},
+      {{"serve", "--config", "broken.json"}, "line 3"},
+      {{"frobnicate"}, "unknown command 'frobnicate'"},
+  };
+  for (const auto& m : mistakes) {
+    std::vector<std::string> args{test::tokengate_binary()};
+    args.insert(args.end(), m.args.begin(), m.args.end());
+    test::process p(args, dir.path());
+    INFO(m.says);
+    const auto status = p.wait(std::chrono::seconds(10));
+    REQUIRE(status.has_value());
+    CHECK(*status != 0);
+    const auto err = p.err();
+    CHECK_THAT(err, Catch::Contains(m.says));
+    CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+    CHECK_FALSE(std::filesystem::exists(dir / "data")); // nothing was started
+  }
+}
+
+TEST_CASE("the bootstrap token is made once, however often the sidecar restarts",
+          "[e2e][bootstrap]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  std::string key;
+  for (int start = 0; start < 3; ++start) {
+    gate_process gate(dir.path(), upstream.port());
+    if (start == 0) {
+      key = gate.admin_key();
+      struct stat st {};
+      REQUIRE(::stat((dir / "data" / "admin-token").c_str(), &st) == 0);
+      CHECK((st.st_mode & 0777) == 0600);
+      CHECK_THAT(gate.proc().out(), Catch::Contains("admin-token"));
+    }
+    CHECK(gate.admin_key() == key);
+    auto list = call(gate.port(), "GET", "/api-tokens", key);
+    REQUIRE(list.status == 200);
+    auto results = list.json().at("results").as_array();
+    REQUIRE(results.size() == 1);
+    CHECK(results[0].at("name") == "bootstrap");
+    CHECK(results[0].at("permissions").as_array().size() == 39);
+    CHECK(gate.proc().out().find(key) == std::string::npos);
+    CHECK(gate.terminate() == 0);
+  }
+}
+
+TEST_CASE("a provided bootstrap file is adopted, and stays revoked once deleted",
+          "[e2e][bootstrap]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  test::process keygen({test::tokengate_binary(), "keygen"}, dir.path());
+  REQUIRE(keygen.wait(std::chrono::seconds(10)) == 0);
+  const auto key = keygen.out().substr(0, keygen.out().find('\n'));
+  std::filesystem::create_directories(dir / "data");
+  std::ofstream(dir / "data" / "admin-token") << key << "\n";
+  {
+    gate_process gate(dir.path(), upstream.port());
+    REQUIRE(call(gate.port(), "GET", "/api-tokens/self", key).status == 200);
+    // The admin makes a narrower admin and deletes the bootstrap token.
+    auto r = call(gate.port(), "POST", "/api-tokens", key,
+                  R"({"name":"ops","permissions":["OrganizationAPITokenModify"]})");
+    REQUIRE(r.status == 200);
+    REQUIRE(call(gate.port(), "DELETE", "/api-tokens/self", key).status == 204);
+    CHECK(gate.terminate() == 0);
+  }
+  gate_process again(dir.path(), upstream.port());
+  CHECK(call(again.port(), "GET", "/api-tokens/self", key).status == 401);
+  CHECK_THAT(again.proc().out(), Catch::Contains("stays revoked"));
+}
+
+TEST_CASE("a bootstrap file without a tokengate key stops the start with one line",
+          "[e2e][bootstrap]") {
+  test::temp_dir dir;
+  std::filesystem::create_directories(dir / "data");
+  std::ofstream(dir / "data" / "admin-token") << "hunter2\n";
+  test::process p({test::tokengate_binary(), "serve", "--listen", "127.0.0.1:0", "--admin-listen",
+                   "127.0.0.1:0", "--data-dir", "data"},
+                  dir.path());
+  CHECK(p.wait(std::chrono::seconds(20)) == 1);
+  CHECK_THAT(p.err(), Catch::Contains("does not hold a tokengate key"));
+  CHECK(p.err().find("hunter2") == std::string::npos);
+}
+
+TEST_CASE("every answered write survives kill -9", "[e2e][durability]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  std::vector<std::string> kept;
+  std::string deleted_value, rotated_old, rotated_new, rotated_id, deleted_id;
+  std::string admin;
+  {
+    gate_process gate(dir.path(), upstream.port());
+    admin = gate.admin_key();
+    for (int i = 0; i < 20; ++i)
+      kept.push_back(create(gate.port(), admin, std::to_string(i) + "t"));
+    deleted_value = create(gate.port(), admin, "doomed", &deleted_id);
+    rotated_old = create(gate.port(), admin, "rotated", &rotated_id);
+    REQUIRE(call(gate.port(), "DELETE", "/api-tokens/" + deleted_id, admin).status == 204);
+    auto r = call(gate.port(), "POST", "/api-tokens/" + rotated_id + "/rotate", admin);
+    REQUIRE(r.status == 200);
+    rotated_new = std::string(r.json().at("value").as_string());
+    gate.proc().signal(SIGKILL); // no chance to flush anything
+    CHECK(gate.proc().wait(std::chrono::seconds(10)) == 128 + SIGKILL);
+  }
+  gate_process gate(dir.path(), upstream.port());
+  for (const auto& v : kept)
+    CHECK(call(gate.port(), "GET", "/api-tokens/self", v).status == 200);
+  CHECK(call(gate.port(), "GET", "/api-tokens/self", deleted_value).status == 401);
+  CHECK(call(gate.port(), "GET", "/api-tokens/self", rotated_old).status == 401);
+  CHECK(call(gate.port(), "GET", "/api-tokens/self", rotated_new).status == 200);
+}
+
+TEST_CASE("no token value is ever written to disk or to the log", "[e2e][secrets]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  std::vector<std::string> values;
+  std::string out;
+  {
+    gate_process gate(dir.path(), upstream.port());
+    const auto admin = gate.admin_key();
+    for (int i = 0; i < 10; ++i)
+      values.push_back(create(gate.port(), admin, std::to_string(i) + "t"));
+    std::string id;
+    values.push_back(create(gate.port(), admin, "rotating", &id));
+    auto rotated = call(gate.port(), "POST", "/api-tokens/" + id + "/rotate", admin);
+    values.emplace_back(rotated.json().at("value").as_string());
+    for (const auto& v : values) {
+      (void)call(gate.port(), "GET", "/alerts/1", v);
+      auto refused = call(gate.port(), "GET", "/api-tokens", v); // 403: message has no key
+      CHECK(refused.body.find(v) == std::string::npos);
+    }
+    // lastUsedAt is written in the background: let it reach the store before stopping.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    CHECK(gate.terminate() == 0);
+    out = gate.proc().out() + gate.proc().err();
+  }
+  const auto on_disk = everything_under(dir / "data");
+  for (const auto& v : values) {
+    INFO(v.substr(0, 6));
+    CHECK(out.find(v) == std::string::npos);
+    CHECK(on_disk.find(v) == std::string::npos);
+  }
+  // The bootstrap value lives only in its own file, never in the store or the log.
+  const auto admin = read_file(dir / "data" / "admin-token");
+  const auto key = admin.substr(0, admin.find('\n'));
+  std::string store_files;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir / "data"))
+    if (e.is_regular_file() && e.path().filename() != "admin-token")
+      store_files += read_file(e.path());
+  CHECK(store_files.find(key) == std::string::npos);
+  CHECK(out.find(key) == std::string::npos);
+}
+
+TEST_CASE("SIGTERM lets a request in flight finish, then exits 0", "[e2e][shutdown]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  gate_process gate(dir.path(), upstream.port());
+  const auto key = gate.admin_key();
+  auto slow = std::async(std::launch::async,
+                         [&] { return call(gate.port(), "GET", "/slow?ms=1500", key); });
+  // Wait until the request has reached the upstream, then ask the sidecar to stop.
+  for (int i = 0; i < 200 && upstream.requests().empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE_FALSE(upstream.requests().empty());
+  gate.proc().signal(SIGTERM);
+  auto answer = slow.get();
+  CHECK(answer.status == 200);
+  CHECK(answer.header("Connection") == "close");
+  auto status = gate.proc().wait(std::chrono::seconds(20));
+  REQUIRE(status.has_value());
+  CHECK(*status == 0);
+  CHECK_THAT(gate.proc().out(), Catch::Contains("\"msg\":\"stopped\""));
+}
