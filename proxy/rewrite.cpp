@@ -12,7 +12,7 @@ using http1::iequals;
 
 // Fields that describe one connection, never the message (RFC 9110 section 7.6.1), plus the
 // framing fields, which tokengate states itself.
-constexpr std::array<std::string_view, 10> hop_by_hop{
+constexpr std::string_view hop_by_hop[]{
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -23,6 +23,7 @@ constexpr std::array<std::string_view, 10> hop_by_hop{
     "proxy-authorization",
     "proxy-authenticate",
     "content-length",
+    "http2-settings",
 };
 
 bool is_hop_by_hop(std::string_view name) {
@@ -32,13 +33,16 @@ bool is_hop_by_hop(std::string_view name) {
   return false;
 }
 
-// Request fields the upstream must hear from tokengate only.
-constexpr std::array<std::string_view, 8> replaced_on_request{
-    "x-api-key",       "x-token-id",        "x-token-name",     "x-token-permissions",
-    "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "expect",
+// Request fields the upstream must hear from tokengate only, and every X-Token-* field: the
+// upstream may trust any name of that family, so no client may send one.
+constexpr std::array<std::string_view, 5> replaced_on_request{
+    "x-api-key", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "expect",
 };
+constexpr std::string_view token_field_prefix = "x-token-";
 
 bool is_replaced(std::string_view name) {
+  if (iequals(name.substr(0, token_field_prefix.size()), token_field_prefix))
+    return true;
   for (auto h : replaced_on_request)
     if (iequals(name, h))
       return true;
@@ -86,6 +90,7 @@ void build_upstream_request(std::string& out, const http1::head& request,
 
   const bool check_connection = http1::connection_of(request).names_fields;
   std::string_view client_host;
+  bool has_host = false; // an empty Host is still one: adding another would send two
   std::string_view forwarded_proto;
   std::string_view forwarded_host;
   std::string forwarded_for;
@@ -100,13 +105,15 @@ void build_upstream_request(std::string& out, const http1::head& request,
       forwarded_proto = f.value;
     else if (iequals(f.name, "x-forwarded-host"))
       forwarded_host = f.value;
-    else if (iequals(f.name, "host"))
+    else if (iequals(f.name, "host")) {
       client_host = f.value;
+      has_host = true;
+    }
     if (is_replaced(f.name) || !forwardable(request, f, check_connection))
       continue;
     append_field(out, f.name, f.value);
   }
-  if (client_host.empty())
+  if (!has_host)
     append_field(out, "Host", c.upstream_authority);
 
   switch (c.body.type) {

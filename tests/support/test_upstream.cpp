@@ -95,7 +95,15 @@ struct test_upstream::impl {
       ++connections;
       std::lock_guard lock(mutex);
       sockets.push_back(socket);
-      threads.emplace_back([this, socket] { serve(*socket); });
+      threads.emplace_back([this, socket] {
+        serve(*socket);
+        // Close under the lock, so stop() never touches a descriptor number reused since.
+        std::lock_guard done(mutex);
+        std::erase(sockets, socket);
+        boost::system::error_code ignored;
+        socket->shutdown(tcp::socket::shutdown_both, ignored);
+        socket->close(ignored);
+      });
     }
   }
 
