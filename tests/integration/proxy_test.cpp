@@ -26,7 +26,8 @@ TEST_CASE_METHOD(proxy_fixture,
   CHECK(missing.status == 403);
   CHECK_THAT(missing.message(), Catch::Contains("AlertModify"));
   CHECK(get_with(fenced.value, "/alerts/7").status == 403);
-  CHECK(test::request(gate.port(), "DELETE", "/alerts/7", {{"X-API-Key", writer.value}}).status == 200);
+  CHECK(test::request(gate.port(), "DELETE", "/alerts/7", {{"X-API-Key", writer.value}}).status ==
+        200);
   // Only the two allowed requests reached the upstream.
   CHECK(upstream.requests().size() == 2);
 }

@@ -156,8 +156,12 @@ struct test_upstream::impl {
   bool respond(tcp::socket& socket, const seen_request& r, bool keep_alive,
                std::vector<char>& chunk) {
     boost::system::error_code ec;
+    // The behaviour is picked by the last segment, so any route prefix can lead to it.
     std::string_view path = r.target;
     path = path.substr(0, path.find('?'));
+    const auto status_at = path.find("/status/");
+    const auto status_text = status_at == std::string_view::npos ? "" : path.substr(status_at + 8);
+    path = path.substr(path.rfind('/'));
     if (path == "/slow")
       std::this_thread::sleep_for(std::chrono::milliseconds(query_number(r.target, "ms")));
     if (path == "/download")
@@ -173,8 +177,8 @@ struct test_upstream::impl {
         return false;
     }
     unsigned status = 200;
-    if (path.starts_with("/status/"))
-      status = static_cast<unsigned>(std::stoul(std::string(path.substr(8))));
+    if (!status_text.empty())
+      status = static_cast<unsigned>(std::stoul(std::string(status_text)));
 
     if (r.method == "HEAD" || status == 204 || status == 304) {
       http::response<http::empty_body> res{static_cast<http::status>(status), 11};
@@ -194,6 +198,11 @@ struct test_upstream::impl {
     else
       res.prepare_payload();
     http::write(socket, res, ec);
+    if (path == "/drop-after") {
+      // Answered as keep-alive, then closed while idle: what a backend's idle timeout does.
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      return false;
+    }
     return !ec && keep_alive;
   }
 

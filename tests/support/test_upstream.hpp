@@ -34,13 +34,14 @@ struct seen_request {
 [[nodiscard]] inline char pattern_byte(std::uint64_t i) { return static_cast<char>('a' + i % 26); }
 
 /// A real HTTP/1.1 server on 127.0.0.1 (Boost.Beast, a thread per connection), standing in for
-/// the backend. By the path it receives:
+/// the backend. By the last segment of the path it receives (so "/public/slow" is "/slow"):
 ///   /download?bytes=N[&chunked=1]  N pattern bytes, Content-Length or chunked
 ///   /slow?ms=N                     waits N ms, then echoes
 ///   /status/NNN                    answers NNN (no body for 204 and 304)
 ///   /chunked                       a small chunked echo
 ///   /close                         an echo delimited by closing the connection (no length)
 ///   /early-hints                   a 103 Early Hints, then the echo
+///   /drop-after                    the echo (keep-alive), then closes the idle connection
 ///   anything else                  200 with a JSON echo: method, target, headers, body size
 /// Bodies are read as streams (any size) and summarised in `requests()`.
 class test_upstream {

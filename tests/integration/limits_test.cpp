@@ -1,0 +1,176 @@
+// Framing defences, limits and upstream failures, against the real server (PRODUCT.md §4).
+#include "tests/integration/proxy_fixture.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+using namespace tokengate;
+using namespace std::chrono_literals;
+using test::proxy_fixture;
+
+namespace {
+
+std::string with_key(const std::string& request_line, const std::string& key,
+                     const std::string& rest) {
+  return request_line + "\r\nHost: x\r\nX-API-Key: " + key + "\r\n" + rest;
+}
+
+} // namespace
+
+TEST_CASE_METHOD(proxy_fixture, "request smuggling attempts get 400 and a closed connection",
+                 "[framing]") {
+  auto t = gate.create_token("t", {"AlertModify"});
+  const std::string post = "POST /alerts HTTP/1.1";
+  const std::pair<std::string, std::string> attacks[] = {
+      {"TE other than chunked",
+       with_key(post, t.value, "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")},
+      {"TE chunked then identity",
+       with_key(post, t.value, "Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n")},
+      {"TE xchunked", with_key(post, t.value, "Transfer-Encoding: xchunked\r\n\r\n")},
+      {"TE and CL",
+       with_key(post, t.value, "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n")},
+      {"CL and TE",
+       with_key(post, t.value, "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")},
+      {"two equal CLs",
+       with_key(post, t.value, "Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello")},
+      {"two different CLs",
+       with_key(post, t.value, "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!")},
+      {"CL list", with_key(post, t.value, "Content-Length: 5, 5\r\n\r\nhello")},
+      {"TE on HTTP/1.0",
+       with_key("POST /alerts HTTP/1.0", t.value, "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")},
+      {"space before colon", with_key(post, t.value, "Content-Length : 5\r\n\r\nhello")},
+      {"obsolete folding", with_key(post, t.value, "X-Long: a\r\n b\r\nContent-Length: 0\r\n\r\n")},
+      {"bare LF in chunk size line",
+       with_key(post, t.value, "Transfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n")},
+      {"bare LF after chunk data",
+       with_key(post, t.value, "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n")},
+      {"bare LF in the head", "POST /alerts HTTP/1.1\nHost: x\n\n"},
+      {"NUL in a header", with_key(post, t.value, std::string("X-A: a\0b\r\n\r\n", 12))},
+  };
+  for (const auto& [name, bytes] : attacks) {
+    INFO(name);
+    upstream.clear();
+    test::raw_connection c(gate.port());
+    c.send(bytes);
+    const auto answer = c.read_until("}");
+    CHECK(test::status_of(answer) == 400);
+    CHECK(answer.find("Connection: close") != std::string::npos);
+    CHECK(answer.find("\"message\"") != std::string::npos);
+    CHECK(c.closed_within(3s));
+    // The body that was refused never reached the upstream as a request of its own.
+    for (const auto& seen : upstream.requests())
+      CHECK(seen.body_bytes == 0);
+  }
+  // The sidecar goes on serving new connections.
+  CHECK(test::request(gate.port(), "POST", "/alerts", {{"X-API-Key", t.value}}, "ok").status ==
+        200);
+}
+
+TEST_CASE("oversized headers get 431; slow headers and idle connections are closed", "[limits]") {
+  auto settings = test::example_routes();
+  settings.limits.max_header_bytes = 4096;
+  settings.limits.header_timeout = 300ms;
+  settings.limits.idle_timeout = 400ms;
+  proxy_fixture f(settings);
+
+  test::raw_connection big(f.gate.port());
+  big.send("GET /public HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(5000, 'a') + "\r\n\r\n");
+  CHECK(test::status_of(big.read_until("}")) == 431);
+  CHECK(big.closed_within(2s));
+
+  test::raw_connection many(f.gate.port());
+  std::string fields;
+  for (int i = 0; i < 101; ++i)
+    fields += "X-F" + std::to_string(i) + ": v\r\n";
+  many.send("GET /public HTTP/1.1\r\nHost: x\r\n" + fields + "\r\n");
+  CHECK(test::status_of(many.read_until("}")) == 431);
+
+  // A head that never completes: closed after header_timeout, long before idle_timeout * 2.
+  test::raw_connection slow(f.gate.port());
+  slow.send("GET /public HTTP/1.1\r\nHost: x\r\n");
+  CHECK(slow.closed_within(3s));
+  // A connection that sends nothing at all is closed by the header timeout too.
+  test::raw_connection silent(f.gate.port());
+  CHECK(silent.closed_within(3s));
+
+  // An idle keep-alive connection is closed after idle_timeout, not before.
+  test::http_client idle(f.gate.port());
+  CHECK(idle.request("GET", "/public").status == 200);
+  std::this_thread::sleep_for(100ms);
+  CHECK(idle.request("GET", "/public").status == 200);
+  CHECK(idle.closed_by_peer(3s));
+  CHECK(f.upstream.requests().size() == 2);
+}
+
+TEST_CASE("connections above max_connections are refused", "[limits]") {
+  auto settings = test::example_routes();
+  settings.limits.max_connections = 5;
+  proxy_fixture f(settings);
+  std::vector<std::unique_ptr<test::http_client>> held;
+  for (int i = 0; i < 5; ++i) {
+    held.push_back(std::make_unique<test::http_client>(f.gate.port()));
+    REQUIRE(held.back()->request("GET", "/public").status == 200);
+  }
+  test::raw_connection extra(f.gate.port());
+  extra.send("GET /public HTTP/1.1\r\nHost: x\r\n\r\n");
+  const auto refused = extra.read_until_close(3s);
+  CHECK(test::status_of(refused) == 503);
+  CHECK(refused.find("too many open connections") != std::string::npos);
+  held.pop_back();
+  // Once one closes, a new one is served.
+  bool served = false;
+  for (int i = 0; i < 50 && !served; ++i) {
+    test::raw_connection again(f.gate.port());
+    again.send("GET /public HTTP/1.1\r\nHost: x\r\n\r\n");
+    served = test::status_of(again.read_until("}")) == 200;
+    if (!served)
+      std::this_thread::sleep_for(20ms);
+  }
+  CHECK(served);
+}
+
+TEST_CASE("upstream down is 502, upstream slow is 504, and the sidecar keeps serving",
+          "[upstream]") {
+  auto settings = test::example_routes();
+  settings.limits.upstream_timeout = 500ms;
+  settings.limits.upstream_connect_timeout = 500ms;
+  std::uint16_t dead_port = 0;
+  {
+    test::test_upstream gone; // bind a port, then free it: nothing listens there
+    dead_port = gone.port();
+  }
+  SECTION("unreachable") {
+    test::sidecar gate(dead_port, settings);
+    auto r = test::request(gate.port(), "GET", "/public/x");
+    CHECK(r.status == 502);
+    CHECK(r.header("Content-Type") == "application/json");
+    CHECK_THAT(r.message(), Catch::Contains("upstream"));
+    // The token API does not depend on the upstream.
+    CHECK(test::request(gate.port(), "GET", "/api-tokens", {{"X-API-Key", gate.admin_key()}})
+              .status == 200);
+    CHECK(test::request(gate.port(), "GET", "/public/x").status == 502);
+  }
+  SECTION("slow") {
+    proxy_fixture f(settings);
+    auto r = f.get("/public/slow?ms=2000");
+    CHECK(r.status == 504);
+    CHECK(r.header("Content-Type") == "application/json");
+    CHECK_THAT(r.message(), Catch::Contains("timed out"));
+    CHECK(f.get("/public/x").status == 200);
+    CHECK(test::request(f.gate.port(), "GET", "/api-tokens", {{"X-API-Key", f.gate.admin_key()}})
+              .status == 200);
+  }
+}
+
+TEST_CASE_METHOD(proxy_fixture, "a pooled connection the upstream closed is replaced unseen",
+                 "[upstream][pool]") {
+  test::http_client client(gate.port());
+  for (int round = 0; round < 5; ++round) {
+    // The upstream answers keep-alive, then closes the connection while it sits in the pool.
+    CHECK(client.request("GET", "/public/drop-after").status == 200);
+    std::this_thread::sleep_for(150ms);
+    CHECK(client.request("GET", "/public/next").status == 200);
+  }
+  CHECK(upstream.connections() >= 5);
+}
