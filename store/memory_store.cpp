@@ -20,6 +20,20 @@ result<std::optional<token_record>> memory_store::find(const digest& d) const {
 
 result<void> memory_store::put(const token_record& record, std::string_view marker) {
   std::lock_guard lock(mutex_);
+  put_locked(record);
+  if (!marker.empty())
+    markers_.emplace(marker);
+  return {};
+}
+
+result<void> memory_store::put_many(std::span<const token_record> records) {
+  std::lock_guard lock(mutex_);
+  for (const auto& r : records)
+    put_locked(r);
+  return {};
+}
+
+void memory_store::put_locked(const token_record& record) {
   auto [it, inserted] = records_.try_emplace(record.id);
   std::optional<std::int64_t> last_used;
   if (!inserted) {
@@ -29,9 +43,6 @@ result<void> memory_store::put(const token_record& record, std::string_view mark
   it->second = record;
   it->second.last_used = last_used;
   by_digest_[record.value_digest] = record.id;
-  if (!marker.empty())
-    markers_.emplace(marker);
-  return {};
 }
 
 result<bool> memory_store::erase(std::string_view id) {

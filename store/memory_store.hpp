@@ -15,6 +15,7 @@ public:
   result<std::optional<token_record>> get(std::string_view id) const override;
   result<std::optional<token_record>> find(const digest& d) const override;
   result<void> put(const token_record& record, std::string_view marker = {}) override;
+  result<void> put_many(std::span<const token_record> records) override;
   result<bool> erase(std::string_view id) override;
   result<std::vector<token_record>> scan(std::string_view after_id,
                                          std::size_t limit) const override;
@@ -23,6 +24,8 @@ public:
   result<void> flush() override;
 
 private:
+  void put_locked(const token_record& record);
+
   mutable std::mutex mutex_;
   std::map<std::string, token_record, std::less<>> records_;
   std::map<digest, std::string> by_digest_;

@@ -129,15 +129,13 @@ result<std::optional<token_record>> rocksdb_store::find(const digest& d) const {
   return get(id);
 }
 
-result<void> rocksdb_store::put(const token_record& record, std::string_view marker) {
-  std::lock_guard lock(write_mutex_);
+// Adds the writes of one record (and the removal of the digest it replaces) to `batch`.
+result<void> rocksdb_store::stage(const token_record& record, rocksdb::WriteBatch& batch) {
   const auto record_key = key(record_prefix, record.id);
   std::string previous;
   auto s = db_->Get(rocksdb::ReadOptions(), slice(record_key), &previous);
   if (!s.ok() && !s.IsNotFound())
     return to_error(s);
-
-  rocksdb::WriteBatch batch;
   if (s.ok()) {
     auto old = decode_record(record.id, previous);
     if (!old)
@@ -151,10 +149,28 @@ result<void> rocksdb_store::put(const token_record& record, std::string_view mar
   value.append(record.payload);
   batch.Put(slice(record_key), slice(value));
   batch.Put(slice(key(digest_prefix, as_view(record.value_digest))), slice(record.id));
+  return {};
+}
+
+result<void> rocksdb_store::put(const token_record& record, std::string_view marker) {
+  std::lock_guard lock(write_mutex_);
+  rocksdb::WriteBatch batch;
+  if (auto staged = stage(record, batch); !staged)
+    return staged;
   if (!marker.empty())
     batch.Put(slice(key(marker_prefix, marker)), rocksdb::Slice());
-  s = db_->Write(synced(), &batch);
-  if (!s.ok())
+  if (auto s = db_->Write(synced(), &batch); !s.ok())
+    return to_error(s);
+  return {};
+}
+
+result<void> rocksdb_store::put_many(std::span<const token_record> records) {
+  std::lock_guard lock(write_mutex_);
+  rocksdb::WriteBatch batch;
+  for (const auto& r : records)
+    if (auto staged = stage(r, batch); !staged)
+      return staged;
+  if (auto s = db_->Write(synced(), &batch); !s.ok())
     return to_error(s);
   return {};
 }

@@ -8,7 +8,8 @@
 
 namespace rocksdb {
 class DB;
-}
+class WriteBatch;
+} // namespace rocksdb
 
 namespace tokengate::store {
 
@@ -30,6 +31,7 @@ public:
   result<std::optional<token_record>> get(std::string_view id) const override;
   result<std::optional<token_record>> find(const digest& d) const override;
   result<void> put(const token_record& record, std::string_view marker = {}) override;
+  result<void> put_many(std::span<const token_record> records) override;
   result<bool> erase(std::string_view id) override;
   result<std::vector<token_record>> scan(std::string_view after_id,
                                          std::size_t limit) const override;
@@ -39,6 +41,7 @@ public:
 
 private:
   explicit rocksdb_store(std::unique_ptr<rocksdb::DB> db);
+  [[nodiscard]] result<void> stage(const token_record& record, rocksdb::WriteBatch& batch);
 
   std::unique_ptr<rocksdb::DB> db_;
   // Writers read the previous record (to drop its digest index) before writing: one at a time.

@@ -52,6 +52,10 @@ public:
   [[nodiscard]] virtual result<void> put(const token_record& record,
                                          std::string_view marker = {}) = 0;
 
+  /// Inserts or replaces many records in one atomic, durable batch: for bulk loads (tools,
+  /// migrations), where a synced write per record would take hours.
+  [[nodiscard]] virtual result<void> put_many(std::span<const token_record> records) = 0;
+
   /// Removes the record, its digest index and its usage. False when there was none. Durable.
   [[nodiscard]] virtual result<bool> erase(std::string_view id) = 0;
 

@@ -10,8 +10,8 @@ using namespace tokengate;
 using test::digest_of;
 using test::record;
 
-TEMPLATE_TEST_CASE("a stored record is found by id and by digest", "[store]",
-                   test::memory_fixture, test::rocksdb_fixture) {
+TEMPLATE_TEST_CASE("a stored record is found by id and by digest", "[store]", test::memory_fixture,
+                   test::rocksdb_fixture) {
   TestType f;
   REQUIRE(f.store.put(record("a1", 1, R"({"name":"ci"})")));
 
@@ -130,4 +130,20 @@ TEMPLATE_TEST_CASE("markers are set atomically with a put", "[store]", test::mem
   REQUIRE(f.store.erase("a").value());
   CHECK(f.store.has_marker("bootstrap:1").value());
   CHECK(f.store.flush());
+}
+
+TEMPLATE_TEST_CASE("put_many stores a batch, replacing and re-indexing as put does", "[store]",
+                   test::memory_fixture, test::rocksdb_fixture) {
+  TestType f;
+  REQUIRE(f.store.put(record("a", 1, "old")));
+  std::vector<store::token_record> batch;
+  batch.push_back(record("a", 2, "new"));
+  for (std::uint8_t i = 10; i < 60; ++i)
+    batch.push_back(record("n" + std::to_string(i), i));
+  REQUIRE(f.store.put_many(batch));
+
+  CHECK_FALSE(f.store.find(digest_of(1)).value().has_value());
+  CHECK(f.store.find(digest_of(2)).value()->payload == "new");
+  CHECK(f.store.find(digest_of(42)).value()->id == "n42");
+  CHECK(f.store.scan("", 100).value().size() == 51);
 }
