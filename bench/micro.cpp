@@ -1,0 +1,138 @@
+// Micro-benchmarks of the request hot path: key check, digest, index lookup, CIDR match, route
+// match, path normalisation, head parsing and the whole decision, at 1,000 and 1,000,000 tokens.
+#include "proxy/http1.hpp"
+#include "proxy/path.hpp"
+#include "proxy/route_table.hpp"
+#include "tokenapi/authorizer.hpp"
+#include "tokenapi/token.hpp"
+#include "tokenapi/token_value.hpp"
+
+#include <benchmark/benchmark.h>
+
+#include <map>
+#include <memory>
+
+using namespace tokengate;
+
+namespace {
+
+// An authorizer holding `n` tokens with AlertRead, and one value among them, built once per n.
+struct population {
+  tokenapi::authorizer auth;
+  std::string value;
+};
+
+population& populated(std::size_t n) {
+  static std::map<std::size_t, std::unique_ptr<population>> cache;
+  auto& p = cache[n];
+  if (!p) {
+    p = std::make_unique<population>();
+    tokenapi::token t;
+    t.permissions.insert(tokenapi::permission::AlertRead);
+    for (std::size_t i = 0; i < n; ++i) {
+      t.id = *tokenapi::generate_id();
+      t.name = "t" + std::to_string(i);
+      p->value = *tokenapi::generate_value();
+      p->auth.publish(tokenapi::digest_of(p->value), tokenapi::auth_entry::from(t));
+    }
+  }
+  return *p;
+}
+
+const auto client = *tokenapi::ip_address::parse("10.1.2.3");
+const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+
+void key_checksum(benchmark::State& state) {
+  const auto value = *tokenapi::generate_value();
+  for (auto _ : state)
+    benchmark::DoNotOptimize(tokenapi::well_formed(value));
+}
+BENCHMARK(key_checksum);
+
+void key_checksum_bad(benchmark::State& state) {
+  auto value = *tokenapi::generate_value();
+  value[10] = value[10] == 'a' ? 'b' : 'a';
+  for (auto _ : state)
+    benchmark::DoNotOptimize(tokenapi::well_formed(value));
+}
+BENCHMARK(key_checksum_bad);
+
+void key_digest(benchmark::State& state) {
+  const auto value = *tokenapi::generate_value();
+  for (auto _ : state)
+    benchmark::DoNotOptimize(tokenapi::digest_of(value));
+}
+BENCHMARK(key_digest);
+
+void digest_lookup(benchmark::State& state) {
+  auto& p = populated(static_cast<std::size_t>(state.range(0)));
+  const auto d = tokenapi::digest_of(p.value);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(p.auth.find(d));
+}
+BENCHMARK(digest_lookup)->Arg(1000)->Arg(1000000);
+
+void cidr_match(benchmark::State& state) {
+  tokenapi::token t;
+  for (auto b : {"192.168.0.0/16", "172.16.0.0/12", "2001:db8::/32", "10.0.0.0/8"})
+    t.allowed_cidr_blocks.push_back(*tokenapi::cidr_block::parse(b));
+  const auto entry = tokenapi::auth_entry::from(t);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(entry->allows(client));
+}
+BENCHMARK(cidr_match);
+
+void route_match(benchmark::State& state) {
+  std::vector<proxy::route> routes;
+  for (auto prefix : {"/public", "/static", "/rules", "/policies", "/users", "/settings"})
+    routes.push_back({prefix, {}, false, {}});
+  routes.push_back({"/alerts", {"GET", "HEAD"}, false, {}});
+  routes.push_back({"/alerts", {}, false, {}});
+  const proxy::route_table table(routes, proxy::route{"/", {}, false, {}});
+  for (auto _ : state)
+    benchmark::DoNotOptimize(table.match("POST", "/alerts/12345/comments"));
+}
+BENCHMARK(route_match);
+
+void path_normalisation(benchmark::State& state) {
+  proxy::normalized_target out;
+  for (auto _ : state)
+    benchmark::DoNotOptimize(proxy::normalize_target("/alerts/7/comments/../12?since=2026", out));
+}
+BENCHMARK(path_normalisation);
+
+void head_parse(benchmark::State& state) {
+  const std::string head = "GET /alerts/7 HTTP/1.1\r\nHost: api.example.com\r\n"
+                           "User-Agent: benchmark/1.0\r\nAccept: application/json\r\n"
+                           "X-API-Key: tg_0123456789012345678901234567890123456789012abcdef\r\n"
+                           "X-Request-Id: 5d1c2f3a-8b9e-4c7d-a6f5-0e1d2c3b4a59\r\n\r\n";
+  proxy::http1::head h;
+  for (auto _ : state) {
+    std::size_t scanned = 0;
+    benchmark::DoNotOptimize(proxy::http1::scan_head(head, scanned));
+    benchmark::DoNotOptimize(proxy::http1::parse_request(head, h));
+  }
+}
+BENCHMARK(head_parse);
+
+void whole_decision(benchmark::State& state) {
+  auto& p = populated(static_cast<std::size_t>(state.range(0)));
+  tokenapi::permission_set required;
+  required.insert(tokenapi::permission::AlertRead);
+  for (auto _ : state)
+    benchmark::DoNotOptimize(p.auth.decide(std::string_view(p.value), client, required, now));
+}
+BENCHMARK(whole_decision)->Arg(1000)->Arg(1000000);
+
+void whole_decision_bad_key(benchmark::State& state) {
+  auto& p = populated(1000);
+  auto bad = p.value;
+  bad[5] = bad[5] == 'x' ? 'y' : 'x';
+  for (auto _ : state)
+    benchmark::DoNotOptimize(p.auth.decide(std::string_view(bad), client, {}, now));
+}
+BENCHMARK(whole_decision_bad_key);
+
+} // namespace
+
+BENCHMARK_MAIN();
