@@ -280,9 +280,10 @@ token_service::bootstrap_outcome token_service::bootstrap(const std::filesystem:
     throw std::runtime_error("random number generator unavailable");
   // The file first: a crash before the token is stored leaves a file the next start adopts.
   write_secret_file(file, *value);
+  // The marker first: computed within the same call, it could see the value already moved from.
+  const auto marker = bootstrap_marker(digest_of(*value));
   std::lock_guard lock(write_mutex_);
-  if (!insert(bootstrap_token(clock_.now()), bootstrap_marker(digest_of(*value)),
-              std::move(*value)))
+  if (!insert(bootstrap_token(clock_.now()), marker, std::move(*value)))
     throw fail_store();
   return bootstrap_outcome::generated;
 }

@@ -1,0 +1,250 @@
+#include "tokenapi/authorizer.hpp"
+
+#include "tokenapi/token.hpp"
+#include "tokenapi/token_value.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <string>
+
+using namespace tokengate;
+using namespace tokengate::tokenapi;
+using namespace std::chrono_literals;
+
+namespace {
+
+const timestamp t0 = std::chrono::sys_days{std::chrono::year{2026} / 11 / 28} + 2h + 41min + 26s;
+
+ip_address ip(std::string_view text) {
+  auto a = ip_address::parse(text);
+  REQUIRE(a.has_value());
+  return *a;
+}
+
+permission_set set_of(std::initializer_list<permission> ps) {
+  permission_set s;
+  for (auto p : ps)
+    s.insert(p);
+  return s;
+}
+
+std::string new_value() {
+  auto v = generate_value();
+  REQUIRE(v.has_value());
+  return *v;
+}
+
+// An authorizer and a way to publish tokens into it.
+struct fixture {
+  authorizer auth;
+  const ip_address home = ip("10.1.2.3");
+
+  // Publishes a token under a fresh value and returns the value.
+  std::string publish(std::string id, permission_set permissions,
+                      std::vector<std::string_view> cidrs = {},
+                      std::optional<timestamp> expires_at = std::nullopt) {
+    token t;
+    t.id = std::move(id);
+    t.name = "token " + t.id;
+    t.permissions = permissions;
+    for (auto c : cidrs)
+      t.allowed_cidr_blocks.push_back(*cidr_block::parse(c));
+    t.expires_at = expires_at;
+    const auto value = new_value();
+    auth.publish(digest_of(value), auth_entry::from(t));
+    return value;
+  }
+
+  decision decide(std::optional<std::string_view> key, permission_set required = {},
+                  timestamp now = t0) const {
+    return auth.decide(key, home, required, now);
+  }
+};
+
+std::string flip_last(std::string v) {
+  v.back() = v.back() == 'a' ? 'b' : 'a';
+  return v;
+}
+
+} // namespace
+
+TEST_CASE_METHOD(fixture, "a live key holding the permissions is allowed", "[authorizer]") {
+  const auto key = publish("a", set_of({permission::AlertRead, permission::RuleRead}));
+  auto d = decide(key, set_of({permission::AlertRead}));
+  CHECK(d.outcome == verdict::allow);
+  CHECK(d.allowed());
+  CHECK(d.status() == 200);
+  REQUIRE(d.token);
+  CHECK(d.token->id == "a");
+  CHECK(d.token->permissions_header == "AlertRead,RuleRead");
+
+  CHECK(decide(key).allowed()); // an empty requirement: any valid key
+  CHECK(decide(key, set_of({permission::AlertRead, permission::RuleRead})).allowed());
+}
+
+TEST_CASE_METHOD(fixture, "no key is 401", "[authorizer]") {
+  publish("a", permission_set::all());
+  auto d = decide(std::nullopt);
+  CHECK(d.outcome == verdict::missing_key);
+  CHECK(d.status() == 401);
+  CHECK(d.message(home) == "missing X-API-Key header");
+  CHECK_FALSE(d.token);
+}
+
+TEST_CASE_METHOD(fixture, "a malformed key is 401 without a lookup", "[authorizer]") {
+  const auto key = publish("a", permission_set::all());
+  for (std::string bad : {std::string(), std::string("tg_"), std::string("Bearer ") + key,
+                          key + " ", flip_last(key), std::string("not a key")}) {
+    INFO('"' << bad << '"');
+    auto d = decide(bad);
+    CHECK(d.outcome == verdict::malformed_key);
+    CHECK(d.status() == 401);
+    CHECK(d.message(home) == "malformed API key");
+  }
+
+  // Even a malformed key that is in the index is refused on its shape alone.
+  token t;
+  t.id = "planted";
+  t.permissions = permission_set::all();
+  auth.publish(digest_of("tg_planted"), auth_entry::from(t));
+  CHECK(decide("tg_planted").outcome == verdict::malformed_key);
+}
+
+TEST_CASE_METHOD(fixture, "a well-formed key that names no token is 401", "[authorizer]") {
+  publish("a", permission_set::all());
+  const auto stranger = new_value();
+  auto d = decide(stranger);
+  CHECK(d.outcome == verdict::unknown_key);
+  CHECK(d.status() == 401);
+  CHECK(d.message(home) == "invalid API key");
+  CHECK(d.message(home).find(stranger) == std::string::npos);
+}
+
+TEST_CASE_METHOD(fixture, "an expired key is 401 from the second it expires", "[authorizer]") {
+  const auto key = publish("a", permission_set::all(), {}, t0 + 10s);
+  CHECK(decide(key, {}, t0 + 9s).allowed());
+  auto at_expiry = decide(key, {}, t0 + 10s);
+  CHECK(at_expiry.outcome == verdict::expired_key);
+  CHECK(at_expiry.status() == 401);
+  CHECK(at_expiry.message(home) == "API key has expired");
+  CHECK(decide(key, {}, t0 + 1h).outcome == verdict::expired_key);
+  // Expiry comes before the address and the permissions.
+  CHECK(auth.decide(key, ip("192.0.2.1"), permission_set::all(), t0 + 10s).outcome ==
+        verdict::expired_key);
+}
+
+TEST_CASE_METHOD(fixture, "a key used from outside its CIDR blocks is 403 naming the address",
+                 "[authorizer]") {
+  const auto key = publish("a", permission_set::all(), {"10.0.0.0/8", "2001:db8::/32"});
+  CHECK(auth.decide(key, ip("10.200.0.1"), {}, t0).allowed());
+  CHECK(auth.decide(key, ip("::ffff:10.200.0.1"), {}, t0).allowed());
+  CHECK(auth.decide(key, ip("2001:db8::5"), {}, t0).allowed());
+
+  auto outside = auth.decide(key, ip("192.0.2.1"), {}, t0);
+  CHECK(outside.outcome == verdict::address_not_allowed);
+  CHECK(outside.status() == 403);
+  CHECK(outside.message(ip("192.0.2.1")) == "this API key may not be used from 192.0.2.1");
+  auto outside6 = auth.decide(key, ip("2001:db9::1"), {}, t0);
+  CHECK(outside6.outcome == verdict::address_not_allowed);
+  CHECK(outside6.message(ip("2001:db9::1")) == "this API key may not be used from 2001:db9::1");
+
+  const auto anywhere = publish("b", permission_set::all());
+  CHECK(auth.decide(anywhere, ip("192.0.2.1"), {}, t0).allowed());
+  CHECK(auth.decide(anywhere, ip("::1"), {}, t0).allowed());
+}
+
+TEST_CASE_METHOD(fixture, "a key lacking a permission is 403 naming what it lacks",
+                 "[authorizer]") {
+  const auto key = publish("a", set_of({permission::AlertRead}));
+  auto one = decide(key, set_of({permission::AlertRead, permission::AlertModify}));
+  CHECK(one.outcome == verdict::missing_permission);
+  CHECK(one.status() == 403);
+  CHECK(one.missing == set_of({permission::AlertModify}));
+  CHECK(one.message(home) == "API key lacks the permission AlertModify");
+
+  auto two = decide(key, set_of({permission::RuleRead, permission::AlertModify}));
+  CHECK(two.message(home) == "API key lacks the permissions AlertModify, RuleRead");
+}
+
+TEST_CASE_METHOD(fixture, "publishing under a new digest retires the replaced one",
+                 "[authorizer]") {
+  const auto old_key = publish("a", permission_set::all());
+  const auto old_digest = digest_of(old_key);
+  const auto new_key = new_value();
+  token t;
+  t.id = "a";
+  t.permissions = permission_set::all();
+  auth.publish(digest_of(new_key), auth_entry::from(t), &old_digest);
+
+  CHECK(decide(old_key).outcome == verdict::unknown_key);
+  CHECK(decide(new_key).allowed());
+  CHECK(auth.size() == 1);
+  CHECK(auth.find(old_digest) == nullptr);
+}
+
+TEST_CASE_METHOD(fixture, "publishing again under the same digest replaces the token",
+                 "[authorizer]") {
+  const auto key = publish("a", set_of({permission::AlertRead}));
+  token t;
+  t.id = "a";
+  t.permissions = set_of({permission::RuleRead});
+  auto d = digest_of(key);
+  auth.publish(d, auth_entry::from(t), &d);
+  CHECK(decide(key, set_of({permission::RuleRead})).allowed());
+  CHECK(decide(key, set_of({permission::AlertRead})).outcome == verdict::missing_permission);
+  CHECK(auth.size() == 1);
+}
+
+TEST_CASE_METHOD(fixture, "a removed token's key is unknown", "[authorizer]") {
+  const auto key = publish("a", permission_set::all());
+  const auto other = publish("b", permission_set::all());
+  auth.remove(digest_of(key));
+  CHECK(decide(key).outcome == verdict::unknown_key);
+  CHECK(decide(other).allowed());
+  CHECK(auth.size() == 1);
+  auth.remove(digest_of(key)); // twice is harmless
+  CHECK(auth.size() == 1);
+}
+
+TEST_CASE_METHOD(fixture, "usage is reported once per token with its latest second",
+                 "[authorizer]") {
+  const auto a = publish("a", permission_set::all());
+  const auto b = publish("b", permission_set::all());
+  CHECK(auth.take_usage().empty());
+
+  REQUIRE(decide(a, {}, t0).allowed());
+  REQUIRE(decide(a, {}, t0 + 1s).allowed());
+  REQUIRE(decide(b, {}, t0 + 1s).allowed());
+  REQUIRE(decide(a, {}, t0 + 2s).allowed());
+
+  auto notes = auth.take_usage();
+  std::sort(notes.begin(), notes.end(), [](auto& x, auto& y) { return x.id < y.id; });
+  REQUIRE(notes.size() == 2);
+  CHECK(notes[0].id == "a");
+  CHECK(notes[0].at == (t0 + 2s).time_since_epoch().count());
+  CHECK(notes[1].id == "b");
+  CHECK(notes[1].at == (t0 + 1s).time_since_epoch().count());
+
+  CHECK(auth.take_usage().empty());
+  // Another use in a second already reported is not news.
+  REQUIRE(decide(a, {}, t0 + 2s).allowed());
+  CHECK(auth.take_usage().empty());
+  // A use in a later second is.
+  REQUIRE(decide(a, {}, t0 + 3s).allowed());
+  notes = auth.take_usage();
+  REQUIRE(notes.size() == 1);
+  CHECK(notes[0].id == "a");
+  CHECK(notes[0].at == (t0 + 3s).time_since_epoch().count());
+  CHECK(auth.find(digest_of(a))->last_used == (t0 + 3s).time_since_epoch().count());
+}
+
+TEST_CASE_METHOD(fixture, "refused keys leave no usage behind", "[authorizer]") {
+  const auto key = publish("a", permission_set::all(), {}, t0 + 1s);
+  (void)decide(std::nullopt);
+  (void)decide(flip_last(key));
+  (void)decide(new_value());
+  (void)decide(key, {}, t0 + 1s); // expired
+  CHECK(auth.take_usage().empty());
+  CHECK(auth.find(digest_of(key))->last_used == 0);
+}
