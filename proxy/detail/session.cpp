@@ -23,6 +23,8 @@ constexpr std::size_t read_chunk = 16 * 1024;
 constexpr std::size_t relay_chunk = 64 * 1024;
 constexpr std::size_t max_response_head = 64 * 1024;
 constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr auto linger_time = std::chrono::seconds(2);
+constexpr std::size_t max_linger_bytes = 1 << 20;
 
 struct io_result {
   boost::system::error_code ec;
@@ -104,6 +106,7 @@ public:
         w_.io, [self]() { return self->watchdog(); }, net::detached);
     try {
       co_await serve();
+      co_await linger();
     } catch (const std::exception& e) {
       deps_.log.event(log_level::error, "connection failed",
                       [&](json_line& l) { l.add("error", e.what()); });
@@ -152,6 +155,23 @@ private:
         if (upstream_)
           upstream_->socket.cancel(ignored);
       }
+    }
+  }
+
+  /// Closes our side, then reads and drops what the client still sends for a moment: closing
+  /// with unread bytes would send a reset, which can destroy the answer before it is read.
+  net::awaitable<void> linger() {
+    boost::system::error_code ec;
+    client_.shutdown(tcp::socket::shutdown_send, ec);
+    if (ec)
+      co_return;
+    expire_after(linger_time);
+    std::array<char, 4096> sink;
+    for (std::size_t dropped = 0; dropped < max_linger_bytes;) {
+      auto [e, n] = co_await client_.async_read_some(net::buffer(sink), nothrow);
+      if (e)
+        co_return;
+      dropped += n;
     }
   }
 
