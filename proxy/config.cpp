@@ -98,9 +98,12 @@ json::value typed(const setting& s, std::string_view text, const std::string& so
     if (s.name == "trusted_proxies" && !text.starts_with('[')) {
       json::array list;
       std::stringstream in{std::string(text)};
-      for (std::string item; std::getline(in, item, ',');)
-        if (!item.empty())
-          list.emplace_back(item);
+      for (std::string item; std::getline(in, item, ',');) {
+        // "10.0.0.0/8, 192.168.0.0/16": a space after each comma is the usual way to write it.
+        const auto first = item.find_first_not_of(" \t");
+        if (first != std::string::npos)
+          list.emplace_back(item.substr(first, item.find_last_not_of(" \t") - first + 1));
+      }
       return list;
     }
     return parse_json_text(text, source);

@@ -1,0 +1,158 @@
+// Path hygiene: the path a route is chosen on, and that goes upstream, is normalised once;
+// anything that could hide a segment boundary is refused.
+#include "proxy/path.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+using namespace tokengate::proxy;
+
+namespace {
+
+std::string normal(std::string_view target) {
+  normalized_target out;
+  const auto e = normalize_target(target, out);
+  INFO("target: " << target << " error: " << describe(e));
+  REQUIRE(e == path_error::none);
+  return out.path;
+}
+
+path_error error_of(std::string_view target) {
+  normalized_target out;
+  return normalize_target(target, out);
+}
+
+} // namespace
+
+TEST_CASE("dot segments are applied, never above the root", "[path]") {
+  CHECK(normal("/public/../alerts") == "/alerts");
+  CHECK(normal("/a/./b") == "/a/b");
+  CHECK(normal("/a/b/..") == "/a/");
+  CHECK(normal("/a/b/.") == "/a/b/");
+  CHECK(normal("/a/b/../c") == "/a/c");
+  CHECK(normal("/..") == "/");
+  CHECK(normal("/../../etc/passwd") == "/etc/passwd");
+  CHECK(normal("/a/../../b") == "/b");
+  CHECK(normal("/.") == "/");
+  CHECK(normal("/") == "/");
+  CHECK(normal("/...") == "/...");
+  CHECK(normal("/..a/b") == "/..a/b");
+  CHECK(normal("/a/.b") == "/a/.b");
+}
+
+TEST_CASE("encoded dots are decoded before dot segments are applied", "[path]") {
+  CHECK(normal("/public/%2e%2e/alerts") == "/alerts");
+  CHECK(normal("/public/%2E%2E/alerts") == "/alerts");
+  CHECK(normal("/public/.%2e/alerts") == "/alerts");
+  CHECK(normal("/public/%2e./alerts") == "/alerts");
+  CHECK(normal("/public/%2e/alerts") == "/public/alerts");
+  CHECK(normal("/public/%2e%2e") == "/");
+}
+
+TEST_CASE("repeated slashes collapse and a trailing slash is kept", "[path]") {
+  CHECK(normal("//alerts") == "/alerts");
+  CHECK(normal("/alerts//7") == "/alerts/7");
+  CHECK(normal("///alerts///7///") == "/alerts/7/");
+  CHECK(normal("/alerts/") == "/alerts/");
+  CHECK(normal("/alerts") == "/alerts");
+}
+
+TEST_CASE("unreserved escapes are decoded, others upper-cased", "[path]") {
+  CHECK(normal("/%41") == "/A");
+  CHECK(normal("/%61%7a%30%2D%5F%7E") == "/az0-_~");
+  CHECK(normal("/a%3ab") == "/a%3Ab");
+  CHECK(normal("/a%3Ab") == "/a%3Ab");
+  CHECK(normal("/a%20b") == "/a%20b");
+  CHECK(normal("/%25") == "/%25");
+  CHECK(normal("/%252e%252e/x") == "/%252e%252e/x");
+  CHECK(normal("/caf%c3%a9") == "/caf%C3%A9");
+}
+
+TEST_CASE("the query is kept as sent", "[path]") {
+  normalized_target out;
+  const std::string target = "/public/../alerts?x=%2F&y=../z&%zz";
+  REQUIRE(normalize_target(target, out) == path_error::none);
+  CHECK(out.path == "/alerts");
+  CHECK(out.has_query);
+  CHECK(out.query == "x=%2F&y=../z&%zz");
+
+  REQUIRE(normalize_target("/a?", out) == path_error::none);
+  CHECK(out.path == "/a");
+  CHECK(out.has_query);
+  CHECK(out.query.empty());
+
+  REQUIRE(normalize_target("/a", out) == path_error::none);
+  CHECK_FALSE(out.has_query);
+  CHECK(out.query.empty());
+
+  REQUIRE(normalize_target("/a?b?c", out) == path_error::none);
+  CHECK(out.query == "b?c");
+}
+
+TEST_CASE("the same object can be reused for another target", "[path]") {
+  normalized_target out;
+  REQUIRE(normalize_target("/a/very/long/path/indeed?q=1", out) == path_error::none);
+  REQUIRE(normalize_target("/b", out) == path_error::none);
+  CHECK(out.path == "/b");
+  CHECK_FALSE(out.has_query);
+  CHECK(normalize_target("/x%2Fy", out) == path_error::encoded_separator);
+  REQUIRE(normalize_target("/c", out) == path_error::none);
+  CHECK(out.path == "/c");
+}
+
+TEST_CASE("targets that could hide a segment boundary are refused", "[path]") {
+  CHECK(error_of("/a%2Fb") == path_error::encoded_separator);
+  CHECK(error_of("/a%2fb") == path_error::encoded_separator);
+  CHECK(error_of("/public%2F..%2Falerts") == path_error::encoded_separator);
+  CHECK(error_of("/a%5Cb") == path_error::encoded_separator);
+  CHECK(error_of("/a%5cb") == path_error::encoded_separator);
+  CHECK(error_of("/a%00b") == path_error::encoded_separator);
+  CHECK(error_of("/a%00") == path_error::encoded_separator);
+  CHECK(error_of("/a\\b") == path_error::backslash);
+  CHECK(error_of("/public\\..\\alerts") == path_error::backslash);
+}
+
+TEST_CASE("malformed escapes and non-origin targets are refused", "[path]") {
+  CHECK(error_of("/a%4") == path_error::bad_escape);
+  CHECK(error_of("/a%") == path_error::bad_escape);
+  CHECK(error_of("/a%zz") == path_error::bad_escape);
+  CHECK(error_of("/a%4g") == path_error::bad_escape);
+  CHECK(error_of("/a%g4") == path_error::bad_escape);
+  CHECK(error_of("/%%41") == path_error::bad_escape);
+  CHECK(error_of("/a%4?x") == path_error::bad_escape);
+
+  CHECK(error_of("*") == path_error::not_origin_form);
+  CHECK(error_of("http://x/y") == path_error::not_origin_form);
+  CHECK(error_of("example.com:443") == path_error::not_origin_form);
+  CHECK(error_of("") == path_error::not_origin_form);
+  CHECK(error_of("alerts") == path_error::not_origin_form);
+  CHECK(error_of("#frag") == path_error::not_origin_form);
+
+  CHECK(error_of("/alerts#frag") == path_error::fragment);
+  CHECK(error_of("/alerts?x=1#frag") == path_error::fragment);
+
+  for (auto e : {path_error::not_origin_form, path_error::bad_escape, path_error::encoded_separator,
+                 path_error::backslash, path_error::fragment})
+    CHECK_FALSE(describe(e).empty());
+  CHECK(describe(path_error::encoded_separator) != describe(path_error::bad_escape));
+}
+
+TEST_CASE("under_prefix matches whole segments only", "[path][routes]") {
+  CHECK(under_prefix("/alerts", "/alerts"));
+  CHECK(under_prefix("/alerts/", "/alerts"));
+  CHECK(under_prefix("/alerts/7", "/alerts"));
+  CHECK(under_prefix("/alerts/7/notes", "/alerts"));
+  CHECK_FALSE(under_prefix("/alertsx", "/alerts"));
+  CHECK_FALSE(under_prefix("/alert", "/alerts"));
+  CHECK_FALSE(under_prefix("/", "/alerts"));
+  CHECK_FALSE(under_prefix("/Alerts", "/alerts"));
+  CHECK_FALSE(under_prefix("/x/alerts", "/alerts"));
+
+  CHECK(under_prefix("/", "/"));
+  CHECK(under_prefix("/anything", "/"));
+  CHECK(under_prefix("/a/b/c", "/"));
+
+  CHECK(under_prefix("/api/v1/x", "/api/v1"));
+  CHECK_FALSE(under_prefix("/api/v10", "/api/v1"));
+}

@@ -1,0 +1,423 @@
+// What the upstream and the client receive: the request head rewritten for the upstream, the
+// response head rewritten for the client, and tokengate's own JSON errors. The heads built are
+// read back here with a small parser of the test's own, not the proxy's.
+#include "proxy/rewrite.hpp"
+
+#include "tokenapi/authorizer.hpp"
+#include "tokenapi/token.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+using namespace tokengate;
+using namespace tokengate::proxy;
+using tokenapi::permission;
+
+namespace {
+
+bool same_name(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// A head as a peer would read it: start line, fields in order, and what follows.
+struct wire_head {
+  std::string start_line;
+  std::vector<std::pair<std::string, std::string>> fields;
+  std::string body;
+
+  [[nodiscard]] std::vector<std::string> all(std::string_view name) const {
+    std::vector<std::string> out;
+    for (const auto& [n, v] : fields)
+      if (same_name(n, name))
+        out.push_back(v);
+    return out;
+  }
+  [[nodiscard]] std::size_t count(std::string_view name) const { return all(name).size(); }
+  // The value of the one field called `name`; fails the test unless there is exactly one.
+  [[nodiscard]] std::string one(std::string_view name) const {
+    const auto values = all(name);
+    INFO("field " << name);
+    REQUIRE(values.size() == 1);
+    return values.front();
+  }
+  [[nodiscard]] bool has_name_starting(std::string_view prefix) const {
+    for (const auto& f : fields)
+      if (f.first.size() >= prefix.size() && same_name(f.first.substr(0, prefix.size()), prefix))
+        return true;
+    return false;
+  }
+};
+
+wire_head read_head(const std::string& bytes) {
+  wire_head h;
+  const auto end = bytes.find("\r\n\r\n");
+  REQUIRE(end != std::string::npos);
+  h.body = bytes.substr(end + 4);
+  std::string_view rest(bytes.data(), end + 2);
+  bool first = true;
+  while (!rest.empty()) {
+    const auto eol = rest.find("\r\n");
+    REQUIRE(eol != std::string_view::npos);
+    const auto line = rest.substr(0, eol);
+    rest.remove_prefix(eol + 2);
+    REQUIRE(line.find('\n') == std::string_view::npos);
+    REQUIRE(line.find('\r') == std::string_view::npos);
+    if (first) {
+      h.start_line = std::string(line);
+      first = false;
+      continue;
+    }
+    const auto colon = line.find(": ");
+    INFO("field line: " << line);
+    REQUIRE(colon != std::string_view::npos);
+    h.fields.emplace_back(std::string(line.substr(0, colon)), std::string(line.substr(colon + 2)));
+  }
+  return h;
+}
+
+std::shared_ptr<tokenapi::auth_entry> sample_token() {
+  tokenapi::token t;
+  t.id = "6f1c2a34-0000-4000-8000-000000000001";
+  t.name = "ci deploy";
+  t.permissions.insert(permission::AlertRead);
+  t.permissions.insert(permission::AlertModify);
+  return tokenapi::auth_entry::from(t);
+}
+
+// A request as the client sent it, and what the proxy knows around it.
+struct forwarding {
+  std::string text;
+  http1::head head;
+  normalized_target target;
+  http1::framing body;
+  tokenapi::ip_address peer = *tokenapi::ip_address::parse("203.0.113.7");
+  bool peer_trusted = false;
+  std::shared_ptr<tokenapi::auth_entry> token = sample_token();
+
+  explicit forwarding(std::string request) : text(std::move(request)) {
+    REQUIRE(http1::parse_request(text, head) == http1::head_error::none);
+    REQUIRE(normalize_target(head.target, target) == path_error::none);
+    REQUIRE(http1::request_framing(head, body) == http1::framing_error::none);
+  }
+
+  wire_head upstream_sees() const {
+    std::string out = "stale bytes";
+    build_upstream_request(out, head,
+                           {target, body, token.get(), peer, peer_trusted, "127.0.0.1:8081"});
+    return read_head(out);
+  }
+};
+
+wire_head client_sees(const std::string& upstream_response, client_framing framing, bool close) {
+  http1::head h;
+  REQUIRE(http1::parse_response(upstream_response, h) == http1::head_error::none);
+  std::string out = "stale bytes";
+  build_client_response(out, h, framing, close);
+  return read_head(out);
+}
+
+} // namespace
+
+TEST_CASE("the upstream gets the normalised path and the query as sent", "[rewrite]") {
+  forwarding f("GET /public/../alerts/%7e7//x?q=%2F&y=../z HTTP/1.1\r\nHost: api.example\r\n\r\n");
+  CHECK(f.upstream_sees().start_line == "GET /alerts/~7/x?q=%2F&y=../z HTTP/1.1");
+
+  forwarding bare("DELETE /a/./b HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(bare.upstream_sees().start_line == "DELETE /a/b HTTP/1.1");
+
+  forwarding empty_query("GET /a? HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(empty_query.upstream_sees().start_line == "GET /a? HTTP/1.1");
+}
+
+TEST_CASE("the API key never reaches the upstream", "[rewrite]") {
+  forwarding f("GET /alerts HTTP/1.1\r\nHost: x\r\nX-API-Key: tg_secret1\r\n"
+               "x-api-key: tg_secret2\r\nX-API-KEY: tg_secret3\r\nAccept: */*\r\n\r\n");
+  const auto up = f.upstream_sees();
+  CHECK(up.count("X-API-Key") == 0);
+  for (const auto& [name, value] : up.fields)
+    CHECK(value.find("tg_secret") == std::string::npos);
+  CHECK(up.one("Accept") == "*/*");
+}
+
+TEST_CASE("the X-Token-* fields come from tokengate only", "[rewrite]") {
+  const std::string forged = "GET /alerts HTTP/1.1\r\nHost: x\r\n"
+                             "X-Token-Id: forged-id\r\nx-token-name: forged\r\n"
+                             "X-TOKEN-PERMISSIONS: OrganizationAPITokenModify\r\n"
+                             "X-Token-Expires: never\r\n\r\n";
+  SECTION("on a route that needs a key: replaced from the token") {
+    forwarding f(forged);
+    const auto up = f.upstream_sees();
+    CHECK(up.one("X-Token-Id") == "6f1c2a34-0000-4000-8000-000000000001");
+    CHECK(up.one("X-Token-Name") == "ci deploy");
+    CHECK(up.one("X-Token-Permissions") == "AlertModify,AlertRead");
+    CHECK(up.count("X-Token-Expires") == 0);
+  }
+  SECTION("on an open route: removed, none added") {
+    forwarding f(forged);
+    f.token = nullptr;
+    const auto up = f.upstream_sees();
+    CHECK_FALSE(up.has_name_starting("X-Token-"));
+  }
+}
+
+TEST_CASE("hop-by-hop fields and those named in Connection are not forwarded", "[rewrite]") {
+  forwarding f("POST /alerts HTTP/1.1\r\nHost: x\r\n"
+               "Connection: keep-alive, X-Hop\r\nconnection: x-other-hop\r\n"
+               "X-Hop: 1\r\nX-Other-Hop: 2\r\nX-Kept: 3\r\n"
+               "Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\n"
+               "Trailer: X-Checksum\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\n"
+               "Content-Length: 5\r\n\r\n");
+  const auto up = f.upstream_sees();
+  for (const char* gone : {"Connection", "X-Hop", "X-Other-Hop", "Keep-Alive", "Proxy-Connection",
+                           "TE", "Trailer", "Proxy-Authorization"}) {
+    INFO(gone);
+    CHECK(up.count(gone) == 0);
+  }
+  CHECK(up.one("X-Kept") == "3");
+  CHECK(up.one("Host") == "x");
+}
+
+TEST_CASE("Upgrade: h2c and HTTP2-Settings are never forwarded", "[rewrite][smuggling]") {
+  SECTION("a well-formed h2c upgrade") {
+    forwarding f("GET /alerts HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                 "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n");
+    const auto up = f.upstream_sees();
+    CHECK(up.count("Upgrade") == 0);
+    CHECK(up.count("HTTP2-Settings") == 0);
+    CHECK(up.count("Connection") == 0);
+  }
+  SECTION("without naming them in Connection") {
+    forwarding f("GET /alerts HTTP/1.1\r\nHost: x\r\n"
+                 "upgrade: h2c\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n");
+    const auto up = f.upstream_sees();
+    CHECK(up.count("Upgrade") == 0);
+    CHECK(up.count("HTTP2-Settings") == 0);
+  }
+  SECTION("a websocket upgrade is not forwarded either") {
+    forwarding f("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+    CHECK(f.upstream_sees().count("Upgrade") == 0);
+  }
+}
+
+TEST_CASE("Expect is answered by tokengate, not forwarded", "[rewrite]") {
+  forwarding f("PUT /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+               "Content-Length: 1048576\r\n\r\n");
+  const auto up = f.upstream_sees();
+  CHECK(up.count("Expect") == 0);
+  CHECK(up.one("Content-Length") == "1048576");
+}
+
+TEST_CASE("X-Forwarded-For gets the peer appended to the list sent", "[rewrite]") {
+  SECTION("no list") {
+    forwarding f("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(f.upstream_sees().one("X-Forwarded-For") == "203.0.113.7");
+  }
+  SECTION("one field") {
+    forwarding f(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 198.51.100.1, 198.51.100.2\r\n\r\n");
+    CHECK(f.upstream_sees().one("X-Forwarded-For") == "198.51.100.1, 198.51.100.2, 203.0.113.7");
+  }
+  SECTION("several fields form one list") {
+    forwarding f("GET / HTTP/1.1\r\nHost: x\r\nx-forwarded-for: a\r\nAccept: */*\r\n"
+                 "X-Forwarded-For: b\r\n\r\n");
+    CHECK(f.upstream_sees().one("X-Forwarded-For") == "a, b, 203.0.113.7");
+  }
+  SECTION("an IPv6 peer") {
+    forwarding f("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    f.peer = *tokenapi::ip_address::parse("2001:DB8::1");
+    CHECK(f.upstream_sees().one("X-Forwarded-For") == "2001:db8::1");
+  }
+}
+
+TEST_CASE("X-Forwarded-Proto and -Host are believed only from a trusted peer", "[rewrite]") {
+  const std::string text = "GET / HTTP/1.1\r\nHost: api.example\r\n"
+                           "X-Forwarded-Proto: https\r\nX-Forwarded-Host: public.example\r\n\r\n";
+  SECTION("untrusted peer") {
+    forwarding f(text);
+    const auto up = f.upstream_sees();
+    CHECK(up.one("X-Forwarded-Proto") == "http");
+    CHECK(up.one("X-Forwarded-Host") == "api.example");
+  }
+  SECTION("trusted peer") {
+    forwarding f(text);
+    f.peer_trusted = true;
+    const auto up = f.upstream_sees();
+    CHECK(up.one("X-Forwarded-Proto") == "https");
+    CHECK(up.one("X-Forwarded-Host") == "public.example");
+  }
+  SECTION("trusted peer that sent none") {
+    forwarding f("GET / HTTP/1.1\r\nHost: api.example\r\n\r\n");
+    f.peer_trusted = true;
+    const auto up = f.upstream_sees();
+    CHECK(up.one("X-Forwarded-Proto") == "http");
+    CHECK(up.one("X-Forwarded-Host") == "api.example");
+  }
+}
+
+TEST_CASE("the body framing is re-stated for the upstream", "[rewrite]") {
+  SECTION("Content-Length") {
+    forwarding f("POST / HTTP/1.1\r\nHost: x\r\ncontent-length: 0012\r\n\r\n");
+    const auto up = f.upstream_sees();
+    CHECK(up.one("Content-Length") == "12");
+    CHECK(up.count("Transfer-Encoding") == 0);
+  }
+  SECTION("chunked") {
+    forwarding f("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n");
+    const auto up = f.upstream_sees();
+    CHECK(up.one("Transfer-Encoding") == "chunked");
+    CHECK(up.count("Content-Length") == 0);
+  }
+  SECTION("no body") {
+    forwarding f("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    const auto up = f.upstream_sees();
+    CHECK(up.count("Transfer-Encoding") == 0);
+    CHECK(up.count("Content-Length") == 0);
+    CHECK(up.body.empty());
+  }
+}
+
+TEST_CASE("the upstream always gets exactly one Host", "[rewrite]") {
+  SECTION("HTTP/1.0 without Host: the upstream's authority, sent as HTTP/1.1") {
+    forwarding f("GET /x HTTP/1.0\r\nAccept: */*\r\n\r\n");
+    const auto up = f.upstream_sees();
+    CHECK(up.start_line == "GET /x HTTP/1.1");
+    CHECK(up.one("Host") == "127.0.0.1:8081");
+    CHECK(up.count("X-Forwarded-Host") == 0);
+  }
+  SECTION("the client's Host is kept") {
+    forwarding f("GET /x HTTP/1.0\r\nhost: api.example:8080\r\n\r\n");
+    CHECK(f.upstream_sees().one("Host") == "api.example:8080");
+  }
+  SECTION("an empty Host is not doubled") {
+    forwarding f("GET /x HTTP/1.1\r\nHost:\r\n\r\n");
+    CHECK(f.upstream_sees().count("Host") == 1);
+  }
+}
+
+TEST_CASE("a full request as the upstream sees it", "[rewrite]") {
+  forwarding f("POST /public/../alerts?x=1 HTTP/1.1\r\n"
+               "Host: api.example\r\n"
+               "User-Agent: curl/8\r\n"
+               "X-API-Key: tg_secret\r\n"
+               "Connection: keep-alive\r\n"
+               "Content-Type: application/json\r\n"
+               "Content-Length: 2\r\n"
+               "X-Forwarded-For: 198.51.100.1\r\n"
+               "\r\n");
+  std::string out;
+  build_upstream_request(out, f.head,
+                         {f.target, f.body, f.token.get(), f.peer, false, "127.0.0.1:8081"});
+  CHECK(out == "POST /alerts?x=1 HTTP/1.1\r\n"
+               "Host: api.example\r\n"
+               "User-Agent: curl/8\r\n"
+               "Content-Type: application/json\r\n"
+               "Content-Length: 2\r\n"
+               "X-Forwarded-For: 198.51.100.1, 203.0.113.7\r\n"
+               "X-Forwarded-Proto: http\r\n"
+               "X-Forwarded-Host: api.example\r\n"
+               "X-Token-Id: 6f1c2a34-0000-4000-8000-000000000001\r\n"
+               "X-Token-Name: ci deploy\r\n"
+               "X-Token-Permissions: AlertModify,AlertRead\r\n"
+               "\r\n");
+}
+
+TEST_CASE("the client gets the upstream's response less hop-by-hop fields", "[rewrite]") {
+  const std::string response = "HTTP/1.1 201 Whatever\r\n"
+                               "Content-Type: text/plain\r\n"
+                               "Content-Length: 10\r\n"
+                               "Connection: keep-alive, X-Internal\r\n"
+                               "X-Internal: secret\r\n"
+                               "Keep-Alive: timeout=5\r\n"
+                               "Upgrade: h2c\r\n"
+                               "Proxy-Authenticate: Basic\r\n"
+                               "Trailer: X-Sum\r\n"
+                               "Set-Cookie: a=1\r\n"
+                               "Set-Cookie: b=2\r\n"
+                               "\r\n";
+  SECTION("as the upstream framed it") {
+    const auto c = client_sees(response, client_framing::as_upstream, false);
+    CHECK(c.start_line == "HTTP/1.1 201 Created");
+    CHECK(c.one("Content-Length") == "10");
+    CHECK(c.one("Content-Type") == "text/plain");
+    CHECK(c.all("Set-Cookie") == std::vector<std::string>{"a=1", "b=2"});
+    for (const char* gone : {"Connection", "X-Internal", "Keep-Alive", "Upgrade",
+                             "Proxy-Authenticate", "Trailer", "Transfer-Encoding"}) {
+      INFO(gone);
+      CHECK(c.count(gone) == 0);
+    }
+    CHECK(c.body.empty());
+  }
+  SECTION("with Connection: close when asked") {
+    const auto c = client_sees(response, client_framing::as_upstream, true);
+    CHECK(c.one("Connection") == "close");
+    CHECK(c.count("X-Internal") == 0);
+  }
+  SECTION("re-framed as chunked: no Content-Length") {
+    const auto c = client_sees(response, client_framing::chunked, false);
+    CHECK(c.one("Transfer-Encoding") == "chunked");
+    CHECK(c.count("Content-Length") == 0);
+    CHECK(c.count("Connection") == 0);
+  }
+  SECTION("until close for an HTTP/1.0 client") {
+    const auto c = client_sees(response, client_framing::until_close, true);
+    CHECK(c.count("Transfer-Encoding") == 0);
+    CHECK(c.count("Content-Length") == 0);
+    CHECK(c.one("Connection") == "close");
+  }
+}
+
+TEST_CASE("a chunked upstream response is re-framed once", "[rewrite]") {
+  const auto c = client_sees("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n",
+                             client_framing::chunked, false);
+  CHECK(c.one("Transfer-Encoding") == "chunked");
+  CHECK(c.one("X-A") == "1");
+  const auto until_close =
+      client_sees("HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\n", client_framing::chunked, false);
+  CHECK(until_close.start_line == "HTTP/1.1 200 OK");
+  CHECK(until_close.one("Transfer-Encoding") == "chunked");
+}
+
+TEST_CASE("error responses are JSON with a right Content-Length", "[rewrite]") {
+  std::string out = "stale";
+  const std::string message = "bad \"key\" \\ here\n\ttab \x01 caf\xc3\xa9";
+  build_error_response(out, 401, message, false);
+  const auto r = read_head(out);
+  CHECK(r.start_line == "HTTP/1.1 401 Unauthorized");
+  CHECK(r.one("Content-Type") == "application/json");
+  CHECK(r.one("Content-Length") == std::to_string(r.body.size()));
+  CHECK(r.count("Connection") == 0);
+  CHECK(r.count("Allow") == 0);
+  const auto body = boost::json::parse(r.body);
+  REQUIRE(body.is_object());
+  CHECK(body.as_object().size() == 1);
+  CHECK(body.at("message").as_string() == message);
+
+  SECTION("with Connection: close and Allow") {
+    build_error_response(out, 405, "method not allowed", true, "GET, HEAD");
+    const auto e = read_head(out);
+    CHECK(e.start_line == "HTTP/1.1 405 Method Not Allowed");
+    CHECK(e.one("Allow") == "GET, HEAD");
+    CHECK(e.one("Connection") == "close");
+    CHECK(e.body == R"({"message":"method not allowed"})");
+    CHECK(e.one("Content-Length") == std::to_string(e.body.size()));
+  }
+  SECTION("an empty JSON response for 204") {
+    build_json_response(out, 204, "", false);
+    const auto e = read_head(out);
+    CHECK(e.start_line == "HTTP/1.1 204 No Content");
+    CHECK(e.count("Content-Length") == 0);
+    CHECK(e.count("Content-Type") == 0);
+    CHECK(e.body.empty());
+  }
+}
