@@ -353,8 +353,14 @@ std::optional<endpoint> parse_listen_address(std::string_view text) {
   return endpoint{std::string(host), static_cast<std::uint16_t>(*port)};
 }
 
-config load_config(const std::vector<std::string_view>& args, const env_lookup& env) {
+config load_config(const std::vector<std::string_view>& args, const env_lookup& lookup) {
+  // A variable set to the empty string counts as unset, as orchestrators often leave them.
+  const auto env = [&](const std::string& name) {
+    auto v = lookup(name);
+    return v && !v->empty() ? v : std::nullopt;
+  };
   std::map<std::string_view, sourced> layers;
+  sourced limits_from_file;
   std::map<std::string_view, sourced> limit_layers;
 
   // Flags first, only to find --config; they are applied last.
@@ -401,25 +407,33 @@ config load_config(const std::vector<std::string_view>& args, const env_lookup& 
         throw config_error("configuration error: unknown key \"" + std::string(key) + "\" in " +
                            source);
       layers[s->name] = {value, source};
+      if (s->name == "limits")
+        limits_from_file = layers[s->name];
     }
   }
+  std::vector<sourced> limit_sources;
+  if (!limits_from_file.source.empty())
+    limit_sources.push_back(limits_from_file);
 
   for (const auto& s : settings)
     if (auto text = env(env_name(s.name)))
       layers[s.name] = {typed(s, *text, env_name(s.name)), env_name(s.name)};
+  if (auto l = layers.find("limits");
+      l != layers.end() && l->second.source != limits_from_file.source)
+    limit_sources.push_back(l->second);
   for (const auto& s : settings)
     if (auto f = flags.find(s.flag); !s.flag.empty() && f != flags.end())
       layers[s.name] = {typed(s, f->second, std::string(s.flag)), std::string(s.flag)};
 
-  // limits merge key by key: file or TOKENGATE_LIMITS, then TOKENGATE_<LIMIT>.
-  if (auto l = layers.find("limits"); l != layers.end()) {
-    if (!l->second.value.is_object())
-      fail("limits", l->second.source, "must be an object");
-    for (const auto& [key, value] : l->second.value.get_object()) {
+  // limits merge key by key: the file's, then TOKENGATE_LIMITS, then TOKENGATE_<LIMIT>.
+  for (const auto& l : limit_sources) {
+    if (!l.value.is_object())
+      fail("limits", l.source, "must be an object");
+    for (const auto& [key, value] : l.value.get_object()) {
       auto known = std::find(std::begin(limit_names), std::end(limit_names), key);
       if (known == std::end(limit_names))
-        fail("limits", l->second.source, "has an unknown key \"" + std::string(key) + "\"");
-      limit_layers[*known] = {value, l->second.source};
+        fail("limits", l.source, "has an unknown key \"" + std::string(key) + "\"");
+      limit_layers[*known] = {value, l.source};
     }
   }
   for (auto key : limit_names) {

@@ -257,7 +257,11 @@ framing_error response_framing(const head& h, std::string_view method, framing& 
   if (f.encodings == 1) {
     if (f.lengths == 1)
       return framing_error::transfer_encoding_with_length;
-    out.type = iequals(f.encoding, "chunked") ? framing::kind::chunked : framing::kind::until_close;
+    // Another transfer coding (gzip, ...) could not be relayed without its Transfer-Encoding,
+    // which is hop-by-hop: refuse rather than hand the client bytes it cannot decode.
+    if (!iequals(f.encoding, "chunked"))
+      return framing_error::bad_transfer_encoding;
+    out.type = framing::kind::chunked;
     return framing_error::none;
   }
   if (f.lengths == 1)

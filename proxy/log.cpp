@@ -143,6 +143,9 @@ void log_sink::write(std::string_view line) {
 }
 
 void log_sink::flush() {
+  // Holding the write lock while taking the queue keeps lines in order and makes flush() return
+  // only once everything queued before it is written.
+  std::lock_guard writing(write_mutex_);
   std::string bytes;
   {
     std::lock_guard lock(mutex_);
@@ -152,7 +155,6 @@ void log_sink::flush() {
 }
 
 void log_sink::write_out(const std::string& bytes) {
-  std::lock_guard lock(write_mutex_);
   std::size_t done = 0;
   while (done < bytes.size()) {
     const auto n = ::write(fd_, bytes.data() + done, bytes.size() - done);
@@ -168,10 +170,8 @@ void log_sink::run() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     wake_.wait_for(lock, std::chrono::milliseconds(100));
-    std::string bytes;
-    bytes.swap(pending_);
     lock.unlock();
-    write_out(bytes);
+    flush();
     lock.lock();
   }
 }

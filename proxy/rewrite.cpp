@@ -106,8 +106,11 @@ void build_upstream_request(std::string& out, const http1::head& request,
     else if (iequals(f.name, "x-forwarded-host"))
       forwarded_host = f.value;
     else if (iequals(f.name, "host")) {
+      // Host describes the message, whatever Connection claims.
       client_host = f.value;
       has_host = true;
+      append_field(out, f.name, f.value);
+      continue;
     }
     if (is_replaced(f.name) || !forwardable(request, f, check_connection))
       continue;

@@ -291,9 +291,12 @@ TEST_CASE("bad values name the setting and their source", "[config][errors]") {
     for (const char* n : {"0", "257", "abc", "-1", "2.5", ""}) {
       INFO("threads " << n);
       CHECK_THAT(error_of({"--threads", n}), Contains("threads") && Contains("(from --threads)"));
-      CHECK_THAT(error_of({}, {{"TOKENGATE_THREADS", n}}),
-                 Contains("threads") && Contains("(from TOKENGATE_THREADS)"));
+      if (*n != '\0')
+        CHECK_THAT(error_of({}, {{"TOKENGATE_THREADS", n}}),
+                   Contains("threads") && Contains("(from TOKENGATE_THREADS)"));
     }
+    // A variable set to the empty string counts as unset.
+    CHECK(load({}, {{"TOKENGATE_THREADS", ""}}).threads == proxy::config{}.threads);
     CHECK(load({"--threads", "256"}).threads == 256);
     CHECK(load({"--threads", "1"}).threads == 1);
     CHECK_THAT(file_error(R"({"threads": 0})"), Contains("threads"));
@@ -459,4 +462,19 @@ TEST_CASE("the shipped example configs load", "[config]") {
   }
   if (loaded == 0)
     WARN("no configs/*.json to load");
+}
+
+TEST_CASE("limits merge key by key: file, then TOKENGATE_LIMITS, then one variable", "[config]") {
+  config_file f(R"({"limits": {"max_header_bytes": 2048, "idle_timeout_ms": 5000,
+                               "max_connections": 7}})");
+  const auto c = load({"--config", f.path}, {{"TOKENGATE_LIMITS", R"({"idle_timeout_ms": 7000})"},
+                                             {"TOKENGATE_UPSTREAM_TIMEOUT_MS", "9000"},
+                                             {"TOKENGATE_MAX_CONNECTIONS", "9"}});
+  CHECK(c.limits.max_header_bytes == 2048);
+  CHECK(c.limits.idle_timeout == 7000ms);
+  CHECK(c.limits.upstream_timeout == 9000ms);
+  CHECK(c.limits.max_connections == 9);
+  CHECK(c.limits.header_timeout == proxy::limits{}.header_timeout);
+  CHECK_THAT(error_of({"--config", f.path}, {{"TOKENGATE_LIMITS", R"({"idle_ms": 1})"}}),
+             Catch::Contains("idle_ms") && Catch::Contains("(from TOKENGATE_LIMITS)"));
 }

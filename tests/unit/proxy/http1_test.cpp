@@ -379,6 +379,12 @@ TEST_CASE("response framing follows the request method and the status", "[http1]
     CHECK(resp_framing("HTTP/1.1 200 OK", "Content-Length: +1\r\n").error ==
           framing_error::bad_content_length);
   }
+  SECTION("a transfer coding other than chunked cannot be relayed") {
+    CHECK(resp_framing("HTTP/1.1 200 OK", "Transfer-Encoding: gzip, chunked\r\n").error ==
+          framing_error::bad_transfer_encoding);
+    CHECK(resp_framing("HTTP/1.1 200 OK", "Transfer-Encoding: gzip\r\n").error ==
+          framing_error::bad_transfer_encoding);
+  }
 }
 
 TEST_CASE("keeps_alive follows the version and the Connection options", "[http1]") {

@@ -303,6 +303,10 @@ TEST_CASE("the upstream always gets exactly one Host", "[rewrite]") {
     forwarding f("GET /x HTTP/1.1\r\nHost:\r\n\r\n");
     CHECK(f.upstream_sees().count("Host") == 1);
   }
+  SECTION("a Connection header naming Host does not remove it") {
+    forwarding f("GET /x HTTP/1.1\r\nHost: api.example\r\nConnection: Host\r\n\r\n");
+    CHECK(f.upstream_sees().one("Host") == "api.example");
+  }
 }
 
 TEST_CASE("a full request as the upstream sees it", "[rewrite]") {
