@@ -96,6 +96,7 @@ public:
       peer_ = a.is_v4() ? tokenapi::ip_address::v4(a.to_v4().to_bytes())
                         : tokenapi::ip_address::v6(a.to_v6().to_bytes());
     }
+    client_address_ = peer_; // until a request says otherwise, e.g. for refused heads
   }
 
   net::awaitable<void> run() {
