@@ -1,19 +1,11 @@
 #include "proxy/chunked.hpp"
 
+#include "proxy/http1.hpp"
+
 #include <algorithm>
 
 namespace tokengate::proxy::http1 {
 namespace {
-
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
 
 // Characters allowed inside a chunk extension or a trailer line: no controls but HTAB.
 bool is_line_char(char c) noexcept {

@@ -145,6 +145,27 @@ framing_error length_framing(std::string_view text, framing& out) {
   return framing_error::none;
 }
 
+// The rules requests and responses share: at most one of each framing field, never both, and
+// no transfer coding but chunked (another one could not be relayed without its hop-by-hop
+// Transfer-Encoding).
+framing_error body_framing(const framing_fields& f, framing& out) {
+  if (f.encodings > 1)
+    return framing_error::duplicate_transfer_encoding;
+  if (f.lengths > 1)
+    return framing_error::duplicate_content_length;
+  if (f.encodings == 1) {
+    if (f.lengths == 1)
+      return framing_error::transfer_encoding_with_length;
+    if (!iequals(f.encoding, "chunked"))
+      return framing_error::bad_transfer_encoding;
+    out.type = framing::kind::chunked;
+    return framing_error::none;
+  }
+  if (f.lengths == 1)
+    return length_framing(f.length, out);
+  return framing_error::none;
+}
+
 } // namespace
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
@@ -226,22 +247,10 @@ head_error parse_response(std::string_view bytes, head& out) {
 framing_error request_framing(const head& h, framing& out) {
   out = {};
   const auto f = framing_fields_of(h);
-  if (f.encodings > 1)
-    return framing_error::duplicate_transfer_encoding;
-  if (f.lengths > 1)
-    return framing_error::duplicate_content_length;
-  if (f.encodings == 1) {
-    if (f.lengths == 1)
-      return framing_error::transfer_encoding_with_length;
-    if (h.version == 10)
-      return framing_error::transfer_encoding_on_http10;
-    if (!iequals(f.encoding, "chunked"))
-      return framing_error::bad_transfer_encoding;
-    out.type = framing::kind::chunked;
-    return framing_error::none;
-  }
-  if (f.lengths == 1)
-    return length_framing(f.length, out);
+  if (auto e = body_framing(f, out); e != framing_error::none)
+    return e;
+  if (f.encodings == 1 && h.version == 10)
+    return framing_error::transfer_encoding_on_http10;
   return framing_error::none;
 }
 
@@ -250,23 +259,10 @@ framing_error response_framing(const head& h, std::string_view method, framing& 
   if (method == "HEAD" || h.status < 200 || h.status == 204 || h.status == 304)
     return framing_error::none;
   const auto f = framing_fields_of(h);
-  if (f.encodings > 1)
-    return framing_error::duplicate_transfer_encoding;
-  if (f.lengths > 1)
-    return framing_error::duplicate_content_length;
-  if (f.encodings == 1) {
-    if (f.lengths == 1)
-      return framing_error::transfer_encoding_with_length;
-    // Another transfer coding (gzip, ...) could not be relayed without its Transfer-Encoding,
-    // which is hop-by-hop: refuse rather than hand the client bytes it cannot decode.
-    if (!iequals(f.encoding, "chunked"))
-      return framing_error::bad_transfer_encoding;
-    out.type = framing::kind::chunked;
-    return framing_error::none;
-  }
-  if (f.lengths == 1)
-    return length_framing(f.length, out);
-  out.type = framing::kind::until_close;
+  if (auto e = body_framing(f, out); e != framing_error::none)
+    return e;
+  if (f.encodings == 0 && f.lengths == 0)
+    out.type = framing::kind::until_close;
   return framing_error::none;
 }
 

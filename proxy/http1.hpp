@@ -92,6 +92,17 @@ struct connection_options {
 /// Whether a connection may carry another message after this one.
 [[nodiscard]] bool keeps_alive(const head& h);
 
+/// The value of a hex digit, or -1.
+[[nodiscard]] constexpr int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
 /// Case-insensitive ASCII comparison.
 [[nodiscard]] bool iequals(std::string_view a, std::string_view b) noexcept;
 

@@ -1,17 +1,9 @@
 #include "proxy/path.hpp"
 
+#include "proxy/http1.hpp"
+
 namespace tokengate::proxy {
 namespace {
-
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
 
 bool is_unreserved(unsigned char c) noexcept {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -63,8 +55,8 @@ path_error normalize_target(std::string_view target, normalized_target& out) {
     }
     if (i + 2 >= raw.size())
       return path_error::bad_escape;
-    const int hi = hex_value(raw[i + 1]);
-    const int lo = hex_value(raw[i + 2]);
+    const int hi = http1::hex_value(raw[i + 1]);
+    const int lo = http1::hex_value(raw[i + 2]);
     if (hi < 0 || lo < 0)
       return path_error::bad_escape;
     const auto decoded = static_cast<unsigned char>(hi * 16 + lo);
