@@ -134,7 +134,7 @@ void build_upstream_request(std::string& out, const http1::head& request,
 
   if (!forwarded_for.empty())
     forwarded_for.append(", ");
-  forwarded_for.append(c.peer.to_string());
+  forwarded_for.append(c.peer);
   append_field(out, "X-Forwarded-For", forwarded_for);
   append_field(out, "X-Forwarded-Proto",
                c.peer_trusted && !forwarded_proto.empty() ? forwarded_proto : "http");

@@ -15,7 +15,7 @@ struct forward_context {
   const normalized_target& target;
   http1::framing body;                 ///< as read from the client
   const tokenapi::auth_entry* token;   ///< nullptr on open routes
-  const tokenapi::ip_address& peer;    ///< the TCP peer, appended to X-Forwarded-For
+  std::string_view peer;               ///< the TCP peer's address, appended to X-Forwarded-For
   bool peer_trusted;                   ///< keep the peer's X-Forwarded-Proto/-Host
   std::string_view upstream_authority; ///< Host for HTTP/1.0 requests that sent none
 };

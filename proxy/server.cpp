@@ -49,6 +49,7 @@ struct server::impl {
 
   net::awaitable<void> accept_loop(tcp::acceptor& acceptor, bool admin);
   net::awaitable<void> usage_loop();
+  static net::awaitable<void> sweep_loop(worker& w);
 
   shared_state shared;
   std::vector<std::unique_ptr<worker>> workers;
@@ -94,6 +95,16 @@ net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool adm
     net::post(target.io, [&target, s = std::move(socket), admin]() mutable {
       start_connection(target, std::move(s), admin);
     });
+  }
+}
+
+net::awaitable<void> server::impl::sweep_loop(worker& w) {
+  net::steady_timer tick(w.io);
+  for (;;) {
+    tick.expires_after(sweep_interval);
+    if (auto [ec] = co_await tick.async_wait(nothrow); ec)
+      co_return;
+    sweep_connections(w);
   }
 }
 
@@ -153,6 +164,7 @@ void server::start() {
 
   s.running = s.workers.size();
   for (auto& w : s.workers) {
+    net::co_spawn(w->io, impl::sweep_loop(*w), net::detached);
     // A worker with no connections would return from run() at once: keep it alive until stop.
     w->thread = std::thread([&s, &io = w->io] {
       auto guard = net::make_work_guard(io);

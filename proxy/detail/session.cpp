@@ -1,7 +1,7 @@
 // One client connection: read a head, decide, answer or relay, repeat.
 //
-// Every wait has a deadline kept in `deadline_`; a watchdog coroutine cancels the sockets when
-// it passes. Setting a deadline is a store, not a timer syscall, except when it moves earlier.
+// Every wait has a deadline kept in `deadline_`; the worker's sweeper cancels the sockets of a
+// connection whose deadline has passed. Setting a deadline is a store, never a timer syscall.
 #include "proxy/byte_buffer.hpp"
 #include "proxy/chunked.hpp"
 #include "proxy/client_address.hpp"
@@ -12,6 +12,7 @@
 
 #include <array>
 #include <memory>
+#include <span>
 
 namespace tokengate::proxy::detail {
 namespace {
@@ -78,6 +79,33 @@ std::size_t count_fields(const http1::head& h, std::string_view name) {
   return n;
 }
 
+/// Writes `buffers` whole: at once when the socket has room (the usual case: no reactor round
+/// and no handler to queue), and what does not fit through the reactor. `s` must be in
+/// non-blocking mode. At most four buffers.
+template <class Buffers>
+net::awaitable<std::pair<boost::system::error_code, std::size_t>>
+write_all(tcp::socket& s, const Buffers& buffers) {
+  boost::system::error_code ec;
+  const auto total = net::buffer_size(buffers);
+  const auto first = s.write_some(buffers, ec);
+  if (ec != net::error::would_block && (ec || first == total))
+    co_return std::pair{ec, first};
+  std::array<net::const_buffer, 4> rest;
+  std::size_t count = 0;
+  std::size_t skip = first;
+  for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers);
+       ++it) {
+    net::const_buffer b(*it);
+    const auto drop = std::min(skip, b.size());
+    skip -= drop;
+    b += drop;
+    if (b.size() != 0)
+      rest[count++] = b;
+  }
+  auto [e, n] = co_await net::async_write(s, std::span(rest.data(), count), nothrow);
+  co_return std::pair{e, first + n};
+}
+
 double ms_between(steady::time_point a, steady::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
@@ -88,7 +116,7 @@ class connection : public std::enable_shared_from_this<connection> {
 public:
   connection(worker& w, tcp::socket socket, bool admin)
       : w_(w), shared_(w.shared), deps_(w.shared.deps), limits_(deps_.settings.limits),
-        client_(std::move(socket)), timer_(w.io), admin_(admin) {
+        client_(std::move(socket)), admin_(admin) {
     boost::system::error_code ec;
     const auto remote = client_.remote_endpoint(ec);
     if (!ec) {
@@ -96,15 +124,17 @@ public:
       peer_ = a.is_v4() ? tokenapi::ip_address::v4(a.to_v4().to_bytes())
                         : tokenapi::ip_address::v6(a.to_v6().to_bytes());
     }
-    client_address_ = peer_; // until a request says otherwise, e.g. for refused heads
+    peer_text_ = peer_.to_string();
+    for (const auto& b : deps_.settings.trusted_proxies)
+      peer_trusted_ = peer_trusted_ || b.contains(peer_);
+    client_address_ = peer_;        // until a request says otherwise, e.g. for refused heads
+    client_.non_blocking(true, ec); // for write_all
   }
 
   net::awaitable<void> run() {
     auto self = shared_from_this();
     w_.live.insert(this);
     w_.live_count.fetch_add(1);
-    net::co_spawn(
-        w_.io, [self]() { return self->watchdog(); }, net::detached);
     try {
       co_await serve();
       co_await linger();
@@ -133,32 +163,24 @@ private:
   // ---- deadlines -------------------------------------------------------------------------
 
   void expire_after(steady::duration d) {
-    const auto t = steady::now() + d;
+    deadline_ = coarse_now() + d;
     timed_out_ = false;
-    const bool earlier = t < deadline_;
-    deadline_ = t;
-    if (earlier)
-      timer_.cancel(); // the watchdog re-arms for the earlier time
   }
 
-  net::awaitable<void> watchdog() {
-    auto self = shared_from_this();
-    while (!closed_) {
-      timer_.expires_at(deadline_);
-      co_await timer_.async_wait(nothrow);
-      if (closed_)
-        co_return;
-      if (steady::now() >= deadline_) {
-        timed_out_ = true;
-        deadline_ = steady::time_point::max();
-        boost::system::error_code ignored;
-        client_.cancel(ignored);
-        if (upstream_)
-          upstream_->socket.cancel(ignored);
-      }
-    }
+public:
+  /// Called by the sweeper: cancels what the connection waits for once its deadline is past.
+  void expire_if_due(steady::time_point now) {
+    if (now < deadline_)
+      return;
+    timed_out_ = true;
+    deadline_ = steady::time_point::max();
+    boost::system::error_code ignored;
+    client_.cancel(ignored);
+    if (upstream_)
+      upstream_->socket.cancel(ignored);
   }
 
+private:
   /// Closes our side, then reads and drops what the client still sends for a moment: closing
   /// with unread bytes would send a reset, which can destroy the answer before it is read.
   net::awaitable<void> linger() {
@@ -177,8 +199,6 @@ private:
   }
 
   void close() {
-    closed_ = true;
-    timer_.cancel();
     boost::system::error_code ignored;
     client_.shutdown(tcp::socket::shutdown_send, ignored);
     client_.close(ignored);
@@ -200,7 +220,7 @@ private:
   requires net::is_const_buffer_sequence<Buffers>::value net::awaitable<io_result>
   write_client(const Buffers& buffers) {
     expire_after(limits_.idle_timeout);
-    auto [ec, n] = co_await net::async_write(client_, buffers, nothrow);
+    auto [ec, n] = co_await write_all(client_, buffers);
     bytes_out_ += n;
     co_return io_result{ec, n, ec && timed_out_};
   }
@@ -220,7 +240,7 @@ private:
 
   template <class Buffers> net::awaitable<io_result> write_upstream(const Buffers& buffers) {
     expire_after(limits_.upstream_timeout);
-    auto [ec, n] = co_await net::async_write(upstream_->socket, buffers, nothrow);
+    auto [ec, n] = co_await write_all(upstream_->socket, buffers);
     co_return io_result{ec, n, ec && timed_out_};
   }
 
@@ -233,7 +253,7 @@ private:
         co_return;
       // The head's views stay valid until the next read into in_; nothing uses them after.
       in_.consume(head_.size);
-      started_ = steady::now();
+      started_ = logging_ ? steady::now() : steady::time_point{};
       bytes_in_ = bytes_out_ = 0;
       upstream_ms_ = -1;
       status_ = 0;
@@ -451,18 +471,10 @@ private:
     if (want_continue_ && !co_await write_client(continue_line))
       co_return false;
 
-    const bool trusted_peer = client_address_ != peer_ || is_trusted_peer();
-    build_upstream_request(
-        upstream_head_, head_,
-        {target_, body_, decision.token.get(), peer_, trusted_peer, shared_.upstream_authority});
+    build_upstream_request(upstream_head_, head_,
+                           {target_, body_, decision.token.get(), peer_text_, peer_trusted_,
+                            shared_.upstream_authority});
     co_return co_await forward();
-  }
-
-  bool is_trusted_peer() const {
-    for (const auto& b : deps_.settings.trusted_proxies)
-      if (b.contains(peer_))
-        return true;
-    return false;
   }
 
   /// Connects a fresh upstream connection into upstream_; false (with upstream_ reset) if
@@ -474,6 +486,7 @@ private:
       auto [ec] = co_await upstream_->socket.async_connect(endpoint, nothrow);
       if (!ec) {
         upstream_->socket.set_option(tcp::no_delay(true), ec);
+        upstream_->socket.non_blocking(true, ec); // for write_all
         co_return true;
       }
       boost::system::error_code ignored;
@@ -492,7 +505,7 @@ private:
   }
 
   net::awaitable<bool> forward() {
-    const auto upstream_started = steady::now();
+    const auto upstream_started = logging_ ? steady::now() : steady::time_point{};
     // Content-Length bytes that came with the head go out with it, in one write.
     const std::size_t early_body =
         body_.type == http1::framing::kind::length
@@ -530,7 +543,8 @@ private:
 
     phase_ = phase::awaiting_upstream;
     const bool keep = co_await relay_response();
-    upstream_ms_ = ms_between(upstream_started, steady::now());
+    if (logging_)
+      upstream_ms_ = ms_between(upstream_started, steady::now());
     co_return keep;
   }
 
@@ -815,7 +829,7 @@ private:
   // ---- access log ------------------------------------------------------------------------
 
   void log_access() {
-    if (!deps_.log.enabled(log_level::info) || status_ == 0)
+    if (!logging_ || status_ == 0)
       return;
     json_line line;
     line.add("method", method_)
@@ -837,13 +851,14 @@ private:
   const server_dependencies& deps_;
   const limits& limits_;
   tcp::socket client_;
-  net::steady_timer timer_;
   steady::time_point deadline_ = steady::time_point::max();
   bool timed_out_ = false;
-  bool closed_ = false;
+  const bool logging_ = deps_.log.enabled(log_level::info); // the access log, and its timings
   bool admin_;
   phase phase_ = phase::idle;
   tokenapi::ip_address peer_;
+  std::string peer_text_;
+  bool peer_trusted_ = false; ///< the peer is one of trusted_proxies
   tokenapi::ip_address client_address_;
 
   byte_buffer in_;
@@ -882,6 +897,12 @@ void start_connection(worker& w, tcp::socket socket, bool admin) {
   auto c = std::make_shared<connection>(w, std::move(socket), admin);
   net::co_spawn(
       w.io, [c]() { return c->run(); }, net::detached);
+}
+
+void sweep_connections(worker& w) {
+  const auto now = coarse_now();
+  for (auto* c : w.live)
+    c->expire_if_due(now);
 }
 
 void drain_connections(worker& w) {

@@ -47,6 +47,11 @@ struct worker {
 /// Serves one accepted connection until it closes. `admin`: the admin listener's routes.
 void start_connection(worker& w, tcp::socket socket, bool admin);
 
+/// Cancels the waits of the connections of `w` whose deadline has passed. Runs every
+/// `sweep_interval` on `w`'s thread: timeouts hold to within that.
+void sweep_connections(worker& w);
+inline constexpr auto sweep_interval = std::chrono::milliseconds(50);
+
 /// Closes the connections of `w` that wait for a request; the others close after their
 /// current response. Must run on `w`'s thread.
 void drain_connections(worker& w);

@@ -112,8 +112,8 @@ struct forwarding {
 
   wire_head upstream_sees() const {
     std::string out = "stale bytes";
-    build_upstream_request(out, head,
-                           {target, body, token.get(), peer, peer_trusted, "127.0.0.1:8081"});
+    build_upstream_request(
+        out, head, {target, body, token.get(), peer.to_string(), peer_trusted, "127.0.0.1:8081"});
     return read_head(out);
   }
 };
@@ -320,8 +320,8 @@ TEST_CASE("a full request as the upstream sees it", "[rewrite]") {
                "X-Forwarded-For: 198.51.100.1\r\n"
                "\r\n");
   std::string out;
-  build_upstream_request(out, f.head,
-                         {f.target, f.body, f.token.get(), f.peer, false, "127.0.0.1:8081"});
+  build_upstream_request(
+      out, f.head, {f.target, f.body, f.token.get(), f.peer.to_string(), false, "127.0.0.1:8081"});
   CHECK(out == "POST /alerts?x=1 HTTP/1.1\r\n"
                "Host: api.example\r\n"
                "User-Agent: curl/8\r\n"
