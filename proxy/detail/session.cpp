@@ -10,6 +10,7 @@
 #include "proxy/path.hpp"
 #include "proxy/rewrite.hpp"
 
+#include <algorithm>
 #include <array>
 #include <memory>
 #include <span>
@@ -79,20 +80,29 @@ std::size_t count_fields(const http1::head& h, std::string_view name) {
   return n;
 }
 
-/// Writes `buffers` whole: at once when the socket has room (the usual case: no reactor round
-/// and no handler to queue), and what does not fit through the reactor. `s` must be in
-/// non-blocking mode. At most four buffers.
-template <class Buffers>
-net::awaitable<std::pair<boost::system::error_code, std::size_t>>
-write_all(tcp::socket& s, const Buffers& buffers) {
+/// A write begun without waiting: what went out at once, and what is left for the reactor.
+struct started_write {
   boost::system::error_code ec;
+  std::size_t written = 0;
+  std::array<net::const_buffer, 4> rest{};
+  std::size_t rest_count = 0; ///< 0: finished (or failed)
+
+  [[nodiscard]] std::span<const net::const_buffer> remaining() const {
+    return {rest.data(), rest_count};
+  }
+};
+
+/// Writes what the socket takes at once (the usual case: no reactor round, no handler, no
+/// coroutine frame) and returns the rest for `net::async_write`. `s` must be in non-blocking
+/// mode. At most four buffers.
+template <class Buffers> started_write start_write(tcp::socket& s, const Buffers& buffers) {
+  started_write w;
   const auto total = net::buffer_size(buffers);
-  const auto first = s.write_some(buffers, ec);
-  if (ec != net::error::would_block && (ec || first == total))
-    co_return std::pair{ec, first};
-  std::array<net::const_buffer, 4> rest;
-  std::size_t count = 0;
-  std::size_t skip = first;
+  w.written = s.write_some(buffers, w.ec);
+  if (w.ec != net::error::would_block && (w.ec || w.written == total))
+    return w;
+  w.ec = {};
+  std::size_t skip = w.written;
   for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers);
        ++it) {
     net::const_buffer b(*it);
@@ -100,10 +110,9 @@ write_all(tcp::socket& s, const Buffers& buffers) {
     skip -= drop;
     b += drop;
     if (b.size() != 0)
-      rest[count++] = b;
+      w.rest[w.rest_count++] = b;
   }
-  auto [e, n] = co_await net::async_write(s, std::span(rest.data(), count), nothrow);
-  co_return std::pair{e, first + n};
+  return w;
 }
 
 double ms_between(steady::time_point a, steady::time_point b) {
@@ -128,7 +137,7 @@ public:
     for (const auto& b : deps_.settings.trusted_proxies)
       peer_trusted_ = peer_trusted_ || b.contains(peer_);
     client_address_ = peer_;        // until a request says otherwise, e.g. for refused heads
-    client_.non_blocking(true, ec); // for write_all
+    client_.non_blocking(true, ec); // for start_write
   }
 
   net::awaitable<void> run() {
@@ -220,9 +229,14 @@ private:
   requires net::is_const_buffer_sequence<Buffers>::value net::awaitable<io_result>
   write_client(const Buffers& buffers) {
     expire_after(limits_.idle_timeout);
-    auto [ec, n] = co_await write_all(client_, buffers);
-    bytes_out_ += n;
-    co_return io_result{ec, n, ec && timed_out_};
+    auto w = start_write(client_, buffers);
+    if (w.rest_count != 0) {
+      auto [ec, n] = co_await net::async_write(client_, w.remaining(), nothrow);
+      w.ec = ec;
+      w.written += n;
+    }
+    bytes_out_ += w.written;
+    co_return io_result{w.ec, w.written, w.ec && timed_out_};
   }
 
   net::awaitable<io_result> write_client(std::string_view bytes) {
@@ -240,8 +254,13 @@ private:
 
   template <class Buffers> net::awaitable<io_result> write_upstream(const Buffers& buffers) {
     expire_after(limits_.upstream_timeout);
-    auto [ec, n] = co_await write_all(upstream_->socket, buffers);
-    co_return io_result{ec, n, ec && timed_out_};
+    auto w = start_write(upstream_->socket, buffers);
+    if (w.rest_count != 0) {
+      auto [ec, n] = co_await net::async_write(upstream_->socket, w.remaining(), nothrow);
+      w.ec = ec;
+      w.written += n;
+    }
+    co_return io_result{w.ec, w.written, w.ec && timed_out_};
   }
 
   // ---- the request loop ------------------------------------------------------------------
@@ -486,7 +505,7 @@ private:
       auto [ec] = co_await upstream_->socket.async_connect(endpoint, nothrow);
       if (!ec) {
         upstream_->socket.set_option(tcp::no_delay(true), ec);
-        upstream_->socket.non_blocking(true, ec); // for write_all
+        upstream_->socket.non_blocking(true, ec); // for start_write
         co_return true;
       }
       boost::system::error_code ignored;
@@ -504,6 +523,17 @@ private:
     }
   }
 
+  /// Whether the request may be sent again on a new connection when a reused one turns out to
+  /// have been closed by the upstream: idempotent (RFC 9110 section 9.2.2), and all of it is
+  /// in hand (no body to stream).
+  bool retryable(std::size_t early_body) const {
+    static constexpr std::array<std::string_view, 6> idempotent{"GET",   "HEAD",   "OPTIONS",
+                                                                "TRACE", "DELETE", "PUT"};
+    const bool whole = body_.type == http1::framing::kind::none ||
+                       (body_.type == http1::framing::kind::length && early_body == body_.length);
+    return whole && std::find(idempotent.begin(), idempotent.end(), method_) != idempotent.end();
+  }
+
   net::awaitable<bool> forward() {
     const auto upstream_started = logging_ ? steady::now() : steady::time_point{};
     // Content-Length bytes that came with the head go out with it, in one write.
@@ -513,32 +543,45 @@ private:
             : 0;
     const std::array<net::const_buffer, 2> first{net::buffer(upstream_head_),
                                                  net::buffer(in_.data().data(), early_body)};
+    const bool retry = retryable(early_body);
 
-    // A pooled connection the upstream closed meanwhile is retried on a new one, but only
-    // when not one byte of the request went out on it.
-    bool sent = false;
-    for (int attempt = 0; attempt < 2 && !sent; ++attempt) {
-      upstream_ = w_.pool.take();
+    // A pooled connection the upstream closed meanwhile is replaced by a new one. A request
+    // that can be retried goes out on it unchecked and is sent again if the upstream closes
+    // before the first byte of an answer; any other is sent only on a connection that passes
+    // a check, and again only when not one byte of it went out.
+    for (int attempt = 0;; ++attempt) {
+      upstream_ = attempt == 0 ? w_.pool.take(!retry) : nullptr;
       const bool reused = upstream_ != nullptr;
       if (!reused && !co_await connect_upstream())
         co_return co_await answer(502, "upstream unreachable", closing() || body_pending());
       const auto w = co_await write_upstream(first);
-      if (w) {
-        sent = true;
-      } else {
+      if (!w) {
         discard_upstream();
-        if (!reused || w.bytes != 0 || w.timed_out)
-          co_return co_await answer(w.timed_out ? 504 : 502,
-                                    w.timed_out ? "upstream timed out" : "upstream write failed",
-                                    true);
+        if (reused && attempt == 0 && w.bytes == 0 && !w.timed_out)
+          continue;
+        co_return co_await answer(w.timed_out ? 504 : 502,
+                                  w.timed_out ? "upstream timed out" : "upstream write failed",
+                                  true);
       }
+      if (!retry || !reused || attempt != 0)
+        break;
+      // The first bytes of the answer tell whether the connection was still open.
+      const auto r = co_await read_upstream(read_chunk);
+      if (r)
+        break;
+      if (r.timed_out || (r.ec != net::error::eof && r.ec != net::error::connection_reset))
+        co_return co_await fail_upstream(r.timed_out ? 504 : 502,
+                                         r.timed_out ? "upstream timed out"
+                                                     : "upstream closed the connection");
+      discard_upstream();
     }
-    if (!sent)
-      co_return co_await answer(502, "upstream unreachable", true);
     in_.consume(early_body);
     bytes_in_ = early_body;
 
-    if (!co_await relay_request_body(body_.length - early_body))
+    const bool more_body =
+        body_.type == http1::framing::kind::chunked ||
+        (body_.type == http1::framing::kind::length && body_.length > early_body);
+    if (more_body && !co_await relay_request_body(body_.length - early_body))
       co_return false;
 
     phase_ = phase::awaiting_upstream;

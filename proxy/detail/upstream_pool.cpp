@@ -20,12 +20,12 @@ upstream_pool::upstream_pool(net::io_context& io, std::size_t max_idle,
                              std::chrono::seconds max_idle_time)
     : io_(io), max_idle_(max_idle), max_idle_time_(max_idle_time) {}
 
-std::unique_ptr<upstream_connection> upstream_pool::take() {
-  const auto now = steady::now();
+std::unique_ptr<upstream_connection> upstream_pool::take(bool verify) {
+  const auto now = coarse_now();
   while (!idle_.empty()) {
     auto c = std::move(idle_.back());
     idle_.pop_back();
-    if (now - c->idle_since < max_idle_time_ && still_usable(c->socket))
+    if (now - c->idle_since < max_idle_time_ && (!verify || still_usable(c->socket)))
       return c;
     boost::system::error_code ignored;
     c->socket.close(ignored);
@@ -44,7 +44,7 @@ void upstream_pool::give_back(std::unique_ptr<upstream_connection> c) {
     return;
   }
   c->buffer.shrink(64 * 1024);
-  c->idle_since = steady::now();
+  c->idle_since = coarse_now();
   idle_.push_back(std::move(c));
 }
 

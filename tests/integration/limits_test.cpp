@@ -173,4 +173,50 @@ TEST_CASE_METHOD(proxy_fixture, "a pooled connection the upstream closed is repl
     CHECK(client.request("GET", "/public/next").status == 200);
   }
   CHECK(upstream.connections() >= 5);
+
+  // A request that cannot be sent twice only goes out on a connection checked first.
+  const std::string body(10'000, 'p');
+  for (int round = 0; round < 3; ++round) {
+    CHECK(client.request("GET", "/public/drop-after").status == 200);
+    std::this_thread::sleep_for(150ms);
+    CHECK(client.request("POST", "/public/next", {}, body).status == 200);
+    CHECK(upstream.last().body_bytes == body.size());
+  }
+}
+
+namespace {
+std::size_t seen_count(const test::test_upstream& u, std::string_view method,
+                       std::string_view target) {
+  std::size_t n = 0;
+  for (const auto& r : u.requests())
+    n += r.method == method && r.target == target ? 1 : 0;
+  return n;
+}
+} // namespace
+
+TEST_CASE_METHOD(proxy_fixture,
+                 "an upstream that hangs up without an answer gets 502, and only "
+                 "an idempotent request on a reused connection is sent again",
+                 "[upstream][pool]") {
+  test::http_client client(gate.port());
+  SECTION("GET on a reused connection: sent once more, on a new connection") {
+    REQUIRE(client.request("GET", "/public/warm").status == 200); // pools a connection
+    const auto r = client.request("GET", "/public/hang-up");
+    CHECK(r.status == 502);
+    CHECK(r.message() == "upstream closed the connection");
+    CHECK(seen_count(upstream, "GET", "/public/hang-up") == 2);
+  }
+  SECTION("GET on a new connection: not sent again") {
+    const auto r = client.request("GET", "/public/hang-up");
+    CHECK(r.status == 502);
+    CHECK(seen_count(upstream, "GET", "/public/hang-up") == 1);
+  }
+  SECTION("POST: never sent again") {
+    REQUIRE(client.request("GET", "/public/warm").status == 200);
+    const auto r = client.request("POST", "/public/hang-up", {}, "{}");
+    CHECK(r.status == 502);
+    CHECK(seen_count(upstream, "POST", "/public/hang-up") == 1);
+  }
+  // The sidecar keeps serving.
+  CHECK(test::request(gate.port(), "GET", "/public/after").status == 200);
 }

@@ -166,6 +166,8 @@ struct test_upstream::impl {
       std::this_thread::sleep_for(std::chrono::milliseconds(query_number(r.target, "ms")));
     if (path == "/download")
       return download(socket, r, keep_alive, chunk);
+    if (path == "/hang-up")
+      return false; // recorded, then closed without an answer: a crashed or restarting backend
     if (path == "/close") {
       write_raw(socket, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + echo_json(r),
                 ec);

@@ -42,6 +42,7 @@ struct seen_request {
 ///   /close                         an echo delimited by closing the connection (no length)
 ///   /early-hints                   a 103 Early Hints, then the echo
 ///   /drop-after                    the echo (keep-alive), then closes the idle connection
+///   /hang-up                       closes the connection without answering
 ///   anything else                  200 with a JSON echo: method, target, headers, body size
 /// Bodies are read as streams (any size) and summarised in `requests()`.
 class test_upstream {
