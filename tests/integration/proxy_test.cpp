@@ -4,7 +4,9 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <sstream>
 #include <thread>
+#include <vector>
 
 using namespace tokengate;
 using test::proxy_fixture;
@@ -290,4 +292,60 @@ TEST_CASE_METHOD(proxy_fixture, "many connections and long keep-alive all succee
   CHECK(on_one == 200);
   // Upstream connections are pooled, not opened per request.
   CHECK(upstream.connections() < 300);
+}
+
+namespace {
+
+/// The access-log lines about `path`, once `count` of them are there (the line is written just
+/// after the answer, so the test may read the log a moment before it).
+std::vector<boost::json::object> access_lines(const test::sidecar& gate, std::string_view path,
+                                              std::size_t count) {
+  std::vector<boost::json::object> lines;
+  for (int tries = 0; tries < 200 && lines.size() < count; ++tries) {
+    if (tries > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    lines.clear();
+    std::istringstream text(gate.log_text());
+    for (std::string line; std::getline(text, line);) {
+      auto value = boost::json::parse(line);
+      const auto& o = value.as_object();
+      if (o.contains("path") && o.at("path").as_string() == path)
+        lines.push_back(o);
+    }
+  }
+  return lines;
+}
+
+} // namespace
+
+TEST_CASE_METHOD(proxy_fixture, "each proxied request is one access-log line, never with a key",
+                 "[proxy][log]") {
+  auto t = gate.create_token("reader", {"AlertRead"});
+  REQUIRE(get_with(t.value, "/alerts/./7/../8?q=secret-query").status == 200);
+  REQUIRE(get_with("tg_wrong", "/alerts/8").status == 401);
+  REQUIRE(test::request(gate.port(), "POST", "/public/upload", {}, std::string(1000, 'b')).status ==
+          200);
+
+  const auto alerts = access_lines(gate, "/alerts/8", 2);
+  REQUIRE(alerts.size() == 2);
+  const auto& allowed = alerts[0];
+  CHECK(allowed.at("method").as_string() == "GET");
+  CHECK(allowed.at("status").to_number<int>() == 200);
+  CHECK(allowed.at("token_id").as_string() == t.id);
+  CHECK(allowed.at("client").as_string() == "127.0.0.1");
+  CHECK(allowed.at("upstream_ms").to_number<double>() >= 0);
+  CHECK(allowed.at("bytes_out").to_number<std::uint64_t>() > 0);
+  const auto& refused = alerts[1];
+  CHECK(refused.at("status").to_number<int>() == 401);
+  CHECK_FALSE(refused.contains("upstream_ms")); // it never went upstream
+
+  const auto uploads = access_lines(gate, "/public/upload", 1);
+  REQUIRE(uploads.size() == 1);
+  CHECK(uploads[0].at("method").as_string() == "POST");
+  CHECK(uploads[0].at("bytes_in").to_number<std::uint64_t>() == 1000);
+
+  const auto log = gate.log_text();
+  CHECK(log.find(t.value) == std::string::npos);
+  CHECK(log.find("tg_wrong") == std::string::npos);
+  CHECK(log.find("secret-query") == std::string::npos); // paths are logged without the query
 }
