@@ -1,6 +1,7 @@
 // The client address a request is decided on: the TCP peer, or, behind trusted proxies only,
 // the right-most X-Forwarded-For address that is not itself a trusted proxy.
 #include "proxy/client_address.hpp"
+#include "tests/support/catch_ip.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -12,14 +13,9 @@ using namespace tokengate::proxy;
 using tokenapi::cidr_block;
 using tokenapi::ip_address;
 
-namespace {
+using tokengate::test::ip;
 
-ip_address ip(std::string_view text) {
-  auto a = ip_address::parse(text);
-  INFO("address: " << text);
-  REQUIRE(a.has_value());
-  return *a;
-}
+namespace {
 
 std::vector<cidr_block> blocks(std::initializer_list<std::string_view> texts) {
   std::vector<cidr_block> out;

@@ -1,3 +1,4 @@
+#include "tests/support/catch_ip.hpp"
 #include "tokenapi/ip.hpp"
 
 #include <catch2/catch.hpp>
@@ -6,14 +7,9 @@
 
 using namespace tokengate::tokenapi;
 
-namespace {
+using tokengate::test::ip;
 
-ip_address ip(std::string_view text) {
-  auto a = ip_address::parse(text);
-  INFO("address: " << text);
-  REQUIRE(a.has_value());
-  return *a;
-}
+namespace {
 
 cidr_block cidr(std::string_view text) {
   auto b = cidr_block::parse(text);
