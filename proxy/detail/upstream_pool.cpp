@@ -25,7 +25,8 @@ std::unique_ptr<upstream_connection> upstream_pool::take(bool verify) {
   while (!idle_.empty()) {
     auto c = std::move(idle_.back());
     idle_.pop_back();
-    if (now - c->idle_since < max_idle_time_ && (!verify || still_usable(c->socket)))
+    const auto idle = now - c->idle_since;
+    if (idle < max_idle_time_ && ((!verify && idle < unchecked_reuse) || still_usable(c->socket)))
       return c;
     boost::system::error_code ignored;
     c->socket.close(ignored);

@@ -22,11 +22,14 @@ class upstream_pool {
 public:
   upstream_pool(net::io_context& io, std::size_t max_idle, std::chrono::seconds max_idle_time);
 
-  /// An idle connection, or nullptr. With `verify`, each candidate is first checked with a
-  /// non-blocking peek (a FIN or unexpected bytes mean it cannot be used): for requests that
-  /// cannot be retried. Without it the caller retries a request the upstream answers with a
-  /// close on a reused connection, as nginx does, and saves a syscall per request.
+  /// An idle connection, or nullptr. A candidate is first checked with a non-blocking peek (a
+  /// FIN or unexpected bytes mean it cannot be used) when `verify` is set, for requests that
+  /// cannot be retried, or when it has been idle for `unchecked_reuse` or more, long enough
+  /// for an upstream to time it out and perhaps say so first. Otherwise the caller retries a
+  /// request the upstream answers with a close, as nginx does, and saves a syscall per request.
   [[nodiscard]] std::unique_ptr<upstream_connection> take(bool verify);
+
+  static constexpr auto unchecked_reuse = std::chrono::seconds(1);
 
   /// A new, unconnected connection.
   [[nodiscard]] std::unique_ptr<upstream_connection> make();

@@ -184,6 +184,18 @@ TEST_CASE_METHOD(proxy_fixture, "a pooled connection the upstream closed is repl
   }
 }
 
+TEST_CASE_METHOD(proxy_fixture, "a pooled connection idle for a while is checked before reuse",
+                 "[upstream][pool]") {
+  test::http_client client(gate.port());
+  // The upstream leaves a 408 on the idle connection before closing it: after a second of
+  // idleness the connection is checked, so that 408 is never taken for the next answer.
+  CHECK(client.request("GET", "/public/timeout-after").status == 200);
+  std::this_thread::sleep_for(1200ms);
+  const auto r = client.request("GET", "/public/next");
+  CHECK(r.status == 200);
+  CHECK(upstream.last().target == "/public/next");
+}
+
 namespace {
 std::size_t seen_count(const test::test_upstream& u, std::string_view method,
                        std::string_view target) {

@@ -200,6 +200,15 @@ struct test_upstream::impl {
     else
       res.prepare_payload();
     http::write(socket, res, ec);
+    if (path == "/timeout-after") {
+      // Answered as keep-alive, then, while idle, a 408 and a close: what some backends send
+      // when their idle timeout ends a connection.
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      write_raw(socket,
+                "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                ec);
+      return false;
+    }
     if (path == "/drop-after") {
       // Answered as keep-alive, then closed while idle: what a backend's idle timeout does.
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

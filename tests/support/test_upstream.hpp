@@ -43,6 +43,7 @@ struct seen_request {
 ///   /early-hints                   a 103 Early Hints, then the echo
 ///   /drop-after                    the echo (keep-alive), then closes the idle connection
 ///   /hang-up                       closes the connection without answering
+///   /timeout-after                 the echo (keep-alive), then a 408 and a close while idle
 ///   anything else                  200 with a JSON echo: method, target, headers, body size
 /// Bodies are read as streams (any size) and summarised in `requests()`.
 class test_upstream {
