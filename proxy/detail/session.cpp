@@ -570,9 +570,7 @@ private:
       if (r)
         break;
       if (r.timed_out || (r.ec != net::error::eof && r.ec != net::error::connection_reset))
-        co_return co_await fail_upstream(r.timed_out ? 504 : 502,
-                                         r.timed_out ? "upstream timed out"
-                                                     : "upstream closed the connection");
+        co_return co_await fail_upstream_read(r);
       discard_upstream();
     }
     in_.consume(early_body);
@@ -678,9 +676,7 @@ private:
         }
         const auto r = co_await read_upstream(read_chunk);
         if (!r)
-          co_return co_await fail_upstream(r.timed_out ? 504 : 502,
-                                           r.timed_out ? "upstream timed out"
-                                                       : "upstream closed the connection");
+          co_return co_await fail_upstream_read(r);
       }
       if (response_.status >= 200)
         co_return true;
@@ -701,6 +697,13 @@ private:
     discard_upstream();
     co_await answer(status, message, true);
     co_return false;
+  }
+
+  /// For a read from the upstream that failed before an answer was complete.
+  net::awaitable<bool> fail_upstream_read(io_result r) {
+    co_return co_await fail_upstream(r.timed_out ? 504 : 502,
+                                     r.timed_out ? "upstream timed out"
+                                                 : "upstream closed the connection");
   }
 
   net::awaitable<bool> relay_response() {

@@ -225,6 +225,15 @@ TEST_CASE_METHOD(proxy_fixture,
     CHECK(r.message() == "upstream closed the connection");
     CHECK(seen_count(upstream, "GET", "/public/hang-up") == 2);
   }
+  SECTION("PUT with its body in hand: sent once more, body and all") {
+    REQUIRE(client.request("GET", "/public/warm").status == 200);
+    const std::string body(3000, 'u');
+    CHECK(client.request("PUT", "/public/hang-up", {}, body).status == 502);
+    std::size_t whole = 0;
+    for (const auto& seen : upstream.requests())
+      whole += seen.method == "PUT" && seen.body == body ? 1 : 0;
+    CHECK(whole == 2);
+  }
   SECTION("GET on a new connection: not sent again") {
     const auto r = client.request("GET", "/public/hang-up");
     CHECK(r.status == 502);
