@@ -18,10 +18,12 @@ std::size_t count_fields(const http1::head& h, std::string_view name) {
 boost::system::result<admitted, http1::refusal> admit_request(const http1::head& h,
                                                               normalized_target& target) {
   admitted a;
-  if (const auto e = http1::request_framing(h, a.body); e != http1::framing_error::none)
-    return http1::refusal{400, http1::describe(e)};
-  if (const auto e = normalize_target(h.target, target); e != path_error::none)
-    return http1::refusal{400, describe(e)};
+  const auto body = http1::request_framing(h);
+  if (!body)
+    return http1::refusal{400, http1::describe(body.error())};
+  a.body = *body;
+  if (const auto normal = normalize_target(h.target, target); !normal)
+    return http1::refusal{400, describe(normal.error())};
   const auto hosts = count_fields(h, "host");
   if (hosts > 1)
     return http1::refusal{400, "more than one Host header"};

@@ -3,6 +3,8 @@
 #include "proxy/http1.hpp"
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 
 namespace tokengate::proxy::http1 {
 namespace {
@@ -15,8 +17,9 @@ bool is_line_char(char c) noexcept {
 
 } // namespace
 
-chunked_decoder::result chunked_decoder::next(std::string_view in) noexcept {
-  result r;
+boost::system::result<chunk_step, chunked_error>
+chunked_decoder::next(std::string_view in) noexcept {
+  chunk_step r;
   std::size_t i = 0;
   while (i < in.size() && state_ != state::done) {
     if (state_ == state::data) {
@@ -29,11 +32,10 @@ chunked_decoder::result chunked_decoder::next(std::string_view in) noexcept {
       r.consumed = i + n;
       return r;
     }
+    const bool in_size = state_ == state::size;
     if (state_ == state::failed || !(is_size_line() ? size_line(in[i]) : framing_line(in[i]))) {
       state_ = state::failed;
-      r.error = true;
-      r.consumed = i;
-      return r;
+      return in_size ? chunked_error::bad_size : chunked_error::bad_framing;
     }
     ++i;
   }
@@ -95,6 +97,10 @@ bool chunked_decoder::framing_line(char c) noexcept {
     state_ = state::done;
     return c == '\n';
   }
+}
+
+void throw_exception_from_error(chunked_error e, const boost::source_location&) {
+  throw std::logic_error("unchecked chunked error " + std::to_string(static_cast<int>(e)));
 }
 
 void append_chunk_header(std::string& out, std::size_t size) {

@@ -21,7 +21,6 @@ refusal refusal_for(head_error e) noexcept {
     return {400, "obsolete line folding in a header field"};
   case head_error::too_many_fields:
     return {431, "too many header fields"};
-  case head_error::none:
   case head_error::bad_start_line:
     break;
   }
@@ -42,8 +41,6 @@ std::string_view describe(framing_error e) noexcept {
     return "both Transfer-Encoding and Content-Length";
   case framing_error::transfer_encoding_on_http10:
     return "Transfer-Encoding in an HTTP/1.0 request";
-  case framing_error::none:
-    break;
   }
   return "invalid message framing";
 }

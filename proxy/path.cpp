@@ -3,6 +3,8 @@
 #include "proxy/http1.hpp"
 
 #include <algorithm>
+#include <optional>
+#include <stdexcept>
 
 namespace tokengate::proxy {
 namespace {
@@ -26,7 +28,7 @@ bool is_dot_with_parameters(std::string_view segment) noexcept {
 
 // Applies the segment that ends the path so far (from `segment_start`): "" and "." vanish, ".."
 // removes the segment before it (never above the root).
-path_error end_segment(std::string& path, std::size_t& segment_start, bool last) {
+std::optional<path_error> end_segment(std::string& path, std::size_t& segment_start, bool last) {
   const auto segment = std::string_view(path).substr(segment_start);
   if (is_dot_with_parameters(segment))
     return path_error::dot_parameters;
@@ -41,12 +43,12 @@ path_error end_segment(std::string& path, std::size_t& segment_start, bool last)
     path.push_back('/');
   }
   segment_start = path.size();
-  return path_error::none;
+  return std::nullopt;
 }
 
 // Appends the escape at the start of `rest` ("%XX..."): decoded when unreserved, else with its
 // hex upper-cased. Escapes that could hide a boundary or be decoded into one are refused.
-path_error append_escape(std::string& path, std::string_view rest) {
+std::optional<path_error> append_escape(std::string& path, std::string_view rest) {
   if (rest.size() < 3)
     return path_error::bad_escape;
   const int hi = http1::hex_value(rest[1]);
@@ -67,12 +69,13 @@ path_error append_escape(std::string& path, std::string_view rest) {
     path.push_back("0123456789ABCDEF"[hi]);
     path.push_back("0123456789ABCDEF"[lo]);
   }
-  return path_error::none;
+  return std::nullopt;
 }
 
 } // namespace
 
-path_error normalize_target(std::string_view target, normalized_target& out) {
+boost::system::result<void, path_error> normalize_target(std::string_view target,
+                                                         normalized_target& out) {
   out.path.clear();
   out.query = {};
   out.has_query = false;
@@ -91,25 +94,23 @@ path_error normalize_target(std::string_view target, normalized_target& out) {
   out.path.push_back('/');
   std::size_t segment_start = 1;
   for (std::size_t i = 1; i <= raw.size(); ++i) {
-    path_error e = path_error::none;
+    std::optional<path_error> e;
     if (i == raw.size() || raw[i] == '/')
       e = end_segment(out.path, segment_start, i == raw.size());
     else if (raw[i] == '\\')
       e = path_error::backslash;
     else if (raw[i] != '%')
       out.path.push_back(raw[i]);
-    else if (e = append_escape(out.path, raw.substr(i)); e == path_error::none)
+    else if (e = append_escape(out.path, raw.substr(i)); !e)
       i += 2;
-    if (e != path_error::none)
-      return e;
+    if (e)
+      return *e;
   }
-  return path_error::none;
+  return {};
 }
 
 std::string_view describe(path_error e) noexcept {
   switch (e) {
-  case path_error::none:
-    return "ok";
   case path_error::not_origin_form:
     return "request target must be a path starting with '/'";
   case path_error::bad_escape:
@@ -128,6 +129,10 @@ std::string_view describe(path_error e) noexcept {
     return "request path contains an encoded control character";
   }
   return "bad request path";
+}
+
+void throw_exception_from_error(path_error e, const boost::source_location&) {
+  throw std::logic_error("unchecked path error: " + std::string(describe(e)));
 }
 
 bool under_prefix(std::string_view path, std::string_view prefix) noexcept {

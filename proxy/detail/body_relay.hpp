@@ -49,20 +49,20 @@ inline relay_round chunked_round(std::string_view buffered, std::string_view hea
   scratch.out.assign(head);
   while (round.taken < buffered.size() && !round.done) {
     const auto step = scratch.decoder.next(buffered.substr(round.taken));
-    if (step.error) {
+    if (!step) {
       round.malformed = true;
       return round;
     }
-    if (!step.data.empty()) {
+    if (!step->data.empty()) {
       if (chunk_out)
-        http1::append_chunk_header(scratch.out, step.data.size());
-      scratch.out.append(step.data);
+        http1::append_chunk_header(scratch.out, step->data.size());
+      scratch.out.append(step->data);
       if (chunk_out)
         scratch.out.append("\r\n");
-      bytes += step.data.size();
+      bytes += step->data.size();
     }
-    round.taken += step.consumed;
-    round.done = step.done;
+    round.taken += step->consumed;
+    round.done = step->done;
   }
   if (round.done && chunk_out)
     scratch.out.append(http1::last_chunk);

@@ -88,16 +88,15 @@ net::awaitable<bool> session::read_head(bool first) {
   deadline_.expire_after(first || !idle_ ? limits_.header_timeout : limits_.idle_timeout);
   for (;;) {
     if (!in_.empty()) {
-      const auto scan = http1::scan_head(in_.data(), scanned);
-      if (scan.error != http1::head_error::none)
-        co_return co_await refuse(http1::refusal_for(scan.error));
-      if (scan.size > limits_.max_header_bytes ||
-          (scan.size == 0 && in_.size() > limits_.max_header_bytes))
+      const auto size = http1::scan_head(in_.data(), scanned);
+      if (!size)
+        co_return co_await refuse(http1::refusal_for(size.error()));
+      if (*size > limits_.max_header_bytes || (*size == 0 && in_.size() > limits_.max_header_bytes))
         co_return co_await refuse({431, "request header is larger than the limit"});
-      if (scan.size != 0) {
-        const auto e = http1::parse_request(in_.data().substr(0, scan.size), head_);
-        if (e != http1::head_error::none)
-          co_return co_await refuse(http1::refusal_for(e));
+      if (*size != 0) {
+        const auto parsed = http1::parse_request(in_.data().substr(0, *size), head_);
+        if (!parsed)
+          co_return co_await refuse(http1::refusal_for(parsed.error()));
         co_return true;
       }
     }
@@ -241,10 +240,10 @@ net::awaitable<session::body_status> session::read_api_body() {
       if (in_.empty() && !co_await client_stream().read(read_chunk))
         co_return body_status::failed;
       const auto step = decoder.next(in_.data());
-      in_.consume(step.consumed);
-      if (step.error)
+      if (!step)
         co_return body_status::bad_framing;
-      api_body_.append(step.data);
+      in_.consume(step->consumed);
+      api_body_.append(step->data);
       if (api_body_.size() > limits_.max_admin_body_bytes)
         co_return body_status::too_large;
     }
@@ -255,9 +254,11 @@ net::awaitable<session::body_status> session::read_api_body() {
 
 net::awaitable<bool> session::serve_admin() {
   keep_alive_ = head_.version == 11 && http1::keeps_alive(head_);
-  if (http1::request_framing(head_, body_) != http1::framing_error::none)
+  const auto framing = http1::request_framing(head_);
+  body_ = framing ? *framing : http1::framing{};
+  if (!framing)
     co_return co_await answer(400, "invalid message framing", true);
-  if (normalize_target(head_.target, target_) != path_error::none)
+  if (!normalize_target(head_.target, target_))
     co_return co_await answer(400, "bad request path", true);
   record_.path = target_.path;
   const auto r = admin_response(head_.method, target_.path, {draining(), deps_.service.healthy()});

@@ -80,12 +80,13 @@ net::awaitable<bool> session::relay_request_body(std::uint64_t remaining) {
 net::awaitable<bool> session::relay_response() {
   if (!co_await read_final_head())
     co_return false;
-  http1::framing framing;
-  if (http1::response_framing(response_, method_, framing) != http1::framing_error::none) {
+  const auto response_framing = http1::response_framing(response_, method_);
+  if (!response_framing) {
     upstream_.finish(false);
     co_await answer(502, "upstream sent an ambiguous response framing", true);
     co_return false;
   }
+  const auto framing = *response_framing;
   using kind = http1::framing::kind;
   const bool chunked_out = framing.type == kind::chunked || framing.type == kind::until_close;
   const auto out_framing = !chunked_out          ? client_framing::as_upstream

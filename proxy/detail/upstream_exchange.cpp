@@ -73,15 +73,13 @@ upstream_exchange::read_head(http1::head& response) {
   for (;;) {
     auto& buffer = connection_->buffer;
     if (!buffer.empty()) {
-      const auto scan = http1::scan_head(buffer.data(), scanned);
-      if (scan.error != http1::head_error::none ||
-          (scan.size == 0 && buffer.size() > max_response_head)) {
+      const auto size = http1::scan_head(buffer.data(), scanned);
+      if (!size || (*size == 0 && buffer.size() > max_response_head)) {
         discard();
         co_return malformed();
       }
-      if (scan.size != 0) {
-        if (http1::parse_response(buffer.data().substr(0, scan.size), response) ==
-            http1::head_error::none)
+      if (*size != 0) {
+        if (http1::parse_response(buffer.data().substr(0, *size), response))
           co_return std::nullopt;
         discard();
         co_return malformed();
