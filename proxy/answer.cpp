@@ -48,6 +48,20 @@ void build_json_response(std::string& out, unsigned status, std::string_view bod
   out.append(body);
 }
 
+void build_response(std::string& out, unsigned status, std::string_view content_type,
+                    std::string_view body, bool close) {
+  out.clear();
+  append_status_line(out, status);
+  append_field(out, "Content-Type", content_type);
+  out.append("Content-Length: ");
+  append_number(out, body.size());
+  out.append("\r\nCache-Control: no-store\r\n");
+  if (close)
+    out.append("Connection: close\r\n");
+  out.append("\r\n");
+  out.append(body);
+}
+
 void build_error_response(std::string& out, unsigned status, std::string_view message, bool close,
                           std::string_view allow) {
   std::string body = "{\"message\":\"";

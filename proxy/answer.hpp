@@ -15,6 +15,11 @@ namespace tokengate::proxy {
 void build_json_response(std::string& out, unsigned status, std::string_view body, bool close,
                          std::string_view allow = {});
 
+/// A complete response with a body of `content_type` (for 200 answers that are not JSON, such
+/// as /metrics), Content-Length, Cache-Control: no-store.
+void build_response(std::string& out, unsigned status, std::string_view content_type,
+                    std::string_view body, bool close);
+
 /// A complete JSON error response {"message": ...} (`message` is escaped).
 void build_error_response(std::string& out, unsigned status, std::string_view message, bool close,
                           std::string_view allow = {});

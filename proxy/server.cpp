@@ -93,6 +93,7 @@ net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool adm
     if (counter.load(std::memory_order_relaxed) >= limit) {
       ::send(socket.native_handle(), over_capacity().data(), over_capacity().size(),
              MSG_DONTWAIT | MSG_NOSIGNAL);
+      shared.refused_connections.fetch_add(1, std::memory_order_relaxed);
       boost::system::error_code ignored;
       socket.shutdown(tcp::socket::shutdown_both, ignored);
       socket.close(ignored);
@@ -128,8 +129,12 @@ net::awaitable<void> server::impl::usage_loop() {
 
 server::server(const server_dependencies& deps) : impl_(std::make_unique<impl>(deps)) {
   const auto& settings = deps.settings;
-  for (unsigned i = 0; i < settings.threads; ++i)
+  for (unsigned i = 0; i < settings.threads; ++i) {
     impl_->workers.push_back(std::make_unique<worker>(impl_->shared, i));
+    impl_->shared.loops.push_back(&impl_->workers.back()->metrics);
+  }
+  impl_->shared.start_time_seconds =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   auto& first = *impl_->workers.front();
 
   boost::system::error_code ec;

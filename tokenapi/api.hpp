@@ -26,6 +26,9 @@ struct api_response {
   std::string body;
   std::string_view allow;
   std::string caller_id; ///< the authenticated caller's token id, for the access log
+  /// The operation asked for: "list", "create", "get", "update", "delete", "rotate", or
+  /// "unknown" when the path or method names none. For metrics and the audit trail.
+  std::string_view operation = "unknown";
 };
 
 /// The `/api-tokens` API as a function from request to response (PRODUCT.md section 2).

@@ -18,10 +18,6 @@ constexpr std::size_t read_chunk = 16 * 1024;
 constexpr auto linger_time = std::chrono::seconds(2);
 constexpr std::size_t max_linger_bytes = 1 << 20;
 
-double ms_between(steady::time_point a, steady::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
 } // namespace
 
 tokenapi::ip_address address_of(const tcp::socket& s) {
@@ -197,6 +193,7 @@ net::awaitable<bool> session::serve_api() {
       client_address_, {}};
   if (auto early = deps_.api.refuse_early(request)) {
     api_caller_ = std::move(early->caller_id);
+    w_.metrics.count_api_call(early->operation, early->status);
     co_return co_await answer_json(*early, closing() || body_pending());
   }
   if (body_.type == http1::framing::kind::length && body_.length > limits_.max_admin_body_bytes)
@@ -220,6 +217,7 @@ net::awaitable<bool> session::serve_api() {
       [this, &request]() -> net::awaitable<api_response> { co_return deps_.api.handle(request); },
       net::use_awaitable);
   api_caller_ = std::move(response.caller_id);
+  w_.metrics.count_api_call(response.operation, response.status);
   co_return co_await answer_json(response, closing());
 }
 
@@ -261,8 +259,26 @@ net::awaitable<bool> session::serve_admin() {
   if (!normalize_target(head_.target, target_))
     co_return co_await answer(400, "bad request path", true);
   record_.path = target_.path;
+  const bool close = closing() || body_pending();
+  if (target_.path == "/metrics" && (head_.method == "GET" || head_.method == "HEAD")) {
+    const bool openmetrics = wants_openmetrics(head_.find("accept").value_or(""));
+    record_.status = 200;
+    build_response(out_, 200, metrics_content_type(openmetrics),
+                   render_metrics(shared_.loops, gauges(), openmetrics), close);
+    co_return co_await write_answer(close);
+  }
   const auto r = admin_response(head_.method, target_.path, {draining(), deps_.service.healthy()});
-  co_return co_await answer_json(r, closing() || body_pending());
+  co_return co_await answer_json(r, close);
+}
+
+metrics_gauges session::gauges() const {
+  metrics_gauges g;
+  g.connections_main = static_cast<std::int64_t>(shared_.connections.load());
+  g.connections_admin = static_cast<std::int64_t>(shared_.admin_connections.load());
+  g.connections_refused = shared_.refused_connections.load();
+  g.tokens = deps_.auth.size();
+  g.start_time_seconds = shared_.start_time_seconds;
+  return g;
 }
 
 void session::begin_record(std::string_view method) {
@@ -270,17 +286,22 @@ void session::begin_record(std::string_view method) {
   record_ = {};
   record_.method = method_;
   record_.admin = admin_;
-  started_ = logging_ ? steady::now() : steady::time_point{};
+  started_ = steady::now();
   token_.reset();
   api_caller_.clear();
 }
 
 void session::log_access() {
-  if (!logging_ || record_.status == 0)
+  if (record_.status == 0)
+    return;
+  const auto took = steady::now() - started_;
+  w_.metrics.count_request(admin_ ? listener_kind::admin : listener_kind::main, record_.status,
+                           took);
+  if (!logging_)
     return;
   record_.token_id = token_ ? std::string_view(token_->id) : std::string_view(api_caller_);
   record_.client = client_address_.to_string();
-  record_.duration_ms = ms_between(started_, steady::now());
+  record_.duration_ms = std::chrono::duration<double, std::milli>(took).count();
   deps_.log.write(record_.to_line());
 }
 

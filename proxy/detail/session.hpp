@@ -31,7 +31,7 @@ public:
   session(worker& w, tcp::socket socket, bool admin)
       : w_(w), shared_(w.shared), deps_(w.shared.deps), limits_(deps_.settings.limits),
         client_(std::move(socket)), admin_(admin),
-        upstream_(w.pool, shared_.upstream_endpoints, limits_, deadline_) {
+        upstream_(w.pool, shared_.upstream_endpoints, limits_, deadline_, w.metrics) {
     peer_ = address_of(client_);
     peer_text_ = peer_.to_string();
     for (const auto& b : deps_.settings.trusted_proxies)
@@ -133,6 +133,8 @@ private:
   void begin_record(std::string_view method);
 
   void log_access();
+  /// The figures /metrics reads from outside the event loops.
+  [[nodiscard]] metrics_gauges gauges() const;
 
   worker& w_;
   shared_state& shared_;

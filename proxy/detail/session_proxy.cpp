@@ -11,19 +11,18 @@ namespace {
 
 constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
 
-double ms_between(steady::time_point a, steady::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
 } // namespace
 
 net::awaitable<bool> session::serve_proxy() {
   const auto* route = deps_.routes.match(head_.method, target_.path);
-  if (route == nullptr)
+  if (route == nullptr) {
+    w_.metrics.decisions[no_route_outcome].add();
     co_return co_await answer(403, "no route allows this path", closing() || body_pending());
+  }
   tokenapi::decision decision;
   if (!route->open) {
     decision = deps_.auth.decide(key_, client_address_, route->permissions, deps_.clock.now());
+    w_.metrics.decisions[static_cast<std::size_t>(decision.outcome)].add();
     token_ = decision.token;
     if (!decision.allowed())
       co_return co_await answer(decision.status(), decision.message(client_address_),
@@ -39,7 +38,7 @@ net::awaitable<bool> session::serve_proxy() {
 }
 
 net::awaitable<bool> session::forward() {
-  const auto upstream_started = logging_ ? steady::now() : steady::time_point{};
+  const auto upstream_started = steady::now();
   // Content-Length bytes that came with the head go out with it, in one write.
   const std::size_t early_body =
       body_.type == http1::framing::kind::length
@@ -58,8 +57,9 @@ net::awaitable<bool> session::forward() {
   if (more_body && !co_await relay_request_body(body_.length - early_body))
     co_return false;
   const bool keep = co_await relay_response();
-  if (logging_)
-    record_.upstream_ms = ms_between(upstream_started, steady::now());
+  const auto upstream_took = steady::now() - upstream_started;
+  w_.metrics.upstream_duration.observe(upstream_took);
+  record_.upstream_ms = std::chrono::duration<double, std::milli>(upstream_took).count();
   co_return keep;
 }
 
@@ -72,8 +72,10 @@ net::awaitable<bool> session::relay_request_body(std::uint64_t remaining) {
   upstream_.finish(false);
   if (r.error == relay_error::framing)
     co_await answer(400, "malformed chunked body", true);
-  else if (r.error == relay_error::sink)
+  else if (r.error == relay_error::sink) {
+    upstream_.count(r.timed_out ? upstream_error::timeout : upstream_error::reset);
     co_await answer(502, "upstream write failed", true);
+  }
   co_return false;
 }
 
@@ -82,6 +84,7 @@ net::awaitable<bool> session::relay_response() {
     co_return false;
   const auto response_framing = http1::response_framing(response_, method_);
   if (!response_framing) {
+    upstream_.count(upstream_error::bad_response);
     upstream_.finish(false);
     co_await answer(502, "upstream sent an ambiguous response framing", true);
     co_return false;
@@ -101,6 +104,11 @@ net::awaitable<bool> session::relay_response() {
   const auto r = co_await relay_body(upstream_.stream(), client_stream(), framing, framing.length,
                                      out_framing == client_framing::chunked, out_, scratch_);
   if (r.error != relay_error::none) {
+    // The client going away is not the upstream's failure; a body that broke off is.
+    if (r.error == relay_error::source)
+      upstream_.count(r.timed_out ? upstream_error::timeout : upstream_error::reset);
+    else if (r.error == relay_error::framing)
+      upstream_.count(upstream_error::bad_response);
     upstream_.finish(false);
     co_return false;
   }
@@ -117,6 +125,7 @@ net::awaitable<bool> session::read_final_head() {
     if (response_.status >= 200)
       co_return true;
     if (response_.status == 101) {
+      upstream_.count(upstream_error::bad_response);
       upstream_.finish(false);
       co_await answer(502, "upstream switched protocols unasked", true);
       co_return false;

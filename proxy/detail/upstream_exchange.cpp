@@ -6,20 +6,28 @@ namespace {
 constexpr std::size_t read_chunk = 16 * 1024;
 constexpr std::size_t max_response_head = 64 * 1024;
 
-upstream_failure malformed() { return {{502, "upstream sent a malformed response"}}; }
-
-// For a read from the upstream that failed before an answer was complete.
-upstream_failure failed_read(const io_result& r) {
-  if (r.timed_out)
-    return {{504, "upstream timed out"}};
-  return {{502, "upstream closed the connection"}};
-}
+const upstream_failure malformed{{502, "upstream sent a malformed response"}};
+const upstream_failure unreachable{{502, "upstream unreachable"}, false};
+const upstream_failure timed_out{{504, "upstream timed out"}};
+const upstream_failure write_failed{{502, "upstream write failed"}};
+const upstream_failure closed{{502, "upstream closed the connection"}};
 
 } // namespace
 
 upstream_exchange::upstream_exchange(upstream_pool& pool, std::span<const tcp::endpoint> endpoints,
-                                     const limits& l, deadline& clock)
-    : pool_(pool), endpoints_(endpoints), limits_(l), clock_(clock) {}
+                                     const limits& l, deadline& clock, loop_metrics& metrics)
+    : pool_(pool), endpoints_(endpoints), limits_(l), clock_(clock), metrics_(metrics) {}
+
+upstream_failure upstream_exchange::fail(upstream_failure f, upstream_error reason) {
+  metrics_.upstream_errors[static_cast<std::size_t>(reason)].add();
+  discard();
+  return f;
+}
+
+upstream_failure upstream_exchange::failed_read(const io_result& r) {
+  return r.timed_out ? fail(timed_out, upstream_error::timeout)
+                     : fail(closed, upstream_error::reset);
+}
 
 net::awaitable<bool> upstream_exchange::connect() {
   connection_ = pool_.make();
@@ -29,6 +37,8 @@ net::awaitable<bool> upstream_exchange::connect() {
     if (!ec) {
       connection_->socket.set_option(tcp::no_delay(true), ec);
       connection_->socket.non_blocking(true, ec); // for start_write
+      connection_->count_in(metrics_.upstream_open);
+      metrics_.upstream_new.add();
       co_return true;
     }
     boost::system::error_code ignored;
@@ -43,15 +53,18 @@ upstream_exchange::send(std::span<const net::const_buffer> first, bool retryable
   for (int attempt = 0;; ++attempt) {
     connection_ = attempt == 0 ? pool_.take(!retryable) : nullptr;
     const bool reused = connection_ != nullptr;
-    if (!reused && !co_await connect())
-      co_return upstream_failure{{502, "upstream unreachable"}, false};
+    if (reused)
+      metrics_.upstream_reused.add();
+    else if (!co_await connect())
+      co_return fail(unreachable, upstream_error::connect);
     const auto w = co_await stream().write(first);
     if (!w) {
-      discard();
-      if (reused && attempt == 0 && w.bytes == 0 && !w.timed_out)
+      if (reused && attempt == 0 && w.bytes == 0 && !w.timed_out) {
+        discard();
         continue;
-      co_return upstream_failure{{w.timed_out ? 504u : 502u,
-                                  w.timed_out ? "upstream timed out" : "upstream write failed"}};
+      }
+      co_return w.timed_out ? fail(timed_out, upstream_error::timeout)
+                            : fail(write_failed, upstream_error::reset);
     }
     if (!retryable || !reused || attempt != 0)
       co_return std::nullopt;
@@ -59,10 +72,8 @@ upstream_exchange::send(std::span<const net::const_buffer> first, bool retryable
     const auto r = co_await stream().read(read_chunk);
     if (r)
       co_return std::nullopt;
-    if (r.timed_out || (r.ec != net::error::eof && r.ec != net::error::connection_reset)) {
-      discard();
+    if (r.timed_out || (r.ec != net::error::eof && r.ec != net::error::connection_reset))
       co_return failed_read(r);
-    }
     discard();
   }
 }
@@ -74,22 +85,17 @@ upstream_exchange::read_head(http1::head& response) {
     auto& buffer = connection_->buffer;
     if (!buffer.empty()) {
       const auto size = http1::scan_head(buffer.data(), scanned);
-      if (!size || (*size == 0 && buffer.size() > max_response_head)) {
-        discard();
-        co_return malformed();
-      }
+      if (!size || (*size == 0 && buffer.size() > max_response_head))
+        co_return fail(malformed, upstream_error::bad_response);
       if (*size != 0) {
         if (http1::parse_response(buffer.data().substr(0, *size), response))
           co_return std::nullopt;
-        discard();
-        co_return malformed();
+        co_return fail(malformed, upstream_error::bad_response);
       }
     }
     const auto r = co_await stream().read(read_chunk);
-    if (!r) {
-      discard();
+    if (!r)
       co_return failed_read(r);
-    }
   }
 }
 

@@ -4,6 +4,7 @@
 #include "proxy/detail/stream_io.hpp"
 #include "proxy/detail/upstream_pool.hpp"
 #include "proxy/http1.hpp"
+#include "proxy/metrics.hpp"
 
 #include <memory>
 #include <optional>
@@ -24,7 +25,7 @@ struct upstream_failure {
 class upstream_exchange {
 public:
   upstream_exchange(upstream_pool& pool, std::span<const tcp::endpoint> endpoints, const limits& l,
-                    deadline& clock);
+                    deadline& clock, loop_metrics& metrics);
 
   /// Sends `first` (the rewritten head and the body bytes in hand). A request that is
   /// `retryable` goes out on a pooled connection unchecked and, if the upstream closes it before
@@ -48,15 +49,25 @@ public:
   void finish(bool reusable);
   /// Cancels what the connection waits for (the sweeper, past the deadline).
   void cancel();
+  /// Counts a failure the session found past the head: an unusable response (ambiguous
+  /// framing, an unasked 101), or a body that broke off.
+  void count(upstream_error reason) {
+    metrics_.upstream_errors[static_cast<std::size_t>(reason)].add();
+  }
 
 private:
   net::awaitable<bool> connect();
   void discard();
+  /// Counts the failure, discards the connection, and returns `f`.
+  upstream_failure fail(upstream_failure f, upstream_error reason);
+  /// For a read that failed before an answer was complete: timed out (504) or closed (502).
+  upstream_failure failed_read(const io_result& r);
 
   upstream_pool& pool_;
   std::span<const tcp::endpoint> endpoints_;
   const limits& limits_;
   deadline& clock_;
+  loop_metrics& metrics_;
   std::unique_ptr<upstream_connection> connection_;
 };
 

@@ -2,6 +2,7 @@
 
 #include "proxy/detail/net.hpp"
 #include "proxy/detail/upstream_pool.hpp"
+#include "proxy/metrics.hpp"
 #include "proxy/server.hpp"
 
 #include <atomic>
@@ -25,6 +26,9 @@ struct shared_state {
   std::atomic<std::size_t> connections{0};       ///< open on the main listener
   std::atomic<std::size_t> admin_connections{0}; ///< open on the admin listener
   std::atomic<bool> draining{false};
+  std::atomic<std::uint64_t> refused_connections{0}; ///< answered 503 at max_connections
+  std::vector<const loop_metrics*> loops;            ///< every worker's figures, for /metrics
+  double start_time_seconds = 0;                     ///< unix time the server was made
   net::thread_pool api_pool{1}; ///< token API calls (synced store writes) run here
 };
 
@@ -39,6 +43,7 @@ struct worker {
   std::optional<tcp::acceptor> acceptor;
   std::optional<tcp::acceptor> admin_acceptor; ///< on worker 0 only
   upstream_pool pool;
+  loop_metrics metrics;                   ///< written on this worker's thread only
   std::unordered_set<session*> live;      ///< touched only on this worker's thread
   std::atomic<std::size_t> live_count{0}; ///< live.size(), readable from other threads
   std::thread thread;
