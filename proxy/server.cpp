@@ -20,7 +20,7 @@ constexpr int backlog = 1024;
 constexpr std::size_t max_admin_connections = 64;
 constexpr std::string_view over_capacity =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-    "Content-Length: 38\r\nConnection: close\r\n\r\n{\"message\":\"too many open connections\"}";
+    "Content-Length: 39\r\nConnection: close\r\n\r\n{\"message\":\"too many open connections\"}";
 
 tcp::acceptor bind(net::io_context& io, const endpoint& where) {
   boost::system::error_code ec;
