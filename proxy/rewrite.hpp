@@ -10,7 +10,7 @@
 
 namespace tokengate::proxy {
 
-/// What the upstream is told of a request beyond its own header (PRODUCT.md section 4).
+/// What the upstream is told of a request beyond its own header (README "Headers sent upstream").
 struct forward_context {
   const normalized_target& target;
   http1::framing body;                 ///< as read from the client
