@@ -2,6 +2,7 @@
 
 #include "proxy/http1.hpp"
 #include "proxy/path.hpp"
+#include "tokenapi/json_parse.hpp"
 
 #include <boost/json.hpp>
 
@@ -81,6 +82,9 @@ json::value parse_json_text(std::string_view text, const std::string& source) {
     throw config_error("configuration error: " + source + " is not valid JSON (line " +
                        std::to_string(line) + ": " + ec.message() + ")");
   }
+  // A repeated key is a typo or an attempt to say two things at once: never "last one wins".
+  if (auto strict = tokenapi::parse_json(text, source); !strict)
+    throw config_error("configuration error: " + strict.error().message);
   return parser.release();
 }
 

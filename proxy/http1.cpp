@@ -1,5 +1,7 @@
 #include "proxy/http1.hpp"
 
+#include "tokenapi/ip.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -166,7 +168,78 @@ framing_error body_framing(const framing_fields& f, framing& out) {
   return framing_error::none;
 }
 
+// Methods are case-sensitive (RFC 9110 section 9.1), but some backends upper-case them (Flask,
+// Werkzeug) and would run "delete" as the DELETE the route table never saw. Every registered
+// method is upper-case letters and '-' (as nginx accepts).
+bool valid_method(std::string_view method) noexcept {
+  return std::all_of(method.begin(), method.end(),
+                     [](char c) { return (c >= 'A' && c <= 'Z') || c == '-'; });
+}
+
+bool is_host_name_char(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
+}
+
+bool valid_port(std::string_view port) noexcept {
+  if (port.empty() || port.size() > 5)
+    return false;
+  unsigned n = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9')
+      return false;
+    n = n * 10 + static_cast<unsigned>(c - '0');
+  }
+  return n <= 65535;
+}
+
+bool valid_ipv6_literal(std::string_view inside) noexcept {
+  const auto a = tokenapi::ip_address::parse(inside);
+  return a && inside.find(':') != std::string_view::npos;
+}
+
 } // namespace
+
+bool valid_host(std::string_view host) noexcept {
+  if (host.empty())
+    return true;
+  std::string_view name = host;
+  std::string_view port;
+  if (host.front() == '[') {
+    const auto close = host.find(']');
+    if (close == std::string_view::npos || !valid_ipv6_literal(host.substr(1, close - 1)))
+      return false;
+    name = {};
+    auto rest = host.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':')
+        return false;
+      port = rest.substr(1);
+      if (!valid_port(port))
+        return false;
+    }
+    return true;
+  }
+  if (const auto colon = host.find(':'); colon != std::string_view::npos) {
+    name = host.substr(0, colon);
+    port = host.substr(colon + 1);
+    if (!valid_port(port))
+      return false;
+  }
+  return !name.empty() && std::all_of(name.begin(), name.end(), is_host_name_char);
+}
+
+bool backend_equals(std::string_view name, std::string_view canonical) noexcept {
+  if (name.size() != canonical.size())
+    return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char c = lower(name[i]);
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    if (c != canonical[i] && !(canonical[i] == '-' && !alnum))
+      return false;
+  }
+  return true;
+}
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size())
@@ -211,6 +284,8 @@ head_error parse_request(std::string_view bytes, head& out) {
   for (char c : out.method)
     if (!is_tchar(c))
       return head_error::bad_start_line;
+  if (!valid_method(out.method))
+    return head_error::bad_method;
   const auto sp2 = line.find(' ', sp1 + 1);
   if (sp2 == std::string_view::npos || sp2 == sp1 + 1)
     return head_error::bad_start_line;

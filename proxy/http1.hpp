@@ -18,6 +18,7 @@ enum class head_error : std::uint8_t {
   none,
   bare_lf,               ///< a line ended in LF without CR
   bad_start_line,        ///< request or status line malformed
+  bad_method,            ///< a method not spelt in upper case (backends disagree on others)
   bad_version,           ///< not HTTP/1.0 or HTTP/1.1
   bad_field,             ///< field name or value malformed
   space_before_colon,    ///< "Name : value"
@@ -102,6 +103,17 @@ struct connection_options {
     return c - 'A' + 10;
   return -1;
 }
+
+/// Whether `host` is a Host field value tokengate forwards (RFC 9110 section 7.2, stricter): empty,
+/// or a name of letters, digits, '-', '.', '_' and '~', an IPv4 address, or an IPv6 literal in
+/// brackets, each with an optional ":port" (at most 65535). Anything else (a '/', a ',', a space,
+/// a percent-escape, userinfo) could be read as another host or path by the upstream.
+[[nodiscard]] bool valid_host(std::string_view host) noexcept;
+
+/// Whether a backend could read the field name `name` as `canonical` (lower case letters, digits
+/// and '-'): equal ignoring case, with any other separator ('_', '.', ...) in `name` standing for
+/// '-' (CGI and WSGI map '-' to '_'; some frameworks map more).
+[[nodiscard]] bool backend_equals(std::string_view name, std::string_view canonical) noexcept;
 
 /// Case-insensitive ASCII comparison.
 [[nodiscard]] bool iequals(std::string_view a, std::string_view b) noexcept;

@@ -2,12 +2,26 @@
 
 #include "proxy/http1.hpp"
 
+#include <algorithm>
+
 namespace tokengate::proxy {
 namespace {
 
 bool is_unreserved(unsigned char c) noexcept {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '.' || c == '_' || c == '~';
+}
+
+// A segment that is "." or ".." once its parameters (from the first ';', literal or %3B) are cut
+// off, as Tomcat and Spring cut them: "..;x=1" is ".." there, and a plain name here.
+bool is_dot_with_parameters(std::string_view segment) noexcept {
+  auto semicolon = segment.find(';');
+  const auto escaped = segment.find("%3B");
+  semicolon = std::min(semicolon, escaped);
+  if (semicolon == std::string_view::npos)
+    return false;
+  const auto base = segment.substr(0, semicolon);
+  return base == "." || base == "..";
 }
 
 } // namespace
@@ -33,6 +47,8 @@ path_error normalize_target(std::string_view target, normalized_target& out) {
   for (std::size_t i = 1; i <= raw.size(); ++i) {
     if (i == raw.size() || raw[i] == '/') {
       const auto segment = std::string_view(out.path).substr(segment_start);
+      if (is_dot_with_parameters(segment))
+        return path_error::dot_parameters;
       const bool parent = segment == "..";
       if (parent || segment == ".") {
         out.path.resize(segment_start); // invalidates `segment`
@@ -62,6 +78,10 @@ path_error normalize_target(std::string_view target, normalized_target& out) {
     const auto decoded = static_cast<unsigned char>(hi * 16 + lo);
     if (decoded == '/' || decoded == '\\' || decoded == 0)
       return path_error::encoded_separator;
+    if (decoded == '%')
+      return path_error::encoded_percent;
+    if (decoded < 0x20 || decoded == 0x7f)
+      return path_error::encoded_control;
     if (is_unreserved(decoded)) {
       out.path.push_back(static_cast<char>(decoded));
     } else {
@@ -88,6 +108,12 @@ std::string_view describe(path_error e) noexcept {
     return "request path contains a backslash";
   case path_error::fragment:
     return "request target contains a fragment ('#')";
+  case path_error::dot_parameters:
+    return "request path contains a '.' or '..' segment with ';' parameters";
+  case path_error::encoded_percent:
+    return "request path contains an encoded '%' (%25)";
+  case path_error::encoded_control:
+    return "request path contains an encoded control character";
   }
   return "bad request path";
 }

@@ -7,7 +7,10 @@ namespace tokengate::proxy {
 
 /// A request target split and normalised (RFC 3986 section 6.2.2): unreserved characters
 /// percent-decoded, other escapes' hex upper-cased, empty and "." segments dropped, ".."
-/// segments applied (never above the root). The query is kept as sent.
+/// segments applied (never above the root). The query is kept as sent. Spellings some backend
+/// would resolve to another path than this normalisation does are refused (see `path_error`
+/// and the README's "Equivalent spellings"), so the normalised path is the one every backend
+/// serves.
 struct normalized_target {
   std::string path;
   std::string_view query; ///< without '?'; a view into the original target
@@ -21,6 +24,9 @@ enum class path_error {
   encoded_separator, ///< %2F, %5C or %00: an attempt to hide a segment boundary or end
   backslash,         ///< a literal '\', which some backends take for '/'
   fragment,          ///< '#' has no place in a request
+  dot_parameters,    ///< "..;x", ".;", "%2e%2e%3b": Tomcat and Spring read them as dot segments
+  encoded_percent,   ///< %25: a backend that decodes twice would see another path
+  encoded_control,   ///< %01-%1F or %7F: never part of a resource name
 };
 
 /// Normalises `target` into `out` (reusing its capacity). `out.query` views into `target`.

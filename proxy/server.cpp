@@ -1,6 +1,7 @@
 #include "proxy/server.hpp"
 
 #include "proxy/detail/worker.hpp"
+#include "proxy/rewrite.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -18,9 +19,15 @@ namespace {
 
 constexpr int backlog = 1024;
 constexpr std::size_t max_admin_connections = 64;
-constexpr std::string_view over_capacity =
-    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-    "Content-Length: 39\r\nConnection: close\r\n\r\n{\"message\":\"too many open connections\"}";
+// The answer to a connection above max_connections, built once by the one error builder.
+const std::string& over_capacity() {
+  static const std::string answer = [] {
+    std::string out;
+    build_error_response(out, 503, "too many open connections", true);
+    return out;
+  }();
+  return answer;
+}
 
 tcp::acceptor bind(net::io_context& io, const endpoint& where) {
   boost::system::error_code ec;
@@ -84,7 +91,7 @@ net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool adm
     auto& counter = admin ? shared.admin_connections : shared.connections;
     const auto limit = admin ? max_admin_connections : max;
     if (counter.load(std::memory_order_relaxed) >= limit) {
-      ::send(socket.native_handle(), over_capacity.data(), over_capacity.size(),
+      ::send(socket.native_handle(), over_capacity().data(), over_capacity().size(),
              MSG_DONTWAIT | MSG_NOSIGNAL);
       boost::system::error_code ignored;
       socket.shutdown(tcp::socket::shutdown_both, ignored);

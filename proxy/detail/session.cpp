@@ -39,6 +39,8 @@ std::pair<unsigned, std::string_view> refusal_for(http1::head_error e) {
   switch (e) {
   case http1::head_error::bare_lf:
     return {400, "bare LF in request head"};
+  case http1::head_error::bad_method:
+    return {400, "request method must be upper case (e.g. GET, DELETE)"};
   case http1::head_error::bad_version:
     return {505, "only HTTP/1.0 and HTTP/1.1 are supported"};
   case http1::head_error::bad_field:
@@ -345,14 +347,22 @@ private:
                               std::string_view allow = {}) {
     status_ = status;
     build_error_response(out_, status, message, close, allow);
-    const auto written = co_await write_client(out_);
-    co_return written && !close;
+    co_return co_await write_answer(close);
   }
 
   net::awaitable<bool> answer_json(const api_response& r, bool close) {
     status_ = r.status;
     build_json_response(out_, r.status, r.body, close, r.allow);
-    const auto written = co_await write_client(out_);
+    co_return co_await write_answer(close);
+  }
+
+  /// Writes the answer built in out_; the answer to HEAD is its head alone (RFC 9110 section
+  /// 9.3.2), with the Content-Length GET would have had.
+  net::awaitable<bool> write_answer(bool close) {
+    std::string_view bytes = out_;
+    if (method_ == "HEAD")
+      bytes = bytes.substr(0, bytes.find("\r\n\r\n") + 4);
+    const auto written = co_await write_client(bytes);
     co_return written && !close;
   }
 
@@ -378,6 +388,8 @@ private:
     if (hosts > 1 || (hosts == 0 && h.version == 11))
       co_return co_await answer(400, hosts ? "more than one Host header" : "missing Host header",
                                 true);
+    if (hosts == 1 && !http1::valid_host(*h.find("host")))
+      co_return co_await answer(400, "invalid Host header", true);
     const auto keys = count_fields(h, "x-api-key");
     if (keys > 1)
       co_return co_await answer(400, "more than one X-API-Key header", true);
@@ -490,9 +502,11 @@ private:
     if (want_continue_ && !co_await write_client(continue_line))
       co_return false;
 
+    const auto client_text =
+        client_address_ == peer_ ? peer_text_ : client_address_.to_string();
     build_upstream_request(upstream_head_, head_,
                            {target_, body_, decision.token.get(), peer_text_, peer_trusted_,
-                            shared_.upstream_authority});
+                            client_text, shared_.upstream_authority});
     co_return co_await forward();
   }
 
@@ -867,9 +881,7 @@ private:
     }
     status_ = r.status;
     build_json_response(out_, r.status, r.body, close);
-    if (head_.method == "HEAD")
-      out_.resize(out_.size() - r.body.size());
-    co_return static_cast<bool>(co_await write_client(out_)) && !close;
+    co_return co_await write_answer(close);
   }
 
   // ---- access log ------------------------------------------------------------------------

@@ -121,6 +121,7 @@ TEST_CASE("connections above max_connections are refused", "[limits]") {
                                       "Content-Length: " +
                                           std::to_string(body.size()) +
                                           "\r\n"
+                                          "Cache-Control: no-store\r\n"
                                           "Connection: close\r\n\r\n" +
                                           body);
   held.pop_back();

@@ -242,6 +242,47 @@ TEST_CASE("malformed request lines are refused", "[http1]") {
   }
 }
 
+TEST_CASE("methods must be upper case: backends that upper-case would run another route's method",
+          "[http1][spelling]") {
+  for (const char* method : {"delete", "Delete", "dElEtE", "get", "GET_", "G3T", "PO$T", "*"}) {
+    INFO(method);
+    CHECK(request_error(std::string(method) + " / HTTP/1.1\r\nHost: x\r\n\r\n") ==
+          head_error::bad_method);
+  }
+  for (const char* method : {"GET", "DELETE", "PROPFIND", "VERSION-CONTROL", "PATCH", "X"}) {
+    INFO(method);
+    CHECK(request_error(std::string(method) + " / HTTP/1.1\r\nHost: x\r\n\r\n") ==
+          head_error::none);
+  }
+}
+
+TEST_CASE("valid_host accepts names, addresses and ports, nothing a backend could misread",
+          "[http1][spelling]") {
+  for (const char* host : {"", "example.com", "a", "api.example:8080", "127.0.0.1",
+                           "127.0.0.1:1", "[::1]", "[2001:db8::1]:443", "under_score.local",
+                           "xn--bcher-kva.example", "a:65535", "[::ffff:10.0.0.1]"}) {
+    INFO(host);
+    CHECK(valid_host(host));
+  }
+  for (const char* host : {"a/admin", "a, b", "a,b", "a b", "a:b", "a:", ":80", "a:65536",
+                           "a:123456", "user@host", "a%2fb", "a\\b", "[::1", "[::1]x", "[zz]",
+                           "[1.2.3.4]", "[::1]:", "a?b", "a#b", "a;b", "[fe80::1%25eth0]",
+                           "a:80:80", "\x01"}) {
+    INFO(host);
+    CHECK_FALSE(valid_host(host));
+  }
+}
+
+TEST_CASE("backend_equals reads names as CGI, WSGI and PHP backends do", "[http1][spelling]") {
+  CHECK(backend_equals("X-API-Key", "x-api-key"));
+  CHECK(backend_equals("X_API_KEY", "x-api-key"));
+  CHECK(backend_equals("x.api~key", "x-api-key"));
+  CHECK(backend_equals("X-Api_Key", "x-api-key"));
+  CHECK_FALSE(backend_equals("X-API-Keys", "x-api-key"));
+  CHECK_FALSE(backend_equals("XXAPIXKey", "x-api-key"));
+  CHECK_FALSE(backend_equals("X-API-Ke", "x-api-key"));
+}
+
 TEST_CASE("malformed status lines are refused", "[http1]") {
   CHECK(response_error("HTTP/2.0 200 OK\r\n\r\n") == head_error::bad_version);
   CHECK(response_error("HTTP/1.1 20 OK\r\n\r\n") == head_error::bad_start_line);

@@ -91,10 +91,11 @@ TEST_CASE_METHOD(api_world, "a wrong method on a known path is 405 and says what
     std::string method, path, allow;
   };
   for (const auto& e : std::vector<expectation>{
-           {"DELETE", "/api-tokens", "GET, POST"},
-           {"PUT", "/api-tokens", "GET, POST"},
-           {"PUT", path_of(admin), "GET, POST, DELETE"},
-           {"PATCH", "/api-tokens/self", "GET, POST, DELETE"},
+           {"DELETE", "/api-tokens", "GET, HEAD, POST"},
+           {"PUT", "/api-tokens", "GET, HEAD, POST"},
+           {"PUT", path_of(admin), "GET, HEAD, POST, DELETE"},
+           {"PATCH", "/api-tokens/self", "GET, HEAD, POST, DELETE"},
+           {"HEAD", "/api-tokens/self/rotate", "POST"},
            {"GET", "/api-tokens/self/rotate", "POST"},
            {"DELETE", path_of(admin) + "/rotate", "POST"},
        }) {
