@@ -39,12 +39,28 @@ bool is_hop_by_hop(std::string_view name) {
 // frameworks obey (Symfony's X-Original-URL, Rails' and Express's X-HTTP-Method-Override), and
 // every X-Token-* field, since the upstream may trust any name of that family.
 constexpr std::string_view replaced_on_request[]{
-    "x-api-key",          "x-forwarded-for",   "x-forwarded-proto",     "x-forwarded-host",
-    "x-forwarded-port",   "x-forwarded-prefix", "x-forwarded-server",   "x-forwarded",
-    "forwarded",          "x-real-ip",          "x-client-ip",          "true-client-ip",
-    "x-cluster-client-ip", "x-original-forwarded-for", "cf-connecting-ip", "fastly-client-ip",
-    "x-original-url",     "x-rewrite-url",      "x-http-method-override", "x-http-method",
-    "x-method-override",  "expect",
+    "x-api-key",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded",
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
+    "x-original-forwarded-for",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "expect",
 };
 constexpr std::string_view token_field_prefix = "x-token-";
 
@@ -118,8 +134,7 @@ forwarding_fields copy_request_fields(std::string& out, const http1::head& reque
     } else if (iequals(f.name, "x-forwarded-host")) {
       seen.forwarded_host = f.value;
     }
-    if (has_underscore(f.name) || is_replaced(f.name) ||
-        !forwardable(request, f, check_connection))
+    if (has_underscore(f.name) || is_replaced(f.name) || !forwardable(request, f, check_connection))
       continue;
     append_field(out, f.name, f.value);
   }
@@ -155,7 +170,8 @@ void append_forwarding(std::string& out, forwarding_fields& seen, const forward_
   append_field(out, "X-Forwarded-For", list);
   append_field(out, "X-Forwarded-Proto",
                c.peer_trusted && !seen.proto.empty() ? seen.proto : "http");
-  const auto host = c.peer_trusted && !seen.forwarded_host.empty() ? seen.forwarded_host : seen.host;
+  const auto host =
+      c.peer_trusted && !seen.forwarded_host.empty() ? seen.forwarded_host : seen.host;
   if (!host.empty())
     append_field(out, "X-Forwarded-Host", host);
   append_field(out, "X-Real-IP", c.client);

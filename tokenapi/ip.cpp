@@ -37,8 +37,9 @@ std::optional<ip_address> ip_address::parse(std::string_view text) noexcept {
     return std::nullopt;
   // inet_pton reads a C string: a NUL (or anything else) after a valid prefix must not be cut
   // off unseen.
-  if (!std::all_of(text.begin(), text.end(),
-                   [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == '.' || c == ':'; }))
+  if (!std::all_of(text.begin(), text.end(), [](char c) {
+        return std::isxdigit(static_cast<unsigned char>(c)) || c == '.' || c == ':';
+      }))
     return std::nullopt;
   std::memcpy(buffer, text.data(), text.size());
   buffer[text.size()] = '\0';

@@ -502,8 +502,7 @@ private:
     if (want_continue_ && !co_await write_client(continue_line))
       co_return false;
 
-    const auto client_text =
-        client_address_ == peer_ ? peer_text_ : client_address_.to_string();
+    const auto client_text = client_address_ == peer_ ? peer_text_ : client_address_.to_string();
     build_upstream_request(upstream_head_, head_,
                            {target_, body_, decision.token.get(), peer_text_, peer_trusted_,
                             client_text, shared_.upstream_authority});

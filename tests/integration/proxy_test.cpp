@@ -60,7 +60,7 @@ TEST_CASE_METHOD(proxy_fixture,
   CHECK(seen.header("X-Token-Name") == "reporting job");
   CHECK(seen.header("X-Token-Permissions") == "AlertRead,RuleRead");
   CHECK(seen.header("X-Forwarded-For") == "127.0.0.1"); // an untrusted client's list is dropped
-  CHECK(seen.header("X-Forwarded-Proto") == "http"); // the peer is not a trusted proxy
+  CHECK(seen.header("X-Forwarded-Proto") == "http");    // the peer is not a trusted proxy
   CHECK(seen.header("X-Forwarded-Host") == "127.0.0.1");
   for (auto hop : {"Connection", "X-Secret-Hop", "Keep-Alive", "Upgrade", "HTTP2-Settings",
                    "Proxy-Authorization"}) {

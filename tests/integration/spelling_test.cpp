@@ -108,10 +108,10 @@ TEST_CASE_METHOD(proxy_fixture, "a method not in upper case is refused before an
 
 TEST_CASE_METHOD(proxy_fixture, "dot segments with parameters never pass an open prefix",
                  "[spelling][paths]") {
-  for (const std::string target : {"/public/..;/admin", "/public/.;x=1/../admin",
-                                   "/public/%2e%2e;/admin", "/public/%2e;/admin",
-                                   "/public/..%3b/admin", "/public/%252e%252e/admin",
-                                   "/public/%0a/admin"}) {
+  for (const std::string target :
+       {"/public/..;/admin", "/public/.;x=1/../admin", "/public/%2e%2e;/admin",
+        "/public/%2e;/admin", "/public/..%3b/admin", "/public/%252e%252e/admin",
+        "/public/%0a/admin"}) {
     INFO(target);
     auto r = get(target);
     CHECK(r.status == 400);

@@ -113,10 +113,10 @@ TEST_CASE("targets that could hide a segment boundary are refused", "[path]") {
 
 TEST_CASE("dot segments with parameters are refused: Tomcat and Spring read them as dots",
           "[path][spelling]") {
-  for (auto target : {"/public/..;/admin", "/public/..;x=1/admin", "/public/.;/admin",
-                      "/public/.;x=1", "/public/%2e%2e;/admin", "/public/%2e;/admin",
-                      "/public/..%3b/admin", "/public/..%3B/admin", "/public/.%2E%3bjsessionid=1/a",
-                      "/..;", "/a/..;/b"}) {
+  for (auto target :
+       {"/public/..;/admin", "/public/..;x=1/admin", "/public/.;/admin", "/public/.;x=1",
+        "/public/%2e%2e;/admin", "/public/%2e;/admin", "/public/..%3b/admin", "/public/..%3B/admin",
+        "/public/.%2E%3bjsessionid=1/a", "/..;", "/a/..;/b"}) {
     INFO(target);
     CHECK(error_of(target) == path_error::dot_parameters);
   }

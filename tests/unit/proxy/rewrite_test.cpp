@@ -113,9 +113,9 @@ struct forwarding {
   wire_head upstream_sees() const {
     std::string out = "stale bytes";
     const auto peer_text = peer.to_string();
-    build_upstream_request(out, head,
-                           {target, body, token.get(), peer_text, peer_trusted, peer_text,
-                            "127.0.0.1:8081"});
+    build_upstream_request(
+        out, head,
+        {target, body, token.get(), peer_text, peer_trusted, peer_text, "127.0.0.1:8081"});
     return read_head(out);
   }
 };

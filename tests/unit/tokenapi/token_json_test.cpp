@@ -236,7 +236,8 @@ TEST_CASE("names hold no C0, DEL or C1 control characters", "[json][spelling]") 
     CHECK(refusal(R"({"permissions":[],"name":")" + std::string(name) + "\"}") ==
           "\"name\" must not contain control characters");
   }
-  CHECK(accepted(R"({"permissions":[],"name":"a\u00a0b\u00c2"})").name == "a\xc2\xa0" "b\xc3\x82");
+  CHECK(accepted(R"({"permissions":[],"name":"a\u00a0b\u00c2"})").name == "a\xc2\xa0"
+                                                                          "b\xc3\x82");
 }
 
 TEST_CASE("unknown fields are refused by name", "[json]") {
