@@ -56,16 +56,25 @@ struct config {
 /// wrong with it.
 class config_error : public std::runtime_error {
 public:
-  using std::runtime_error::runtime_error;
+  /// Control characters in `message` (from a file name or a key) are written as \xNN: the
+  /// message is always one line.
+  explicit config_error(const std::string& message);
 };
 
 /// Reads an environment variable; nullopt when unset.
 using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
 
+/// Reads a whole file; nullopt when it cannot be read.
+using file_reader = std::function<std::optional<std::string>(const std::string&)>;
+
+/// The whole content of the file at `path`, or nullopt.
+[[nodiscard]] std::optional<std::string> read_whole_file(const std::string& path);
+
 /// Builds the configuration of `tokengate serve` from its arguments (after "serve"), the
-/// environment (TOKENGATE_*), the JSON file named by --config or TOKENGATE_CONFIG, and the
-/// built-in defaults, in that order of precedence. Throws config_error.
-[[nodiscard]] config load_config(const std::vector<std::string_view>& args, const env_lookup& env);
+/// environment (TOKENGATE_*), the JSON file named by --config or TOKENGATE_CONFIG (read with
+/// `read`), and the built-in defaults, in that order of precedence. Throws config_error.
+[[nodiscard]] config load_config(const std::vector<std::string_view>& args, const env_lookup& env,
+                                 const file_reader& read = read_whole_file);
 
 /// Parses "HOST:PORT" or "[IPv6]:PORT" with an IP literal host (or "localhost").
 [[nodiscard]] std::optional<endpoint> parse_listen_address(std::string_view text);

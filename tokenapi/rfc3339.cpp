@@ -90,7 +90,14 @@ std::optional<timestamp> parse_rfc3339(std::string_view s) noexcept {
                            day{static_cast<unsigned>(*d)}};
   if (!ymd.ok())
     return std::nullopt;
-  return sys_days{ymd} + hours{*h} + minutes{*mi} + seconds{*sec} - minutes{offset_minutes};
+  const timestamp t =
+      sys_days{ymd} + hours{*h} + minutes{*mi} + seconds{*sec} - minutes{offset_minutes};
+  // An offset may carry the time out of years 0000 to 9999 in UTC, where it has no RFC 3339
+  // form to be answered in (9999-12-31T23:59:59-01:00 is in the year 10000).
+  const int utc_year = int(year_month_day{floor<days>(t)}.year());
+  if (utc_year < 0 || utc_year > 9999)
+    return std::nullopt;
+  return t;
 }
 
 } // namespace tokengate::tokenapi

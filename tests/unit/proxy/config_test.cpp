@@ -479,3 +479,12 @@ TEST_CASE("limits merge key by key: file, then TOKENGATE_LIMITS, then one variab
   CHECK_THAT(error_of({"--config", f.path}, {{"TOKENGATE_LIMITS", R"({"idle_ms": 1})"}}),
              Catch::Contains("idle_ms") && Catch::Contains("(from TOKENGATE_LIMITS)"));
 }
+
+TEST_CASE("a config error is one line, whatever the key or file name", "[config][fuzz]") {
+  // Found by tests/fuzz/config.cpp: a key with a newline made a two-line message.
+  const auto message = error_of({}, {{"TOKENGATE_LIMITS", "{\"max\\nbytes\": 1}"}});
+  CHECK(message.find('\n') == std::string::npos);
+  CHECK_THAT(message, Catch::Contains("\"max\\nbytes\""));
+  CHECK(error_of({"--config", "/nonexistent/a\nb.json"}) ==
+        "configuration error: cannot read config file /nonexistent/a\\x0ab.json");
+}
