@@ -442,8 +442,7 @@ config load_config(const std::vector<std::string_view>& args, const env_lookup& 
       auto s = std::find_if(std::begin(settings), std::end(settings),
                             [name](const setting& st) { return st.name == name; });
       if (s == std::end(settings))
-        throw config_error("configuration error: unknown key " + quoted(name) + " in " +
-                           source);
+        throw config_error("configuration error: unknown key " + quoted(name) + " in " + source);
       layers[s->name] = {value, source};
       if (s->name == "limits")
         limits_from_file = layers[s->name];

@@ -28,8 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
   check(again && *again == *block, "canonical text parses back to the same block");
   check(again->to_string() == canonical, "canonical text is a fixed point");
 
-  const auto other_family = network.is_v4() ? *ip_address::parse("2001:db8::1")
-                                            : *ip_address::parse("192.0.2.1");
+  const auto other_family =
+      network.is_v4() ? *ip_address::parse("2001:db8::1") : *ip_address::parse("192.0.2.1");
   check(!block->contains(other_family), "a block holds one family only");
   // An address part that is an IPv4 address in IPv6 form makes an IPv4 block.
   const auto address = ip_address::parse(text.substr(0, text.find('/')));

@@ -28,8 +28,7 @@ int hex(char c) {
 std::string decode_all(std::string_view s) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 &&
-        hex(s[i + 2]) >= 0) {
+    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
       out.push_back(static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2])));
       i += 2;
     } else {
@@ -85,14 +84,13 @@ std::string remove_dot_segments(std::string_view s) {
 }
 
 const route_table& table() {
-  static const route_table t{
-      {
-          {"/public", {}, true, {}},
-          {"/alerts", {"GET", "HEAD"}, false, {}},
-          {"/alerts", {}, false, {}},
-          {"/api/v1/open", {}, true, {}},
-      },
-      route{"/", {}, false, {}}};
+  static const route_table t{{
+                                 {"/public", {}, true, {}},
+                                 {"/alerts", {"GET", "HEAD"}, false, {}},
+                                 {"/alerts", {}, false, {}},
+                                 {"/api/v1/open", {}, true, {}},
+                             },
+                             route{"/", {}, false, {}}};
   return t;
 }
 

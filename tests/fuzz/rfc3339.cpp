@@ -1,6 +1,6 @@
 // RFC 3339 timestamps. Property: a parsed time formats to text that parses to the same time.
-#include "tests/fuzz/fuzz_check.hpp"
 #include "tokenapi/rfc3339.hpp"
+#include "tests/fuzz/fuzz_check.hpp"
 
 using namespace tokengate::tokenapi;
 using tokengate::fuzz::check;

@@ -1,8 +1,8 @@
 // The token-value checksum. Properties: well_formed agrees with an independent check of the
 // shape and CRC-32; a value made from any 43 base62 characters is well formed, and changing any
 // one character of it makes it malformed.
-#include "tests/fuzz/fuzz_check.hpp"
 #include "tokenapi/token_value.hpp"
+#include "tests/fuzz/fuzz_check.hpp"
 
 #include <boost/crc.hpp>
 
