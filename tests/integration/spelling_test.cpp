@@ -204,3 +204,31 @@ TEST_CASE_METHOD(proxy_fixture, "HEAD on the token API is GET without the body",
   CHECK(test::status_of(refused) == 401);
   CHECK(body_of(refused).empty());
 }
+
+TEST_CASE_METHOD(proxy_fixture, "a second key or Host in another case is 400",
+                 "[spelling][headers]") {
+  auto reader = gate.create_token("reader", {"AlertRead"});
+  for (const std::string& second : {"x-api-key: " + reader.value, std::string("X-API-KEY: tg_x")}) {
+    INFO(second);
+    const auto answer = raw_exchange(gate.port(), "GET /alerts/7 HTTP/1.1\r\nHost: x\r\n"
+                                                  "X-API-Key: " +
+                                                      reader.value + "\r\n" + second + "\r\n\r\n");
+    CHECK(test::status_of(answer) == 400);
+    CHECK_THAT(body_of(answer), Catch::Contains("more than one X-API-Key"));
+  }
+  const auto hosts =
+      raw_exchange(gate.port(), "GET /public/x HTTP/1.1\r\nHost: a\r\nhOST: b\r\n\r\n");
+  CHECK(test::status_of(hosts) == 400);
+  CHECK(upstream.requests().empty());
+}
+
+TEST_CASE_METHOD(proxy_fixture, "a paging parameter given twice is 400", "[spelling][api]") {
+  auto r = test::request(gate.port(), "GET", "/api-tokens?limit=1&limit=1000",
+                         {{"X-API-Key", gate.admin_key()}});
+  CHECK(r.status == 400);
+  CHECK(r.message() == "query parameter \"limit\" is given more than once");
+  r = test::request(gate.port(), "GET", "/api-tokens?cursor=&cursor=x",
+                    {{"X-API-Key", gate.admin_key()}});
+  CHECK(r.status == 400);
+  CHECK(r.message() == "query parameter \"cursor\" is given more than once");
+}

@@ -488,3 +488,13 @@ TEST_CASE("a config error is one line, whatever the key or file name", "[config]
   CHECK(error_of({"--config", "/nonexistent/a\nb.json"}) ==
         "configuration error: cannot read config file /nonexistent/a\\x0ab.json");
 }
+
+TEST_CASE("a key given twice in a config file or variable is an error", "[config][spelling]") {
+  config_file file(R"({"threads": 4, "threads": 1})");
+  CHECK(error_of({"--config", file.path}) ==
+        "configuration error: config file " + file.path + " has a duplicate key \"threads\"");
+  CHECK(error_of({}, {{"TOKENGATE_LIMITS", R"({"max_connections": 5, "max_connections": 9})"}}) ==
+        "configuration error: TOKENGATE_LIMITS has a duplicate key \"max_connections\"");
+  config_file nested(R"({"routes": [{"prefix": "/a", "auth": "none", "prefix": "/"}]})");
+  CHECK_THAT(error_of({"--config", nested.path}), Catch::EndsWith("duplicate key \"prefix\""));
+}
