@@ -43,6 +43,12 @@ private:
     done,
     failed,
   };
+  [[nodiscard]] bool is_size_line() const noexcept;
+  /// One byte of a size line (size, whitespace, extension, CRLF); false when malformed.
+  [[nodiscard]] bool size_line(char c) noexcept;
+  /// One byte of the CRLF after data, of a trailer line, or of the final CRLF.
+  [[nodiscard]] bool framing_line(char c) noexcept;
+
   state state_ = state::size;
   std::uint64_t remaining_ = 0;
   unsigned digits_ = 0;

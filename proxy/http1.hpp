@@ -26,6 +26,16 @@ enum class head_error : std::uint8_t {
   too_many_fields,
 };
 
+/// What a refused message is answered with: a status and the JSON error's message.
+struct refusal {
+  unsigned status = 400;
+  std::string_view message;
+};
+
+/// The answer to a request head refused with `e` (400, 431 for too many fields, 505 for the
+/// version).
+[[nodiscard]] refusal refusal_for(head_error e) noexcept;
+
 struct head {
   std::string_view method; ///< requests
   std::string_view target; ///< requests
@@ -70,6 +80,9 @@ enum class framing_error : std::uint8_t {
   transfer_encoding_with_length, ///< both Transfer-Encoding and Content-Length
   transfer_encoding_on_http10,
 };
+
+/// The message a client gets for a request refused with `e` (always a 400).
+[[nodiscard]] std::string_view describe(framing_error e) noexcept;
 
 /// The framing of a request body (RFC 9112 section 6), refusing every ambiguity a smuggling
 /// attack could use.

@@ -1,7 +1,7 @@
 #include "proxy/server.hpp"
 
+#include "proxy/answer.hpp"
 #include "proxy/detail/worker.hpp"
-#include "proxy/rewrite.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -100,7 +100,7 @@ net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool adm
     }
     counter.fetch_add(1, std::memory_order_relaxed);
     net::post(target.io, [&target, s = std::move(socket), admin]() mutable {
-      start_connection(target, std::move(s), admin);
+      start_session(target, std::move(s), admin);
     });
   }
 }
@@ -111,7 +111,7 @@ net::awaitable<void> server::impl::sweep_loop(worker& w) {
     tick.expires_after(sweep_interval);
     if (auto [ec] = co_await tick.async_wait(nothrow); ec)
       co_return;
-    sweep_connections(w);
+    sweep_sessions(w);
   }
 }
 
@@ -199,7 +199,7 @@ void server::stop() {
         w.acceptor->close(ignored);
       if (w.admin_acceptor)
         w.admin_acceptor->close(ignored);
-      drain_connections(w);
+      drain_sessions(w);
     });
   }
   // Wait for the connections in flight, then make every loop return.

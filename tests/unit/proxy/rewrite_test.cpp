@@ -3,6 +3,8 @@
 // read back here with a small parser of the test's own, not the proxy's.
 #include "proxy/rewrite.hpp"
 
+#include "proxy/answer.hpp"
+
 #include "tokenapi/authorizer.hpp"
 #include "tokenapi/token.hpp"
 
