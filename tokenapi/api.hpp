@@ -31,7 +31,7 @@ struct api_response {
   std::string_view operation = "unknown";
 };
 
-/// The `/api-tokens` API as a function from request to response (PRODUCT.md section 2).
+/// The `/api-tokens` API as a function from request to response (README "The token API").
 /// Order of checks: route (404), method (405), key (401), address and permission (403), body
 /// (400), then the operation. Thread-safe.
 class api_handler {

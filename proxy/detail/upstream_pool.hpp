@@ -52,8 +52,6 @@ public:
   /// Keeps `c` for a later request (or closes it when the pool is full).
   void give_back(std::unique_ptr<upstream_connection> c);
 
-  void close_all();
-
 private:
   net::io_context& io_;
   std::size_t max_idle_;

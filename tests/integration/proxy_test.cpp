@@ -1,4 +1,4 @@
-// The auth proxy against a real upstream on loopback (PRODUCT.md section 4).
+// The auth proxy against a real upstream on loopback (README "The proxy").
 #include "tests/integration/proxy_fixture.hpp"
 
 #include <catch2/catch.hpp>

@@ -22,7 +22,7 @@ tokenapi::permission_set perms(std::initializer_list<permission> ps) {
 
 route open_route(std::string prefix) { return route{std::move(prefix), {}, true, {}}; }
 
-// The table of PRODUCT.md section 1.
+// The table of the README's "Routes".
 route_table product_table(std::optional<route> fallback = route{"/", {}, false, {}}) {
   return route_table(
       {
