@@ -13,6 +13,7 @@ constexpr char record_prefix = 't';
 constexpr char digest_prefix = 'd';
 constexpr char usage_prefix = 'u';
 constexpr char marker_prefix = 'm';
+constexpr char meta_prefix = 's';
 
 std::string key(char prefix, std::string_view rest) {
   std::string k;
@@ -272,6 +273,53 @@ result<bool> rocksdb_store::has_marker(std::string_view marker) const {
   if (!s.ok())
     return to_error(s);
   return true;
+}
+
+result<std::optional<std::string>> rocksdb_store::read_meta(std::string_view name) const {
+  std::string value;
+  auto s = db_->Get(rocksdb::ReadOptions(), slice(key(meta_prefix, name)), &value);
+  if (s.IsNotFound())
+    return std::optional<std::string>{};
+  if (!s.ok())
+    return to_error(s);
+  return std::optional<std::string>{std::move(value)};
+}
+
+result<void> rocksdb_store::apply(const replica_batch& changes) {
+  std::lock_guard lock(write_mutex_);
+  rocksdb::WriteBatch batch;
+  for (const auto& r : changes.puts) {
+    if (auto staged = stage(r, batch); !staged)
+      return staged;
+    if (r.last_used)
+      batch.Put(slice(key(usage_prefix, r.id)), slice(encode_usage(*r.last_used)));
+  }
+  for (const auto& id : changes.erases) {
+    std::string previous;
+    auto s = db_->Get(rocksdb::ReadOptions(), slice(key(record_prefix, id)), &previous);
+    if (s.IsNotFound())
+      continue;
+    if (!s.ok())
+      return to_error(s);
+    auto old = decode_record(id, previous);
+    if (!old)
+      return old.error();
+    batch.Delete(slice(key(record_prefix, id)));
+    batch.Delete(slice(key(digest_prefix, as_view(old->value_digest))));
+    batch.Delete(slice(key(usage_prefix, id)));
+  }
+  for (const auto& [name, value] : changes.meta)
+    batch.Put(slice(key(meta_prefix, name)), slice(value));
+  if (auto s = db_->Write(synced(), &batch); !s.ok())
+    return to_error(s);
+  return {};
+}
+
+result<void> rocksdb_store::note_meta(std::string_view name, std::string_view value) {
+  auto s = db_->Put(rocksdb::WriteOptions(), slice(key(meta_prefix, name)), slice(value));
+  if (!s.ok())
+    return to_error(s);
+  return {};
 }
 
 result<void> rocksdb_store::flush() {

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 namespace rocksdb {
 class DB;
@@ -13,10 +15,17 @@ class WriteBatch;
 
 namespace tokengate::store {
 
+/// Writes the follower of a fleet applies to a replica in one atomic batch.
+struct replica_batch {
+  std::vector<token_record> puts;   ///< with their last use, when known
+  std::vector<std::string> erases;  ///< ids
+  std::vector<std::pair<std::string, std::string>> meta; ///< sync state, see `read_meta`
+};
+
 /// The embedded default store: RocksDB in one directory.
 ///
 /// Layout: `t<id>` -> digest + payload, `d<digest>` -> id, `u<id>` -> last use (8 bytes,
-/// big-endian seconds), `m<marker>` -> empty. Record writes go in one WriteBatch with a synced
+/// big-endian seconds), `m<marker>` -> empty, `s<name>` -> a replica's sync state. Record writes go in one WriteBatch with a synced
 /// WAL; last-use notes are written unsynced.
 class rocksdb_store final : public token_store {
 public:
@@ -38,6 +47,13 @@ public:
   result<void> write_last_used(std::span<const usage> notes) override;
   result<bool> has_marker(std::string_view marker) const override;
   result<void> flush() override;
+
+  /// A value `apply` stored under `name` (the replica's sync state), or nullopt.
+  [[nodiscard]] result<std::optional<std::string>> read_meta(std::string_view name) const;
+  /// Applies a batch of a fleet's changes atomically and durably.
+  [[nodiscard]] result<void> apply(const replica_batch& batch);
+  /// Stores one meta value, unsynced (e.g. the time of the last sync, every second).
+  [[nodiscard]] result<void> note_meta(std::string_view name, std::string_view value);
 
 private:
   explicit rocksdb_store(std::unique_ptr<rocksdb::DB> db);
