@@ -862,6 +862,12 @@ private:
         r = {503, R"({"status":"draining"})", {}, {}};
       else if (!deps_.service.healthy())
         r = {503, R"({"status":"token store unavailable"})", {}, {}};
+      else if (deps_.sync && !deps_.sync->ever_synced())
+        r = {503, R"({"status":"not synced with the token database yet"})", {}, {}};
+      else if (deps_.sync)
+        r.body = R"({"status":"ready","database":")" +
+                 std::string(deps_.sync->connected() ? "connected" : "unreachable") +
+                 R"(","staleness_ms":)" + std::to_string(deps_.sync->staleness_ms()) + "}";
       else
         r.body = R"({"status":"ready"})";
     }
