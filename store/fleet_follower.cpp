@@ -19,6 +19,7 @@ constexpr auto min_backoff = std::chrono::milliseconds(100);
 constexpr auto max_backoff = std::chrono::milliseconds(5000);
 constexpr auto staleness_tick = std::chrono::milliseconds(100);
 constexpr std::int64_t outage_report_ms = 10'000;
+constexpr auto prune_interval = std::chrono::hours(1);
 
 std::int64_t to_int(const std::optional<std::string>& text) {
   std::int64_t v = 0;
@@ -322,6 +323,7 @@ void fleet_follower::run() {
   bool outage_reported = false;
   std::int64_t next_outage_report = 0;
   auto next_poll = clock::now() + options_.poll_interval;
+  auto next_prune = clock::now();
   while (!stopping_) {
     if (!conn_.connected()) {
       status_.set_connected(false);
@@ -367,6 +369,10 @@ void fleet_follower::run() {
     if (ok && due) {
       next_poll = clock::now() + options_.poll_interval;
       ok = static_cast<bool>(catch_up());
+    }
+    if (ok && clock::now() >= next_prune) {
+      next_prune = clock::now() + prune_interval;
+      ok = static_cast<bool>(prune_log(conn_, options_.log_retention));
     }
     if (!ok) { // reconnect, and re-check the schema, from scratch
       status_.set_connected(false);

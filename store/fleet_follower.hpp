@@ -30,6 +30,9 @@ struct follower_event {
 
 struct follower_options {
   std::chrono::milliseconds poll_interval{1000}; ///< the safety net under LISTEN/NOTIFY
+  /// Change-log entries older than this are pruned (by every sidecar, hourly): a replica
+  /// offline longer reloads a snapshot at its next start.
+  std::chrono::seconds log_retention{7 * 24 * 3600};
   std::optional<std::chrono::milliseconds> max_staleness;
   std::function<void(const follower_event&)> on_event;
   /// Run on the follower's thread after the first successful sync (bootstrap); retried with

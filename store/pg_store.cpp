@@ -118,6 +118,20 @@ result<void> migrate_schema(pg_connection& c) {
   return done;
 }
 
+result<std::size_t> prune_log(pg_connection& c, std::chrono::seconds keep) {
+  // The meta row's lock orders this with writers, as for any change of the log.
+  auto gone = c.exec(
+      "WITH gone AS (DELETE FROM tokengate_changes "
+      "  WHERE changed_at < now() - make_interval(secs => $1) RETURNING seq) "
+      "UPDATE tokengate_meta SET pruned_below = greatest(pruned_below, "
+      "  (SELECT max(seq) + 1 FROM gone)) WHERE EXISTS (SELECT 1 FROM gone) "
+      "RETURNING (SELECT count(*) FROM gone)",
+      {std::to_string(keep.count())});
+  if (!gone)
+    return gone.error();
+  return gone->empty() ? std::size_t{0} : static_cast<std::size_t>(to_int(gone->front()[0]).value_or(0));
+}
+
 result<void> pg_store::migrate() {
   std::lock_guard lock(mutex_);
   return migrate_schema(conn_);

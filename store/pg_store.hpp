@@ -61,6 +61,10 @@ private:
 /// Creates or upgrades the schema on `c` under an advisory lock (see pg_store::migrate).
 [[nodiscard]] result<void> migrate_schema(pg_connection& c);
 
+/// Deletes change-log entries older than `keep` and records how far the log was pruned, so a
+/// replica that needed them reloads a snapshot. Returns how many entries went.
+[[nodiscard]] result<std::size_t> prune_log(pg_connection& c, std::chrono::seconds keep);
+
 /// Decodes a row of (id, hex digest, payload, last_used).
 [[nodiscard]] result<token_record> record_from_row(const std::vector<std::optional<std::string>>& row);
 

@@ -1,0 +1,157 @@
+// The follower of a fleet's change log, against a real PostgreSQL and a real RocksDB replica:
+// catch-up by seq, the NOTIFY fast path, pruning and snapshot reloads.
+#include "store/fleet_follower.hpp"
+#include "tests/unit/store/store_fixtures.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <mutex>
+#include <thread>
+
+using namespace tokengate;
+using test::digest_of;
+using test::pg_cluster;
+using test::record;
+
+namespace {
+
+// What the domain would see: the last state published per id.
+struct recording_sink final : store::change_sink {
+  void exclusive(const std::function<void()>& sync) override {
+    std::lock_guard lock(exclusive_mutex);
+    sync();
+  }
+  void apply(const store::replicated_change& c) override {
+    std::lock_guard lock(mutex);
+    seen[c.id] = c.current ? std::optional<std::string>(c.current->payload) : std::nullopt;
+  }
+  void fail_closed(bool on) override { closed = on; }
+
+  std::optional<std::optional<std::string>> state(const std::string& id) {
+    std::lock_guard lock(mutex);
+    auto it = seen.find(id);
+    return it == seen.end() ? std::nullopt : std::optional(it->second);
+  }
+
+  std::mutex exclusive_mutex, mutex;
+  std::map<std::string, std::optional<std::string>> seen;
+  std::atomic<bool> closed{false};
+};
+
+struct follower_fixture {
+  test::pg_fixture db;                      // the writer's database ("another sidecar")
+  test::temp_dir dir;
+  std::unique_ptr<store::rocksdb_store> replica = store::rocksdb_store::open(dir / "replica");
+  recording_sink sink;
+  std::vector<store::follower_event> events;
+
+  store::pg_settings settings(const std::string& database) const {
+    return {pg_cluster::shared().url(database), {}, std::chrono::seconds(5)};
+  }
+  std::unique_ptr<store::fleet_follower> follower(const std::string& database) {
+    store::follower_options o;
+    o.on_event = [this](const store::follower_event& e) { events.push_back(e); };
+    return std::make_unique<store::fleet_follower>(settings(database), *replica, sink, o);
+  }
+  bool replica_has(const std::string& id) { return replica->get(id).value().has_value(); }
+};
+
+} // namespace
+
+TEST_CASE("the follower brings the fleet's writes into the replica and the sink, keeping the "
+          "seq",
+          "[store][fleet]") {
+  follower_fixture f;
+  REQUIRE(f.db.store.put(record("a", 1, "A")));
+  REQUIRE(f.db.store.put(record("b", 2, "B")));
+  REQUIRE(f.db.store.erase("a").value());
+
+  auto follower = f.follower(f.db.database);
+  CHECK_FALSE(follower->status().ever_synced());
+  REQUIRE(follower->connect_and_sync());
+  CHECK(follower->status().ever_synced());
+  CHECK_FALSE(f.replica_has("a"));
+  CHECK(f.replica->find(digest_of(2)).value()->payload == "B");
+  CHECK(f.replica->read_meta("applied_seq").value() == "3");
+
+  // On its thread: a notification brings the next write at once.
+  follower->start(true);
+  REQUIRE(f.db.store.put(record("c", 3, "C")));
+  REQUIRE(f.db.store.put(record("b", 4, "B2")));
+  for (int i = 0; i < 200 && f.sink.state("b") != std::optional<std::string>("B2"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(f.sink.state("c") == std::optional<std::string>("C"));
+  CHECK(f.sink.state("b") == std::optional<std::string>("B2"));
+  CHECK_FALSE(f.replica->find(digest_of(2)).value().has_value()); // the rotated digest is gone
+  CHECK(follower->status().applied_seq() == 5);
+  follower->stop();
+  CHECK(f.replica->read_meta("applied_seq").value() == "5");
+}
+
+TEST_CASE("a replica behind a pruned log reloads a snapshot, dropping what the database lost",
+          "[store][fleet]") {
+  follower_fixture f;
+  REQUIRE(f.db.store.put(record("a", 1, "A")));
+  REQUIRE(f.db.store.put(record("b", 2, "B")));
+  REQUIRE(f.follower(f.db.database)->connect_and_sync());
+  REQUIRE(f.replica_has("a"));
+
+  // While this sidecar is away: changes, then the log is pruned past them.
+  REQUIRE(f.db.store.erase("a").value());
+  REQUIRE(f.db.store.put(record("c", 3, "C")));
+  store::pg_connection admin(f.settings(f.db.database));
+  REQUIRE(admin.connect());
+  CHECK(store::prune_log(admin, std::chrono::seconds(0)).value() == 4);
+  CHECK(pg_cluster::shared().query("SELECT pruned_below FROM tokengate_meta", f.db.database) ==
+        "5");
+  CHECK(store::prune_log(admin, std::chrono::seconds(0)).value() == 0);
+
+  REQUIRE(f.follower(f.db.database)->connect_and_sync());
+  CHECK_FALSE(f.replica_has("a"));
+  CHECK(f.replica_has("b"));
+  CHECK(f.replica_has("c"));
+  CHECK(f.sink.state("a") == std::optional<std::optional<std::string>>(std::in_place));
+  CHECK(f.sink.state("c") == std::optional<std::string>("C"));
+  REQUIRE_FALSE(f.events.empty());
+  CHECK(f.events.back().what == store::follower_event::kind::snapshot);
+  CHECK(f.events.back().count == 2);
+  CHECK(f.replica->read_meta("applied_seq").value() == "4");
+}
+
+TEST_CASE("a replica of another database is replaced by a snapshot of this one",
+          "[store][fleet]") {
+  follower_fixture f;
+  REQUIRE(f.db.store.put(record("old", 1)));
+  REQUIRE(f.follower(f.db.database)->connect_and_sync());
+  REQUIRE(f.replica_has("old"));
+
+  test::pg_fixture other;
+  REQUIRE(other.store.put(record("new", 2)));
+  REQUIRE(f.follower(other.database)->connect_and_sync());
+  CHECK_FALSE(f.replica_has("old"));
+  CHECK(f.replica_has("new"));
+}
+
+TEST_CASE("a snapshot larger than a page merges page by page", "[store][fleet]") {
+  follower_fixture f;
+  std::vector<store::token_record> many;
+  for (int i = 0; i < 25'000; ++i) {
+    char id[16];
+    std::snprintf(id, sizeof id, "id%06d", i);
+    auto r = record(id, 0);
+    std::memcpy(r.value_digest.data(), &i, sizeof i);
+    many.push_back(std::move(r));
+  }
+  // The replica starts with every third of them, and one the database never had.
+  std::vector<store::token_record> some;
+  for (std::size_t i = 0; i < many.size(); i += 3)
+    some.push_back(many[i]);
+  some.push_back(record("zz-stray", 7));
+  REQUIRE(f.replica->put_many(some));
+  REQUIRE(f.db.store.put_many(many));
+
+  REQUIRE(f.follower(f.db.database)->connect_and_sync());
+  CHECK(f.replica->scan("", 30'000).value().size() == 25'000);
+  CHECK_FALSE(f.replica_has("zz-stray"));
+}
