@@ -149,3 +149,20 @@ TEST_CASE("no database password and no key value reaches a log, an error or the 
   CHECK(everything.find(key) == std::string::npos);
   CHECK(everything.find(fleet.admin()) == std::string::npos);
 }
+
+TEST_CASE("lastUsedAt reaches the database in the background, outside the change log",
+          "[e2e][fleet]") {
+  test::fleet_env fleet;
+  fleet.start("a");
+  auto [id, key] = fleet.create("a");
+  const auto logged = fleet.pg().query("SELECT last_seq FROM tokengate_meta", "postgres");
+  CHECK(fleet.status("a", key) == 200);
+  const auto last_used = [&] {
+    return fleet.pg().query("SELECT last_used FROM tokengate_tokens WHERE id = '" + id + "'",
+                            "postgres");
+  };
+  CHECK(eventually([&] { return !last_used().empty(); }, std::chrono::seconds(5)));
+  const auto shown = call(fleet["a"].port(), "GET", "/api-tokens/" + id, fleet.admin()).json();
+  CHECK(shown.as_object().contains("lastUsedAt"));
+  CHECK(fleet.pg().query("SELECT last_seq FROM tokengate_meta", "postgres") == logged);
+}
