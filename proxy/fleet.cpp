@@ -69,9 +69,8 @@ void fleet::report(const store::follower_event& e) {
                [&](json_line& l) { l.add("error", e.detail).add("staleness_ms", staleness); });
     break;
   case kind::snapshot:
-    log_.event(log_level::info, "loaded every token from the database", [&](json_line& l) {
-      l.add("tokens", std::uint64_t{e.count});
-    });
+    log_.event(log_level::info, "loaded every token from the database",
+               [&](json_line& l) { l.add("tokens", std::uint64_t{e.count}); });
     break;
   case kind::fail_closed:
     log_.event(log_level::warn,

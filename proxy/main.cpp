@@ -97,8 +97,8 @@ int serve(const std::vector<std::string_view>& args) {
 
     const proxy::route_table routes(config.routes, config.default_route);
     tokenapi::api_handler api(service, auth, clock);
-    proxy::server server({config, routes, auth, api, service, clock, log,
-                          fleet ? &fleet->status() : nullptr});
+    proxy::server server(
+        {config, routes, auth, api, service, clock, log, fleet ? &fleet->status() : nullptr});
     server.start();
     log.event(proxy::log_level::info, "listening", [&](proxy::json_line& l) {
       l.add("listen", proxy::endpoint{config.listen.host, server.port()}.to_string())

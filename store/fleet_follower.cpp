@@ -15,7 +15,6 @@ namespace {
 
 constexpr std::size_t log_page = 1000;
 constexpr std::size_t snapshot_page = 10'000;
-constexpr auto min_backoff = std::chrono::milliseconds(100);
 constexpr auto max_backoff = std::chrono::milliseconds(5000);
 constexpr auto staleness_tick = std::chrono::milliseconds(100);
 constexpr std::int64_t outage_report_ms = 10'000;
@@ -182,8 +181,83 @@ result<void> fleet_follower::apply_changes(std::vector<replicated_change> change
   return {};
 }
 
-// Every token from one consistent read, merged into the replica page by page (ids in byte
-// order on both sides): records that differ are written, ids the database lacks are erased.
+namespace {
+
+using page_map = std::map<std::string, std::optional<token_record>>;
+
+// What the replica holds after `after` up to `upto` (everything after `after` when `to_end`).
+result<std::map<std::string, token_record>> held_in(rocksdb_store& replica, std::string after,
+                                                    const std::string& upto, bool to_end) {
+  std::map<std::string, token_record> held;
+  for (;;) {
+    auto chunk = replica.scan(after, snapshot_page);
+    if (!chunk)
+      return chunk.error();
+    for (auto& r : *chunk)
+      if (to_end || r.id <= upto)
+        held.emplace(r.id, std::move(r));
+    if (chunk->size() < snapshot_page || (!to_end && chunk->back().id > upto))
+      return held;
+    after = chunk->back().id;
+  }
+}
+
+// The writes that make the replica's range equal to `page`: differing records, missing ids.
+void diff(page_map& page, std::map<std::string, token_record>& held, replica_batch& batch,
+          std::vector<replicated_change>& changes) {
+  for (auto& [id, record] : held)
+    if (!page.contains(id)) {
+      batch.erases.push_back(id);
+      changes.push_back({id, record.value_digest, std::nullopt});
+    }
+  for (auto& [id, record] : page) {
+    auto h = held.find(id);
+    std::optional<digest> previous;
+    if (h != held.end()) {
+      previous = h->second.value_digest;
+      if (h->second.value_digest == record->value_digest && h->second.payload == record->payload)
+        continue;
+    }
+    batch.puts.push_back(*record);
+    changes.push_back({id, previous, std::move(record)});
+  }
+}
+
+} // namespace
+
+// Reads the open snapshot cursor to its end, merging each page into the replica (ids in byte
+// order on both sides). Returns how many tokens the database holds.
+result<std::size_t> fleet_follower::merge_snapshot() {
+  std::string done_upto; // every replica id <= this one is settled
+  std::size_t total = 0;
+  for (bool last = false; !last;) {
+    auto rows = conn_.exec("FETCH " + std::to_string(snapshot_page) + " FROM snap");
+    if (!rows)
+      return rows.error();
+    last = rows->size() < snapshot_page;
+    page_map page;
+    for (const auto& row : *rows) {
+      auto r = record_from_row(row);
+      if (!r)
+        return r.error();
+      page.emplace(r->id, std::move(*r));
+    }
+    total += page.size();
+    const std::string upto = page.empty() ? done_upto : page.rbegin()->first;
+    auto held = held_in(replica_, done_upto, upto, last);
+    if (!held)
+      return held.error();
+    replica_batch batch;
+    std::vector<replicated_change> changes;
+    diff(page, *held, batch, changes);
+    if (auto applied = apply_changes(std::move(changes), std::move(batch)); !applied)
+      return applied.error();
+    done_upto = upto;
+  }
+  return total;
+}
+
+// Every token from one consistent read (a repeatable-read transaction) replaces the replica's.
 result<void> fleet_follower::snapshot() {
   // Until it completes, the replica does not claim to be in sync with any database.
   if (auto reset = replica_.apply({{}, {}, {{"database_id", ""}}}); !reset)
@@ -196,59 +270,10 @@ result<void> fleet_follower::snapshot() {
                             std::string(record_columns) + " FROM tokengate_tokens ORDER BY id");
         !d)
       return d.error();
-    std::string done_upto; // every replica id <= this one is settled
-    std::size_t total = 0;
-    for (bool last = false; !last;) {
-      auto rows = conn_.exec("FETCH " + std::to_string(snapshot_page) + " FROM snap");
-      if (!rows)
-        return rows.error();
-      last = rows->size() < snapshot_page;
-      std::map<std::string, std::optional<token_record>> page;
-      for (const auto& row : *rows) {
-        auto r = record_from_row(row);
-        if (!r)
-          return r.error();
-        page.emplace(r->id, std::move(*r));
-      }
-      total += page.size();
-      const std::string upto = page.empty() ? done_upto : page.rbegin()->first;
-      // What the replica holds in (done_upto, upto], or everything after done_upto at the end.
-      std::map<std::string, token_record> held;
-      for (std::string after = done_upto;;) {
-        auto chunk = replica_.scan(after, snapshot_page);
-        if (!chunk)
-          return chunk.error();
-        for (auto& r : *chunk)
-          if (last || r.id <= upto)
-            held.emplace(r.id, std::move(r));
-        if (chunk->size() < snapshot_page || (!last && chunk->back().id > upto))
-          break;
-        after = chunk->back().id;
-      }
-      replica_batch batch;
-      std::vector<replicated_change> changes;
-      for (auto& [id, record] : held)
-        if (!page.contains(id)) {
-          batch.erases.push_back(id);
-          changes.push_back({id, record.value_digest, std::nullopt});
-        }
-      for (auto& [id, record] : page) {
-        auto h = held.find(id);
-        std::optional<digest> previous;
-        if (h != held.end()) {
-          previous = h->second.value_digest;
-          if (h->second.value_digest == record->value_digest &&
-              h->second.payload == record->payload)
-            continue;
-        }
-        batch.puts.push_back(*record);
-        changes.push_back({id, previous, std::move(record)});
-      }
-      if (auto applied = apply_changes(std::move(changes), std::move(batch)); !applied)
-        return applied.error();
-      done_upto = upto;
-    }
-    report({follower_event::kind::snapshot, {}, 0, total});
+    auto total = merge_snapshot();
+    if (!total)
+      return total.error();
+    report({follower_event::kind::snapshot, {}, 0, *total});
     return state;
   };
   if (auto begun = conn_.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); !begun)
@@ -263,8 +288,9 @@ result<void> fleet_follower::snapshot() {
     return ended.error();
   status_.set_applied(state->last_seq);
   return replica_.apply(
-      {{}, {}, {{"database_id", state->database_id},
-                {"applied_seq", std::to_string(state->last_seq)}}});
+      {{},
+       {},
+       {{"database_id", state->database_id}, {"applied_seq", std::to_string(state->last_seq)}}});
 }
 
 void fleet_follower::start(bool first_sync_done) {
@@ -307,53 +333,61 @@ void fleet_follower::wait_for_input(std::chrono::milliseconds timeout) {
 void fleet_follower::check_staleness() {
   if (!options_.max_staleness)
     return;
-  const bool stale = !status_.ever_synced() || (!status_.connected() &&
-                                                status_.staleness_ms() > options_.max_staleness->count());
+  const bool stale =
+      !status_.ever_synced() ||
+      (!status_.connected() && status_.staleness_ms() > options_.max_staleness->count());
   if (stale == closed_)
     return;
   closed_ = stale;
   sink_.fail_closed(stale);
-  report({stale ? follower_event::kind::fail_closed : follower_event::kind::fail_open, {},
-          status_.staleness_ms(), 0});
+  report({stale ? follower_event::kind::fail_closed : follower_event::kind::fail_open,
+          {},
+          status_.staleness_ms(),
+          0});
+}
+
+// Connects (with backoff while it cannot) and reports the outage's start, every 10 s of it,
+// and its end. True once connected and in sync.
+bool fleet_follower::reconnect(outage& o) {
+  status_.set_connected(false);
+  const auto staleness = status_.staleness_ms();
+  if (auto up = bring_up(); !up) {
+    conn_.close();
+    const auto now = sync_status::now_ms();
+    if (!o.reported || now >= o.next_report) {
+      report({o.reported ? follower_event::kind::still_disconnected
+                         : follower_event::kind::disconnected,
+              conn_.last_error().empty() ? up.error().message() : conn_.last_error(),
+              status_.staleness_ms(), 0});
+      o.reported = true;
+      o.next_report = now + outage_report_ms;
+    }
+    for (auto waited = std::chrono::milliseconds(0); waited < o.backoff && !stopping_;
+         waited += staleness_tick) {
+      wait_for_input(staleness_tick);
+      check_staleness();
+    }
+    o.backoff = std::min(o.backoff * 2, max_backoff);
+    return false;
+  }
+  if (o.reported)
+    report({follower_event::kind::connected, {}, staleness, 0});
+  o = outage{};
+  status_.set_connected(true);
+  check_staleness();
+  return true;
 }
 
 void fleet_follower::run() {
   using clock = std::chrono::steady_clock;
-  auto backoff = min_backoff;
-  bool outage_reported = false;
-  std::int64_t next_outage_report = 0;
+  outage o;
   auto next_poll = clock::now() + options_.poll_interval;
   auto next_prune = clock::now();
   while (!stopping_) {
     if (!conn_.connected()) {
-      status_.set_connected(false);
-      const auto staleness = status_.staleness_ms();
-      if (auto up = bring_up(); !up) {
-        conn_.close();
-        const auto now = sync_status::now_ms();
-        if (!outage_reported || now >= next_outage_report) {
-          report({outage_reported ? follower_event::kind::still_disconnected
-                                  : follower_event::kind::disconnected,
-                  conn_.last_error().empty() ? up.error().message() : conn_.last_error(),
-                  status_.staleness_ms(), 0});
-          outage_reported = true;
-          next_outage_report = now + outage_report_ms;
-        }
-        for (auto waited = std::chrono::milliseconds(0); waited < backoff && !stopping_;
-             waited += staleness_tick) {
-          wait_for_input(staleness_tick);
-          check_staleness();
-        }
-        backoff = std::min(backoff * 2, max_backoff);
+      if (!reconnect(o))
         continue;
-      }
-      if (outage_reported)
-        report({follower_event::kind::connected, {}, staleness, 0});
-      outage_reported = false;
-      backoff = min_backoff;
-      status_.set_connected(true);
       next_poll = clock::now() + options_.poll_interval;
-      check_staleness();
     }
     const auto until_poll =
         std::chrono::duration_cast<std::chrono::milliseconds>(next_poll - clock::now());

@@ -15,12 +15,12 @@ namespace tokengate::store {
 /// What the follower reports, for the logs.
 struct follower_event {
   enum class kind {
-    connected,         ///< in sync again; `staleness_ms` is how stale it had become
-    disconnected,      ///< cut off; `detail` says why (once per outage)
-    still_disconnected,///< every 10 s of an outage
-    snapshot,          ///< reloaded every token (`count`): new replica or pruned log
-    fail_closed,       ///< cut off longer than max_staleness: every key is refused
-    fail_open,         ///< back in sync: keys are checked again
+    connected,          ///< in sync again; `staleness_ms` is how stale it had become
+    disconnected,       ///< cut off; `detail` says why (once per outage)
+    still_disconnected, ///< every 10 s of an outage
+    snapshot,           ///< reloaded every token (`count`): new replica or pruned log
+    fail_closed,        ///< cut off longer than max_staleness: every key is refused
+    fail_open,          ///< back in sync: keys are checked again
   };
   kind what;
   std::string detail;
@@ -78,8 +78,15 @@ private:
   [[nodiscard]] result<void> catch_up_locked();
   [[nodiscard]] result<std::int64_t> apply_log(std::int64_t after);
   [[nodiscard]] result<void> snapshot();
+  [[nodiscard]] result<std::size_t> merge_snapshot();
   [[nodiscard]] result<void> apply_changes(std::vector<replicated_change> changes,
                                            replica_batch batch);
+  struct outage {
+    bool reported = false;
+    std::int64_t next_report = 0;
+    std::chrono::milliseconds backoff{100}; ///< doubling to 5 s
+  };
+  [[nodiscard]] bool reconnect(outage& o);
   void run();
   [[nodiscard]] result<void> bring_up();
   void wait_for_input(std::chrono::milliseconds timeout);

@@ -79,9 +79,9 @@ result<void> pg_connection::connect() {
   // Later keywords override earlier ones: our defaults first, then the URL, then the password
   // from database_password_file.
   const auto timeout = std::to_string(settings_.connect_timeout.count());
-  std::vector<const char*> keys{"connect_timeout", "application_name", "keepalives_idle",
+  std::vector<const char*> keys{"connect_timeout",     "application_name", "keepalives_idle",
                                 "keepalives_interval", "keepalives_count", "dbname"};
-  std::vector<const char*> values{timeout.c_str(), "tokengate", "5", "2", "2",
+  std::vector<const char*> values{timeout.c_str(),      "tokengate", "5", "2", "2",
                                   settings_.url.c_str()};
   if (!settings_.password.empty()) {
     keys.push_back("password");
@@ -94,7 +94,8 @@ result<void> pg_connection::connect() {
     return lost("out of memory");
   if (PQstatus(conn_) != CONNECTION_OK)
     return lost(one_line(PQerrorMessage(conn_)));
-  PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      conn_, [](void*, const char*) {}, nullptr);
   return {};
 }
 

@@ -120,16 +120,16 @@ result<void> migrate_schema(pg_connection& c) {
 
 result<std::size_t> prune_log(pg_connection& c, std::chrono::seconds keep) {
   // The meta row's lock orders this with writers, as for any change of the log.
-  auto gone = c.exec(
-      "WITH gone AS (DELETE FROM tokengate_changes "
-      "  WHERE changed_at < now() - make_interval(secs => $1) RETURNING seq) "
-      "UPDATE tokengate_meta SET pruned_below = greatest(pruned_below, "
-      "  (SELECT max(seq) + 1 FROM gone)) WHERE EXISTS (SELECT 1 FROM gone) "
-      "RETURNING (SELECT count(*) FROM gone)",
-      {std::to_string(keep.count())});
+  auto gone = c.exec("WITH gone AS (DELETE FROM tokengate_changes "
+                     "  WHERE changed_at < now() - make_interval(secs => $1) RETURNING seq) "
+                     "UPDATE tokengate_meta SET pruned_below = greatest(pruned_below, "
+                     "  (SELECT max(seq) + 1 FROM gone)) WHERE EXISTS (SELECT 1 FROM gone) "
+                     "RETURNING (SELECT count(*) FROM gone)",
+                     {std::to_string(keep.count())});
   if (!gone)
     return gone.error();
-  return gone->empty() ? std::size_t{0} : static_cast<std::size_t>(to_int(gone->front()[0]).value_or(0));
+  return gone->empty() ? std::size_t{0}
+                       : static_cast<std::size_t>(to_int(gone->front()[0]).value_or(0));
 }
 
 result<void> pg_store::migrate() {
@@ -157,8 +157,8 @@ result<std::optional<token_record>> pg_store::select_one(std::string_view where,
   std::lock_guard lock(mutex_);
   if (auto opened = conn_.connect(); !opened)
     return opened.error();
-  const auto sql =
-      "SELECT " + std::string(record_columns) + " FROM tokengate_tokens WHERE " + std::string(where);
+  const auto sql = "SELECT " + std::string(record_columns) + " FROM tokengate_tokens WHERE " +
+                   std::string(where);
   auto rows = conn_.exec(sql, {param});
   if (!rows)
     return rows.error();
@@ -187,16 +187,15 @@ result<void> pg_store::upsert_logged(const token_record& record) {
   if (!written)
     return written.error();
   // The meta row's lock serializes writers: seqs are handed out and committed in order.
-  auto logged = conn_.exec(
-      "WITH s AS (UPDATE tokengate_meta SET last_seq = last_seq + 1 RETURNING last_seq) "
-      "INSERT INTO tokengate_changes (seq, id) SELECT last_seq, $1 FROM s RETURNING seq",
-      {record.id});
+  auto logged =
+      conn_.exec("WITH s AS (UPDATE tokengate_meta SET last_seq = last_seq + 1 RETURNING last_seq) "
+                 "INSERT INTO tokengate_changes (seq, id) SELECT last_seq, $1 FROM s RETURNING seq",
+                 {record.id});
   if (!logged)
     return logged.error();
   if (logged->empty() || !logged->front().at(0))
     return errc::corruption;
-  auto notified =
-      conn_.exec("SELECT pg_notify('tokengate_changes', $1)", {*logged->front().at(0)});
+  auto notified = conn_.exec("SELECT pg_notify('tokengate_changes', $1)", {*logged->front().at(0)});
   if (!notified)
     return notified.error();
   return {};
@@ -243,8 +242,7 @@ result<bool> pg_store::erase(std::string_view id) {
       return {boost::system::in_place_error, logged.error()};
     if (logged->empty() || !logged->front().at(0))
       return {boost::system::in_place_error, errc::corruption};
-    if (auto n = conn_.exec("SELECT pg_notify('tokengate_changes', $1)", {*logged->front()[0]});
-        !n)
+    if (auto n = conn_.exec("SELECT pg_notify('tokengate_changes', $1)", {*logged->front()[0]}); !n)
       return {boost::system::in_place_error, n.error()};
     return true;
   });
@@ -277,11 +275,10 @@ result<void> pg_store::write_last_used(std::span<const usage> notes) {
   std::lock_guard lock(mutex_);
   if (auto opened = conn_.connect(); !opened)
     return opened;
-  auto done = conn_.exec(
-      "UPDATE tokengate_tokens t SET last_used = v.at "
-      "FROM unnest($1::text[], $2::bigint[]) AS v(id, at) "
-      "WHERE t.id = v.id AND (t.last_used IS NULL OR t.last_used < v.at)",
-      {text_array(notes), int_array(notes)});
+  auto done = conn_.exec("UPDATE tokengate_tokens t SET last_used = v.at "
+                         "FROM unnest($1::text[], $2::bigint[]) AS v(id, at) "
+                         "WHERE t.id = v.id AND (t.last_used IS NULL OR t.last_used < v.at)",
+                         {text_array(notes), int_array(notes)});
   if (!done)
     return done.error();
   return {};

@@ -66,10 +66,10 @@ private:
 [[nodiscard]] result<std::size_t> prune_log(pg_connection& c, std::chrono::seconds keep);
 
 /// Decodes a row of (id, hex digest, payload, last_used).
-[[nodiscard]] result<token_record> record_from_row(const std::vector<std::optional<std::string>>& row);
+[[nodiscard]] result<token_record>
+record_from_row(const std::vector<std::optional<std::string>>& row);
 
 /// The columns `record_from_row` reads, for SELECT lists.
-inline constexpr std::string_view record_columns =
-    "id, encode(digest, 'hex'), payload, last_used";
+inline constexpr std::string_view record_columns = "id, encode(digest, 'hex'), payload, last_used";
 
 } // namespace tokengate::store

@@ -17,16 +17,16 @@ namespace tokengate::store {
 
 /// Writes the follower of a fleet applies to a replica in one atomic batch.
 struct replica_batch {
-  std::vector<token_record> puts;   ///< with their last use, when known
-  std::vector<std::string> erases;  ///< ids
+  std::vector<token_record> puts;                        ///< with their last use, when known
+  std::vector<std::string> erases;                       ///< ids
   std::vector<std::pair<std::string, std::string>> meta; ///< sync state, see `read_meta`
 };
 
 /// The embedded default store: RocksDB in one directory.
 ///
 /// Layout: `t<id>` -> digest + payload, `d<digest>` -> id, `u<id>` -> last use (8 bytes,
-/// big-endian seconds), `m<marker>` -> empty, `s<name>` -> a replica's sync state. Record writes go in one WriteBatch with a synced
-/// WAL; last-use notes are written unsynced.
+/// big-endian seconds), `m<marker>` -> empty, `s<name>` -> a replica's sync state. Record writes go
+/// in one WriteBatch with a synced WAL; last-use notes are written unsynced.
 class rocksdb_store final : public token_store {
 public:
   /// Opens (creating when missing) the store in `dir`. Throws std::runtime_error naming the

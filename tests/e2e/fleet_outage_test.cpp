@@ -94,8 +94,7 @@ TEST_CASE("a sidecar stopped during changes catches up at start", "[e2e][fleet][
   fleet.stop("b");
 
   auto [new_id, fresh] = fleet.create("a");
-  REQUIRE(call(fleet["a"].port(), "DELETE", "/api-tokens/" + gone_id, fleet.admin()).status ==
-          204);
+  REQUIRE(call(fleet["a"].port(), "DELETE", "/api-tokens/" + gone_id, fleet.admin()).status == 204);
   fleet.start("b"); // ready when it listens: it caught up first
   CHECK(fleet.status("b", fresh) == 200);
   CHECK(fleet.status("b", gone) == 401);

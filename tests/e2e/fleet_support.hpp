@@ -61,9 +61,9 @@ public:
     args.insert(args.end(), extra.begin(), extra.end());
     sidecars_.erase(name);
     auto& g = sidecars_[name];
-    g = std::make_unique<gate_process>(dir(name), upstream_.port(), args,
-                                       std::vector<std::pair<std::string, std::string>>{
-                                           {"TOKENGATE_ROUTES", routes}});
+    g = std::make_unique<gate_process>(
+        dir(name), upstream_.port(), args,
+        std::vector<std::pair<std::string, std::string>>{{"TOKENGATE_ROUTES", routes}});
     return *g;
   }
   gate_process& operator[](const std::string& name) { return *sidecars_.at(name); }

@@ -23,8 +23,9 @@ TEST_CASE("a change on one sidecar is enforced on the others within a second", "
                       R"({"name":"t","permissions":["RuleRead"]})");
   REQUIRE(changed.status == 200);
   CHECK(eventually([&] { return fleet.status("a", key) == 403; }));
-  CHECK(call(fleet["a"].port(), "GET", "/api-tokens/" + id, fleet.admin()).json().at("permissions") ==
-        boost::json::array{"RuleRead"});
+  CHECK(
+      call(fleet["a"].port(), "GET", "/api-tokens/" + id, fleet.admin()).json().at("permissions") ==
+      boost::json::array{"RuleRead"});
 
   // Rotation on A: the old value fails on B, the new one works there.
   auto rotated = call(fleet["a"].port(), "POST", "/api-tokens/" + id + "/rotate", fleet.admin());
@@ -87,8 +88,8 @@ TEST_CASE("migrate copies a standalone store's tokens once and refuses to overwr
   }
   const auto data = (fleet.dir("old") / "data").string();
   const auto migrate = [&](std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{test::tokengate_binary(), "migrate", "--data-dir", data,
-                                  "--database-url", fleet.pg().url()};
+    std::vector<std::string> args{test::tokengate_binary(), "migrate",       "--data-dir", data,
+                                  "--database-url",         fleet.pg().url()};
     args.insert(args.end(), extra.begin(), extra.end());
     auto p = std::make_unique<test::process>(args, fleet.dir("old"));
     REQUIRE(p->wait(std::chrono::seconds(30)).has_value());
@@ -132,10 +133,10 @@ TEST_CASE("no database password and no key value reaches a log, an error or the 
 
   // A wrong password in the URL: the start says why, without it.
   const std::string wrong = "Wrong-Pass-1234";
-  test::process bad({test::tokengate_binary(), "serve", "--listen", "127.0.0.1:0",
-                     "--admin-listen", "127.0.0.1:0", "--data-dir", "data", "--database-url",
-                     "postgresql://tokengate:" + wrong + "@127.0.0.1:" +
-                         std::to_string(fleet.pg().port()) + "/postgres"},
+  test::process bad({test::tokengate_binary(), "serve", "--listen", "127.0.0.1:0", "--admin-listen",
+                     "127.0.0.1:0", "--data-dir", "data", "--database-url",
+                     "postgresql://tokengate:" + wrong +
+                         "@127.0.0.1:" + std::to_string(fleet.pg().port()) + "/postgres"},
                     fleet.dir("z"));
   REQUIRE(bad.wait_for_output("not ready"));
   CHECK_THAT(bad.out(), Catch::Contains("password authentication failed"));

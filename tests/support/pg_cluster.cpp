@@ -111,8 +111,8 @@ pg_cluster& pg_cluster::shared() {
 void pg_cluster::start() {
   pid_ = spawn({std::string(bin) + "postgres", "-D", (dir_ / "data").string(), "-p",
                 std::to_string(port_), "-c", "listen_addresses=127.0.0.1", "-c",
-                "unix_socket_directories=", "-c", "fsync=off", "-c", "full_page_writes=off",
-                "-c", "max_connections=200"},
+                "unix_socket_directories=", "-c", "fsync=off", "-c", "full_page_writes=off", "-c",
+                "max_connections=200"},
                (dir_ / "postgres.log").string());
   wait_ready();
 }
@@ -138,8 +138,8 @@ void pg_cluster::wait_ready() const {
 }
 
 std::string pg_cluster::url(std::string_view database) const {
-  return "postgresql://" + std::string(user) + ":" + std::string(password) + "@127.0.0.1:" +
-         std::to_string(port_) + "/" + std::string(database);
+  return "postgresql://" + std::string(user) + ":" + std::string(password) +
+         "@127.0.0.1:" + std::to_string(port_) + "/" + std::string(database);
 }
 
 std::string pg_cluster::url_without_password(std::string_view database) const {

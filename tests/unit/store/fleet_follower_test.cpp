@@ -40,7 +40,7 @@ struct recording_sink final : store::change_sink {
 };
 
 struct follower_fixture {
-  test::pg_fixture db;                      // the writer's database ("another sidecar")
+  test::pg_fixture db; // the writer's database ("another sidecar")
   test::temp_dir dir;
   std::unique_ptr<store::rocksdb_store> replica = store::rocksdb_store::open(dir / "replica");
   recording_sink sink;
@@ -119,8 +119,7 @@ TEST_CASE("a replica behind a pruned log reloads a snapshot, dropping what the d
   CHECK(f.replica->read_meta("applied_seq").value() == "4");
 }
 
-TEST_CASE("a replica of another database is replaced by a snapshot of this one",
-          "[store][fleet]") {
+TEST_CASE("a replica of another database is replaced by a snapshot of this one", "[store][fleet]") {
   follower_fixture f;
   REQUIRE(f.db.store.put(record("old", 1)));
   REQUIRE(f.follower(f.db.database)->connect_and_sync());

@@ -36,13 +36,13 @@ TEST_CASE("every record write appends to the change log in order, last use does 
                  f.database) == "1:a,2:b,3:a,4:b");
   CHECK(pg.query("SELECT last_seq FROM tokengate_meta", f.database) == "4");
   // Only digests are stored: 32 bytes, the one of the current value.
-  CHECK(pg.query("SELECT length(digest) FROM tokengate_tokens WHERE id = 'a'", f.database) ==
-        "32");
+  CHECK(pg.query("SELECT length(digest) FROM tokengate_tokens WHERE id = 'a'", f.database) == "32");
 }
 
 TEST_CASE("a write notifies listeners with its seq", "[store][pg]") {
   test::pg_fixture f;
-  store::pg_connection listener({pg_cluster::shared().url(f.database), {}, std::chrono::seconds(5)});
+  store::pg_connection listener(
+      {pg_cluster::shared().url(f.database), {}, std::chrono::seconds(5)});
   REQUIRE(listener.connect());
   REQUIRE(listener.exec("LISTEN tokengate_changes"));
   REQUIRE(f.store.put(record("a", 1)));
@@ -103,8 +103,7 @@ TEST_CASE("an unreachable database fails every call with 'unavailable', never sh
 
   const store::pg_settings s{url, {}, std::chrono::seconds(1)};
   CHECK(store::describe(s) == "user=tokengate dbname=postgres host=127.0.0.1 port=1");
-  CHECK(store::describe({"host=db password=Hunter2-secret user=x", {}, {}}) ==
-        "user=x host=db");
+  CHECK(store::describe({"host=db password=Hunter2-secret user=x", {}, {}}) == "user=x host=db");
   CHECK(store::describe({"host=db password='Hunter2 unterminated", {}, {}}).find("Hunter2") ==
         std::string::npos);
   CHECK_FALSE(store::valid_url("host=db password='Hunter2 unterminated"));

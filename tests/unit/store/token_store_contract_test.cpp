@@ -59,7 +59,8 @@ TEMPLATE_TEST_CASE("erase removes the record and its digest", "[store]", test::m
 }
 
 TEMPLATE_TEST_CASE("scan pages through ids in order, each exactly once", "[store]",
-                   test::memory_fixture, test::rocksdb_fixture, test::pg_fixture, test::fleet_fixture) {
+                   test::memory_fixture, test::rocksdb_fixture, test::pg_fixture,
+                   test::fleet_fixture) {
   TestType f;
   for (int i = 0; i < 25; ++i) {
     char id[8];
@@ -86,7 +87,8 @@ TEMPLATE_TEST_CASE("scan pages through ids in order, each exactly once", "[store
 }
 
 TEMPLATE_TEST_CASE("scan starts after a cursor that was deleted meanwhile", "[store]",
-                   test::memory_fixture, test::rocksdb_fixture, test::pg_fixture, test::fleet_fixture) {
+                   test::memory_fixture, test::rocksdb_fixture, test::pg_fixture,
+                   test::fleet_fixture) {
   TestType f;
   REQUIRE(f.store.put(record("a", 1)));
   REQUIRE(f.store.put(record("b", 2)));
@@ -99,7 +101,8 @@ TEMPLATE_TEST_CASE("scan starts after a cursor that was deleted meanwhile", "[st
 }
 
 TEMPLATE_TEST_CASE("last-use notes are read back and dropped for erased ids", "[store]",
-                   test::memory_fixture, test::rocksdb_fixture, test::pg_fixture, test::fleet_fixture) {
+                   test::memory_fixture, test::rocksdb_fixture, test::pg_fixture,
+                   test::fleet_fixture) {
   TestType f;
   REQUIRE(f.store.put(record("a", 1)));
   REQUIRE(f.store.put(record("b", 2)));
@@ -134,7 +137,8 @@ TEMPLATE_TEST_CASE("markers are set atomically with a put", "[store]", test::mem
 }
 
 TEMPLATE_TEST_CASE("put_many stores a batch, replacing and re-indexing as put does", "[store]",
-                   test::memory_fixture, test::rocksdb_fixture, test::pg_fixture, test::fleet_fixture) {
+                   test::memory_fixture, test::rocksdb_fixture, test::pg_fixture,
+                   test::fleet_fixture) {
   TestType f;
   REQUIRE(f.store.put(record("a", 1, "old")));
   std::vector<store::token_record> batch;
