@@ -1,6 +1,11 @@
 #include "store/fleet_store.hpp"
 
 namespace tokengate::store {
+namespace {
+
+constexpr std::size_t max_pending = 100'000;
+
+} // namespace
 
 // Once the database has committed, the write stands: a replica that fails to take it gets it
 // again from the follower, so its failure is not reported as a failed write.
@@ -28,8 +33,18 @@ result<bool> fleet_store::erase(std::string_view id) {
 
 result<void> fleet_store::write_last_used(std::span<const usage> notes) {
   auto local = replica_.write_last_used(notes);
-  if (auto shared = primary_.write_last_used(notes); !shared)
-    return shared;
+  std::lock_guard lock(pending_mutex_);
+  for (const auto& n : notes) {
+    auto& at = pending_[n.id];
+    at = std::max(at, n.at);
+  }
+  std::vector<usage> batch;
+  batch.reserve(pending_.size());
+  for (const auto& [id, at] : pending_)
+    batch.push_back({id, at});
+  // Bounded: past that many ids in an outage they are dropped (the replica keeps them all).
+  if (primary_.write_last_used(batch) || pending_.size() > max_pending)
+    pending_.clear();
   return local;
 }
 

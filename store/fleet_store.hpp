@@ -3,6 +3,9 @@
 #include "store/pg_store.hpp"
 #include "store/rocksdb_store.hpp"
 
+#include <map>
+#include <mutex>
+
 namespace tokengate::store {
 
 /// A sidecar's token store in fleet mode: PostgreSQL is the source of truth, the local RocksDB
@@ -30,7 +33,9 @@ public:
   result<void> put(const token_record& record, std::string_view marker = {}) override;
   result<void> put_many(std::span<const token_record> records) override;
   result<bool> erase(std::string_view id) override;
-  /// Both: the database's copy for the fleet (one statement), the replica's for this sidecar.
+  /// Both: the replica's for this sidecar, the database's for the fleet (one statement). Notes
+  /// the database could not take are kept (the latest per id) and sent with the next batch;
+  /// only the replica's failure is reported.
   result<void> write_last_used(std::span<const usage> notes) override;
   /// The database's answer; the replica's when the database cannot be reached.
   result<bool> has_marker(std::string_view marker) const override;
@@ -39,6 +44,8 @@ public:
 private:
   pg_store& primary_;
   rocksdb_store& replica_;
+  std::mutex pending_mutex_;
+  std::map<std::string, std::int64_t> pending_; ///< last-use notes the database has not taken
 };
 
 } // namespace tokengate::store

@@ -860,14 +860,15 @@ private:
     if (target_.path == "/readyz") {
       if (shared_.draining.load())
         r = {503, R"({"status":"draining"})", {}, {}};
-      else if (!deps_.service.healthy())
-        r = {503, R"({"status":"token store unavailable"})", {}, {}};
+      // Fleet mode answers from the follower's state: never a call to the database here.
       else if (deps_.sync && !deps_.sync->ever_synced())
         r = {503, R"({"status":"not synced with the token database yet"})", {}, {}};
       else if (deps_.sync)
         r.body = R"({"status":"ready","database":")" +
                  std::string(deps_.sync->connected() ? "connected" : "unreachable") +
                  R"(","staleness_ms":)" + std::to_string(deps_.sync->staleness_ms()) + "}";
+      else if (!deps_.service.healthy())
+        r = {503, R"({"status":"token store unavailable"})", {}, {}};
       else
         r.body = R"({"status":"ready"})";
     }

@@ -154,3 +154,27 @@ TEST_CASE("a snapshot larger than a page merges page by page", "[store][fleet]")
   CHECK(f.replica->scan("", 30'000).value().size() == 25'000);
   CHECK_FALSE(f.replica_has("zz-stray"));
 }
+
+TEST_CASE("last-use notes the database missed during an outage reach it afterwards",
+          "[store][fleet]") {
+  test::pg_cluster own;
+  store::pg_store primary({own.url(), {}, std::chrono::seconds(2)});
+  REQUIRE(primary.migrate());
+  test::temp_dir dir;
+  auto replica = store::rocksdb_store::open(dir / "replica");
+  store::fleet_store fleet(primary, *replica);
+  REQUIRE(fleet.put(record("a", 1)));
+
+  own.kill();
+  std::vector<store::usage> during{{"a", 1'700'000'000}};
+  CHECK(fleet.write_last_used(during)); // the replica took it
+  CHECK(fleet.get("a").value()->last_used == 1'700'000'000);
+  CHECK_FALSE(fleet.put(record("b", 2))); // writes fail while it is down
+
+  own.start();
+  std::vector<store::usage> after{{"a", 1'600'000'000}}; // older: the later time wins
+  CHECK(fleet.write_last_used(after));
+  CHECK(own.query("SELECT last_used FROM tokengate_tokens WHERE id = 'a'", "postgres") ==
+        "1700000000");
+  CHECK(own.query("SELECT count(*) FROM tokengate_tokens", "postgres") == "1");
+}
