@@ -178,3 +178,22 @@ TEST_CASE("last-use notes the database missed during an outage reach it afterwar
         "1700000000");
   CHECK(own.query("SELECT count(*) FROM tokengate_tokens", "postgres") == "1");
 }
+
+TEST_CASE("a change whose notification was lost is caught by the poll", "[store][fleet]") {
+  follower_fixture f;
+  auto follower = f.follower(f.db.database);
+  REQUIRE(follower->connect_and_sync());
+  follower->start(true);
+  // A change written as a sidecar would, but with no NOTIFY.
+  (void)pg_cluster::shared().query(
+      "BEGIN; INSERT INTO tokengate_tokens VALUES ('quiet', sha256('q'), 'Q', NULL);"
+      "UPDATE tokengate_meta SET last_seq = last_seq + 1;"
+      "INSERT INTO tokengate_changes (seq, id) SELECT last_seq, 'quiet' FROM tokengate_meta;"
+      "COMMIT",
+      f.db.database);
+  for (int i = 0; i < 500 && !f.replica_has("quiet"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(f.replica_has("quiet"));
+  CHECK(f.sink.state("quiet") == std::optional<std::string>("Q"));
+  follower->stop();
+}
