@@ -73,12 +73,12 @@ int serve(const std::vector<std::string_view>& args) {
     tokenapi::token_service service(tokens, auth, clock);
     // The follower feeds `service`: it stops before `service` goes, also when the start fails.
     struct stop_following {
-      proxy::fleet* f;
+      std::unique_ptr<proxy::fleet>& f;
       ~stop_following() {
         if (f)
           f->stop();
       }
-    } following{fleet.get()};
+    } following{fleet};
     auto loaded = service.load();
     if (!loaded)
       throw std::runtime_error("cannot load tokens: " + loaded.error().message());

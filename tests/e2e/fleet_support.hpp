@@ -68,7 +68,10 @@ public:
   }
   gate_process& operator[](const std::string& name) { return *sidecars_.at(name); }
   void stop(const std::string& name) {
-    CHECK(sidecars_.at(name)->terminate() == 0);
+    auto& g = *sidecars_.at(name);
+    const int status = g.terminate();
+    INFO(g.proc().err());
+    CHECK(status == 0);
     sidecars_.erase(name);
   }
 
