@@ -310,7 +310,7 @@ result<void> rocksdb_store::apply(const replica_batch& changes) {
   }
   for (const auto& [name, value] : changes.meta)
     batch.Put(slice(key(meta_prefix, name)), slice(value));
-  if (auto s = db_->Write(synced(), &batch); !s.ok())
+  if (auto s = db_->Write(rocksdb::WriteOptions(), &batch); !s.ok())
     return to_error(s);
   return {};
 }

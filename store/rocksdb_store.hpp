@@ -50,7 +50,9 @@ public:
 
   /// A value `apply` stored under `name` (the replica's sync state), or nullopt.
   [[nodiscard]] result<std::optional<std::string>> read_meta(std::string_view name) const;
-  /// Applies a batch of a fleet's changes atomically and durably.
+  /// Applies a batch of a fleet's changes atomically, unsynced: a crash may lose the last
+  /// batches, and with them the seq they reached (in the same batch), so the follower fetches
+  /// them again. The database, not the replica, is what must not lose a write.
   [[nodiscard]] result<void> apply(const replica_batch& batch);
   /// Stores one meta value, unsynced (e.g. the time of the last sync, every second).
   [[nodiscard]] result<void> note_meta(std::string_view name, std::string_view value);
