@@ -167,3 +167,43 @@ TEST_CASE("lastUsedAt reaches the database in the background, outside the change
   CHECK(shown.as_object().contains("lastUsedAt"));
   CHECK(fleet.pg().query("SELECT last_seq FROM tokengate_meta", "postgres") == logged);
 }
+
+TEST_CASE("fleet start-up mistakes are one line that never shows a password", "[e2e][fleet][cli]") {
+  test::temp_dir dir;
+  const auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), test::tokengate_binary());
+    auto p = std::make_unique<test::process>(args, dir.path());
+    REQUIRE(p->wait(std::chrono::seconds(20)).has_value());
+    return p;
+  };
+  const std::vector<std::string> serve{"serve",       "--listen",   "127.0.0.1:0", "--admin-listen",
+                                       "127.0.0.1:0", "--data-dir", "data"};
+  auto with = [&](std::vector<std::string> extra) {
+    auto args = serve;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run(args);
+  };
+
+  auto unparsable = with({"--database-url", "host=db password='Secret-9 unterminated"});
+  CHECK(unparsable->wait(std::chrono::seconds(0)) == 1);
+  CHECK_THAT(unparsable->err(), Catch::Contains("database_url is not a libpq connection string"));
+  CHECK(unparsable->err().find("Secret-9") == std::string::npos);
+  CHECK(unparsable->out().find("Secret-9") == std::string::npos);
+
+  auto no_file = with({"--database-url", "host=127.0.0.1 port=1", "--database-password-file",
+                       (dir / "missing").string()});
+  CHECK(no_file->wait(std::chrono::seconds(0)) == 1);
+  CHECK_THAT(no_file->err(), Catch::Contains("cannot read database_password_file"));
+
+  auto staleness_alone = with({"--max-staleness-ms", "5000"});
+  CHECK(staleness_alone->wait(std::chrono::seconds(0)) == 2);
+  CHECK_THAT(staleness_alone->err(), Catch::Contains("need database_url"));
+
+  auto migrate_bare = run({"migrate", "--data-dir", "data"});
+  CHECK(migrate_bare->wait(std::chrono::seconds(0)) == 2);
+  CHECK_THAT(migrate_bare->err(), Catch::Contains("needs --data-dir and --database-url"));
+  auto migrate_nothing =
+      run({"migrate", "--data-dir", (dir / "nothing").string(), "--database-url", "host=x"});
+  CHECK(migrate_nothing->wait(std::chrono::seconds(0)) == 1);
+  CHECK_THAT(migrate_nothing->err(), Catch::Contains("no token store in"));
+}
