@@ -182,6 +182,19 @@ TEST_CASE("last-use notes the database missed during an outage reach it afterwar
   CHECK(own.query("SELECT last_used FROM tokengate_tokens WHERE id = 'a'", "postgres") ==
         "1700000000");
   CHECK(own.query("SELECT count(*) FROM tokengate_tokens", "postgres") == "1");
+
+  // The notes kept for the database are bounded (100,000 ids): past that they are dropped.
+  own.kill();
+  std::vector<store::usage> flood;
+  for (int i = 0; i < 100'000; ++i)
+    flood.push_back({"x" + std::to_string(i), 5});
+  flood.push_back({"a", 1'800'000'000});
+  CHECK(fleet.write_last_used(flood));
+  CHECK(fleet.get("a").value()->last_used == 1'800'000'000); // the replica keeps its own
+  own.start();
+  CHECK(fleet.write_last_used({}));
+  CHECK(own.query("SELECT last_used FROM tokengate_tokens WHERE id = 'a'", "postgres") ==
+        "1700000000");
 }
 
 TEST_CASE("a change whose notification was lost is caught by the poll", "[store][fleet]") {
