@@ -159,9 +159,10 @@ result<std::int64_t> fleet_follower::apply_log(std::int64_t after) {
   std::vector<replicated_change> changes;
   for (auto& [id, current] : latest) {
     auto previous = digest_in(replica_, id);
-    if (current)
+    if (current) {
       batch.puts.push_back(*current);
-    else if (previous)
+      batch.replaced.push_back(previous);
+    } else if (previous)
       batch.erases.push_back(id);
     changes.push_back({id, previous, std::move(current)});
   }
@@ -184,6 +185,12 @@ result<void> fleet_follower::apply_changes(std::vector<replicated_change> change
 namespace {
 
 using page_map = std::map<std::string, std::optional<token_record>>;
+
+replica_batch meta_only(std::vector<std::pair<std::string, std::string>> meta) {
+  replica_batch b;
+  b.meta = std::move(meta);
+  return b;
+}
 
 // What the replica holds after `after` up to `upto` (everything after `after` when `to_end`).
 result<std::map<std::string, token_record>> held_in(rocksdb_store& replica, std::string after,
@@ -219,6 +226,7 @@ void diff(page_map& page, std::map<std::string, token_record>& held, replica_bat
         continue;
     }
     batch.puts.push_back(*record);
+    batch.replaced.push_back(previous);
     changes.push_back({id, previous, std::move(record)});
   }
 }
@@ -260,7 +268,7 @@ result<std::size_t> fleet_follower::merge_snapshot() {
 // Every token from one consistent read (a repeatable-read transaction) replaces the replica's.
 result<void> fleet_follower::snapshot() {
   // Until it completes, the replica does not claim to be in sync with any database.
-  if (auto reset = replica_.apply({{}, {}, {{"database_id", ""}}}); !reset)
+  if (auto reset = replica_.apply(meta_only({{"database_id", ""}})); !reset)
     return reset;
   auto body = [&]() -> result<log_state> {
     auto state = read_state(conn_);
@@ -287,10 +295,8 @@ result<void> fleet_follower::snapshot() {
   if (auto ended = conn_.exec("COMMIT"); !ended)
     return ended.error();
   status_.set_applied(state->last_seq);
-  return replica_.apply(
-      {{},
-       {},
-       {{"database_id", state->database_id}, {"applied_seq", std::to_string(state->last_seq)}}});
+  return replica_.apply(meta_only(
+      {{"database_id", state->database_id}, {"applied_seq", std::to_string(state->last_seq)}}));
 }
 
 void fleet_follower::start(bool first_sync_done) {

@@ -132,25 +132,32 @@ result<std::optional<token_record>> rocksdb_store::find(const digest& d) const {
 
 // Adds the writes of one record (and the removal of the digest it replaces) to `batch`.
 result<void> rocksdb_store::stage(const token_record& record, rocksdb::WriteBatch& batch) {
-  const auto record_key = key(record_prefix, record.id);
   std::string previous;
-  auto s = db_->Get(rocksdb::ReadOptions(), slice(record_key), &previous);
+  auto s = db_->Get(rocksdb::ReadOptions(), slice(key(record_prefix, record.id)), &previous);
   if (!s.ok() && !s.IsNotFound())
     return to_error(s);
+  std::optional<digest> replaced;
   if (s.ok()) {
     auto old = decode_record(record.id, previous);
     if (!old)
       return old.error();
-    if (old->value_digest != record.value_digest)
-      batch.Delete(slice(key(digest_prefix, as_view(old->value_digest))));
+    replaced = old->value_digest;
   }
+  stage_known(record, replaced, batch);
+  return {};
+}
+
+// As stage, when the caller knows which digest the record replaces: no read.
+void rocksdb_store::stage_known(const token_record& record, const std::optional<digest>& replaced,
+                                rocksdb::WriteBatch& batch) {
+  if (replaced && *replaced != record.value_digest)
+    batch.Delete(slice(key(digest_prefix, as_view(*replaced))));
   std::string value;
   value.reserve(record.value_digest.size() + record.payload.size());
   value.append(as_view(record.value_digest));
   value.append(record.payload);
-  batch.Put(slice(record_key), slice(value));
+  batch.Put(slice(key(record_prefix, record.id)), slice(value));
   batch.Put(slice(key(digest_prefix, as_view(record.value_digest))), slice(record.id));
-  return {};
 }
 
 result<void> rocksdb_store::put(const token_record& record, std::string_view marker) {
@@ -288,8 +295,12 @@ result<std::optional<std::string>> rocksdb_store::read_meta(std::string_view nam
 result<void> rocksdb_store::apply(const replica_batch& changes) {
   std::lock_guard lock(write_mutex_);
   rocksdb::WriteBatch batch;
-  for (const auto& r : changes.puts) {
-    if (auto staged = stage(r, batch); !staged)
+  const bool known = changes.replaced.size() == changes.puts.size();
+  for (std::size_t i = 0; i < changes.puts.size(); ++i) {
+    const auto& r = changes.puts[i];
+    if (known)
+      stage_known(r, changes.replaced[i], batch);
+    else if (auto staged = stage(r, batch); !staged)
       return staged;
     if (r.last_used)
       batch.Put(slice(key(usage_prefix, r.id)), slice(encode_usage(*r.last_used)));

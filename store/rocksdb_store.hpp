@@ -20,6 +20,9 @@ struct replica_batch {
   std::vector<token_record> puts;                        ///< with their last use, when known
   std::vector<std::string> erases;                       ///< ids
   std::vector<std::pair<std::string, std::string>> meta; ///< sync state, see `read_meta`
+  /// Empty, or one per put: the digest the replica holds for its id (nullopt: none), which
+  /// spares a read per record (a joining sidecar writes a million).
+  std::vector<std::optional<digest>> replaced;
 };
 
 /// The embedded default store: RocksDB in one directory.
@@ -60,6 +63,8 @@ public:
 private:
   explicit rocksdb_store(std::unique_ptr<rocksdb::DB> db);
   [[nodiscard]] result<void> stage(const token_record& record, rocksdb::WriteBatch& batch);
+  static void stage_known(const token_record& record, const std::optional<digest>& replaced,
+                          rocksdb::WriteBatch& batch);
 
   std::unique_ptr<rocksdb::DB> db_;
   // Writers read the previous record (to drop its digest index) before writing: one at a time.
