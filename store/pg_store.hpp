@@ -10,7 +10,7 @@ namespace tokengate::store {
 
 /// The shared token store of a fleet: PostgreSQL, the source of truth.
 ///
-/// Tables (created by `migrate`, see pg_schema.cpp): `tokengate_tokens` (id, SHA-256 digest,
+/// Tables (created by `migrate`, see pg_store.cpp): `tokengate_tokens` (id, SHA-256 digest,
 /// payload, last use: never a value), `tokengate_markers`, and the change log
 /// `tokengate_changes` (seq, id). Every record write appends to the log in its own transaction
 /// and notifies channel `tokengate_changes` with the seq as payload; a row lock on
