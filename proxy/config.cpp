@@ -2,6 +2,7 @@
 
 #include "proxy/http1.hpp"
 #include "proxy/path.hpp"
+#include "tokenapi/json_parse.hpp"
 
 #include <boost/json.hpp>
 
@@ -46,6 +47,9 @@ constexpr std::string_view limit_names[] = {
     "max_connections",  "shutdown_timeout_ms",
 };
 
+// A key as JSON text: quoted, with control characters escaped, so a message stays one line.
+std::string quoted(std::string_view key) { return json::serialize(json::string(key)); }
+
 std::string env_name(std::string_view key) {
   std::string name = "TOKENGATE_";
   for (char c : key)
@@ -84,6 +88,9 @@ json::value parse_json_text(std::string_view text, const std::string& source) {
     throw config_error("configuration error: " + source + " is not valid JSON (line " +
                        std::to_string(line) + ": " + ec.message() + ")");
   }
+  // A repeated key is a typo or an attempt to say two things at once: never "last one wins".
+  if (auto strict = tokenapi::parse_json(text, source); !strict)
+    throw config_error("configuration error: " + strict.error().message);
   return parser.release();
 }
 
@@ -219,7 +226,7 @@ route as_route(const json::value& v, const std::string& where, const std::string
       if (!item.is_string() || !item.get_string().starts_with("/"))
         fail(field, source, "must be a path starting with '/'");
       normalized_target normal;
-      if (normalize_target(item.get_string(), normal) != path_error::none || normal.has_query)
+      if (!normalize_target(item.get_string(), normal) || normal.has_query)
         fail(field, source, "must be a plain path such as /alerts");
       r.prefix = normal.path;
       if (r.prefix.size() > 1 && r.prefix.ends_with('/'))
@@ -243,7 +250,7 @@ route as_route(const json::value& v, const std::string& where, const std::string
         fail(field, source, "must be \"none\" (or be left out to require a key)");
       r.open = true;
     } else {
-      fail(where, source, "has an unknown key \"" + std::string(key) + "\"");
+      fail(where, source, "has an unknown key " + quoted(key));
     }
   }
   if (!is_default && !has_prefix)
@@ -274,7 +281,7 @@ void apply_limit(limits& l, std::string_view key, const json::value& v, const st
   else if (key == "shutdown_timeout_ms")
     l.shutdown_timeout = ms();
   else
-    fail("limits", source, "has an unknown key \"" + std::string(key) + "\"");
+    fail("limits", source, "has an unknown key " + quoted(key));
 }
 
 void apply(config& c, std::string_view name, const sourced& v) {
@@ -368,7 +375,39 @@ std::optional<endpoint> parse_listen_address(std::string_view text) {
   return endpoint{std::string(host), static_cast<std::uint16_t>(*port)};
 }
 
-config load_config(const std::vector<std::string_view>& args, const env_lookup& lookup) {
+namespace {
+
+std::string one_line(const std::string& message) {
+  std::string out;
+  for (char c : message) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7f) {
+      out.push_back(c);
+      continue;
+    }
+    static constexpr char hex[] = "0123456789abcdef";
+    out.append("\\x");
+    out.push_back(hex[u >> 4]);
+    out.push_back(hex[u & 0xf]);
+  }
+  return out;
+}
+
+} // namespace
+
+config_error::config_error(const std::string& message) : std::runtime_error(one_line(message)) {}
+
+std::optional<std::string> read_whole_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in)
+    return std::nullopt;
+  std::stringstream text;
+  text << in.rdbuf();
+  return std::move(text).str();
+}
+
+config load_config(const std::vector<std::string_view>& args, const env_lookup& lookup,
+                   const file_reader& read) {
   // A variable set to the empty string counts as unset, as orchestrators often leave them.
   const auto env = [&](const std::string& name) {
     auto v = lookup(name);
@@ -406,21 +445,19 @@ config load_config(const std::vector<std::string_view>& args, const env_lookup& 
   else
     file = env("TOKENGATE_CONFIG");
   if (file) {
-    std::ifstream in(*file);
-    if (!in)
+    const auto text = read(*file);
+    if (!text)
       throw config_error("configuration error: cannot read config file " + *file);
-    std::stringstream text;
-    text << in.rdbuf();
     const auto source = "config file " + *file;
-    auto doc = parse_json_text(text.str(), source);
+    auto doc = parse_json_text(*text, source);
     if (!doc.is_object())
       throw config_error("configuration error: " + source + " must hold a JSON object");
     for (const auto& [key, value] : doc.get_object()) {
+      const std::string_view name = key;
       auto s = std::find_if(std::begin(settings), std::end(settings),
-                            [&](const setting& st) { return st.name == key; });
+                            [name](const setting& st) { return st.name == name; });
       if (s == std::end(settings))
-        throw config_error("configuration error: unknown key \"" + std::string(key) + "\" in " +
-                           source);
+        throw config_error("configuration error: unknown key " + quoted(name) + " in " + source);
       layers[s->name] = {value, source};
       if (s->name == "limits")
         limits_from_file = layers[s->name];
@@ -447,7 +484,7 @@ config load_config(const std::vector<std::string_view>& args, const env_lookup& 
     for (const auto& [key, value] : l.value.get_object()) {
       auto known = std::find(std::begin(limit_names), std::end(limit_names), key);
       if (known == std::end(limit_names))
-        fail("limits", l.source, "has an unknown key \"" + std::string(key) + "\"");
+        fail("limits", l.source, "has an unknown key " + quoted(key));
       limit_layers[*known] = {value, l.source};
     }
   }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "proxy/log_level.hpp"
 #include "proxy/route_table.hpp"
 #include "tokenapi/ip.hpp"
 
@@ -36,8 +37,6 @@ struct limits {
   std::chrono::milliseconds shutdown_timeout{10000}; ///< longest wait for in-flight requests
 };
 
-enum class log_level { debug, info, warn, error };
-
 /// Everything `tokengate serve` runs on, validated once at start-up and read-only after.
 struct config {
   endpoint listen{"127.0.0.1", 8080};
@@ -63,16 +62,25 @@ struct config {
 /// wrong with it.
 class config_error : public std::runtime_error {
 public:
-  using std::runtime_error::runtime_error;
+  /// Control characters in `message` (from a file name or a key) are written as \xNN: the
+  /// message is always one line.
+  explicit config_error(const std::string& message);
 };
 
 /// Reads an environment variable; nullopt when unset.
 using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
 
+/// Reads a whole file; nullopt when it cannot be read.
+using file_reader = std::function<std::optional<std::string>(const std::string&)>;
+
+/// The whole content of the file at `path`, or nullopt.
+[[nodiscard]] std::optional<std::string> read_whole_file(const std::string& path);
+
 /// Builds the configuration of `tokengate serve` from its arguments (after "serve"), the
-/// environment (TOKENGATE_*), the JSON file named by --config or TOKENGATE_CONFIG, and the
-/// built-in defaults, in that order of precedence. Throws config_error.
-[[nodiscard]] config load_config(const std::vector<std::string_view>& args, const env_lookup& env);
+/// environment (TOKENGATE_*), the JSON file named by --config or TOKENGATE_CONFIG (read with
+/// `read`), and the built-in defaults, in that order of precedence. Throws config_error.
+[[nodiscard]] config load_config(const std::vector<std::string_view>& args, const env_lookup& env,
+                                 const file_reader& read = read_whole_file);
 
 /// Parses "HOST:PORT" or "[IPv6]:PORT" with an IP literal host (or "localhost").
 [[nodiscard]] std::optional<endpoint> parse_listen_address(std::string_view text);

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <boost/system/result.hpp>
+
 #include <string>
 #include <string_view>
 
@@ -7,7 +9,10 @@ namespace tokengate::proxy {
 
 /// A request target split and normalised (RFC 3986 section 6.2.2): unreserved characters
 /// percent-decoded, other escapes' hex upper-cased, empty and "." segments dropped, ".."
-/// segments applied (never above the root). The query is kept as sent.
+/// segments applied (never above the root). The query is kept as sent. Spellings some backend
+/// would resolve to another path than this normalisation does are refused (see `path_error`
+/// and the README's "Equivalent spellings"), so the normalised path is the one every backend
+/// serves.
 struct normalized_target {
   std::string path;
   std::string_view query; ///< without '?'; a view into the original target
@@ -15,16 +20,22 @@ struct normalized_target {
 };
 
 enum class path_error {
-  none,
   not_origin_form,   ///< does not start with '/' (absolute-form, authority-form, '*')
   bad_escape,        ///< '%' not followed by two hex digits
   encoded_separator, ///< %2F, %5C or %00: an attempt to hide a segment boundary or end
   backslash,         ///< a literal '\', which some backends take for '/'
   fragment,          ///< '#' has no place in a request
+  dot_parameters,    ///< "..;x", ".;", "%2e%2e%3b": Tomcat and Spring read them as dot segments
+  encoded_percent,   ///< %25: a backend that decodes twice would see another path
+  encoded_control,   ///< %01-%1F or %7F: never part of a resource name
 };
 
 /// Normalises `target` into `out` (reusing its capacity). `out.query` views into `target`.
-[[nodiscard]] path_error normalize_target(std::string_view target, normalized_target& out);
+[[nodiscard]] boost::system::result<void, path_error> normalize_target(std::string_view target,
+                                                                       normalized_target& out);
+
+/// For boost::system::result's value(): tokengate reads results only after checking them.
+[[noreturn]] void throw_exception_from_error(path_error e, const boost::source_location& where);
 
 /// The message a client gets for `e`.
 [[nodiscard]] std::string_view describe(path_error e) noexcept;

@@ -1,6 +1,6 @@
 #include "proxy/rewrite.hpp"
 
-#include "proxy/log.hpp"
+#include "proxy/answer.hpp"
 
 #include <array>
 #include <charconv>
@@ -8,6 +8,7 @@
 namespace tokengate::proxy {
 namespace {
 
+using http1::backend_equals;
 using http1::iequals;
 
 // Fields that describe one connection, never the message (RFC 9110 section 7.6.1), plus the
@@ -28,50 +29,131 @@ constexpr std::string_view hop_by_hop[]{
 
 bool is_hop_by_hop(std::string_view name) {
   for (auto h : hop_by_hop)
-    if (iequals(name, h))
+    if (backend_equals(name, h))
       return true;
   return false;
 }
 
-// Request fields the upstream must hear from tokengate only, and every X-Token-* field: the
-// upstream may trust any name of that family, so no client may send one.
-constexpr std::array<std::string_view, 5> replaced_on_request{
-    "x-api-key", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "expect",
+// Request fields the upstream must hear from tokengate only: the key, the client-address
+// family (tokengate states the address it decided on), path and method overrides that some
+// frameworks obey (Symfony's X-Original-URL, Rails' and Express's X-HTTP-Method-Override), and
+// every X-Token-* field, since the upstream may trust any name of that family.
+constexpr std::string_view replaced_on_request[]{
+    "x-api-key",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded",
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
+    "x-original-forwarded-for",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "expect",
 };
 constexpr std::string_view token_field_prefix = "x-token-";
 
 bool is_replaced(std::string_view name) {
-  if (iequals(name.substr(0, token_field_prefix.size()), token_field_prefix))
+  if (name.size() >= token_field_prefix.size() &&
+      backend_equals(name.substr(0, token_field_prefix.size()), token_field_prefix))
     return true;
   for (auto h : replaced_on_request)
-    if (iequals(name, h))
+    if (backend_equals(name, h))
       return true;
   return false;
 }
 
-void append_field(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name);
-  out.append(": ");
-  out.append(value);
-  out.append("\r\n");
-}
-
-void append_number(std::string& out, std::uint64_t n) {
-  char buffer[24];
-  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, n);
-  out.append(buffer, end);
-}
-
-void append_status_line(std::string& out, unsigned status) {
-  out.append("HTTP/1.1 ");
-  append_number(out, status);
-  out.push_back(' ');
-  out.append(http1::reason_phrase(status));
-  out.append("\r\n");
-}
+// Names with '_' are dropped, as nginx does by default: CGI, WSGI, PHP and Rack read
+// "X_Token_Id" and "X-Token-Id" as the same variable, so no such name reaches the upstream.
+bool has_underscore(std::string_view name) { return name.find('_') != std::string_view::npos; }
 
 bool forwardable(const http1::head& h, const http1::field& f, bool check_connection) {
   return !is_hop_by_hop(f.name) && !(check_connection && http1::named_in_connection(h, f.name));
+}
+
+// What the client said of earlier hops, believed only from a trusted proxy.
+struct forwarding_fields {
+  std::string_view host; ///< the request's own Host
+  std::string_view proto;
+  std::string_view forwarded_host;
+  std::string forwarded_for; ///< every X-Forwarded-For field, as one list
+};
+
+// Copies the fields the upstream may see into `out` and collects the forwarding ones.
+forwarding_fields copy_request_fields(std::string& out, const http1::head& request,
+                                      const forward_context& c) {
+  const bool check_connection = http1::connection_of(request).names_fields;
+  forwarding_fields seen;
+  bool has_host = false; // an empty Host is still one: adding another would send two
+  for (const auto& f : request.fields) {
+    if (iequals(f.name, "host")) {
+      // Host describes the message, whatever Connection claims.
+      seen.host = f.value;
+      has_host = true;
+      append_field(out, f.name, f.value);
+      continue;
+    }
+    if (iequals(f.name, "x-forwarded-for")) {
+      if (!seen.forwarded_for.empty())
+        seen.forwarded_for.append(", ");
+      seen.forwarded_for.append(f.value);
+    } else if (iequals(f.name, "x-forwarded-proto")) {
+      seen.proto = f.value;
+    } else if (iequals(f.name, "x-forwarded-host")) {
+      seen.forwarded_host = f.value;
+    }
+    if (has_underscore(f.name) || is_replaced(f.name) || !forwardable(request, f, check_connection))
+      continue;
+    append_field(out, f.name, f.value);
+  }
+  if (!has_host)
+    append_field(out, "Host", c.upstream_authority);
+  return seen;
+}
+
+void append_framing(std::string& out, http1::framing body) {
+  switch (body.type) {
+  case http1::framing::kind::length:
+    out.append("Content-Length: ");
+    append_number(out, body.length);
+    out.append("\r\n");
+    break;
+  case http1::framing::kind::chunked:
+    out.append("Transfer-Encoding: chunked\r\n");
+    break;
+  default:
+    break;
+  }
+}
+
+// The client-address family as tokengate computed it: a trusted proxy's list and values are
+// kept, anyone else's are replaced.
+void append_forwarding(std::string& out, forwarding_fields& seen, const forward_context& c) {
+  auto& list = seen.forwarded_for;
+  if (!c.peer_trusted)
+    list.clear();
+  if (!list.empty())
+    list.append(", ");
+  list.append(c.peer);
+  append_field(out, "X-Forwarded-For", list);
+  append_field(out, "X-Forwarded-Proto",
+               c.peer_trusted && !seen.proto.empty() ? seen.proto : "http");
+  const auto host =
+      c.peer_trusted && !seen.forwarded_host.empty() ? seen.forwarded_host : seen.host;
+  if (!host.empty())
+    append_field(out, "X-Forwarded-Host", host);
+  append_field(out, "X-Real-IP", c.client);
 }
 
 } // namespace
@@ -88,60 +170,9 @@ void build_upstream_request(std::string& out, const http1::head& request,
   }
   out.append(" HTTP/1.1\r\n");
 
-  const bool check_connection = http1::connection_of(request).names_fields;
-  std::string_view client_host;
-  bool has_host = false; // an empty Host is still one: adding another would send two
-  std::string_view forwarded_proto;
-  std::string_view forwarded_host;
-  std::string forwarded_for;
-  for (const auto& f : request.fields) {
-    if (iequals(f.name, "x-forwarded-for")) {
-      if (!forwarded_for.empty())
-        forwarded_for.append(", ");
-      forwarded_for.append(f.value);
-      continue;
-    }
-    if (iequals(f.name, "x-forwarded-proto"))
-      forwarded_proto = f.value;
-    else if (iequals(f.name, "x-forwarded-host"))
-      forwarded_host = f.value;
-    else if (iequals(f.name, "host")) {
-      // Host describes the message, whatever Connection claims.
-      client_host = f.value;
-      has_host = true;
-      append_field(out, f.name, f.value);
-      continue;
-    }
-    if (is_replaced(f.name) || !forwardable(request, f, check_connection))
-      continue;
-    append_field(out, f.name, f.value);
-  }
-  if (!has_host)
-    append_field(out, "Host", c.upstream_authority);
-
-  switch (c.body.type) {
-  case http1::framing::kind::length:
-    out.append("Content-Length: ");
-    append_number(out, c.body.length);
-    out.append("\r\n");
-    break;
-  case http1::framing::kind::chunked:
-    out.append("Transfer-Encoding: chunked\r\n");
-    break;
-  default:
-    break;
-  }
-
-  if (!forwarded_for.empty())
-    forwarded_for.append(", ");
-  forwarded_for.append(c.peer);
-  append_field(out, "X-Forwarded-For", forwarded_for);
-  append_field(out, "X-Forwarded-Proto",
-               c.peer_trusted && !forwarded_proto.empty() ? forwarded_proto : "http");
-  const auto host = c.peer_trusted && !forwarded_host.empty() ? forwarded_host : client_host;
-  if (!host.empty())
-    append_field(out, "X-Forwarded-Host", host);
-
+  auto forwarding = copy_request_fields(out, request, c);
+  append_framing(out, c.body);
+  append_forwarding(out, forwarding, c);
   if (c.token) {
     append_field(out, "X-Token-Id", c.token->id);
     append_field(out, "X-Token-Name", c.token->name);
@@ -168,34 +199,6 @@ void build_client_response(std::string& out, const http1::head& response, client
   if (close)
     out.append("Connection: close\r\n");
   out.append("\r\n");
-}
-
-void build_json_response(std::string& out, unsigned status, std::string_view body, bool close,
-                         std::string_view allow) {
-  out.clear();
-  append_status_line(out, status);
-  if (!body.empty())
-    out.append("Content-Type: application/json\r\n");
-  if (status != 204 && status != 304) {
-    out.append("Content-Length: ");
-    append_number(out, body.size());
-    out.append("\r\n");
-  }
-  if (!allow.empty())
-    append_field(out, "Allow", allow);
-  out.append("Cache-Control: no-store\r\n");
-  if (close)
-    out.append("Connection: close\r\n");
-  out.append("\r\n");
-  out.append(body);
-}
-
-void build_error_response(std::string& out, unsigned status, std::string_view message, bool close,
-                          std::string_view allow) {
-  std::string body = "{\"message\":\"";
-  append_json_escaped(body, message);
-  body.append("\"}");
-  build_json_response(out, status, body, close, allow);
 }
 
 } // namespace tokengate::proxy

@@ -10,20 +10,24 @@
 
 namespace tokengate::proxy {
 
-/// What the upstream is told of a request beyond its own header (PRODUCT.md section 4).
+/// What the upstream is told of a request beyond its own header (README "Headers sent
+/// upstream").
 struct forward_context {
   const normalized_target& target;
   http1::framing body;                 ///< as read from the client
   const tokenapi::auth_entry* token;   ///< nullptr on open routes
   std::string_view peer;               ///< the TCP peer's address, appended to X-Forwarded-For
-  bool peer_trusted;                   ///< keep the peer's X-Forwarded-Proto/-Host
+  bool peer_trusted;                   ///< keep the peer's X-Forwarded-For/-Proto/-Host
+  std::string_view client;             ///< the address the request was decided on: X-Real-IP
   std::string_view upstream_authority; ///< Host for HTTP/1.0 requests that sent none
 };
 
 /// Writes the head to send upstream into `out` (cleared first): the normalised path and the
-/// query as sent; X-API-Key, hop-by-hop fields, fields named in Connection, Expect and any
-/// client-sent X-Token-* removed; X-Token-Id/-Name/-Permissions set from the token;
-/// X-Forwarded-For appended, X-Forwarded-Proto/-Host set; framing re-stated.
+/// query as sent; removed, in every spelling a backend could read as the same name (case, '_'
+/// or another separator for '-', see `http1::backend_equals`): X-API-Key, hop-by-hop fields,
+/// fields named in Connection, Expect, client-address and override fields, and any X-Token-*;
+/// every name with '_' dropped; X-Token-Id/-Name/-Permissions set from the token;
+/// X-Forwarded-For/-Proto/-Host and X-Real-IP stated by tokengate; framing re-stated.
 void build_upstream_request(std::string& out, const http1::head& request,
                             const forward_context& context);
 
@@ -39,13 +43,5 @@ enum class client_framing {
 /// "Connection: close" when `close`.
 void build_client_response(std::string& out, const http1::head& response, client_framing framing,
                            bool close);
-
-/// A complete JSON error response {"message": ...}, with "Connection: close" when `close`.
-void build_error_response(std::string& out, unsigned status, std::string_view message, bool close,
-                          std::string_view allow = {});
-
-/// A complete response with a JSON body (which may be empty, for 204).
-void build_json_response(std::string& out, unsigned status, std::string_view body, bool close,
-                         std::string_view allow = {});
 
 } // namespace tokengate::proxy

@@ -1,5 +1,6 @@
 #include "proxy/server.hpp"
 
+#include "proxy/answer.hpp"
 #include "proxy/detail/worker.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -18,9 +19,15 @@ namespace {
 
 constexpr int backlog = 1024;
 constexpr std::size_t max_admin_connections = 64;
-constexpr std::string_view over_capacity =
-    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-    "Content-Length: 38\r\nConnection: close\r\n\r\n{\"message\":\"too many open connections\"}";
+// The answer to a connection above max_connections, built once by the one error builder.
+const std::string& over_capacity() {
+  static const std::string answer = [] {
+    std::string out;
+    build_error_response(out, 503, "too many open connections", true);
+    return out;
+  }();
+  return answer;
+}
 
 tcp::acceptor bind(net::io_context& io, const endpoint& where) {
   boost::system::error_code ec;
@@ -84,8 +91,9 @@ net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool adm
     auto& counter = admin ? shared.admin_connections : shared.connections;
     const auto limit = admin ? max_admin_connections : max;
     if (counter.load(std::memory_order_relaxed) >= limit) {
-      ::send(socket.native_handle(), over_capacity.data(), over_capacity.size(),
+      ::send(socket.native_handle(), over_capacity().data(), over_capacity().size(),
              MSG_DONTWAIT | MSG_NOSIGNAL);
+      shared.refused_connections.fetch_add(1, std::memory_order_relaxed);
       boost::system::error_code ignored;
       socket.shutdown(tcp::socket::shutdown_both, ignored);
       socket.close(ignored);
@@ -93,7 +101,7 @@ net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool adm
     }
     counter.fetch_add(1, std::memory_order_relaxed);
     net::post(target.io, [&target, s = std::move(socket), admin]() mutable {
-      start_connection(target, std::move(s), admin);
+      start_session(target, std::move(s), admin);
     });
   }
 }
@@ -104,7 +112,7 @@ net::awaitable<void> server::impl::sweep_loop(worker& w) {
     tick.expires_after(sweep_interval);
     if (auto [ec] = co_await tick.async_wait(nothrow); ec)
       co_return;
-    sweep_connections(w);
+    sweep_sessions(w);
   }
 }
 
@@ -121,8 +129,12 @@ net::awaitable<void> server::impl::usage_loop() {
 
 server::server(const server_dependencies& deps) : impl_(std::make_unique<impl>(deps)) {
   const auto& settings = deps.settings;
-  for (unsigned i = 0; i < settings.threads; ++i)
+  for (unsigned i = 0; i < settings.threads; ++i) {
     impl_->workers.push_back(std::make_unique<worker>(impl_->shared, i));
+    impl_->shared.loops.push_back(&impl_->workers.back()->metrics);
+  }
+  impl_->shared.start_time_seconds =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   auto& first = *impl_->workers.front();
 
   boost::system::error_code ec;
@@ -192,7 +204,7 @@ void server::stop() {
         w.acceptor->close(ignored);
       if (w.admin_acceptor)
         w.admin_acceptor->close(ignored);
-      drain_connections(w);
+      drain_sessions(w);
     });
   }
   // Wait for the connections in flight, then make every loop return.

@@ -2,8 +2,11 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/snapshot.h>
 #include <rocksdb/write_batch.h>
 
+#include <cstdio>
+#include <initializer_list>
 #include <stdexcept>
 
 namespace tokengate::store {
@@ -28,6 +31,15 @@ std::string_view as_view(const digest& d) {
 }
 
 rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
+
+// The first failure among the statuses of writes staged in a batch (they fail only on keys or
+// values too large for RocksDB), or ok.
+rocksdb::Status first_failure(std::initializer_list<rocksdb::Status> statuses) {
+  for (const auto& s : statuses)
+    if (!s.ok())
+      return s;
+  return rocksdb::Status::OK();
+}
 
 errc to_error(const rocksdb::Status& s) {
   if (s.IsCorruption())
@@ -95,10 +107,14 @@ std::unique_ptr<rocksdb_store> rocksdb_store::open(const std::filesystem::path& 
 rocksdb_store::rocksdb_store(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
 
 rocksdb_store::~rocksdb_store() {
-  if (db_) {
-    (void)db_->SyncWAL();
-    (void)db_->Close();
-  }
+  if (!db_)
+    return;
+  // No caller is left to hand a failure to (flush() is the checked way): say it on stderr.
+  const auto synced_wal = db_->SyncWAL();
+  const auto closed = db_->Close();
+  for (const auto* s : {&synced_wal, &closed})
+    if (!s->ok())
+      std::fprintf(stderr, "tokengate: closing the token store: %s\n", s->ToString().c_str());
 }
 
 result<std::optional<token_record>> rocksdb_store::get(std::string_view id) const {
@@ -143,21 +159,26 @@ result<void> rocksdb_store::stage(const token_record& record, rocksdb::WriteBatc
       return old.error();
     replaced = old->value_digest;
   }
-  stage_known(record, replaced, batch);
-  return {};
+  return stage_known(record, replaced, batch);
 }
 
 // As stage, when the caller knows which digest the record replaces: no read.
-void rocksdb_store::stage_known(const token_record& record, const std::optional<digest>& replaced,
-                                rocksdb::WriteBatch& batch) {
+result<void> rocksdb_store::stage_known(const token_record& record,
+                                        const std::optional<digest>& replaced,
+                                        rocksdb::WriteBatch& batch) {
   if (replaced && *replaced != record.value_digest)
-    batch.Delete(slice(key(digest_prefix, as_view(*replaced))));
+    if (auto s = batch.Delete(slice(key(digest_prefix, as_view(*replaced)))); !s.ok())
+      return to_error(s);
   std::string value;
   value.reserve(record.value_digest.size() + record.payload.size());
   value.append(as_view(record.value_digest));
   value.append(record.payload);
-  batch.Put(slice(key(record_prefix, record.id)), slice(value));
-  batch.Put(slice(key(digest_prefix, as_view(record.value_digest))), slice(record.id));
+  auto s = first_failure(
+      {batch.Put(slice(key(record_prefix, record.id)), slice(value)),
+       batch.Put(slice(key(digest_prefix, as_view(record.value_digest))), slice(record.id))});
+  if (!s.ok())
+    return to_error(s);
+  return {};
 }
 
 result<void> rocksdb_store::put(const token_record& record, std::string_view marker) {
@@ -166,7 +187,8 @@ result<void> rocksdb_store::put(const token_record& record, std::string_view mar
   if (auto staged = stage(record, batch); !staged)
     return staged;
   if (!marker.empty())
-    batch.Put(slice(key(marker_prefix, marker)), rocksdb::Slice());
+    if (auto s = batch.Put(slice(key(marker_prefix, marker)), rocksdb::Slice()); !s.ok())
+      return to_error(s);
   if (auto s = db_->Write(synced(), &batch); !s.ok())
     return to_error(s);
   return {};
@@ -196,10 +218,11 @@ result<bool> rocksdb_store::erase(std::string_view id) {
   if (!old)
     return {boost::system::in_place_error, old.error()};
   rocksdb::WriteBatch batch;
-  batch.Delete(slice(record_key));
-  batch.Delete(slice(key(digest_prefix, as_view(old->value_digest))));
-  batch.Delete(slice(key(usage_prefix, id)));
-  s = db_->Write(synced(), &batch);
+  s = first_failure({batch.Delete(slice(record_key)),
+                     batch.Delete(slice(key(digest_prefix, as_view(old->value_digest)))),
+                     batch.Delete(slice(key(usage_prefix, id)))});
+  if (s.ok())
+    s = db_->Write(synced(), &batch);
   if (!s.ok())
     return to_error(s);
   return true;
@@ -208,9 +231,10 @@ result<bool> rocksdb_store::erase(std::string_view id) {
 result<std::vector<token_record>> rocksdb_store::scan(std::string_view after_id,
                                                       std::size_t limit) const {
   // Records and usage notes are both ordered by id: walk them side by side on one snapshot.
+  // Declared before the iterators, so released after them.
+  rocksdb::ManagedSnapshot snapshot(db_.get());
   rocksdb::ReadOptions read;
-  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
-  read.snapshot = snapshot;
+  read.snapshot = snapshot.snapshot();
   std::unique_ptr<rocksdb::Iterator> records(db_->NewIterator(read));
   std::unique_ptr<rocksdb::Iterator> usages(db_->NewIterator(read));
 
@@ -244,9 +268,6 @@ result<std::vector<token_record>> rocksdb_store::scan(std::string_view after_id,
     failure = to_error(records->status());
   if (!failure && !usages->status().ok())
     failure = to_error(usages->status());
-  records.reset();
-  usages.reset();
-  db_->ReleaseSnapshot(snapshot);
   if (failure)
     return failure;
   return page;
@@ -262,7 +283,8 @@ result<void> rocksdb_store::write_last_used(std::span<const usage> notes) {
       continue;
     if (!s.ok())
       return to_error(s);
-    batch.Put(slice(key(usage_prefix, note.id)), slice(encode_usage(note.at)));
+    if (s = batch.Put(slice(key(usage_prefix, note.id)), slice(encode_usage(note.at))); !s.ok())
+      return to_error(s);
   }
   if (batch.Count() == 0)
     return {};
@@ -298,12 +320,13 @@ result<void> rocksdb_store::apply(const replica_batch& changes) {
   const bool known = changes.replaced.size() == changes.puts.size();
   for (std::size_t i = 0; i < changes.puts.size(); ++i) {
     const auto& r = changes.puts[i];
-    if (known)
-      stage_known(r, changes.replaced[i], batch);
-    else if (auto staged = stage(r, batch); !staged)
+    auto staged = known ? stage_known(r, changes.replaced[i], batch) : stage(r, batch);
+    if (!staged)
       return staged;
     if (r.last_used)
-      batch.Put(slice(key(usage_prefix, r.id)), slice(encode_usage(*r.last_used)));
+      if (auto s = batch.Put(slice(key(usage_prefix, r.id)), slice(encode_usage(*r.last_used)));
+          !s.ok())
+        return to_error(s);
   }
   for (const auto& id : changes.erases) {
     std::string previous;
@@ -315,12 +338,15 @@ result<void> rocksdb_store::apply(const replica_batch& changes) {
     auto old = decode_record(id, previous);
     if (!old)
       return old.error();
-    batch.Delete(slice(key(record_prefix, id)));
-    batch.Delete(slice(key(digest_prefix, as_view(old->value_digest))));
-    batch.Delete(slice(key(usage_prefix, id)));
+    s = first_failure({batch.Delete(slice(key(record_prefix, id))),
+                       batch.Delete(slice(key(digest_prefix, as_view(old->value_digest)))),
+                       batch.Delete(slice(key(usage_prefix, id)))});
+    if (!s.ok())
+      return to_error(s);
   }
   for (const auto& [name, value] : changes.meta)
-    batch.Put(slice(key(meta_prefix, name)), slice(value));
+    if (auto s = batch.Put(slice(key(meta_prefix, name)), slice(value)); !s.ok())
+      return to_error(s);
   if (auto s = db_->Write(rocksdb::WriteOptions(), &batch); !s.ok())
     return to_error(s);
   return {};

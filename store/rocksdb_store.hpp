@@ -63,8 +63,9 @@ public:
 private:
   explicit rocksdb_store(std::unique_ptr<rocksdb::DB> db);
   [[nodiscard]] result<void> stage(const token_record& record, rocksdb::WriteBatch& batch);
-  static void stage_known(const token_record& record, const std::optional<digest>& replaced,
-                          rocksdb::WriteBatch& batch);
+  [[nodiscard]] static result<void> stage_known(const token_record& record,
+                                                const std::optional<digest>& replaced,
+                                                rocksdb::WriteBatch& batch);
 
   std::unique_ptr<rocksdb::DB> db_;
   // Writers read the previous record (to drop its digest index) before writing: one at a time.

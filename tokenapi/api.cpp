@@ -17,6 +17,24 @@ constexpr std::size_t max_limit = 1000;
 
 enum class operation { list, create, get, update, erase, rotate };
 
+std::string_view name_of(operation op) {
+  switch (op) {
+  case operation::list:
+    return "list";
+  case operation::create:
+    return "create";
+  case operation::get:
+    return "get";
+  case operation::update:
+    return "update";
+  case operation::erase:
+    return "delete";
+  case operation::rotate:
+    return "rotate";
+  }
+  return "unknown";
+}
+
 struct route {
   operation op;
   std::string_view id; ///< as written: a token id or "self"
@@ -87,15 +105,17 @@ api_result<route> resolve(std::string_view method, std::string_view path, std::s
   if (!parts)
     return not_found("no such API route");
   auto [id, tail] = *parts;
+  // HEAD is GET without the body (RFC 9110 section 9.3.2); the server leaves the body out.
+  const bool get = method == "GET" || method == "HEAD";
   if (id.empty()) {
-    allow = "GET, POST";
-    if (method == "GET")
+    allow = "GET, HEAD, POST";
+    if (get)
       return route{operation::list, {}};
     if (method == "POST")
       return route{operation::create, {}};
   } else if (tail.empty()) {
-    allow = "GET, POST, DELETE";
-    if (method == "GET")
+    allow = "GET, HEAD, POST, DELETE";
+    if (get)
       return route{operation::get, id};
     if (method == "POST")
       return route{operation::update, id};
@@ -136,16 +156,23 @@ api_result<void> check_permission(const route& r, const auth_entry& caller) {
   return forbidden("API key lacks the permission OrganizationAPITokenRead");
 }
 
-std::optional<std::string_view> query_param(std::string_view query, std::string_view name) {
+// The value of the query parameter `name` (nullopt when absent); a parameter given twice is a
+// 400, since servers disagree on which one counts.
+api_result<std::optional<std::string_view>> query_param(std::string_view query,
+                                                        std::string_view name) {
+  std::optional<std::string_view> found;
   while (!query.empty()) {
     const auto amp = query.find('&');
     auto pair = query.substr(0, amp);
     query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
     const auto eq = pair.find('=');
-    if (pair.substr(0, eq) == name)
-      return eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+    if (pair.substr(0, eq) != name)
+      continue;
+    if (found)
+      return bad_request("query parameter \"" + std::string(name) + "\" is given more than once");
+    found = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
   }
-  return std::nullopt;
+  return found;
 }
 
 api_response answer(unsigned status, const json::object& body) {
@@ -174,11 +201,13 @@ admission admit(const authorizer& auth, timestamp now, const api_request& reques
   auto who = auth.decide(request.api_key, request.client, permission_set{}, now);
   if (!who.allowed()) {
     a.refusal = answer({who.status(), who.message(request.client)});
+    a.refusal->operation = name_of(r->op);
     return a;
   }
   if (auto permitted = check_permission(*r, *who.token); !permitted) {
     a.refusal = answer(permitted.error());
     a.refusal->caller_id = who.token->id;
+    a.refusal->operation = name_of(r->op);
     return a;
   }
   a.r = *r;
@@ -194,13 +223,19 @@ api_response perform(token_service& service, timestamp now, const route& r,
   switch (r.op) {
   case operation::list: {
     std::size_t limit = default_limit;
-    if (auto text = query_param(request.query, "limit")) {
+    const auto limit_param = query_param(request.query, "limit");
+    const auto cursor_param = query_param(request.query, "cursor");
+    if (!limit_param)
+      return answer(limit_param.error());
+    if (!cursor_param)
+      return answer(cursor_param.error());
+    if (const auto& text = *limit_param) {
       auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), limit);
       if (ec != std::errc() || end != text->data() + text->size() || limit < 1 || limit > max_limit)
         return answer(bad_request("\"limit\" must be an integer from 1 to 1000"));
     }
     std::string after;
-    if (auto cursor = query_param(request.query, "cursor"); cursor && !cursor->empty()) {
+    if (const auto& cursor = *cursor_param; cursor && !cursor->empty()) {
       auto decoded = decode_cursor(*cursor);
       if (!decoded)
         return answer(bad_request("invalid \"cursor\": pass the \"next\" of the previous page"));
@@ -276,6 +311,7 @@ api_response api_handler::handle(const api_request& request) {
     return std::move(*a.refusal);
   auto response = perform(service_, now, a.r, *a.caller, request);
   response.caller_id = a.caller->id;
+  response.operation = name_of(a.r.op);
   return response;
 }
 

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -33,6 +34,12 @@ void clear_host_bits(std::array<std::uint8_t, 16>& bytes, unsigned prefix, unsig
 std::optional<ip_address> ip_address::parse(std::string_view text) noexcept {
   char buffer[INET6_ADDRSTRLEN];
   if (text.empty() || text.size() >= sizeof buffer)
+    return std::nullopt;
+  // inet_pton reads a C string: a NUL (or anything else) after a valid prefix must not be cut
+  // off unseen.
+  if (!std::all_of(text.begin(), text.end(), [](char c) {
+        return std::isxdigit(static_cast<unsigned char>(c)) || c == '.' || c == ':';
+      }))
     return std::nullopt;
   std::memcpy(buffer, text.data(), text.size());
   buffer[text.size()] = '\0';
@@ -102,15 +109,10 @@ std::optional<cidr_block> cidr_block::parse(std::string_view text) noexcept {
 
   cidr_block block;
   if (parsed_as_mapped) {
-    // ::ffff:a.b.c.d/n is an IPv4 block when it lies inside the mapped range.
-    if (prefix < 96) {
-      auto bytes = address->as_v6_bytes();
-      clear_host_bits(bytes, prefix, 128);
-      block.network_.bytes_ = bytes;
-      block.network_.v4_ = false;
-      block.prefix_ = prefix;
-      return block;
-    }
+    // ::ffff:a.b.c.d/n is the IPv4 block a.b.c.d/(n-96). With a shorter prefix it would be an
+    // IPv6 block far larger than the IPv4 block it spells (::ffff:10.0.0.0/8 is ::/8): refused.
+    if (prefix < 96)
+      return std::nullopt;
     prefix -= 96;
   }
   block.network_ = *address;
@@ -120,12 +122,7 @@ std::optional<cidr_block> cidr_block::parse(std::string_view text) noexcept {
 }
 
 bool cidr_block::contains(const ip_address& a) const noexcept {
-  if (network_.v4_)
-    return a.v4_ && same_prefix(network_.bytes_.data(), a.bytes_.data(), prefix_);
-  if (!a.v4_)
-    return same_prefix(network_.bytes_.data(), a.bytes_.data(), prefix_);
-  const auto mapped = a.as_v6_bytes();
-  return same_prefix(network_.bytes_.data(), mapped.data(), prefix_);
+  return a.v4_ == network_.v4_ && same_prefix(network_.bytes_.data(), a.bytes_.data(), prefix_);
 }
 
 std::string cidr_block::to_string() const {

@@ -37,10 +37,13 @@ private:
 class cidr_block {
 public:
   /// Parses "address[/prefix]". Host bits below the prefix are cleared (10.1.2.3/8 is
-  /// 10.0.0.0/8). nullopt for anything else.
+  /// 10.0.0.0/8). An IPv4-mapped address takes a prefix of 96 to 128 and makes the IPv4 block
+  /// it spells (::ffff:10.0.0.0/104 is 10.0.0.0/8). nullopt for anything else.
   [[nodiscard]] static std::optional<cidr_block> parse(std::string_view text) noexcept;
 
-  /// Whether `a` lies in this block. An IPv6 block holds the IPv4 addresses of its mapped part.
+  /// Whether `a` lies in this block. IPv4 addresses (also those a dual-stack socket shows as
+  /// ::ffff:a.b.c.d) lie in IPv4 blocks only, IPv6 addresses in IPv6 blocks only: ::/0 is
+  /// every IPv6 address, not every address.
   [[nodiscard]] bool contains(const ip_address& a) const noexcept;
   [[nodiscard]] unsigned prefix_length() const noexcept { return prefix_; }
   [[nodiscard]] const ip_address& network() const noexcept { return network_; }

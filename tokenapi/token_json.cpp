@@ -1,5 +1,7 @@
 #include "tokenapi/token_json.hpp"
 
+#include "tokenapi/json_parse.hpp"
+
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -28,8 +30,31 @@ std::string quoted(std::string_view s) {
   return out;
 }
 
+// C0, DEL and C1 (U+0080 to U+009F, in UTF-8 0xC2 0x80 to 0xC2 0x9F): a name is sent upstream
+// in a header, and C1 controls are read as line ends or escapes by some terminals and parsers.
+bool has_control_character(std::string_view s) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f)
+      return true;
+    if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+        static_cast<unsigned char>(s[i + 1]) <= 0x9f)
+      return true;
+  }
+  return false;
+}
+
 std::string_view kind_name(actor::kind k) {
   return k == actor::kind::api_token ? "api-token" : "system";
+}
+
+// Why an IPv4-mapped block was refused, when that is the reason.
+std::string cidr_hint(std::string_view text) {
+  if (text.find("::ffff:") == std::string_view::npos &&
+      text.find("::FFFF:") == std::string_view::npos)
+    return {};
+  return " (an IPv4-mapped block needs a prefix of 96 to 128: ::ffff:10.0.0.0/104 is "
+         "10.0.0.0/8)";
 }
 
 json::object actor_json(const actor& a) { return {{"id", a.id}, {"type", kind_name(a.type)}}; }
@@ -55,8 +80,7 @@ api_result<std::string> parse_name(const json::value& v) {
     return bad_request("\"name\" must not be empty");
   if (name.size() > max_name_bytes)
     return bad_request("\"name\" is longer than 256 bytes");
-  if (std::any_of(name.begin(), name.end(),
-                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+  if (has_control_character(name))
     return bad_request("\"name\" must not contain control characters");
   return std::string(name);
 }
@@ -78,8 +102,6 @@ api_result<permission_set> parse_permissions(const json::value& v) {
 
 api_result<std::vector<cidr_block>> parse_cidrs(const json::value& v) {
   std::vector<cidr_block> blocks;
-  if (v.is_null())
-    return blocks;
   if (!v.is_array())
     return bad_request("\"allowedCIDRBlocks\" must be an array of strings");
   if (v.get_array().size() > max_cidr_blocks)
@@ -90,7 +112,7 @@ api_result<std::vector<cidr_block>> parse_cidrs(const json::value& v) {
     auto block = cidr_block::parse(item.get_string());
     if (!block)
       return bad_request("invalid CIDR block " + quoted(item.get_string()) +
-                         " in \"allowedCIDRBlocks\"");
+                         " in \"allowedCIDRBlocks\"" + cidr_hint(item.get_string()));
     if (std::find(blocks.begin(), blocks.end(), *block) == blocks.end())
       blocks.push_back(*block);
   }
@@ -171,10 +193,10 @@ json::object to_api_json(const token& t, std::string_view value) {
 }
 
 api_result<token_spec> parse_token_spec(std::string_view body, timestamp now) {
-  boost::system::error_code ec;
-  json::value doc = json::parse(body, ec);
-  if (ec)
-    return bad_request("request body is not valid JSON: " + ec.message());
+  auto parsed = parse_json(body, "request body");
+  if (!parsed)
+    return parsed.error();
+  const json::value& doc = *parsed;
   if (!doc.is_object())
     return bad_request("request body must be a JSON object");
 

@@ -1,4 +1,4 @@
-// The token API over HTTP, against the real server on loopback (PRODUCT.md section 2).
+// The token API over HTTP, against the real server on loopback (README "The token API").
 #include "tests/support/http_client.hpp"
 #include "tests/support/sidecar.hpp"
 #include "tests/support/test_upstream.hpp"
@@ -186,10 +186,10 @@ TEST_CASE_METHOD(api_fixture, "unknown ids are 404, wrong methods 405, big bodie
 
   auto put = admin("PUT", "/api-tokens");
   check_error(put, 405);
-  CHECK(put.header("Allow") == "GET, POST");
+  CHECK(put.header("Allow") == "GET, HEAD, POST");
   auto patch = admin("PATCH", "/api-tokens/self");
   check_error(patch, 405);
-  CHECK(patch.header("Allow") == "GET, POST, DELETE");
+  CHECK(patch.header("Allow") == "GET, HEAD, POST, DELETE");
   auto get_rotate = admin("GET", "/api-tokens/self/rotate");
   check_error(get_rotate, 405);
   CHECK(get_rotate.header("Allow") == "POST");

@@ -3,6 +3,8 @@
 // read back here with a small parser of the test's own, not the proxy's.
 #include "proxy/rewrite.hpp"
 
+#include "proxy/answer.hpp"
+
 #include "tokenapi/authorizer.hpp"
 #include "tokenapi/token.hpp"
 
@@ -105,22 +107,26 @@ struct forwarding {
   std::shared_ptr<tokenapi::auth_entry> token = sample_token();
 
   explicit forwarding(std::string request) : text(std::move(request)) {
-    REQUIRE(http1::parse_request(text, head) == http1::head_error::none);
-    REQUIRE(normalize_target(head.target, target) == path_error::none);
-    REQUIRE(http1::request_framing(head, body) == http1::framing_error::none);
+    REQUIRE(http1::parse_request(text, head).has_value());
+    REQUIRE(normalize_target(head.target, target).has_value());
+    const auto framing = http1::request_framing(head);
+    REQUIRE(framing.has_value());
+    body = *framing;
   }
 
   wire_head upstream_sees() const {
     std::string out = "stale bytes";
+    const auto peer_text = peer.to_string();
     build_upstream_request(
-        out, head, {target, body, token.get(), peer.to_string(), peer_trusted, "127.0.0.1:8081"});
+        out, head,
+        {target, body, token.get(), peer_text, peer_trusted, peer_text, "127.0.0.1:8081"});
     return read_head(out);
   }
 };
 
 wire_head client_sees(const std::string& upstream_response, client_framing framing, bool close) {
   http1::head h;
-  REQUIRE(http1::parse_response(upstream_response, h) == http1::head_error::none);
+  REQUIRE(http1::parse_response(upstream_response, h).has_value());
   std::string out = "stale bytes";
   build_client_response(out, h, framing, close);
   return read_head(out);
@@ -218,19 +224,26 @@ TEST_CASE("Expect is answered by tokengate, not forwarded", "[rewrite]") {
   CHECK(up.one("Content-Length") == "1048576");
 }
 
-TEST_CASE("X-Forwarded-For gets the peer appended to the list sent", "[rewrite]") {
+TEST_CASE("X-Forwarded-For is the trusted proxy's list with the peer appended", "[rewrite]") {
   SECTION("no list") {
     forwarding f("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     CHECK(f.upstream_sees().one("X-Forwarded-For") == "203.0.113.7");
   }
-  SECTION("one field") {
+  SECTION("an untrusted client's list is replaced by its address") {
     forwarding f(
         "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 198.51.100.1, 198.51.100.2\r\n\r\n");
+    CHECK(f.upstream_sees().one("X-Forwarded-For") == "203.0.113.7");
+  }
+  SECTION("a trusted proxy's list is kept") {
+    forwarding f(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 198.51.100.1, 198.51.100.2\r\n\r\n");
+    f.peer_trusted = true;
     CHECK(f.upstream_sees().one("X-Forwarded-For") == "198.51.100.1, 198.51.100.2, 203.0.113.7");
   }
   SECTION("several fields form one list") {
     forwarding f("GET / HTTP/1.1\r\nHost: x\r\nx-forwarded-for: a\r\nAccept: */*\r\n"
                  "X-Forwarded-For: b\r\n\r\n");
+    f.peer_trusted = true;
     CHECK(f.upstream_sees().one("X-Forwarded-For") == "a, b, 203.0.113.7");
   }
   SECTION("an IPv6 peer") {
@@ -238,6 +251,38 @@ TEST_CASE("X-Forwarded-For gets the peer appended to the list sent", "[rewrite]"
     f.peer = *tokenapi::ip_address::parse("2001:DB8::1");
     CHECK(f.upstream_sees().one("X-Forwarded-For") == "2001:db8::1");
   }
+}
+
+TEST_CASE("no spelling of a protected field reaches the upstream", "[rewrite][spelling]") {
+  // Every name a CGI/WSGI/PHP/Rack backend reads as the same variable as ours.
+  forwarding f("GET / HTTP/1.1\r\nHost: x\r\n"
+               "X_API_Key: tg_secret\r\nx-api_KEY: tg_secret\r\nX.Api.Key: tg_secret\r\n"
+               "X_Token_Id: forged\r\nx_token_permissions: UserModify\r\n"
+               "X-Token_Name: forged\r\nX-TOKEN-ROLE: forged\r\n"
+               "Forwarded: for=10.0.0.1\r\nX-Real-IP: 10.0.0.1\r\nX_Real_IP: 10.0.0.1\r\n"
+               "True-Client-IP: 10.0.0.1\r\nX-Client-IP: 10.0.0.1\r\n"
+               "X-Forwarded.For: 10.0.0.1\r\nX-Forwarded-Port: 1\r\n"
+               "X-Original-URL: /admin\r\nX-Rewrite-URL: /admin\r\n"
+               "X-HTTP-Method-Override: DELETE\r\nX-Method-Override: DELETE\r\n"
+               "Transfer.Encoding: chunked\r\nContent~Length: 5\r\n"
+               "My_Header: dropped\r\nX-Custom: kept\r\n\r\n");
+  const auto up = f.upstream_sees();
+  for (const auto& [name, value] : up.fields) {
+    INFO(name << ": " << value);
+    CHECK(name.find('_') == std::string::npos);
+    CHECK(value != "tg_secret");
+    CHECK(value != "forged");
+    CHECK(value != "UserModify");
+    CHECK(value != "/admin");
+    CHECK(value != "DELETE");
+    CHECK(value.find("10.0.0.1") == std::string::npos);
+  }
+  CHECK(up.count("Forwarded") == 0);
+  CHECK(up.count("Transfer.Encoding") == 0);
+  CHECK(up.count("Content~Length") == 0);
+  CHECK(up.one("X-Real-IP") == "203.0.113.7");
+  CHECK(up.one("X-Token-Id") == "6f1c2a34-0000-4000-8000-000000000001");
+  CHECK(up.one("X-Custom") == "kept");
 }
 
 TEST_CASE("X-Forwarded-Proto and -Host are believed only from a trusted peer", "[rewrite]") {
@@ -320,16 +365,18 @@ TEST_CASE("a full request as the upstream sees it", "[rewrite]") {
                "X-Forwarded-For: 198.51.100.1\r\n"
                "\r\n");
   std::string out;
-  build_upstream_request(
-      out, f.head, {f.target, f.body, f.token.get(), f.peer.to_string(), false, "127.0.0.1:8081"});
+  const auto peer = f.peer.to_string();
+  build_upstream_request(out, f.head,
+                         {f.target, f.body, f.token.get(), peer, false, peer, "127.0.0.1:8081"});
   CHECK(out == "POST /alerts?x=1 HTTP/1.1\r\n"
                "Host: api.example\r\n"
                "User-Agent: curl/8\r\n"
                "Content-Type: application/json\r\n"
                "Content-Length: 2\r\n"
-               "X-Forwarded-For: 198.51.100.1, 203.0.113.7\r\n"
+               "X-Forwarded-For: 203.0.113.7\r\n"
                "X-Forwarded-Proto: http\r\n"
                "X-Forwarded-Host: api.example\r\n"
+               "X-Real-IP: 203.0.113.7\r\n"
                "X-Token-Id: 6f1c2a34-0000-4000-8000-000000000001\r\n"
                "X-Token-Name: ci deploy\r\n"
                "X-Token-Permissions: AlertModify,AlertRead\r\n"

@@ -132,13 +132,37 @@ TEST_CASE("a block written in IPv4-mapped IPv6 form is the IPv4 block", "[cidr]"
   CHECK_FALSE(in("::ffff:0.0.0.0/96", "::1"));
 }
 
-TEST_CASE("an IPv6 block holds the IPv4 addresses of its mapped part", "[cidr]") {
-  CHECK(in("::/0", "1.2.3.4"));
+TEST_CASE("an IPv6 block never holds an IPv4 address", "[cidr][spelling]") {
+  CHECK_FALSE(in("::/0", "1.2.3.4"));
+  CHECK_FALSE(in("::/0", "::ffff:1.2.3.4"));
   CHECK(in("::/0", "::1"));
   CHECK(in("::/0", "2001:db8::1"));
-  CHECK(in("::/80", "1.2.3.4")); // ::ffff:1.2.3.4 starts with 80 zero bits
+  CHECK_FALSE(in("::/80", "1.2.3.4")); // ::ffff:1.2.3.4 starts with 80 zero bits
+  CHECK_FALSE(in("::/8", "10.1.2.3"));
   CHECK_FALSE(in("2001:db8::/32", "1.2.3.4"));
   CHECK_FALSE(in("::1", "0.0.0.1"));
+}
+
+TEST_CASE("a mapped block shorter than /96 is refused: it would admit more than it spells",
+          "[cidr][spelling]") {
+  for (const char* text : {"::ffff:10.0.0.0/8", "::ffff:10.0.0.0/95", "::ffff:0.0.0.0/0",
+                           "::FFFF:10.0.0.0/80", "::ffff:a00:0/8"}) {
+    INFO(text);
+    CHECK_FALSE(cidr_block::parse(text).has_value());
+  }
+  CHECK(cidr("::ffff:a00:0/104").to_string() == "10.0.0.0/8");
+  CHECK(cidr("::ffff:10.0.0.0/96").to_string() == "0.0.0.0/0");
+}
+
+TEST_CASE("a NUL or any other stray character is never cut off", "[cidr][spelling]") {
+  using namespace std::string_literals;
+  for (const auto& text : {"1.2.3.4\0junk/8"s, "1.2.3.4\0"s, "10.0.0.0/8\0"s, "::1\0/128"s,
+                           "1.2.3.4x/8"s, "1.2.3.4/8x"s, "010.0.0.1"s, "1.2.3"s, "0x7f.0.0.1"s}) {
+    INFO(text);
+    CHECK_FALSE(cidr_block::parse(text).has_value());
+    if (text.find('/') == std::string::npos)
+      CHECK_FALSE(ip_address::parse(text).has_value());
+  }
 }
 
 TEST_CASE("an IPv4 block never holds a non-mapped IPv6 address", "[cidr]") {

@@ -105,3 +105,13 @@ TEST_CASE("text that is not an RFC 3339 date-time is refused", "[rfc3339]") {
     CHECK_FALSE(parse_rfc3339(text).has_value());
   }
 }
+
+TEST_CASE("times whose UTC form leaves years 0000 to 9999 are refused", "[rfc3339][fuzz]") {
+  // Found by tests/fuzz/rfc3339.cpp: the answer would hold a five-digit year.
+  CHECK_FALSE(parse_rfc3339("9999-12-31T23:59:59-23:59").has_value());
+  CHECK_FALSE(parse_rfc3339("9999-12-31T23:59:59-00:01").has_value());
+  CHECK_FALSE(parse_rfc3339("0000-01-01T00:00:00+00:01").has_value());
+  CHECK(parse_rfc3339("9999-12-31T23:59:59Z").has_value());
+  CHECK(parse_rfc3339("9999-12-31T23:59:59+01:00").has_value());
+  CHECK(format_rfc3339(*parse_rfc3339("0000-01-01T00:00:00Z")) == "0000-01-01T00:00:00Z");
+}

@@ -100,7 +100,6 @@ TEST_CASE("a valid body becomes a token spec", "[json]") {
   CHECK(minimal.permissions.empty());
   CHECK(minimal.allowed_cidr_blocks.empty());
 
-  CHECK(accepted(body_with(R"("allowedCIDRBlocks":null)")).allowed_cidr_blocks.empty());
   CHECK(accepted(body_with(R"("allowedCIDRBlocks":[])")).allowed_cidr_blocks.empty());
   CHECK(accepted(R"({"name":")" + std::string(256, 'n') + R"(","permissions":[]})").name.size() ==
         256);
@@ -185,7 +184,9 @@ TEST_CASE("permissions is a required array of known permission names", "[json]")
 }
 
 TEST_CASE("allowedCIDRBlocks is an array of valid blocks", "[json]") {
-  for (auto bad : {R"("10.0.0.0/8")", "{}", "7", "true"}) {
+  // null is a wrong type like any other (it used to mean [], which made it a way to drop the
+  // blocks that a client library would not notice).
+  for (auto bad : {R"("10.0.0.0/8")", "{}", "7", "true", "null"}) {
     INFO(bad);
     CHECK(refusal(body_with(std::string(R"("allowedCIDRBlocks":)") + bad)) ==
           "\"allowedCIDRBlocks\" must be an array of strings");
@@ -198,6 +199,45 @@ TEST_CASE("allowedCIDRBlocks is an array of valid blocks", "[json]") {
         "invalid CIDR block \"fe80::1%eth0\" in \"allowedCIDRBlocks\"");
   CHECK(refusal(body_with(R"("allowedCIDRBlocks":[""])")) ==
         "invalid CIDR block \"\" in \"allowedCIDRBlocks\"");
+}
+
+TEST_CASE("allowedCIDRBlocks never admits more than it spells", "[json][spelling]") {
+  using namespace std::string_literals;
+  CHECK(refusal(body_with(R"("allowedCIDRBlocks":["1.2.3.4\u0000junk/8"])")) ==
+        "invalid CIDR block \"1.2.3.4\0junk/8\" in \"allowedCIDRBlocks\""s);
+  CHECK_THAT(refusal(body_with(R"("allowedCIDRBlocks":["::ffff:10.0.0.0/8"])")),
+             Catch::StartsWith("invalid CIDR block \"::ffff:10.0.0.0/8\"") &&
+                 Catch::Contains("::ffff:10.0.0.0/104 is 10.0.0.0/8"));
+  auto mapped = accepted(body_with(R"("allowedCIDRBlocks":["::ffff:10.0.0.0/104"])"));
+  REQUIRE(mapped.allowed_cidr_blocks.size() == 1);
+  CHECK(mapped.allowed_cidr_blocks[0].to_string() == "10.0.0.0/8");
+}
+
+TEST_CASE("a key given twice is refused by name, at any depth", "[json][spelling]") {
+  CHECK(refusal(R"({"allowedCIDRBlocks":["10.0.0.0/8"],"name":"ci","permissions":[],)"
+                R"("allowedCIDRBlocks":[]})") ==
+        "request body has a duplicate key \"allowedCIDRBlocks\"");
+  CHECK(refusal(R"({"name":"a","name":"b","permissions":[]})") ==
+        "request body has a duplicate key \"name\"");
+  // Escapes spell the same key: "n\u0061me" is "name".
+  CHECK(refusal(R"({"name":"a","n\u0061me":"b","permissions":[]})") ==
+        "request body has a duplicate key \"name\"");
+  CHECK(refusal(R"({"":1,"":2})") == "request body has a duplicate key \"\"");
+  CHECK(refusal(R"({"name":"a","permissions":[],"x":{"k":1,"k":2}})") ==
+        "request body has a duplicate key \"k\"");
+  // Keys of different objects, and keys that differ in case, are different keys.
+  CHECK_THAT(refusal(R"({"name":"a","permissions":[],"Name":"b"})"),
+             Catch::StartsWith("unknown field \"Name\""));
+}
+
+TEST_CASE("names hold no C0, DEL or C1 control characters", "[json][spelling]") {
+  for (auto name : {R"(a\u0080b)", R"(a\u0085b)", R"(\u009f)", R"(a\u009bb)"}) {
+    INFO(name);
+    CHECK(refusal(R"({"permissions":[],"name":")" + std::string(name) + "\"}") ==
+          "\"name\" must not contain control characters");
+  }
+  CHECK(accepted(R"({"permissions":[],"name":"a\u00a0b\u00c2"})").name == "a\xc2\xa0"
+                                                                          "b\xc3\x82");
 }
 
 TEST_CASE("unknown fields are refused by name", "[json]") {
