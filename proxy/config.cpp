@@ -37,6 +37,9 @@ constexpr setting settings[] = {
     {"routes", "", kind::document},
     {"default_route", "", kind::document},
     {"limits", "", kind::document},
+    {"database_url", "--database-url", kind::text},
+    {"database_password_file", "--database-password-file", kind::text},
+    {"max_staleness_ms", "--max-staleness-ms", kind::integer},
 };
 
 constexpr std::string_view limit_names[] = {
@@ -299,6 +302,18 @@ void apply(config& c, std::string_view name, const sourced& v) {
     c.bootstrap_token_file = as_text(v, name);
   } else if (name == "audit_log_file") {
     c.audit_log_file = as_text(v, name);
+  } else if (name == "database_url") {
+    // The message never quotes the value: it may hold a password.
+    if (as_text(v, name).empty())
+      fail(name, v.source, "must not be empty");
+    c.database_url = as_text(v, name);
+  } else if (name == "database_password_file") {
+    if (as_text(v, name).empty())
+      fail(name, v.source, "must not be empty");
+    c.database_password_file = as_text(v, name);
+  } else if (name == "max_staleness_ms") {
+    constexpr std::int64_t day_ms = 24LL * 3600 * 1000;
+    c.max_staleness = std::chrono::milliseconds(as_integer(v.value, name, v.source, 2000, day_ms));
   } else if (name == "threads") {
     c.threads = static_cast<unsigned>(as_integer(v.value, name, v.source, 1, 256));
   } else if (name == "log_level") {
@@ -498,6 +513,9 @@ config load_config(const std::vector<std::string_view>& args, const env_lookup& 
     c.bootstrap_token_file = c.data_dir / "admin-token";
   for (const auto& [key, v] : limit_layers)
     apply_limit(c.limits, key, v.value, v.source);
+  if (c.database_url.empty() && (!c.database_password_file.empty() || c.max_staleness))
+    throw config_error("configuration error: database_password_file and max_staleness_ms need "
+                       "database_url");
   if (c.listen == c.admin_listen && c.listen.port != 0)
     throw config_error("configuration error: listen and admin_listen must differ");
   return c;
@@ -510,6 +528,10 @@ Usage:
   tokengate serve [--config FILE] [--listen HOST:PORT] [--admin-listen HOST:PORT]
                   [--upstream URL] [--data-dir DIR] [--bootstrap-token-file FILE]
                   [--audit-log-file FILE] [--threads N] [--log-level debug|info|warn|error]
+                  [--database-url URL] [--database-password-file FILE]
+                  [--max-staleness-ms N]
+  tokengate migrate --data-dir DIR --database-url URL [--database-password-file FILE]
+                        copy a standalone store's tokens into the fleet's database
   tokengate keygen      print a new API key value (for a bootstrap token file)
   tokengate --help
   tokengate --version

@@ -51,6 +51,12 @@ struct config {
   std::vector<route> routes;
   std::optional<route> default_route = route{"/", {}, false, {}};
   proxy::limits limits;
+  /// Fleet mode (README "Running a fleet"): a libpq connection string or URI; empty means
+  /// standalone. Never logged as is: it may hold a password.
+  std::string database_url;
+  std::filesystem::path database_password_file; ///< empty: libpq's own means
+  /// Fail closed (401 for every key) when cut off from the database longer than this.
+  std::optional<std::chrono::milliseconds> max_staleness;
 };
 
 /// A configuration mistake: one line that names the setting, where it came from, and what is

@@ -1,6 +1,7 @@
 // tokengate: parse the command line, wire the layers, run until SIGTERM.
 #include "proxy/audit_log.hpp"
 #include "proxy/config.hpp"
+#include "proxy/fleet.hpp"
 #include "proxy/log.hpp"
 #include "proxy/route_table.hpp"
 #include "proxy/server.hpp"
@@ -52,6 +53,11 @@ void audit_bootstrap(proxy::audit_log& audit, tokenapi::token_service::bootstrap
   audit.record(e);
 }
 
+std::optional<std::string> environment(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  return v ? std::optional<std::string>(v) : std::nullopt;
+}
+
 int serve(const std::vector<std::string_view>& args) {
   // Signals are taken by sigwait below, never by a worker thread.
   sigset_t stop_signals;
@@ -63,10 +69,7 @@ int serve(const std::vector<std::string_view>& args) {
 
   proxy::config config;
   try {
-    config = proxy::load_config(args, [](const std::string& name) -> std::optional<std::string> {
-      const char* v = std::getenv(name.c_str());
-      return v ? std::optional<std::string>(v) : std::nullopt;
-    });
+    config = proxy::load_config(args, environment);
   } catch (const proxy::config_error& e) {
     std::cerr << "tokengate: " << e.what() << '\n';
     return 2;
@@ -74,10 +77,23 @@ int serve(const std::vector<std::string_view>& args) {
 
   proxy::log_sink log(STDOUT_FILENO, config.level);
   try {
-    auto store = store::rocksdb_store::open(config.data_dir);
+    auto local = store::rocksdb_store::open(config.data_dir);
+    // Fleet mode: the database is the source of truth and `local` its replica.
+    std::unique_ptr<proxy::fleet> fleet;
+    if (!config.database_url.empty())
+      fleet = std::make_unique<proxy::fleet>(config, *local, log);
+    store::token_store& tokens = fleet ? fleet->store() : *local;
     tokenapi::authorizer auth;
     tokenapi::system_clock clock;
-    tokenapi::token_service service(*store, auth, clock);
+    tokenapi::token_service service(tokens, auth, clock);
+    // The follower feeds `service`: it stops before `service` goes, also when the start fails.
+    struct stop_following {
+      std::unique_ptr<proxy::fleet>& f;
+      ~stop_following() {
+        if (f)
+          f->stop();
+      }
+    } following{fleet};
     auto loaded = service.load();
     if (!loaded)
       throw std::runtime_error("cannot load tokens: " + loaded.error().message());
@@ -85,14 +101,21 @@ int serve(const std::vector<std::string_view>& args) {
       log.event(proxy::log_level::warn, "some stored tokens are unreadable and stay unusable",
                 [&](proxy::json_line& l) { l.add("count", std::uint64_t{loaded->unreadable}); });
     proxy::audit_log audit(log, config.audit_log_file);
-    const auto outcome = service.bootstrap(config.bootstrap_token_file);
-    log.event(proxy::log_level::info, describe(outcome),
-              [&](proxy::json_line& l) { l.add("file", config.bootstrap_token_file.string()); });
-    audit_bootstrap(audit, outcome);
+    const auto bootstrap = [&] {
+      const auto outcome = service.bootstrap(config.bootstrap_token_file);
+      log.event(proxy::log_level::info, describe(outcome),
+                [&](proxy::json_line& l) { l.add("file", config.bootstrap_token_file.string()); });
+      audit_bootstrap(audit, outcome);
+    };
+    if (fleet)
+      fleet->start(service, bootstrap, std::chrono::milliseconds(1000));
+    else
+      bootstrap();
 
     const proxy::route_table routes(config.routes, config.default_route);
     tokenapi::api_handler api(service, auth, clock, &audit);
-    proxy::server server({config, routes, auth, api, service, clock, log});
+    proxy::server server(
+        {config, routes, auth, api, service, clock, log, fleet ? &fleet->status() : nullptr});
     server.start();
     log.event(proxy::log_level::info, "listening", [&](proxy::json_line& l) {
       l.add("listen", proxy::endpoint{config.listen.host, server.port()}.to_string())
@@ -110,10 +133,13 @@ int serve(const std::vector<std::string_view>& args) {
       l.add("signal", signal == SIGTERM ? "SIGTERM" : "SIGINT");
     });
     server.stop();
-    if (auto flushed = store->flush(); !flushed)
+    if (fleet)
+      fleet->stop();
+    if (auto flushed = local->flush(); !flushed)
       log.event(proxy::log_level::warn, "could not flush the store",
                 [&](proxy::json_line& l) { l.add("error", flushed.error().message()); });
-    store.reset();
+    fleet.reset();
+    local.reset();
     log.event(proxy::log_level::info, "stopped");
     return 0;
   } catch (const std::exception& e) {
@@ -130,6 +156,8 @@ int main(int argc, char** argv) {
   const std::string_view command = argc > 1 ? argv[1] : "";
   if (command == "serve")
     return serve(args);
+  if (command == "migrate")
+    return proxy::run_migrate(args, environment);
   if (command == "--help" || command == "-h" || command == "help") {
     std::cout << proxy::usage();
     return 0;

@@ -3,6 +3,7 @@
 #include "proxy/config.hpp"
 #include "proxy/log.hpp"
 #include "proxy/route_table.hpp"
+#include "store/change_feed.hpp"
 #include "tokenapi/api.hpp"
 #include "tokenapi/authorizer.hpp"
 #include "tokenapi/clock.hpp"
@@ -22,6 +23,7 @@ struct server_dependencies {
   tokenapi::token_service& service;
   const tokenapi::clock& clock;
   log_sink& log;
+  const store::sync_status* sync = nullptr; ///< fleet mode: readiness and staleness
 };
 
 /// The sidecar's network side: the main listener (token API and proxy), the admin listener

@@ -14,6 +14,10 @@ public:
       return "token store entry is corrupt";
     case errc::busy:
       return "token store is unavailable";
+    case errc::unavailable:
+      return "token database is unreachable";
+    case errc::conflict:
+      return "a different token already holds this id";
     }
     return "unknown token store error";
   }

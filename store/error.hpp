@@ -12,6 +12,8 @@ enum class errc {
   io_error = 1, ///< the disk or the engine refused the operation
   corruption,   ///< a stored entry could not be decoded
   busy,         ///< the engine is shutting down or temporarily unavailable
+  unavailable,  ///< the database (PostgreSQL) cannot be reached
+  conflict,     ///< a different record already holds this id (migration)
 };
 
 [[nodiscard]] const boost::system::error_category& store_category() noexcept;

@@ -16,6 +16,7 @@ constexpr char record_prefix = 't';
 constexpr char digest_prefix = 'd';
 constexpr char usage_prefix = 'u';
 constexpr char marker_prefix = 'm';
+constexpr char meta_prefix = 's';
 
 std::string key(char prefix, std::string_view rest) {
   std::string k;
@@ -147,25 +148,33 @@ result<std::optional<token_record>> rocksdb_store::find(const digest& d) const {
 
 // Adds the writes of one record (and the removal of the digest it replaces) to `batch`.
 result<void> rocksdb_store::stage(const token_record& record, rocksdb::WriteBatch& batch) {
-  const auto record_key = key(record_prefix, record.id);
   std::string previous;
-  auto s = db_->Get(rocksdb::ReadOptions(), slice(record_key), &previous);
+  auto s = db_->Get(rocksdb::ReadOptions(), slice(key(record_prefix, record.id)), &previous);
   if (!s.ok() && !s.IsNotFound())
     return to_error(s);
+  std::optional<digest> replaced;
   if (s.ok()) {
     auto old = decode_record(record.id, previous);
     if (!old)
       return old.error();
-    if (old->value_digest != record.value_digest)
-      if (s = batch.Delete(slice(key(digest_prefix, as_view(old->value_digest)))); !s.ok())
-        return to_error(s);
+    replaced = old->value_digest;
   }
+  return stage_known(record, replaced, batch);
+}
+
+// As stage, when the caller knows which digest the record replaces: no read.
+result<void> rocksdb_store::stage_known(const token_record& record,
+                                        const std::optional<digest>& replaced,
+                                        rocksdb::WriteBatch& batch) {
+  if (replaced && *replaced != record.value_digest)
+    if (auto s = batch.Delete(slice(key(digest_prefix, as_view(*replaced)))); !s.ok())
+      return to_error(s);
   std::string value;
   value.reserve(record.value_digest.size() + record.payload.size());
   value.append(as_view(record.value_digest));
   value.append(record.payload);
-  s = first_failure(
-      {batch.Put(slice(record_key), slice(value)),
+  auto s = first_failure(
+      {batch.Put(slice(key(record_prefix, record.id)), slice(value)),
        batch.Put(slice(key(digest_prefix, as_view(record.value_digest))), slice(record.id))});
   if (!s.ok())
     return to_error(s);
@@ -293,6 +302,61 @@ result<bool> rocksdb_store::has_marker(std::string_view marker) const {
   if (!s.ok())
     return to_error(s);
   return true;
+}
+
+result<std::optional<std::string>> rocksdb_store::read_meta(std::string_view name) const {
+  std::string value;
+  auto s = db_->Get(rocksdb::ReadOptions(), slice(key(meta_prefix, name)), &value);
+  if (s.IsNotFound())
+    return std::optional<std::string>{};
+  if (!s.ok())
+    return to_error(s);
+  return std::optional<std::string>{std::move(value)};
+}
+
+result<void> rocksdb_store::apply(const replica_batch& changes) {
+  std::lock_guard lock(write_mutex_);
+  rocksdb::WriteBatch batch;
+  const bool known = changes.replaced.size() == changes.puts.size();
+  for (std::size_t i = 0; i < changes.puts.size(); ++i) {
+    const auto& r = changes.puts[i];
+    auto staged = known ? stage_known(r, changes.replaced[i], batch) : stage(r, batch);
+    if (!staged)
+      return staged;
+    if (r.last_used)
+      if (auto s = batch.Put(slice(key(usage_prefix, r.id)), slice(encode_usage(*r.last_used)));
+          !s.ok())
+        return to_error(s);
+  }
+  for (const auto& id : changes.erases) {
+    std::string previous;
+    auto s = db_->Get(rocksdb::ReadOptions(), slice(key(record_prefix, id)), &previous);
+    if (s.IsNotFound())
+      continue;
+    if (!s.ok())
+      return to_error(s);
+    auto old = decode_record(id, previous);
+    if (!old)
+      return old.error();
+    s = first_failure({batch.Delete(slice(key(record_prefix, id))),
+                       batch.Delete(slice(key(digest_prefix, as_view(old->value_digest)))),
+                       batch.Delete(slice(key(usage_prefix, id)))});
+    if (!s.ok())
+      return to_error(s);
+  }
+  for (const auto& [name, value] : changes.meta)
+    if (auto s = batch.Put(slice(key(meta_prefix, name)), slice(value)); !s.ok())
+      return to_error(s);
+  if (auto s = db_->Write(rocksdb::WriteOptions(), &batch); !s.ok())
+    return to_error(s);
+  return {};
+}
+
+result<void> rocksdb_store::note_meta(std::string_view name, std::string_view value) {
+  auto s = db_->Put(rocksdb::WriteOptions(), slice(key(meta_prefix, name)), slice(value));
+  if (!s.ok())
+    return to_error(s);
+  return {};
 }
 
 result<void> rocksdb_store::flush() {

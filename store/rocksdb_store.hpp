@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 namespace rocksdb {
 class DB;
@@ -13,11 +15,21 @@ class WriteBatch;
 
 namespace tokengate::store {
 
+/// Writes the follower of a fleet applies to a replica in one atomic batch.
+struct replica_batch {
+  std::vector<token_record> puts;                        ///< with their last use, when known
+  std::vector<std::string> erases;                       ///< ids
+  std::vector<std::pair<std::string, std::string>> meta; ///< sync state, see `read_meta`
+  /// Empty, or one per put: the digest the replica holds for its id (nullopt: none), which
+  /// spares a read per record (a joining sidecar writes a million).
+  std::vector<std::optional<digest>> replaced;
+};
+
 /// The embedded default store: RocksDB in one directory.
 ///
 /// Layout: `t<id>` -> digest + payload, `d<digest>` -> id, `u<id>` -> last use (8 bytes,
-/// big-endian seconds), `m<marker>` -> empty. Record writes go in one WriteBatch with a synced
-/// WAL; last-use notes are written unsynced.
+/// big-endian seconds), `m<marker>` -> empty, `s<name>` -> a replica's sync state. Record writes go
+/// in one WriteBatch with a synced WAL; last-use notes are written unsynced.
 class rocksdb_store final : public token_store {
 public:
   /// Opens (creating when missing) the store in `dir`. Throws std::runtime_error naming the
@@ -39,9 +51,21 @@ public:
   result<bool> has_marker(std::string_view marker) const override;
   result<void> flush() override;
 
+  /// A value `apply` stored under `name` (the replica's sync state), or nullopt.
+  [[nodiscard]] result<std::optional<std::string>> read_meta(std::string_view name) const;
+  /// Applies a batch of a fleet's changes atomically, unsynced: a crash may lose the last
+  /// batches, and with them the seq they reached (in the same batch), so the follower fetches
+  /// them again. The database, not the replica, is what must not lose a write.
+  [[nodiscard]] result<void> apply(const replica_batch& batch);
+  /// Stores one meta value, unsynced (e.g. the time of the last sync, every second).
+  [[nodiscard]] result<void> note_meta(std::string_view name, std::string_view value);
+
 private:
   explicit rocksdb_store(std::unique_ptr<rocksdb::DB> db);
   [[nodiscard]] result<void> stage(const token_record& record, rocksdb::WriteBatch& batch);
+  [[nodiscard]] static result<void> stage_known(const token_record& record,
+                                                const std::optional<digest>& replaced,
+                                                rocksdb::WriteBatch& batch);
 
   std::unique_ptr<rocksdb::DB> db_;
   // Writers read the previous record (to drop its digest index) before writing: one at a time.

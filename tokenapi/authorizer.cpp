@@ -53,6 +53,8 @@ std::string decision::message(const ip_address& client) const {
     return "API key has expired";
   case verdict::address_not_allowed:
     return "this API key may not be used from " + client.to_string();
+  case verdict::stale_tokens:
+    return "tokens cannot be checked: this sidecar has lost its token database for too long";
   case verdict::missing_permission:
     return "API key lacks the permission" + std::string(missing.size() > 1 ? "s " : " ") +
            missing.join(", ");
@@ -69,6 +71,10 @@ decision authorizer::decide(std::optional<std::string_view> key, const ip_addres
   }
   if (!well_formed(*key)) {
     d.outcome = verdict::malformed_key;
+    return d;
+  }
+  if (closed_.load(std::memory_order_relaxed)) {
+    d.outcome = verdict::stale_tokens;
     return d;
   }
   d.token = find(digest_of(*key));

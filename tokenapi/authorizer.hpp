@@ -47,6 +47,7 @@ enum class verdict : std::uint8_t {
   expired_key,         ///< 401
   address_not_allowed, ///< 403: outside the token's allowedCIDRBlocks
   missing_permission,  ///< 403
+  stale_tokens,        ///< 401: cut off from the fleet's database longer than allowed
 };
 
 struct decision {
@@ -80,6 +81,9 @@ public:
   [[nodiscard]] std::shared_ptr<const auth_entry> find(const store::digest& d) const;
   [[nodiscard]] std::size_t size() const;
 
+  /// While on, every key is refused (verdict::stale_tokens): max_staleness_ms has passed.
+  void fail_closed(bool on) noexcept { closed_.store(on, std::memory_order_relaxed); }
+
   /// The last-use notes gathered since the previous call, each token at most once.
   [[nodiscard]] std::vector<store::usage> take_usage();
 
@@ -102,6 +106,7 @@ private:
   void note_use(const std::shared_ptr<const auth_entry>& e, timestamp now) const;
 
   mutable std::array<shard, shard_count> shards_;
+  std::atomic<bool> closed_{false};
   mutable std::mutex usage_mutex_;
   mutable std::vector<std::shared_ptr<const auth_entry>> usage_queue_;
 };

@@ -288,6 +288,30 @@ token_service::bootstrap_outcome token_service::bootstrap(const std::filesystem:
   return bootstrap_outcome::generated;
 }
 
+void token_service::exclusive(const std::function<void()>& sync) {
+  std::lock_guard lock(write_mutex_);
+  sync();
+}
+
+void token_service::apply(const store::replicated_change& change) {
+  const store::digest* previous = change.previous ? &*change.previous : nullptr;
+  auto before = previous ? auth_.find(*previous) : nullptr;
+  std::optional<token> t;
+  if (change.current)
+    t = decode_record(*change.current);
+  if (!t) { // deleted, or unreadable: unusable either way
+    if (previous)
+      auth_.remove(*previous);
+    return;
+  }
+  auto entry = auth_entry::from(*t);
+  if (before)
+    entry->last_used = std::max(entry->last_used.load(), before->last_used.load());
+  auth_.publish(t->value_digest, std::move(entry), previous);
+}
+
+void token_service::fail_closed(bool on) { auth_.fail_closed(on); }
+
 bool token_service::healthy() const { return store_.has_marker("readiness-probe").has_value(); }
 
 store::result<std::size_t> token_service::flush_usage() {

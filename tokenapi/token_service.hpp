@@ -1,5 +1,6 @@
 #pragma once
 
+#include "store/change_feed.hpp"
 #include "store/token_store.hpp"
 #include "tokenapi/api_error.hpp"
 #include "tokenapi/authorizer.hpp"
@@ -16,7 +17,10 @@ namespace tokengate::tokenapi {
 /// The operations of the token API on authenticated callers: every change is written to the
 /// store (durably) and then published to the authorizer, before the call returns, so the next
 /// request sees it. Store failures become 503s. Thread-safe; writes are serialized.
-class token_service {
+///
+/// In a fleet it is also the sink of the change feed: other sidecars' changes are published to
+/// the authorizer as the follower applies them, never interleaved with a local write.
+class token_service final : public store::change_sink {
 public:
   token_service(store::token_store& store, authorizer& auth, const clock& clock);
 
@@ -67,6 +71,11 @@ public:
 
   /// Writes the last-use notes gathered since the previous call, unsynced. Background.
   [[nodiscard]] store::result<std::size_t> flush_usage();
+
+  // change_sink
+  void exclusive(const std::function<void()>& sync) override;
+  void apply(const store::replicated_change& change) override;
+  void fail_closed(bool on) override;
 
 private:
   [[nodiscard]] api_result<token> load_token(std::string_view id) const;

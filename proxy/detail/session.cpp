@@ -267,7 +267,12 @@ net::awaitable<bool> session::serve_admin() {
                    render_metrics(shared_.loops, gauges(), openmetrics), close);
     co_return co_await write_answer(close);
   }
-  const auto r = admin_response(head_.method, target_.path, {draining(), deps_.service.healthy()});
+  // Fleet mode answers from the follower's state: never a call to the database here.
+  admin_state state{draining(), deps_.sync != nullptr || deps_.service.healthy(), std::nullopt};
+  if (deps_.sync)
+    state.fleet =
+        fleet_state{deps_.sync->ever_synced(), deps_.sync->connected(), deps_.sync->staleness_ms()};
+  const auto r = admin_response(head_.method, target_.path, state);
   co_return co_await answer_json(r, close);
 }
 

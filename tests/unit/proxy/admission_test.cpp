@@ -139,3 +139,17 @@ TEST_CASE("an access record is one JSON line with the README's fields", "[log]")
   CHECK(o.at("upstream_ms").to_number<double>() == 1.25);
   CHECK(o.at("listener").as_string() == "admin");
 }
+
+TEST_CASE("in fleet mode /readyz tells the database's state and the staleness", "[admin][fleet]") {
+  admin_state never{false, true, fleet_state{false, false, 0}};
+  const auto waiting = admin_response("GET", "/readyz", never);
+  CHECK(waiting.status == 503);
+  CHECK(waiting.body == R"({"status":"not synced with the token database yet"})");
+  const auto cut_off =
+      admin_response("GET", "/readyz", {false, true, fleet_state{true, false, 5320}});
+  CHECK(cut_off.status == 200);
+  CHECK(cut_off.body == R"({"status":"ready","database":"unreachable","staleness_ms":5320})");
+  const auto fine = admin_response("GET", "/readyz", {false, true, fleet_state{true, true, 12}});
+  CHECK(fine.body == R"({"status":"ready","database":"connected","staleness_ms":12})");
+  CHECK(admin_response("GET", "/readyz", {true, true, fleet_state{true, true, 0}}).status == 503);
+}

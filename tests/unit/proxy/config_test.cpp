@@ -498,3 +498,41 @@ TEST_CASE("a key given twice in a config file or variable is an error", "[config
   config_file nested(R"({"routes": [{"prefix": "/a", "auth": "none", "prefix": "/"}]})");
   CHECK_THAT(error_of({"--config", nested.path}), Catch::EndsWith("duplicate key \"prefix\""));
 }
+
+TEST_CASE("fleet settings: database_url, database_password_file, max_staleness_ms",
+          "[config][fleet]") {
+  const auto standalone = load({});
+  CHECK(standalone.database_url.empty());
+  CHECK(standalone.database_password_file.empty());
+  CHECK_FALSE(standalone.max_staleness.has_value());
+
+  config_file f(R"({"database_url": "postgresql://db.internal/tokens",
+                    "database_password_file": "/run/secrets/pg", "max_staleness_ms": 30000})");
+  const auto from_file = load({"--config", f.path});
+  CHECK(from_file.database_url == "postgresql://db.internal/tokens");
+  CHECK(from_file.database_password_file == "/run/secrets/pg");
+  CHECK(from_file.max_staleness == 30000ms);
+
+  const auto overridden =
+      load({"--config", f.path, "--database-url", "host=flag", "--max-staleness-ms", "2000"},
+           {{"TOKENGATE_DATABASE_URL", "host=env"}, {"TOKENGATE_DATABASE_PASSWORD_FILE", "/env"}});
+  CHECK(overridden.database_url == "host=flag");
+  CHECK(overridden.database_password_file == "/env");
+  CHECK(overridden.max_staleness == 2000ms);
+  CHECK(load({}, {{"TOKENGATE_DATABASE_URL", "host=env"}}).database_url == "host=env");
+
+  // max_staleness_ms from 2000 (twice the poll interval) to a day.
+  CHECK(load({"--database-url", "h", "--max-staleness-ms", "86400000"}).max_staleness ==
+        86400000ms);
+  for (const char* n : {"1999", "0", "86400001", "soon"})
+    CHECK_THAT(error_of({"--database-url", "h", "--max-staleness-ms", n}),
+               Contains("max_staleness_ms") && Contains("(from --max-staleness-ms)"));
+  // Fleet-only settings without a database are a mistake, not silently ignored.
+  CHECK_THAT(error_of({"--max-staleness-ms", "5000"}), Contains("need database_url"));
+  CHECK_THAT(error_of({}, {{"TOKENGATE_DATABASE_PASSWORD_FILE", "/x"}}),
+             Contains("need database_url"));
+  // An empty URL is an error that never quotes a value (a URL may hold a password).
+  CHECK_THAT(error_of({"--database-url", ""}), Contains("database_url must not be empty"));
+  const auto typo = file_error(R"({"database_url": 5})");
+  CHECK_THAT(typo, Contains("database_url must be a string"));
+}

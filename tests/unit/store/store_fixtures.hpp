@@ -1,8 +1,11 @@
 #pragma once
 
+#include "store/fleet_store.hpp"
 #include "store/memory_store.hpp"
+#include "store/pg_store.hpp"
 #include "store/rocksdb_store.hpp"
 #include "tests/support/catch_result.hpp"
+#include "tests/support/pg_cluster.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <memory>
@@ -17,6 +20,27 @@ struct rocksdb_fixture {
   temp_dir dir;
   std::unique_ptr<store::rocksdb_store> owned = store::rocksdb_store::open(dir / "db");
   store::token_store& store = *owned;
+};
+
+/// The PostgreSQL store on a fresh database of the process' throwaway cluster.
+struct pg_fixture {
+  std::string database = pg_cluster::shared().create_database();
+  store::pg_store owned{{pg_cluster::shared().url(database), {}, std::chrono::seconds(5)}};
+  store::token_store& store = owned;
+  pg_fixture() {
+    auto migrated = owned.migrate();
+    INFO(owned.last_error());
+    REQUIRE(migrated);
+  }
+};
+
+/// Fleet mode's store: PostgreSQL first, then a RocksDB replica.
+struct fleet_fixture {
+  pg_fixture pg;
+  temp_dir dir;
+  std::unique_ptr<store::rocksdb_store> replica = store::rocksdb_store::open(dir / "replica");
+  store::fleet_store owned{pg.owned, *replica};
+  store::token_store& store = owned;
 };
 
 inline store::digest digest_of(std::uint8_t seed) {

@@ -1,5 +1,6 @@
-// One contract, two implementations: every case here runs against the in-memory store and the
-// real RocksDB store in a temp dir.
+// One contract, four implementations: every case here runs against the in-memory store, the
+// real RocksDB store in a temp dir, the PostgreSQL store on a throwaway cluster, and fleet mode's
+// store (PostgreSQL, then a RocksDB replica).
 #include "tests/unit/store/store_fixtures.hpp"
 
 #include <catch2/catch.hpp>
@@ -11,7 +12,7 @@ using test::digest_of;
 using test::record;
 
 TEMPLATE_TEST_CASE("a stored record is found by id and by digest", "[store]", test::memory_fixture,
-                   test::rocksdb_fixture) {
+                   test::rocksdb_fixture, test::pg_fixture, test::fleet_fixture) {
   TestType f;
   REQUIRE(f.store.put(record("a1", 1, R"({"name":"ci"})")));
 
@@ -32,7 +33,7 @@ TEMPLATE_TEST_CASE("a stored record is found by id and by digest", "[store]", te
 }
 
 TEMPLATE_TEST_CASE("replacing a record re-indexes its digest", "[store]", test::memory_fixture,
-                   test::rocksdb_fixture) {
+                   test::rocksdb_fixture, test::pg_fixture, test::fleet_fixture) {
   TestType f;
   REQUIRE(f.store.put(record("a1", 1, "v1")));
   REQUIRE(f.store.put(record("a1", 2, "v2")));
@@ -45,7 +46,7 @@ TEMPLATE_TEST_CASE("replacing a record re-indexes its digest", "[store]", test::
 }
 
 TEMPLATE_TEST_CASE("erase removes the record and its digest", "[store]", test::memory_fixture,
-                   test::rocksdb_fixture) {
+                   test::rocksdb_fixture, test::pg_fixture, test::fleet_fixture) {
   TestType f;
   REQUIRE(f.store.put(record("a1", 1)));
   REQUIRE(f.store.put(record("b2", 2)));
@@ -58,7 +59,8 @@ TEMPLATE_TEST_CASE("erase removes the record and its digest", "[store]", test::m
 }
 
 TEMPLATE_TEST_CASE("scan pages through ids in order, each exactly once", "[store]",
-                   test::memory_fixture, test::rocksdb_fixture) {
+                   test::memory_fixture, test::rocksdb_fixture, test::pg_fixture,
+                   test::fleet_fixture) {
   TestType f;
   for (int i = 0; i < 25; ++i) {
     char id[8];
@@ -85,7 +87,8 @@ TEMPLATE_TEST_CASE("scan pages through ids in order, each exactly once", "[store
 }
 
 TEMPLATE_TEST_CASE("scan starts after a cursor that was deleted meanwhile", "[store]",
-                   test::memory_fixture, test::rocksdb_fixture) {
+                   test::memory_fixture, test::rocksdb_fixture, test::pg_fixture,
+                   test::fleet_fixture) {
   TestType f;
   REQUIRE(f.store.put(record("a", 1)));
   REQUIRE(f.store.put(record("b", 2)));
@@ -98,7 +101,8 @@ TEMPLATE_TEST_CASE("scan starts after a cursor that was deleted meanwhile", "[st
 }
 
 TEMPLATE_TEST_CASE("last-use notes are read back and dropped for erased ids", "[store]",
-                   test::memory_fixture, test::rocksdb_fixture) {
+                   test::memory_fixture, test::rocksdb_fixture, test::pg_fixture,
+                   test::fleet_fixture) {
   TestType f;
   REQUIRE(f.store.put(record("a", 1)));
   REQUIRE(f.store.put(record("b", 2)));
@@ -122,7 +126,7 @@ TEMPLATE_TEST_CASE("last-use notes are read back and dropped for erased ids", "[
 }
 
 TEMPLATE_TEST_CASE("markers are set atomically with a put", "[store]", test::memory_fixture,
-                   test::rocksdb_fixture) {
+                   test::rocksdb_fixture, test::pg_fixture, test::fleet_fixture) {
   TestType f;
   CHECK_FALSE(f.store.has_marker("bootstrap:1").value());
   REQUIRE(f.store.put(record("a", 1), "bootstrap:1"));
@@ -133,7 +137,8 @@ TEMPLATE_TEST_CASE("markers are set atomically with a put", "[store]", test::mem
 }
 
 TEMPLATE_TEST_CASE("put_many stores a batch, replacing and re-indexing as put does", "[store]",
-                   test::memory_fixture, test::rocksdb_fixture) {
+                   test::memory_fixture, test::rocksdb_fixture, test::pg_fixture,
+                   test::fleet_fixture) {
   TestType f;
   REQUIRE(f.store.put(record("a", 1, "old")));
   std::vector<store::token_record> batch;

@@ -1,0 +1,425 @@
+#include "store/fleet_follower.hpp"
+
+#include "store/pg_store.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+
+namespace tokengate::store {
+namespace {
+
+constexpr std::size_t log_page = 1000;
+constexpr std::size_t snapshot_page = 10'000;
+constexpr auto max_backoff = std::chrono::milliseconds(5000);
+constexpr auto staleness_tick = std::chrono::milliseconds(100);
+constexpr std::int64_t outage_report_ms = 10'000;
+constexpr auto prune_interval = std::chrono::hours(1);
+
+std::int64_t to_int(const std::optional<std::string>& text) {
+  std::int64_t v = 0;
+  if (text)
+    std::from_chars(text->data(), text->data() + text->size(), v);
+  return v;
+}
+
+struct log_state {
+  std::string database_id;
+  std::int64_t last_seq = 0;
+  std::int64_t pruned_below = 0;
+};
+
+result<log_state> read_state(pg_connection& c) {
+  auto rows = c.exec("SELECT database_id, last_seq, pruned_below FROM tokengate_meta");
+  if (!rows)
+    return rows.error();
+  if (rows->empty() || !rows->front()[0])
+    return errc::corruption;
+  const auto& row = rows->front();
+  return log_state{*row[0], to_int(row[1]), to_int(row[2])};
+}
+
+std::optional<digest> digest_in(rocksdb_store& replica, const std::string& id) {
+  auto previous = replica.get(id);
+  if (previous && *previous)
+    return (*previous)->value_digest;
+  return std::nullopt;
+}
+
+} // namespace
+
+fleet_follower::fleet_follower(pg_settings settings, rocksdb_store& replica, change_sink& sink,
+                               follower_options options)
+    : conn_(std::move(settings)), replica_(replica), sink_(sink), options_(std::move(options)),
+      wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  // A replica synced before serves until the database answers: its age is the staleness.
+  const auto pos = stored_position();
+  if (!pos.database_id.empty()) {
+    auto at = replica_.read_meta("synced_at_ms");
+    status_.synced(at && *at ? std::max<std::int64_t>(1, to_int(**at)) : 1);
+    status_.set_applied(pos.applied);
+  }
+}
+
+fleet_follower::~fleet_follower() {
+  stop();
+  if (wake_fd_ >= 0)
+    ::close(wake_fd_);
+}
+
+fleet_follower::position fleet_follower::stored_position() const {
+  position pos;
+  auto id = replica_.read_meta("database_id");
+  auto seq = replica_.read_meta("applied_seq");
+  if (id && *id && seq && *seq) {
+    pos.database_id = **id;
+    pos.applied = to_int(**seq);
+  }
+  return pos;
+}
+
+void fleet_follower::report(follower_event e) const {
+  if (options_.on_event)
+    options_.on_event(e);
+}
+
+result<void> fleet_follower::connect_and_sync() {
+  if (auto up = migrate_schema(conn_); !up)
+    return up;
+  if (auto listening = conn_.exec("LISTEN tokengate_changes"); !listening)
+    return listening.error();
+  return catch_up();
+}
+
+result<void> fleet_follower::catch_up() {
+  result<void> out;
+  sink_.exclusive([&] { out = catch_up_locked(); });
+  if (!out)
+    return out;
+  const auto now = sync_status::now_ms();
+  status_.synced(now);
+  (void)replica_.note_meta("synced_at_ms", std::to_string(now));
+  return {};
+}
+
+result<void> fleet_follower::catch_up_locked() {
+  auto state = read_state(conn_);
+  if (!state)
+    return state.error();
+  auto pos = stored_position();
+  if (pos.database_id != state->database_id || pos.applied < state->pruned_below ||
+      pos.applied > state->last_seq)
+    return snapshot();
+  while (pos.applied < state->last_seq) {
+    auto reached = apply_log(pos.applied);
+    if (!reached)
+      return reached.error();
+    if (*reached < 0) // the log no longer reaches back far enough
+      return snapshot();
+    if (*reached == pos.applied)
+      break;
+    pos.applied = *reached;
+  }
+  return {};
+}
+
+// Applies one page of the log after `after`; returns the seq reached, or -1 when the next entry
+// is missing (pruned meanwhile). Each entry is applied as the token is now (seqs are gapless).
+result<std::int64_t> fleet_follower::apply_log(std::int64_t after) {
+  auto rows = conn_.exec("SELECT c.seq, c.id, encode(t.digest, 'hex'), t.payload, t.last_used "
+                         "FROM tokengate_changes c LEFT JOIN tokengate_tokens t ON t.id = c.id "
+                         "WHERE c.seq > $1 ORDER BY c.seq LIMIT " +
+                             std::to_string(log_page),
+                         {std::to_string(after)});
+  if (!rows)
+    return rows.error();
+  if (rows->empty())
+    return after;
+  if (to_int(rows->front()[0]) != after + 1)
+    return std::int64_t{-1};
+  std::map<std::string, std::optional<token_record>> latest;
+  for (const auto& row : *rows) {
+    if (!row[1])
+      return errc::corruption;
+    if (!row[2]) {
+      latest[*row[1]] = std::nullopt;
+      continue;
+    }
+    auto r = record_from_row({row[1], row[2], row[3], row[4]});
+    if (!r)
+      return r.error();
+    latest[*row[1]] = std::move(*r);
+  }
+  const auto reached = to_int(rows->back()[0]);
+  replica_batch batch;
+  std::vector<replicated_change> changes;
+  for (auto& [id, current] : latest) {
+    auto previous = digest_in(replica_, id);
+    if (current) {
+      batch.puts.push_back(*current);
+      batch.replaced.push_back(previous);
+    } else if (previous)
+      batch.erases.push_back(id);
+    changes.push_back({id, previous, std::move(current)});
+  }
+  batch.meta.emplace_back("applied_seq", std::to_string(reached));
+  if (auto applied = apply_changes(std::move(changes), std::move(batch)); !applied)
+    return applied.error();
+  status_.set_applied(reached);
+  return reached;
+}
+
+result<void> fleet_follower::apply_changes(std::vector<replicated_change> changes,
+                                           replica_batch batch) {
+  if (auto written = replica_.apply(batch); !written)
+    return written;
+  for (const auto& c : changes)
+    sink_.apply(c);
+  return {};
+}
+
+namespace {
+
+using page_map = std::map<std::string, std::optional<token_record>>;
+
+replica_batch meta_only(std::vector<std::pair<std::string, std::string>> meta) {
+  replica_batch b;
+  b.meta = std::move(meta);
+  return b;
+}
+
+// What the replica holds after `after` up to `upto` (everything after `after` when `to_end`).
+result<std::map<std::string, token_record>> held_in(rocksdb_store& replica, std::string after,
+                                                    const std::string& upto, bool to_end) {
+  std::map<std::string, token_record> held;
+  for (;;) {
+    auto chunk = replica.scan(after, snapshot_page);
+    if (!chunk)
+      return chunk.error();
+    for (auto& r : *chunk)
+      if (to_end || r.id <= upto)
+        held.emplace(r.id, std::move(r));
+    if (chunk->size() < snapshot_page || (!to_end && chunk->back().id > upto))
+      return held;
+    after = chunk->back().id;
+  }
+}
+
+// The writes that make the replica's range equal to `page`: differing records, missing ids.
+void diff(page_map& page, std::map<std::string, token_record>& held, replica_batch& batch,
+          std::vector<replicated_change>& changes) {
+  for (auto& [id, record] : held)
+    if (!page.contains(id)) {
+      batch.erases.push_back(id);
+      changes.push_back({id, record.value_digest, std::nullopt});
+    }
+  for (auto& [id, record] : page) {
+    auto h = held.find(id);
+    std::optional<digest> previous;
+    if (h != held.end()) {
+      previous = h->second.value_digest;
+      if (h->second.value_digest == record->value_digest && h->second.payload == record->payload)
+        continue;
+    }
+    batch.puts.push_back(*record);
+    batch.replaced.push_back(previous);
+    changes.push_back({id, previous, std::move(record)});
+  }
+}
+
+} // namespace
+
+// Reads the open snapshot cursor to its end, merging each page into the replica (ids in byte
+// order on both sides). Returns how many tokens the database holds.
+result<std::size_t> fleet_follower::merge_snapshot() {
+  std::string done_upto; // every replica id <= this one is settled
+  std::size_t total = 0;
+  for (bool last = false; !last;) {
+    auto rows = conn_.exec("FETCH " + std::to_string(snapshot_page) + " FROM snap");
+    if (!rows)
+      return rows.error();
+    last = rows->size() < snapshot_page;
+    page_map page;
+    for (const auto& row : *rows) {
+      auto r = record_from_row(row);
+      if (!r)
+        return r.error();
+      page.emplace(r->id, std::move(*r));
+    }
+    total += page.size();
+    const std::string upto = page.empty() ? done_upto : page.rbegin()->first;
+    auto held = held_in(replica_, done_upto, upto, last);
+    if (!held)
+      return held.error();
+    replica_batch batch;
+    std::vector<replicated_change> changes;
+    diff(page, *held, batch, changes);
+    if (auto applied = apply_changes(std::move(changes), std::move(batch)); !applied)
+      return applied.error();
+    done_upto = upto;
+  }
+  return total;
+}
+
+// Every token from one consistent read (a repeatable-read transaction) replaces the replica's.
+result<void> fleet_follower::snapshot() {
+  // Until it completes, the replica does not claim to be in sync with any database.
+  if (auto reset = replica_.apply(meta_only({{"database_id", ""}})); !reset)
+    return reset;
+  auto body = [&]() -> result<log_state> {
+    auto state = read_state(conn_);
+    if (!state)
+      return state.error();
+    if (auto d = conn_.exec("DECLARE snap NO SCROLL CURSOR FOR SELECT " +
+                            std::string(record_columns) + " FROM tokengate_tokens ORDER BY id");
+        !d)
+      return d.error();
+    auto total = merge_snapshot();
+    if (!total)
+      return total.error();
+    report({follower_event::kind::snapshot, {}, 0, *total});
+    return state;
+  };
+  if (auto begun = conn_.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); !begun)
+    return begun.error();
+  auto state = body();
+  if (!state) {
+    if (conn_.connected())
+      (void)conn_.exec("ROLLBACK");
+    return state.error();
+  }
+  if (auto ended = conn_.exec("COMMIT"); !ended)
+    return ended.error();
+  status_.set_applied(state->last_seq);
+  return replica_.apply(meta_only(
+      {{"database_id", state->database_id}, {"applied_seq", std::to_string(state->last_seq)}}));
+}
+
+void fleet_follower::start(bool first_sync_done) {
+  first_sync_done_ = first_sync_done;
+  if (conn_.connected())
+    status_.set_connected(true);
+  check_staleness();
+  thread_ = std::thread([this] { run(); });
+}
+
+void fleet_follower::stop() {
+  if (stopping_.exchange(true))
+    return;
+  const std::uint64_t one = 1;
+  if (wake_fd_ >= 0)
+    (void)::write(wake_fd_, &one, sizeof one);
+  if (thread_.joinable())
+    thread_.join();
+  conn_.close();
+}
+
+result<void> fleet_follower::bring_up() {
+  if (auto synced = connect_and_sync(); !synced)
+    return synced;
+  if (!first_sync_done_ && options_.on_first_sync) {
+    if (auto hooked = options_.on_first_sync(); !hooked)
+      return hooked;
+  }
+  first_sync_done_ = true;
+  return {};
+}
+
+// Waits for the database's socket or a stop, at most `timeout`.
+void fleet_follower::wait_for_input(std::chrono::milliseconds timeout) {
+  pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {conn_.socket(), POLLIN, 0}};
+  const nfds_t count = fds[1].fd >= 0 ? 2 : 1;
+  (void)::poll(fds, count, static_cast<int>(timeout.count()));
+}
+
+void fleet_follower::check_staleness() {
+  if (!options_.max_staleness)
+    return;
+  const bool stale =
+      !status_.ever_synced() ||
+      (!status_.connected() && status_.staleness_ms() > options_.max_staleness->count());
+  if (stale == closed_)
+    return;
+  closed_ = stale;
+  sink_.fail_closed(stale);
+  report({stale ? follower_event::kind::fail_closed : follower_event::kind::fail_open,
+          {},
+          status_.staleness_ms(),
+          0});
+}
+
+// Connects (with backoff while it cannot) and reports the outage's start, every 10 s of it,
+// and its end. True once connected and in sync.
+bool fleet_follower::reconnect(outage& o) {
+  status_.set_connected(false);
+  const auto staleness = status_.staleness_ms();
+  if (auto up = bring_up(); !up) {
+    conn_.close();
+    const auto now = sync_status::now_ms();
+    if (!o.reported || now >= o.next_report) {
+      report({o.reported ? follower_event::kind::still_disconnected
+                         : follower_event::kind::disconnected,
+              conn_.last_error().empty() ? up.error().message() : conn_.last_error(),
+              status_.staleness_ms(), 0});
+      o.reported = true;
+      o.next_report = now + outage_report_ms;
+    }
+    for (auto waited = std::chrono::milliseconds(0); waited < o.backoff && !stopping_;
+         waited += staleness_tick) {
+      wait_for_input(staleness_tick);
+      check_staleness();
+    }
+    o.backoff = std::min(o.backoff * 2, max_backoff);
+    return false;
+  }
+  if (o.reported)
+    report({follower_event::kind::connected, {}, staleness, 0});
+  o = outage{};
+  status_.set_connected(true);
+  check_staleness();
+  return true;
+}
+
+void fleet_follower::run() {
+  using clock = std::chrono::steady_clock;
+  outage o;
+  auto next_poll = clock::now() + options_.poll_interval;
+  auto next_prune = clock::now();
+  while (!stopping_) {
+    if (!conn_.connected()) {
+      if (!reconnect(o))
+        continue;
+      next_poll = clock::now() + options_.poll_interval;
+    }
+    const auto until_poll =
+        std::chrono::duration_cast<std::chrono::milliseconds>(next_poll - clock::now());
+    wait_for_input(std::clamp(until_poll, std::chrono::milliseconds(0), staleness_tick));
+    if (stopping_)
+      break;
+    auto notes = conn_.take_notifications();
+    bool ok = static_cast<bool>(notes);
+    bool due = clock::now() >= next_poll;
+    if (ok)
+      for (const auto& seq : *notes)
+        due = due || to_int(seq) > status_.applied_seq();
+    if (ok && due) {
+      next_poll = clock::now() + options_.poll_interval;
+      ok = static_cast<bool>(catch_up());
+    }
+    if (ok && clock::now() >= next_prune) {
+      next_prune = clock::now() + prune_interval;
+      ok = static_cast<bool>(prune_log(conn_, options_.log_retention));
+    }
+    if (!ok) { // reconnect, and re-check the schema, from scratch
+      status_.set_connected(false);
+      conn_.close();
+    }
+    check_staleness();
+  }
+}
+
+} // namespace tokengate::store

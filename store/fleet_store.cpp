@@ -1,0 +1,58 @@
+#include "store/fleet_store.hpp"
+
+namespace tokengate::store {
+namespace {
+
+constexpr std::size_t max_pending = 100'000;
+
+} // namespace
+
+// Once the database has committed, the write stands: a replica that fails to take it gets it
+// again from the follower, so its failure is not reported as a failed write.
+result<void> fleet_store::put(const token_record& record, std::string_view marker) {
+  if (auto committed = primary_.put(record, marker); !committed)
+    return committed;
+  (void)replica_.put(record, marker);
+  return {};
+}
+
+result<void> fleet_store::put_many(std::span<const token_record> records) {
+  if (auto committed = primary_.put_many(records); !committed)
+    return committed;
+  (void)replica_.put_many(records);
+  return {};
+}
+
+result<bool> fleet_store::erase(std::string_view id) {
+  auto erased = primary_.erase(id);
+  if (!erased)
+    return erased;
+  (void)replica_.erase(id);
+  return *erased;
+}
+
+result<void> fleet_store::write_last_used(std::span<const usage> notes) {
+  auto local = replica_.write_last_used(notes);
+  std::lock_guard lock(pending_mutex_);
+  for (const auto& n : notes) {
+    auto& at = pending_[n.id];
+    at = std::max(at, n.at);
+  }
+  std::vector<usage> batch;
+  batch.reserve(pending_.size());
+  for (const auto& [id, at] : pending_)
+    batch.push_back({id, at});
+  // Bounded: past that many ids in an outage they are dropped (the replica keeps them all).
+  if (primary_.write_last_used(batch) || pending_.size() > max_pending)
+    pending_.clear();
+  return local;
+}
+
+result<bool> fleet_store::has_marker(std::string_view marker) const {
+  auto shared = primary_.has_marker(marker);
+  if (shared)
+    return shared;
+  return replica_.has_marker(marker);
+}
+
+} // namespace tokengate::store

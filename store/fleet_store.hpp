@@ -1,0 +1,51 @@
+#pragma once
+
+#include "store/pg_store.hpp"
+#include "store/rocksdb_store.hpp"
+
+#include <map>
+#include <mutex>
+
+namespace tokengate::store {
+
+/// A sidecar's token store in fleet mode: PostgreSQL is the source of truth, the local RocksDB
+/// store its replica.
+///
+/// Writes commit to PostgreSQL first (failing with `unavailable`, nothing changed, when it
+/// cannot be reached), then go to the replica at once, so the sidecar that took a write reads
+/// it back. Reads come from the replica: they keep working while PostgreSQL is down. The
+/// follower (fleet_follower.hpp) brings the other sidecars' changes into the replica.
+/// Thread-safe.
+class fleet_store final : public token_store {
+public:
+  fleet_store(pg_store& primary, rocksdb_store& replica) : primary_(primary), replica_(replica) {}
+
+  result<std::optional<token_record>> get(std::string_view id) const override {
+    return replica_.get(id);
+  }
+  result<std::optional<token_record>> find(const digest& d) const override {
+    return replica_.find(d);
+  }
+  result<std::vector<token_record>> scan(std::string_view after_id,
+                                         std::size_t limit) const override {
+    return replica_.scan(after_id, limit);
+  }
+  result<void> put(const token_record& record, std::string_view marker = {}) override;
+  result<void> put_many(std::span<const token_record> records) override;
+  result<bool> erase(std::string_view id) override;
+  /// Both: the replica's for this sidecar, the database's for the fleet (one statement). Notes
+  /// the database could not take are kept (the latest per id) and sent with the next batch;
+  /// only the replica's failure is reported.
+  result<void> write_last_used(std::span<const usage> notes) override;
+  /// The database's answer; the replica's when the database cannot be reached.
+  result<bool> has_marker(std::string_view marker) const override;
+  result<void> flush() override { return replica_.flush(); }
+
+private:
+  pg_store& primary_;
+  rocksdb_store& replica_;
+  std::mutex pending_mutex_;
+  std::map<std::string, std::int64_t> pending_; ///< last-use notes the database has not taken
+};
+
+} // namespace tokengate::store

@@ -1,0 +1,196 @@
+#include "store/pg_connection.hpp"
+
+#include <libpq-fe.h>
+
+#include <cstring>
+#include <memory>
+
+namespace tokengate::store {
+namespace {
+
+struct conninfo_deleter {
+  void operator()(PQconninfoOption* o) const { PQconninfoFree(o); }
+};
+using conninfo = std::unique_ptr<PQconninfoOption, conninfo_deleter>;
+
+conninfo parse(std::string_view url) {
+  const std::string text(url);
+  char* error = nullptr;
+  conninfo options(PQconninfoParse(text.c_str(), &error));
+  if (error != nullptr)
+    PQfreemem(error); // its text may quote the password: never shown
+  return options;
+}
+
+// libpq's messages end with a newline and may span lines: one line for a log.
+std::string one_line(const char* message) {
+  std::string s = message ? message : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+    s.pop_back();
+  for (auto& c : s)
+    if (c == '\n')
+      c = ' ';
+  return s;
+}
+
+} // namespace
+
+std::string describe(const pg_settings& settings) {
+  auto options = parse(settings.url);
+  if (!options)
+    return "(an unparsable connection string)";
+  std::string out;
+  for (auto* o = options.get(); o->keyword != nullptr; ++o) {
+    const std::string_view key = o->keyword;
+    if (o->val == nullptr || *o->val == '\0')
+      continue;
+    if (key == "host" || key == "hostaddr" || key == "port" || key == "dbname" || key == "user")
+      out += (out.empty() ? "" : " ") + std::string(key) + "=" + o->val;
+  }
+  return out.empty() ? "(libpq defaults)" : out;
+}
+
+bool valid_url(std::string_view url) { return static_cast<bool>(parse(url)); }
+
+pg_connection::pg_connection(pg_settings settings) : settings_(std::move(settings)) {}
+
+pg_connection::~pg_connection() { close(); }
+
+void pg_connection::close() {
+  if (conn_ != nullptr)
+    PQfinish(conn_);
+  conn_ = nullptr;
+}
+
+bool pg_connection::connected() const {
+  return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK;
+}
+
+boost::system::error_code pg_connection::lost(std::string why) {
+  last_error_ = std::move(why);
+  close();
+  return errc::unavailable;
+}
+
+result<void> pg_connection::connect() {
+  if (connected())
+    return {};
+  close();
+  // Later keywords override earlier ones: our defaults first, then the URL, then the password
+  // from database_password_file.
+  const auto timeout = std::to_string(settings_.connect_timeout.count());
+  std::vector<const char*> keys{"connect_timeout",     "application_name", "keepalives_idle",
+                                "keepalives_interval", "keepalives_count", "dbname"};
+  std::vector<const char*> values{timeout.c_str(),      "tokengate", "5", "2", "2",
+                                  settings_.url.c_str()};
+  if (!settings_.password.empty()) {
+    keys.push_back("password");
+    values.push_back(settings_.password.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  conn_ = PQconnectdbParams(keys.data(), values.data(), 1);
+  if (conn_ == nullptr)
+    return lost("out of memory");
+  if (PQstatus(conn_) != CONNECTION_OK)
+    return lost(one_line(PQerrorMessage(conn_)));
+  PQsetNoticeProcessor(
+      conn_, [](void*, const char*) {}, nullptr);
+  return {};
+}
+
+result<pg_rows> pg_connection::exec(std::string_view sql,
+                                    std::initializer_list<std::optional<std::string_view>> params) {
+  if (!connected())
+    return lost(last_error_.empty() ? "not connected" : last_error_);
+  const std::string statement(sql);
+  std::vector<std::string> owned;
+  owned.reserve(params.size());
+  std::vector<const char*> values;
+  for (const auto& p : params) {
+    owned.emplace_back(p ? *p : std::string_view{});
+    values.push_back(p ? owned.back().c_str() : nullptr);
+  }
+  PGresult* raw = params.size() == 0
+                      ? PQexec(conn_, statement.c_str())
+                      : PQexecParams(conn_, statement.c_str(), static_cast<int>(values.size()),
+                                     nullptr, values.data(), nullptr, nullptr, 0);
+  std::unique_ptr<PGresult, decltype(&PQclear)> res(raw, &PQclear);
+  const auto status = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    if (!res || PQstatus(conn_) != CONNECTION_OK)
+      return lost(one_line(PQerrorMessage(conn_)));
+    last_error_ = one_line(PQresultErrorMessage(res.get()));
+    const char* state = PQresultErrorField(res.get(), PG_DIAG_SQLSTATE);
+    if (state != nullptr && std::strcmp(state, "23505") == 0)
+      return errc::conflict;
+    return errc::io_error;
+  }
+  pg_rows rows(static_cast<std::size_t>(PQntuples(res.get())));
+  const int columns = PQnfields(res.get());
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    auto& row = rows[r];
+    row.reserve(static_cast<std::size_t>(columns));
+    for (int c = 0; c < columns; ++c) {
+      const int ri = static_cast<int>(r);
+      if (PQgetisnull(res.get(), ri, c))
+        row.emplace_back();
+      else
+        row.emplace_back(std::string(PQgetvalue(res.get(), ri, c),
+                                     static_cast<std::size_t>(PQgetlength(res.get(), ri, c))));
+    }
+  }
+  return rows;
+}
+
+int pg_connection::socket() const { return connected() ? PQsocket(conn_) : -1; }
+
+result<std::vector<std::string>> pg_connection::take_notifications() {
+  if (!connected())
+    return lost(last_error_.empty() ? "not connected" : last_error_);
+  if (PQconsumeInput(conn_) == 0)
+    return lost(one_line(PQerrorMessage(conn_)));
+  std::vector<std::string> payloads;
+  while (PGnotify* n = PQnotifies(conn_)) {
+    payloads.emplace_back(n->extra ? n->extra : "");
+    PQfreemem(n);
+  }
+  if (PQstatus(conn_) != CONNECTION_OK)
+    return lost(one_line(PQerrorMessage(conn_)));
+  return payloads;
+}
+
+std::string to_hex(const std::uint8_t* data, std::size_t size) {
+  constexpr std::string_view digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(size * 2);
+  for (std::size_t i = 0; i < size; ++i) {
+    out.push_back(digits[data[i] >> 4]);
+    out.push_back(digits[data[i] & 0xf]);
+  }
+  return out;
+}
+
+bool from_hex(std::string_view hex, std::uint8_t* out, std::size_t size) {
+  if (hex.size() != size * 2)
+    return false;
+  const auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'a' && c <= 'f')
+      return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+      return c - 'A' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < size; ++i) {
+    const int hi = nibble(hex[2 * i]);
+    const int lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0)
+      return false;
+    out[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
+} // namespace tokengate::store

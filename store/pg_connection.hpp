@@ -1,0 +1,106 @@
+#pragma once
+
+#include "store/error.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct pg_conn; // libpq's PGconn: libpq itself appears only in pg_connection.cpp
+
+namespace tokengate::store {
+
+/// Where the shared token database is: a libpq connection string or URI, and a password from
+/// `database_password_file` (empty: libpq's own means, PGPASSWORD or PGPASSFILE).
+struct pg_settings {
+  std::string url;
+  std::string password;
+  std::chrono::seconds connect_timeout{2};
+};
+
+/// `url` for logs and errors: host, port, database and user only, never a password. A string
+/// libpq cannot parse is described without its text (it may hold the password).
+[[nodiscard]] std::string describe(const pg_settings& settings);
+
+/// Whether libpq accepts `url` as a connection string or URI.
+[[nodiscard]] bool valid_url(std::string_view url);
+
+/// Rows of text values (NULL: nullopt), as a query returned them.
+using pg_rows = std::vector<std::vector<std::optional<std::string>>>;
+
+/// One PostgreSQL session. Not thread-safe: one owner at a time (callers hold a mutex).
+/// Failures are values: `unavailable` when the session is lost or cannot be opened (the next
+/// call reconnects), `conflict` on a unique violation, `io_error` for any other SQL error;
+/// `last_error()` says why, never with a password.
+class pg_connection {
+public:
+  explicit pg_connection(pg_settings settings);
+  ~pg_connection();
+  pg_connection(const pg_connection&) = delete;
+  pg_connection& operator=(const pg_connection&) = delete;
+
+  /// Opens the session when it is not open. Blocks at most `connect_timeout`.
+  [[nodiscard]] result<void> connect();
+  [[nodiscard]] bool connected() const;
+  void close();
+
+  /// Runs one statement with text parameters (nullopt: NULL). Several statements separated by
+  /// ';' are allowed without parameters.
+  [[nodiscard]] result<pg_rows>
+  exec(std::string_view sql, std::initializer_list<std::optional<std::string_view>> params = {});
+
+  /// The socket to poll() for notifications; -1 when not connected.
+  [[nodiscard]] int socket() const;
+  /// Reads what arrived on the socket and returns the payloads of the notifications received.
+  [[nodiscard]] result<std::vector<std::string>> take_notifications();
+
+  [[nodiscard]] const std::string& last_error() const { return last_error_; }
+  [[nodiscard]] const pg_settings& settings() const { return settings_; }
+
+private:
+  [[nodiscard]] boost::system::error_code lost(std::string why);
+
+  pg_settings settings_;
+  pg_conn* conn_ = nullptr;
+  std::string last_error_;
+};
+
+/// Runs `body` between BEGIN and COMMIT (ROLLBACK when it fails). A session found broken at
+/// BEGIN is reopened and the transaction tried once more: nothing of it was sent yet.
+template <class F> auto in_transaction(pg_connection& c, F&& body) -> decltype(body()) {
+  using out_type = decltype(body());
+  const auto failed = [](boost::system::error_code ec) {
+    return out_type(boost::system::in_place_error, ec);
+  };
+  for (int attempt = 0;; ++attempt) {
+    if (auto opened = c.connect(); !opened)
+      return failed(opened.error());
+    auto begun = c.exec("BEGIN");
+    if (!begun) {
+      if (begun.error() == errc::unavailable && attempt == 0)
+        continue;
+      return failed(begun.error());
+    }
+    break;
+  }
+  auto out = body();
+  if (!out) {
+    if (c.connected())
+      (void)c.exec("ROLLBACK");
+    return out;
+  }
+  if (auto committed = c.exec("COMMIT"); !committed)
+    return failed(committed.error());
+  return out;
+}
+
+/// Hex text of bytes, for bytea parameters (`decode($1, 'hex')`).
+[[nodiscard]] std::string to_hex(const std::uint8_t* data, std::size_t size);
+/// Bytes from hex text; false when `hex` is not 2*`size` hex digits.
+[[nodiscard]] bool from_hex(std::string_view hex, std::uint8_t* out, std::size_t size);
+
+} // namespace tokengate::store

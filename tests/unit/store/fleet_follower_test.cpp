@@ -1,0 +1,217 @@
+// The follower of a fleet's change log, against a real PostgreSQL and a real RocksDB replica:
+// catch-up by seq, the NOTIFY fast path, pruning and snapshot reloads.
+#include "store/fleet_follower.hpp"
+#include "tests/unit/store/store_fixtures.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <thread>
+
+using namespace tokengate;
+using test::digest_of;
+using test::pg_cluster;
+using test::record;
+
+namespace {
+
+// What the domain would see: the last state published per id.
+struct recording_sink final : store::change_sink {
+  void exclusive(const std::function<void()>& sync) override {
+    std::lock_guard lock(exclusive_mutex);
+    sync();
+  }
+  void apply(const store::replicated_change& c) override {
+    std::lock_guard lock(mutex);
+    seen[c.id] = c.current ? std::optional<std::string>(c.current->payload) : std::nullopt;
+  }
+  void fail_closed(bool on) override { closed = on; }
+
+  std::optional<std::optional<std::string>> state(const std::string& id) {
+    std::lock_guard lock(mutex);
+    auto it = seen.find(id);
+    return it == seen.end() ? std::nullopt : std::optional(it->second);
+  }
+
+  std::mutex exclusive_mutex, mutex;
+  std::map<std::string, std::optional<std::string>> seen;
+  std::atomic<bool> closed{false};
+};
+
+struct follower_fixture {
+  test::pg_fixture db; // the writer's database ("another sidecar")
+  test::temp_dir dir;
+  std::unique_ptr<store::rocksdb_store> replica = store::rocksdb_store::open(dir / "replica");
+  recording_sink sink;
+  std::vector<store::follower_event> events;
+
+  store::pg_settings settings(const std::string& database) const {
+    return {pg_cluster::shared().url(database), {}, std::chrono::seconds(5)};
+  }
+  std::unique_ptr<store::fleet_follower> follower(const std::string& database) {
+    store::follower_options o;
+    o.on_event = [this](const store::follower_event& e) { events.push_back(e); };
+    return std::make_unique<store::fleet_follower>(settings(database), *replica, sink, o);
+  }
+  bool replica_has(const std::string& id) { return replica->get(id).value().has_value(); }
+};
+
+} // namespace
+
+TEST_CASE("the follower brings the fleet's writes into the replica and the sink, keeping the "
+          "seq",
+          "[store][fleet]") {
+  follower_fixture f;
+  REQUIRE(f.db.store.put(record("a", 1, "A")));
+  REQUIRE(f.db.store.put(record("b", 2, "B")));
+  REQUIRE(f.db.store.erase("a").value());
+
+  auto follower = f.follower(f.db.database);
+  CHECK_FALSE(follower->status().ever_synced());
+  REQUIRE(follower->connect_and_sync());
+  CHECK(follower->status().ever_synced());
+  CHECK_FALSE(f.replica_has("a"));
+  CHECK(f.replica->find(digest_of(2)).value()->payload == "B");
+  CHECK(f.replica->read_meta("applied_seq").value() == "3");
+
+  // On its thread: a notification brings the next write at once.
+  follower->start(true);
+  REQUIRE(f.db.store.put(record("c", 3, "C")));
+  REQUIRE(f.db.store.put(record("b", 4, "B2")));
+  for (int i = 0; i < 200 && f.sink.state("b") != std::optional<std::string>("B2"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(f.sink.state("c") == std::optional<std::string>("C"));
+  CHECK(f.sink.state("b") == std::optional<std::string>("B2"));
+  CHECK_FALSE(f.replica->find(digest_of(2)).value().has_value()); // the rotated digest is gone
+  CHECK(follower->status().applied_seq() == 5);
+  follower->stop();
+  CHECK(f.replica->read_meta("applied_seq").value() == "5");
+}
+
+TEST_CASE("a replica behind a pruned log reloads a snapshot, dropping what the database lost",
+          "[store][fleet]") {
+  follower_fixture f;
+  REQUIRE(f.db.store.put(record("a", 1, "A")));
+  REQUIRE(f.db.store.put(record("b", 2, "B")));
+  REQUIRE(f.follower(f.db.database)->connect_and_sync());
+  REQUIRE(f.replica_has("a"));
+
+  // While this sidecar is away: changes, then the log is pruned past them.
+  REQUIRE(f.db.store.erase("a").value());
+  REQUIRE(f.db.store.put(record("c", 3, "C")));
+  store::pg_connection admin(f.settings(f.db.database));
+  REQUIRE(admin.connect());
+  CHECK(store::prune_log(admin, std::chrono::seconds(0)).value() == 4);
+  CHECK(pg_cluster::shared().query("SELECT pruned_below FROM tokengate_meta", f.db.database) ==
+        "5");
+  CHECK(store::prune_log(admin, std::chrono::seconds(0)).value() == 0);
+
+  REQUIRE(f.follower(f.db.database)->connect_and_sync());
+  CHECK_FALSE(f.replica_has("a"));
+  CHECK(f.replica_has("b"));
+  CHECK(f.replica_has("c"));
+  CHECK(f.sink.state("a") == std::optional<std::optional<std::string>>(std::in_place));
+  CHECK(f.sink.state("c") == std::optional<std::string>("C"));
+  REQUIRE_FALSE(f.events.empty());
+  CHECK(f.events.back().what == store::follower_event::kind::snapshot);
+  CHECK(f.events.back().count == 2);
+  CHECK(f.replica->read_meta("applied_seq").value() == "4");
+}
+
+TEST_CASE("a replica of another database is replaced by a snapshot of this one", "[store][fleet]") {
+  follower_fixture f;
+  REQUIRE(f.db.store.put(record("old", 1)));
+  REQUIRE(f.follower(f.db.database)->connect_and_sync());
+  REQUIRE(f.replica_has("old"));
+
+  test::pg_fixture other;
+  REQUIRE(other.store.put(record("new", 2)));
+  REQUIRE(f.follower(other.database)->connect_and_sync());
+  CHECK_FALSE(f.replica_has("old"));
+  CHECK(f.replica_has("new"));
+}
+
+TEST_CASE("a snapshot larger than a page merges page by page", "[store][fleet]") {
+  follower_fixture f;
+  // 25,000 tokens (three pages), straight in SQL.
+  (void)pg_cluster::shared().query(
+      "INSERT INTO tokengate_tokens (id, digest, payload) SELECT 'id' || lpad(i::text, 6, '0'), "
+      "sha256(i::text::bytea), 'p' FROM generate_series(0, 24999) AS i",
+      f.db.database);
+  // The replica starts with every third id (with other contents), and one the database lacks.
+  std::vector<store::token_record> some;
+  for (int i = 0; i < 25'000; i += 3) {
+    char id[16];
+    std::snprintf(id, sizeof id, "id%06d", i);
+    auto r = record(id, 0);
+    std::memcpy(r.value_digest.data(), &i, sizeof i);
+    some.push_back(std::move(r));
+  }
+  some.push_back(record("zz-stray", 7));
+  REQUIRE(f.replica->put_many(some));
+
+  REQUIRE(f.follower(f.db.database)->connect_and_sync());
+  auto all = f.replica->scan("", 30'000).value();
+  CHECK(all.size() == 25'000);
+  CHECK(std::all_of(all.begin(), all.end(), [](const auto& r) { return r.payload == "p"; }));
+  CHECK_FALSE(f.replica_has("zz-stray"));
+}
+
+TEST_CASE("last-use notes the database missed during an outage reach it afterwards",
+          "[store][fleet]") {
+  test::pg_cluster own;
+  store::pg_store primary({own.url(), {}, std::chrono::seconds(2)});
+  REQUIRE(primary.migrate());
+  test::temp_dir dir;
+  auto replica = store::rocksdb_store::open(dir / "replica");
+  store::fleet_store fleet(primary, *replica);
+  REQUIRE(fleet.put(record("a", 1)));
+
+  own.kill();
+  std::vector<store::usage> during{{"a", 1'700'000'000}};
+  CHECK(fleet.write_last_used(during)); // the replica took it
+  CHECK(fleet.get("a").value()->last_used == 1'700'000'000);
+  CHECK_FALSE(fleet.put(record("b", 2))); // writes fail while it is down
+
+  own.start();
+  std::vector<store::usage> after{{"a", 1'600'000'000}}; // older: the later time wins
+  CHECK(fleet.write_last_used(after));
+  CHECK(own.query("SELECT last_used FROM tokengate_tokens WHERE id = 'a'", "postgres") ==
+        "1700000000");
+  CHECK(own.query("SELECT count(*) FROM tokengate_tokens", "postgres") == "1");
+
+  // The notes kept for the database are bounded (100,000 ids): past that they are dropped.
+  own.kill();
+  std::vector<store::usage> flood;
+  for (int i = 0; i < 100'000; ++i)
+    flood.push_back({"x" + std::to_string(i), 5});
+  flood.push_back({"a", 1'800'000'000});
+  CHECK(fleet.write_last_used(flood));
+  CHECK(fleet.get("a").value()->last_used == 1'800'000'000); // the replica keeps its own
+  own.start();
+  CHECK(fleet.write_last_used({}));
+  CHECK(own.query("SELECT last_used FROM tokengate_tokens WHERE id = 'a'", "postgres") ==
+        "1700000000");
+}
+
+TEST_CASE("a change whose notification was lost is caught by the poll", "[store][fleet]") {
+  follower_fixture f;
+  auto follower = f.follower(f.db.database);
+  REQUIRE(follower->connect_and_sync());
+  follower->start(true);
+  // A change written as a sidecar would, but with no NOTIFY.
+  (void)pg_cluster::shared().query(
+      "BEGIN; INSERT INTO tokengate_tokens VALUES ('quiet', sha256('q'), 'Q', NULL);"
+      "UPDATE tokengate_meta SET last_seq = last_seq + 1;"
+      "INSERT INTO tokengate_changes (seq, id) SELECT last_seq, 'quiet' FROM tokengate_meta;"
+      "COMMIT",
+      f.db.database);
+  for (int i = 0; i < 500 && !f.replica_has("quiet"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(f.replica_has("quiet"));
+  CHECK(f.sink.state("quiet") == std::optional<std::string>("Q"));
+  follower->stop();
+}

@@ -1,0 +1,122 @@
+// The PostgreSQL store beyond the shared contract: schema, change log, notifications, last use,
+// migration of standalone tokens, and what it says when the database is gone.
+#include "tests/unit/store/store_fixtures.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+using namespace tokengate;
+using test::digest_of;
+using test::pg_cluster;
+using test::record;
+
+TEST_CASE("the schema is created once and migrating again changes nothing", "[store][pg]") {
+  test::pg_fixture f;
+  REQUIRE(f.owned.migrate());
+  auto& pg = pg_cluster::shared();
+  CHECK(pg.query("SELECT count(*) FROM tokengate_schema", f.database) == "1");
+  CHECK(pg.query("SELECT max(version) FROM tokengate_schema", f.database) == "1");
+  CHECK(pg.query("SELECT count(*) FROM tokengate_meta", f.database) == "1");
+}
+
+TEST_CASE("every record write appends to the change log in order, last use does not",
+          "[store][pg]") {
+  test::pg_fixture f;
+  auto& pg = pg_cluster::shared();
+  REQUIRE(f.store.put(record("a", 1)));
+  REQUIRE(f.store.put(record("b", 2)));
+  REQUIRE(f.store.put(record("a", 3, "rotated")));
+  REQUIRE(f.store.erase("b").value());
+  CHECK_FALSE(f.store.erase("b").value()); // nothing erased: nothing logged
+  std::vector<store::usage> notes{{"a", 1'700'000'000}};
+  REQUIRE(f.store.write_last_used(notes));
+
+  CHECK(pg.query("SELECT string_agg(seq || ':' || id, ',' ORDER BY seq) FROM tokengate_changes",
+                 f.database) == "1:a,2:b,3:a,4:b");
+  CHECK(pg.query("SELECT last_seq FROM tokengate_meta", f.database) == "4");
+  // Only digests are stored: 32 bytes, the one of the current value.
+  CHECK(pg.query("SELECT length(digest) FROM tokengate_tokens WHERE id = 'a'", f.database) == "32");
+}
+
+TEST_CASE("a write notifies listeners with its seq", "[store][pg]") {
+  test::pg_fixture f;
+  store::pg_connection listener(
+      {pg_cluster::shared().url(f.database), {}, std::chrono::seconds(5)});
+  REQUIRE(listener.connect());
+  REQUIRE(listener.exec("LISTEN tokengate_changes"));
+  REQUIRE(f.store.put(record("a", 1)));
+  REQUIRE(f.store.put(record("b", 2)));
+
+  std::vector<std::string> seen;
+  for (int i = 0; i < 100 && seen.size() < 2; ++i) {
+    auto got = listener.take_notifications();
+    REQUIRE(got);
+    seen.insert(seen.end(), got->begin(), got->end());
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(seen == std::vector<std::string>{"1", "2"});
+}
+
+TEST_CASE("last-use notes keep the later time", "[store][pg]") {
+  test::pg_fixture f;
+  REQUIRE(f.store.put(record("a", 1)));
+  std::vector<store::usage> later{{"a", 2000}};
+  std::vector<store::usage> earlier{{"a", 1000}};
+  REQUIRE(f.store.write_last_used(later));
+  REQUIRE(f.store.write_last_used(earlier)); // another sidecar's older note
+  CHECK(f.store.get("a").value()->last_used == 2000);
+  std::vector<store::usage> odd{{"quote\"and\\slash", 5}};
+  CHECK(f.store.write_last_used(odd)); // ids are quoted in the array, whatever they hold
+}
+
+TEST_CASE("import copies standalone records once and refuses a different one with the same id",
+          "[store][pg]") {
+  test::pg_fixture f;
+  std::vector<store::token_record> local{record("a", 1, "one"), record("b", 2, "two")};
+  local[1].last_used = 1234;
+  std::string clash;
+  CHECK(f.owned.import(local, clash).value() == 2);
+  CHECK(f.owned.import(local, clash).value() == 0); // idempotent
+  CHECK(f.store.get("b").value()->last_used == 1234);
+
+  std::vector<store::token_record> other{record("a", 9, "someone else's")};
+  auto refused = f.owned.import(other, clash);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error() == store::errc::conflict);
+  CHECK(clash == "a");
+  CHECK(f.store.get("a").value()->payload == "one");
+}
+
+TEST_CASE("an unreachable database fails every call with 'unavailable', never showing the "
+          "password",
+          "[store][pg]") {
+  const std::string url = "postgresql://tokengate:Hunter2-secret@127.0.0.1:1/postgres";
+  store::pg_store dead({url, {}, std::chrono::seconds(1)});
+  auto put = dead.put(record("a", 1));
+  REQUIRE_FALSE(put);
+  CHECK(put.error() == store::errc::unavailable);
+  CHECK(dead.get("a").error() == store::errc::unavailable);
+  CHECK_FALSE(dead.migrate());
+  CHECK_FALSE(dead.last_error().empty());
+  CHECK(dead.last_error().find("Hunter2") == std::string::npos);
+
+  const store::pg_settings s{url, {}, std::chrono::seconds(1)};
+  CHECK(store::describe(s) == "user=tokengate dbname=postgres host=127.0.0.1 port=1");
+  CHECK(store::describe({"host=db password=Hunter2-secret user=x", {}, {}}) == "user=x host=db");
+  CHECK(store::describe({"host=db password='Hunter2 unterminated", {}, {}}).find("Hunter2") ==
+        std::string::npos);
+  CHECK_FALSE(store::valid_url("host=db password='Hunter2 unterminated"));
+}
+
+TEST_CASE("a password from database_password_file is used", "[store][pg]") {
+  auto& pg = pg_cluster::shared();
+  const auto db = pg.create_database();
+  store::pg_store without({pg.url_without_password(db), {}, std::chrono::seconds(5)});
+  CHECK_FALSE(without.migrate()); // the cluster wants a password
+  CHECK_THAT(without.last_error(), Catch::Contains("password"));
+  store::pg_store with(
+      {pg.url_without_password(db), std::string(pg_cluster::password), std::chrono::seconds(5)});
+  CHECK(with.migrate());
+  CHECK_FALSE(with.has_marker("x").value());
+}
