@@ -178,7 +178,10 @@ function tokengateFindings(objects) {
     if (!p || p.path !== want || (p.port !== "admin" && p.port !== adminPort))
       f.push(`${probe} is not GET ${want} on the admin port`);
   }
-  if (!sidecar.lifecycle?.preStop) f.push("tokengate has no preStop hook");
+  // The application stops first (tokengate after it): its preStop delay keeps the pod serving
+  // while it leaves the Service's endpoints.
+  for (const c of pod.containers || [])
+    if (!c.lifecycle?.preStop) f.push(`${c.name} has no preStop delay for endpoint removal`);
   const dataMount = mountOf((v) => v.persistentVolumeClaim || v.emptyDir);
   if (!dataMount || dataMount.mountPath !== config.data_dir) f.push(`data_dir ${config.data_dir} is not on a volume`);
   const bootstrapMount = (sidecar.volumeMounts || []).find((m) => m.mountPath === path.dirname(config.bootstrap_token_file || ""));
@@ -227,6 +230,7 @@ if (command === "check") {
     "a plain init container": (o) => { delete sidecar(o).restartPolicy; },
     "a writable root": (o) => { sidecar(o).securityContext.readOnlyRootFilesystem = false; },
     "a probe on the main port": (o) => { sidecar(o).readinessProbe.httpGet.port = "http"; },
+    "no preStop delay": (o) => { delete dep(o).containers[0].lifecycle; },
     "a config file that moved": (o) => { sidecar(o).env[0].value = "/etc/other/tokengate.json"; },
   };
   const names = Object.keys(mutations);
