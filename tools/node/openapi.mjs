@@ -111,7 +111,7 @@ async function startTokengate(binary, dir) {
       if (m) resolve(Number(m[1]));
     });
     child.on("exit", (code) => reject(new Error(`tokengate exited with ${code} at start: ${out}`)));
-    setTimeout(() => reject(new Error(`tokengate did not listen in 30 s: ${out}`)), 30000);
+    setTimeout(() => reject(new Error(`tokengate did not listen in 30 s: ${out}`)), 30000).unref();
   });
   const port = await listening;
   return { child, port, log: () => out };
