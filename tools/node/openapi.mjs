@@ -234,7 +234,10 @@ async function conformance(file, binary, mutate) {
     await call("get without a key", 401, "GET", `/api-tokens/${full.id}`);
     await call("get another token without permissions", 403, "GET", `/api-tokens/${full.id}`, { key: bare.value });
     await call("get an unknown id", 404, "GET", `/api-tokens/${none}`, { key: admin });
-    await call("HEAD a token", 200, "HEAD", `/api-tokens/${full.id}`, { key: admin });
+    const head = await call("HEAD a token", 200, "HEAD", `/api-tokens/${full.id}`, { key: admin });
+    const got = await call("get it again", 200, "GET", `/api-tokens/${full.id}`, { key: admin });
+    if (head.headers["content-length"] !== String(Buffer.byteLength(got.body)))
+      failures.push(`HEAD says Content-Length ${head.headers["content-length"]}, GET sends ${Buffer.byteLength(got.body)} bytes`);
     await call("HEAD with X-API-Key twice", 400, "HEAD", `/api-tokens/${full.id}`, { keys: [admin, admin] });
     await call("HEAD a token without a key", 401, "HEAD", `/api-tokens/${full.id}`);
     await call("HEAD another token without permissions", 403, "HEAD", `/api-tokens/${full.id}`, { key: bare.value });
