@@ -7,7 +7,7 @@ FROM debian:12-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ make cmake ccache pkg-config \
-      libboost1.81-dev libboost-json1.81-dev librocksdb-dev libssl-dev \
+      libboost1.81-dev libboost-json1.81-dev librocksdb-dev libssl-dev prometheus-cpp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the server's build reads: the layers' sources, the top-level CMakeLists.txt and the
@@ -30,7 +30,7 @@ FROM debian:12-slim
 # The shared libraries `ldd tokengate` lists, and nothing else.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librocksdb7.8 libboost-json1.81.0 libssl3 \
+      librocksdb7.8 libboost-json1.81.0 libssl3 libprometheus-cpp-core1.0 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
  && groupadd --system --gid 65532 tokengate \
  && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home \

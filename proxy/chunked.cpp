@@ -3,6 +3,8 @@
 #include "proxy/http1.hpp"
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 
 namespace tokengate::proxy::http1 {
 namespace {
@@ -15,125 +17,90 @@ bool is_line_char(char c) noexcept {
 
 } // namespace
 
-chunked_decoder::result chunked_decoder::next(std::string_view in) noexcept {
-  result r;
+boost::system::result<chunk_step, chunked_error>
+chunked_decoder::next(std::string_view in) noexcept {
+  chunk_step r;
   std::size_t i = 0;
-  const auto fail = [&] {
-    state_ = state::failed;
-    r.error = true;
-    r.consumed = i;
-    return r;
-  };
-  while (i < in.size()) {
-    const char c = in[i];
-    switch (state_) {
-    case state::size: {
-      const int v = hex_value(c);
-      if (v >= 0) {
-        if (++digits_ > 15)
-          return fail();
-        remaining_ = remaining_ * 16 + static_cast<unsigned>(v);
-      } else if (digits_ == 0) {
-        return fail();
-      } else if (c == ' ' || c == '\t') {
-        state_ = state::size_ws;
-      } else if (c == ';') {
-        state_ = state::extension;
-      } else if (c == '\r') {
-        state_ = state::size_lf;
-      } else {
-        return fail();
-      }
-      ++i;
-      break;
-    }
-    case state::size_ws:
-      if (c == ';')
-        state_ = state::extension;
-      else if (c == '\r')
-        state_ = state::size_lf;
-      else if (c != ' ' && c != '\t')
-        return fail();
-      ++i;
-      break;
-    case state::extension:
-      if (c == '\r')
-        state_ = state::size_lf;
-      else if (!is_line_char(c))
-        return fail();
-      ++i;
-      break;
-    case state::size_lf:
-      if (c != '\n')
-        return fail();
-      ++i;
-      digits_ = 0;
-      state_ = remaining_ == 0 ? state::trailer_start : state::data;
-      break;
-    case state::data: {
+  while (i < in.size() && state_ != state::done) {
+    if (state_ == state::data) {
       const auto n = static_cast<std::size_t>(
           std::min<std::uint64_t>(remaining_, static_cast<std::uint64_t>(in.size() - i)));
       r.data = in.substr(i, n);
       remaining_ -= n;
-      i += n;
       if (remaining_ == 0)
         state_ = state::data_cr;
-      r.consumed = i;
+      r.consumed = i + n;
       return r;
     }
-    case state::data_cr:
-      if (c != '\r')
-        return fail();
-      state_ = state::data_lf;
-      ++i;
-      break;
-    case state::data_lf:
-      if (c != '\n')
-        return fail();
-      state_ = state::size;
-      ++i;
-      break;
-    case state::trailer_start:
-      if (c == '\r')
-        state_ = state::final_lf;
-      else if (c == '\n' || c == ' ' || c == '\t' || !is_line_char(c))
-        return fail();
-      else
-        state_ = state::trailer;
-      ++i;
-      break;
-    case state::trailer:
-      if (c == '\r')
-        state_ = state::trailer_lf;
-      else if (!is_line_char(c))
-        return fail();
-      ++i;
-      break;
-    case state::trailer_lf:
-      if (c != '\n')
-        return fail();
-      state_ = state::trailer_start;
-      ++i;
-      break;
-    case state::final_lf:
-      if (c != '\n')
-        return fail();
-      state_ = state::done;
-      ++i;
-      r.done = true;
-      r.consumed = i;
-      return r;
-    case state::done:
-      r.done = true;
-      r.consumed = i;
-      return r;
-    case state::failed:
-      return fail();
+    const bool in_size = state_ == state::size;
+    if (state_ == state::failed || !(is_size_line() ? size_line(in[i]) : framing_line(in[i]))) {
+      state_ = state::failed;
+      return in_size ? chunked_error::bad_size : chunked_error::bad_framing;
     }
+    ++i;
   }
   r.consumed = i;
   r.done = state_ == state::done;
   return r;
+}
+
+bool chunked_decoder::is_size_line() const noexcept {
+  return state_ == state::size || state_ == state::size_ws || state_ == state::extension ||
+         state_ == state::size_lf;
+}
+
+bool chunked_decoder::size_line(char c) noexcept {
+  const bool ws = c == ' ' || c == '\t';
+  switch (state_) {
+  case state::size:
+    if (const int v = hex_value(c); v >= 0) {
+      remaining_ = remaining_ * 16 + static_cast<unsigned>(v);
+      return ++digits_ <= 15;
+    }
+    if (digits_ == 0)
+      return false;
+    state_ = ws ? state::size_ws : c == ';' ? state::extension : state::size_lf;
+    return ws || c == ';' || c == '\r';
+  case state::size_ws:
+    state_ = c == ';' ? state::extension : c == '\r' ? state::size_lf : state::size_ws;
+    return ws || c == ';' || c == '\r';
+  case state::extension:
+    if (c == '\r')
+      state_ = state::size_lf;
+    return c == '\r' || is_line_char(c);
+  default: // size_lf
+    digits_ = 0;
+    state_ = remaining_ == 0 ? state::trailer_start : state::data;
+    return c == '\n';
+  }
+}
+
+bool chunked_decoder::framing_line(char c) noexcept {
+  switch (state_) {
+  case state::data_cr:
+    state_ = state::data_lf;
+    return c == '\r';
+  case state::data_lf:
+    state_ = state::size;
+    return c == '\n';
+  case state::trailer_start:
+    state_ = c == '\r' ? state::final_lf : state::trailer;
+    return c == '\r' || (c != ' ' && c != '\t' && is_line_char(c));
+  case state::trailer:
+    if (c == '\r')
+      state_ = state::trailer_lf;
+    return c == '\r' || is_line_char(c);
+  case state::trailer_lf:
+    state_ = state::trailer_start;
+    return c == '\n';
+  default: // final_lf
+    state_ = state::done;
+    return c == '\n';
+  }
+}
+
+void throw_exception_from_error(chunked_error e, const boost::source_location&) {
+  throw std::logic_error("unchecked chunked error " + std::to_string(static_cast<int>(e)));
 }
 
 void append_chunk_header(std::string& out, std::size_t size) {

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <boost/system/result.hpp>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -11,18 +13,27 @@ namespace tokengate::proxy::http1 {
 /// Fed any slices of the byte stream, it hands back the data of the chunks; framing must use
 /// CRLF (a bare LF anywhere in it is an error, the moment it arrives), sizes are hex of at most
 /// 15 digits, extensions and trailer fields are checked and dropped.
+enum class chunked_error : std::uint8_t {
+  bad_size,    ///< a chunk size that is not 1 to 15 hex digits
+  bad_framing, ///< a missing CRLF, a bare LF, a control character in an extension or trailer
+};
+
+/// What one call of `chunked_decoder::next` found.
+struct chunk_step {
+  std::size_t consumed = 0; ///< bytes of the input used (framing and data)
+  std::string_view data;    ///< chunk data found, a slice of the input; may be empty
+  bool done = false;        ///< the last chunk and the trailer section have been read
+};
+
+/// For boost::system::result's value(): tokengate reads results only after checking them.
+[[noreturn]] void throw_exception_from_error(chunked_error e, const boost::source_location& where);
+
 class chunked_decoder {
 public:
-  struct result {
-    std::size_t consumed = 0; ///< bytes of the input used (framing and data)
-    std::string_view data;    ///< chunk data found, a slice of the input; may be empty
-    bool done = false;        ///< the last chunk and the trailer section have been read
-    bool error = false;       ///< malformed framing: refuse the message and close
-  };
-
   /// Decodes from the start of `in` up to the end of the first run of data (or of `in`).
-  /// Call again with the rest until `in` is used up, `done` or `error`.
-  [[nodiscard]] result next(std::string_view in) noexcept;
+  /// Call again with the rest until `in` is used up or `done`. An error is final: refuse the
+  /// message and close.
+  [[nodiscard]] boost::system::result<chunk_step, chunked_error> next(std::string_view in) noexcept;
 
   [[nodiscard]] bool done() const noexcept { return state_ == state::done; }
   void reset() noexcept { *this = chunked_decoder{}; }
@@ -43,6 +54,12 @@ private:
     done,
     failed,
   };
+  [[nodiscard]] bool is_size_line() const noexcept;
+  /// One byte of a size line (size, whitespace, extension, CRLF); false when malformed.
+  [[nodiscard]] bool size_line(char c) noexcept;
+  /// One byte of the CRLF after data, of a trailer line, or of the final CRLF.
+  [[nodiscard]] bool framing_line(char c) noexcept;
+
   state state_ = state::size;
   std::uint64_t remaining_ = 0;
   unsigned digits_ = 0;

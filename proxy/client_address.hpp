@@ -7,7 +7,7 @@
 
 namespace tokengate::proxy {
 
-/// The address a request is decided on (PRODUCT.md section 4): the TCP peer, unless the peer
+/// The address a request is decided on (README "Trusted proxies"): the TCP peer, unless the peer
 /// is one of `trusted`, in which case the right-most X-Forwarded-For address that is not itself
 /// trusted. An entry that is not an address ends the walk at the last trusted hop.
 [[nodiscard]] tokenapi::ip_address client_address(const tokenapi::ip_address& peer,

@@ -223,7 +223,7 @@ route as_route(const json::value& v, const std::string& where, const std::string
       if (!item.is_string() || !item.get_string().starts_with("/"))
         fail(field, source, "must be a path starting with '/'");
       normalized_target normal;
-      if (normalize_target(item.get_string(), normal) != path_error::none || normal.has_query)
+      if (!normalize_target(item.get_string(), normal) || normal.has_query)
         fail(field, source, "must be a plain path such as /alerts");
       r.prefix = normal.path;
       if (r.prefix.size() > 1 && r.prefix.ends_with('/'))

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "proxy/log_level.hpp"
 #include "proxy/route_table.hpp"
 #include "tokenapi/ip.hpp"
 
@@ -35,8 +36,6 @@ struct limits {
   std::size_t max_connections = 10000;
   std::chrono::milliseconds shutdown_timeout{10000}; ///< longest wait for in-flight requests
 };
-
-enum class log_level { debug, info, warn, error };
 
 /// Everything `tokengate serve` runs on, validated once at start-up and read-only after.
 struct config {

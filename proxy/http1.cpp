@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 
 namespace tokengate::proxy::http1 {
 namespace {
@@ -51,23 +53,24 @@ std::string_view next_line(std::string_view& rest) noexcept {
   return line;
 }
 
-head_error parse_version(std::string_view v, unsigned& out) noexcept {
+using head_result = boost::system::result<void, head_error>;
+using framing_result = boost::system::result<framing, framing_error>;
+
+boost::system::result<unsigned, head_error> parse_version(std::string_view v) noexcept {
   if (v == "HTTP/1.1")
-    out = 11;
-  else if (v == "HTTP/1.0")
-    out = 10;
-  else if (v.size() == 8 && v.starts_with("HTTP/") && v[6] == '.')
+    return 11u;
+  if (v == "HTTP/1.0")
+    return 10u;
+  if (v.size() == 8 && v.starts_with("HTTP/") && v[6] == '.')
     return head_error::bad_version;
-  else
-    return head_error::bad_start_line;
-  return head_error::none;
+  return head_error::bad_start_line;
 }
 
-head_error parse_fields(std::string_view rest, head& out) {
+head_result parse_fields(std::string_view rest, head& out) {
   for (;;) {
     auto line = next_line(rest);
     if (line.empty())
-      return head_error::none;
+      return {};
     if (is_ows(line.front()))
       return head_error::obsolete_line_folding;
     std::size_t i = 0;
@@ -138,19 +141,18 @@ framing_fields framing_fields_of(const head& h) {
   return f;
 }
 
-framing_error length_framing(std::string_view text, framing& out) {
+framing_result length_framing(std::string_view text) {
   auto n = parse_decimal(text);
   if (!n)
     return text.find(',') != std::string_view::npos ? framing_error::duplicate_content_length
                                                     : framing_error::bad_content_length;
-  out = n == 0 ? framing{} : framing{framing::kind::length, *n};
-  return framing_error::none;
+  return n == 0 ? framing{} : framing{framing::kind::length, *n};
 }
 
 // The rules requests and responses share: at most one of each framing field, never both, and
 // no transfer coding but chunked (another one could not be relayed without its hop-by-hop
 // Transfer-Encoding).
-framing_error body_framing(const framing_fields& f, framing& out) {
+framing_result body_framing(const framing_fields& f) {
   if (f.encodings > 1)
     return framing_error::duplicate_transfer_encoding;
   if (f.lengths > 1)
@@ -160,12 +162,11 @@ framing_error body_framing(const framing_fields& f, framing& out) {
       return framing_error::transfer_encoding_with_length;
     if (!iequals(f.encoding, "chunked"))
       return framing_error::bad_transfer_encoding;
-    out.type = framing::kind::chunked;
-    return framing_error::none;
+    return framing{framing::kind::chunked, 0};
   }
   if (f.lengths == 1)
-    return length_framing(f.length, out);
-  return framing_error::none;
+    return length_framing(f.length);
+  return framing{};
 }
 
 // Methods are case-sensitive (RFC 9110 section 9.1), but some backends upper-case them (Flask,
@@ -257,23 +258,24 @@ std::optional<std::string_view> head::find(std::string_view name) const noexcept
   return std::nullopt;
 }
 
-head_scan scan_head(std::string_view buffer, std::size_t& scanned) noexcept {
+boost::system::result<std::size_t, head_error> scan_head(std::string_view buffer,
+                                                         std::size_t& scanned) noexcept {
   std::size_t pos = scanned;
   for (;;) {
     const void* hit = std::memchr(buffer.data() + pos, '\n', buffer.size() - pos);
     if (hit == nullptr)
-      return {};
+      return std::size_t{0};
     const auto lf = static_cast<std::size_t>(static_cast<const char*>(hit) - buffer.data());
     if (lf == 0 || buffer[lf - 1] != '\r')
-      return {0, head_error::bare_lf};
+      return head_error::bare_lf;
     if (lf == pos + 1 && pos != 0) // an empty line after at least one other ends the head
-      return {lf + 1, head_error::none};
+      return lf + 1;
     pos = lf + 1;
     scanned = pos;
   }
 }
 
-head_error parse_request(std::string_view bytes, head& out) {
+head_result parse_request(std::string_view bytes, head& out) {
   out.fields.clear();
   out.size = bytes.size();
   auto line = next_line(bytes);
@@ -293,19 +295,23 @@ head_error parse_request(std::string_view bytes, head& out) {
   for (char c : out.target)
     if (c <= 0x20 || c >= 0x7f)
       return head_error::bad_start_line;
-  if (auto e = parse_version(line.substr(sp2 + 1), out.version); e != head_error::none)
-    return e;
+  const auto version = parse_version(line.substr(sp2 + 1));
+  if (!version)
+    return version.error();
+  out.version = *version;
   return parse_fields(bytes, out);
 }
 
-head_error parse_response(std::string_view bytes, head& out) {
+head_result parse_response(std::string_view bytes, head& out) {
   out.fields.clear();
   out.size = bytes.size();
   auto line = next_line(bytes);
   if (line.size() < 12 || line[8] != ' ')
     return head_error::bad_start_line;
-  if (auto e = parse_version(line.substr(0, 8), out.version); e != head_error::none)
-    return e;
+  const auto version = parse_version(line.substr(0, 8));
+  if (!version)
+    return version.error();
+  out.version = *version;
   auto code = line.substr(9, 3);
   if (!std::all_of(code.begin(), code.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
       code[0] == '0')
@@ -319,26 +325,29 @@ head_error parse_response(std::string_view bytes, head& out) {
   return parse_fields(bytes, out);
 }
 
-framing_error request_framing(const head& h, framing& out) {
-  out = {};
+framing_result request_framing(const head& h) {
   const auto f = framing_fields_of(h);
-  if (auto e = body_framing(f, out); e != framing_error::none)
-    return e;
-  if (f.encodings == 1 && h.version == 10)
+  auto body = body_framing(f);
+  if (body && f.encodings == 1 && h.version == 10)
     return framing_error::transfer_encoding_on_http10;
-  return framing_error::none;
+  return body;
 }
 
-framing_error response_framing(const head& h, std::string_view method, framing& out) {
-  out = {};
+framing_result response_framing(const head& h, std::string_view method) {
   if (method == "HEAD" || h.status < 200 || h.status == 204 || h.status == 304)
-    return framing_error::none;
+    return framing{};
   const auto f = framing_fields_of(h);
-  if (auto e = body_framing(f, out); e != framing_error::none)
-    return e;
   if (f.encodings == 0 && f.lengths == 0)
-    out.type = framing::kind::until_close;
-  return framing_error::none;
+    return framing{framing::kind::until_close, 0};
+  return body_framing(f);
+}
+
+void throw_exception_from_error(head_error e, const boost::source_location&) {
+  throw std::logic_error("unchecked head error " + std::to_string(static_cast<int>(e)));
+}
+
+void throw_exception_from_error(framing_error e, const boost::source_location&) {
+  throw std::logic_error("unchecked framing error " + std::to_string(static_cast<int>(e)));
 }
 
 connection_options connection_of(const head& h) {
@@ -366,65 +375,6 @@ bool keeps_alive(const head& h) {
   if (o.close)
     return false;
   return h.version == 11 || o.keep_alive;
-}
-
-std::string_view reason_phrase(unsigned status) noexcept {
-  switch (status) {
-  case 100:
-    return "Continue";
-  case 101:
-    return "Switching Protocols";
-  case 200:
-    return "OK";
-  case 201:
-    return "Created";
-  case 202:
-    return "Accepted";
-  case 204:
-    return "No Content";
-  case 206:
-    return "Partial Content";
-  case 301:
-    return "Moved Permanently";
-  case 302:
-    return "Found";
-  case 304:
-    return "Not Modified";
-  case 400:
-    return "Bad Request";
-  case 401:
-    return "Unauthorized";
-  case 403:
-    return "Forbidden";
-  case 404:
-    return "Not Found";
-  case 405:
-    return "Method Not Allowed";
-  case 408:
-    return "Request Timeout";
-  case 411:
-    return "Length Required";
-  case 413:
-    return "Content Too Large";
-  case 417:
-    return "Expectation Failed";
-  case 431:
-    return "Request Header Fields Too Large";
-  case 500:
-    return "Internal Server Error";
-  case 501:
-    return "Not Implemented";
-  case 502:
-    return "Bad Gateway";
-  case 503:
-    return "Service Unavailable";
-  case 504:
-    return "Gateway Timeout";
-  case 505:
-    return "HTTP Version Not Supported";
-  default:
-    return "Unknown";
-  }
 }
 
 } // namespace tokengate::proxy::http1

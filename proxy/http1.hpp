@@ -1,5 +1,7 @@
 #pragma once
 
+#include <boost/system/result.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -13,9 +15,8 @@ struct field {
   std::string_view value; ///< without leading and trailing whitespace
 };
 
-/// Why a head was refused. Each maps to one answer (see `status_for`).
+/// Why a head was refused. Each maps to one answer (see `refusal_for`).
 enum class head_error : std::uint8_t {
-  none,
   bare_lf,               ///< a line ended in LF without CR
   bad_start_line,        ///< request or status line malformed
   bad_method,            ///< a method not spelt in upper case (backends disagree on others)
@@ -25,6 +26,16 @@ enum class head_error : std::uint8_t {
   obsolete_line_folding, ///< a field line starting with SP or HTAB
   too_many_fields,
 };
+
+/// What a refused message is answered with: a status and the JSON error's message.
+struct refusal {
+  unsigned status = 400;
+  std::string_view message;
+};
+
+/// The answer to a request head refused with `e` (400, 431 for too many fields, 505 for the
+/// version).
+[[nodiscard]] refusal refusal_for(head_error e) noexcept;
 
 struct head {
   std::string_view method; ///< requests
@@ -41,18 +52,17 @@ struct head {
 inline constexpr std::size_t max_fields = 100;
 
 /// Finds the end of a head in `buffer`, resuming at `scanned` (0 at first; updated so that each
-/// byte is scanned once). Returns the head's size, 0 when more bytes are needed, or an error for
+/// byte is scanned once). Returns the head's size, 0 when more bytes are needed, or bare_lf for
 /// a bare LF, which is refused as soon as it arrives.
-struct head_scan {
-  std::size_t size = 0;
-  head_error error = head_error::none;
-};
-[[nodiscard]] head_scan scan_head(std::string_view buffer, std::size_t& scanned) noexcept;
+[[nodiscard]] boost::system::result<std::size_t, head_error>
+scan_head(std::string_view buffer, std::size_t& scanned) noexcept;
 
-/// Parses a complete request head (as found by `scan_head`) into `out`.
-[[nodiscard]] head_error parse_request(std::string_view head_bytes, head& out);
+/// Parses a complete request head (as found by `scan_head`) into `out`, reusing its capacity.
+[[nodiscard]] boost::system::result<void, head_error> parse_request(std::string_view head_bytes,
+                                                                    head& out);
 /// Parses a complete response head into `out`.
-[[nodiscard]] head_error parse_response(std::string_view head_bytes, head& out);
+[[nodiscard]] boost::system::result<void, head_error> parse_response(std::string_view head_bytes,
+                                                                     head& out);
 
 /// How a message's body is delimited.
 struct framing {
@@ -62,7 +72,6 @@ struct framing {
 };
 
 enum class framing_error : std::uint8_t {
-  none,
   bad_content_length,            ///< not a plain decimal number
   duplicate_content_length,      ///< two Content-Length fields (or a list)
   bad_transfer_encoding,         ///< anything but exactly "chunked"
@@ -71,12 +80,20 @@ enum class framing_error : std::uint8_t {
   transfer_encoding_on_http10,
 };
 
+/// The message a client gets for a request refused with `e` (always a 400).
+[[nodiscard]] std::string_view describe(framing_error e) noexcept;
+
 /// The framing of a request body (RFC 9112 section 6), refusing every ambiguity a smuggling
 /// attack could use.
-[[nodiscard]] framing_error request_framing(const head& h, framing& out);
+[[nodiscard]] boost::system::result<framing, framing_error> request_framing(const head& h);
 
 /// The framing of a response body to a request with `method`.
-[[nodiscard]] framing_error response_framing(const head& h, std::string_view method, framing& out);
+[[nodiscard]] boost::system::result<framing, framing_error>
+response_framing(const head& h, std::string_view method);
+
+/// For boost::system::result's value(): tokengate reads results only after checking them.
+[[noreturn]] void throw_exception_from_error(head_error e, const boost::source_location& where);
+[[noreturn]] void throw_exception_from_error(framing_error e, const boost::source_location& where);
 
 /// Connection options: whether "close" or "keep-alive" were named, and whether the header
 /// named other fields (which are hop-by-hop and must not be forwarded).

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "proxy/config.hpp"
+#include "proxy/log_level.hpp"
 
 #include <condition_variable>
 #include <cstdint>

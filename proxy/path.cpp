@@ -3,6 +3,8 @@
 #include "proxy/http1.hpp"
 
 #include <algorithm>
+#include <optional>
+#include <stdexcept>
 
 namespace tokengate::proxy {
 namespace {
@@ -24,9 +26,56 @@ bool is_dot_with_parameters(std::string_view segment) noexcept {
   return base == "." || base == "..";
 }
 
+// Applies the segment that ends the path so far (from `segment_start`): "" and "." vanish, ".."
+// removes the segment before it (never above the root).
+std::optional<path_error> end_segment(std::string& path, std::size_t& segment_start, bool last) {
+  const auto segment = std::string_view(path).substr(segment_start);
+  if (is_dot_with_parameters(segment))
+    return path_error::dot_parameters;
+  const bool parent = segment == "..";
+  if (parent || segment == ".") {
+    path.resize(segment_start); // invalidates `segment`
+    if (parent && path.size() > 1) {
+      path.pop_back();
+      path.resize(path.rfind('/') + 1);
+    }
+  } else if (!segment.empty() && !last) {
+    path.push_back('/');
+  }
+  segment_start = path.size();
+  return std::nullopt;
+}
+
+// Appends the escape at the start of `rest` ("%XX..."): decoded when unreserved, else with its
+// hex upper-cased. Escapes that could hide a boundary or be decoded into one are refused.
+std::optional<path_error> append_escape(std::string& path, std::string_view rest) {
+  if (rest.size() < 3)
+    return path_error::bad_escape;
+  const int hi = http1::hex_value(rest[1]);
+  const int lo = http1::hex_value(rest[2]);
+  if (hi < 0 || lo < 0)
+    return path_error::bad_escape;
+  const auto decoded = static_cast<unsigned char>(hi * 16 + lo);
+  if (decoded == '/' || decoded == '\\' || decoded == 0)
+    return path_error::encoded_separator;
+  if (decoded == '%')
+    return path_error::encoded_percent;
+  if (decoded < 0x20 || decoded == 0x7f)
+    return path_error::encoded_control;
+  if (is_unreserved(decoded)) {
+    path.push_back(static_cast<char>(decoded));
+  } else {
+    path.push_back('%');
+    path.push_back("0123456789ABCDEF"[hi]);
+    path.push_back("0123456789ABCDEF"[lo]);
+  }
+  return std::nullopt;
+}
+
 } // namespace
 
-path_error normalize_target(std::string_view target, normalized_target& out) {
+boost::system::result<void, path_error> normalize_target(std::string_view target,
+                                                         normalized_target& out) {
   out.path.clear();
   out.query = {};
   out.has_query = false;
@@ -45,59 +94,23 @@ path_error normalize_target(std::string_view target, normalized_target& out) {
   out.path.push_back('/');
   std::size_t segment_start = 1;
   for (std::size_t i = 1; i <= raw.size(); ++i) {
-    if (i == raw.size() || raw[i] == '/') {
-      const auto segment = std::string_view(out.path).substr(segment_start);
-      if (is_dot_with_parameters(segment))
-        return path_error::dot_parameters;
-      const bool parent = segment == "..";
-      if (parent || segment == ".") {
-        out.path.resize(segment_start); // invalidates `segment`
-        if (parent && out.path.size() > 1) {
-          out.path.pop_back();
-          out.path.resize(out.path.rfind('/') + 1);
-        }
-      } else if (!segment.empty() && i < raw.size()) {
-        out.path.push_back('/');
-      }
-      segment_start = out.path.size();
-      continue;
-    }
-    const char c = raw[i];
-    if (c == '\\')
-      return path_error::backslash;
-    if (c != '%') {
-      out.path.push_back(c);
-      continue;
-    }
-    if (i + 2 >= raw.size())
-      return path_error::bad_escape;
-    const int hi = http1::hex_value(raw[i + 1]);
-    const int lo = http1::hex_value(raw[i + 2]);
-    if (hi < 0 || lo < 0)
-      return path_error::bad_escape;
-    const auto decoded = static_cast<unsigned char>(hi * 16 + lo);
-    if (decoded == '/' || decoded == '\\' || decoded == 0)
-      return path_error::encoded_separator;
-    if (decoded == '%')
-      return path_error::encoded_percent;
-    if (decoded < 0x20 || decoded == 0x7f)
-      return path_error::encoded_control;
-    if (is_unreserved(decoded)) {
-      out.path.push_back(static_cast<char>(decoded));
-    } else {
-      out.path.push_back('%');
-      out.path.push_back("0123456789ABCDEF"[hi]);
-      out.path.push_back("0123456789ABCDEF"[lo]);
-    }
-    i += 2;
+    std::optional<path_error> e;
+    if (i == raw.size() || raw[i] == '/')
+      e = end_segment(out.path, segment_start, i == raw.size());
+    else if (raw[i] == '\\')
+      e = path_error::backslash;
+    else if (raw[i] != '%')
+      out.path.push_back(raw[i]);
+    else if (e = append_escape(out.path, raw.substr(i)); !e)
+      i += 2;
+    if (e)
+      return *e;
   }
-  return path_error::none;
+  return {};
 }
 
 std::string_view describe(path_error e) noexcept {
   switch (e) {
-  case path_error::none:
-    return "ok";
   case path_error::not_origin_form:
     return "request target must be a path starting with '/'";
   case path_error::bad_escape:
@@ -116,6 +129,10 @@ std::string_view describe(path_error e) noexcept {
     return "request path contains an encoded control character";
   }
   return "bad request path";
+}
+
+void throw_exception_from_error(path_error e, const boost::source_location&) {
+  throw std::logic_error("unchecked path error: " + std::string(describe(e)));
 }
 
 bool under_prefix(std::string_view path, std::string_view prefix) noexcept {

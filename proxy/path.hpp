@@ -1,5 +1,7 @@
 #pragma once
 
+#include <boost/system/result.hpp>
+
 #include <string>
 #include <string_view>
 
@@ -18,7 +20,6 @@ struct normalized_target {
 };
 
 enum class path_error {
-  none,
   not_origin_form,   ///< does not start with '/' (absolute-form, authority-form, '*')
   bad_escape,        ///< '%' not followed by two hex digits
   encoded_separator, ///< %2F, %5C or %00: an attempt to hide a segment boundary or end
@@ -30,7 +31,11 @@ enum class path_error {
 };
 
 /// Normalises `target` into `out` (reusing its capacity). `out.query` views into `target`.
-[[nodiscard]] path_error normalize_target(std::string_view target, normalized_target& out);
+[[nodiscard]] boost::system::result<void, path_error> normalize_target(std::string_view target,
+                                                                       normalized_target& out);
+
+/// For boost::system::result's value(): tokengate reads results only after checking them.
+[[noreturn]] void throw_exception_from_error(path_error e, const boost::source_location& where);
 
 /// The message a client gets for `e`.
 [[nodiscard]] std::string_view describe(path_error e) noexcept;

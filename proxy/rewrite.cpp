@@ -1,6 +1,6 @@
 #include "proxy/rewrite.hpp"
 
-#include "proxy/log.hpp"
+#include "proxy/answer.hpp"
 
 #include <array>
 #include <charconv>
@@ -72,27 +72,6 @@ bool is_replaced(std::string_view name) {
     if (backend_equals(name, h))
       return true;
   return false;
-}
-
-void append_field(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name);
-  out.append(": ");
-  out.append(value);
-  out.append("\r\n");
-}
-
-void append_number(std::string& out, std::uint64_t n) {
-  char buffer[24];
-  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, n);
-  out.append(buffer, end);
-}
-
-void append_status_line(std::string& out, unsigned status) {
-  out.append("HTTP/1.1 ");
-  append_number(out, status);
-  out.push_back(' ');
-  out.append(http1::reason_phrase(status));
-  out.append("\r\n");
 }
 
 // Names with '_' are dropped, as nginx does by default: CGI, WSGI, PHP and Rack read
@@ -220,34 +199,6 @@ void build_client_response(std::string& out, const http1::head& response, client
   if (close)
     out.append("Connection: close\r\n");
   out.append("\r\n");
-}
-
-void build_json_response(std::string& out, unsigned status, std::string_view body, bool close,
-                         std::string_view allow) {
-  out.clear();
-  append_status_line(out, status);
-  if (!body.empty())
-    out.append("Content-Type: application/json\r\n");
-  if (status != 204 && status != 304) {
-    out.append("Content-Length: ");
-    append_number(out, body.size());
-    out.append("\r\n");
-  }
-  if (!allow.empty())
-    append_field(out, "Allow", allow);
-  out.append("Cache-Control: no-store\r\n");
-  if (close)
-    out.append("Connection: close\r\n");
-  out.append("\r\n");
-  out.append(body);
-}
-
-void build_error_response(std::string& out, unsigned status, std::string_view message, bool close,
-                          std::string_view allow) {
-  std::string body = "{\"message\":\"";
-  append_json_escaped(body, message);
-  body.append("\"}");
-  build_json_response(out, status, body, close, allow);
 }
 
 } // namespace tokengate::proxy

@@ -44,12 +44,4 @@ enum class client_framing {
 void build_client_response(std::string& out, const http1::head& response, client_framing framing,
                            bool close);
 
-/// A complete JSON error response {"message": ...}, with "Connection: close" when `close`.
-void build_error_response(std::string& out, unsigned status, std::string_view message, bool close,
-                          std::string_view allow = {});
-
-/// A complete response with a JSON body (which may be empty, for 204).
-void build_json_response(std::string& out, unsigned status, std::string_view body, bool close,
-                         std::string_view allow = {});
-
 } // namespace tokengate::proxy

@@ -9,7 +9,7 @@
 
 namespace tokengate::proxy {
 
-/// One entry of the `routes` table (PRODUCT.md section 1).
+/// One entry of the `routes` table (README "Routes").
 struct route {
   std::string prefix;               ///< normalised, e.g. "/alerts"; "/" matches every path
   std::vector<std::string> methods; ///< empty: every method

@@ -1,7 +1,7 @@
 #include "proxy/server.hpp"
 
+#include "proxy/answer.hpp"
 #include "proxy/detail/worker.hpp"
-#include "proxy/rewrite.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -93,6 +93,7 @@ net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool adm
     if (counter.load(std::memory_order_relaxed) >= limit) {
       ::send(socket.native_handle(), over_capacity().data(), over_capacity().size(),
              MSG_DONTWAIT | MSG_NOSIGNAL);
+      shared.refused_connections.fetch_add(1, std::memory_order_relaxed);
       boost::system::error_code ignored;
       socket.shutdown(tcp::socket::shutdown_both, ignored);
       socket.close(ignored);
@@ -100,7 +101,7 @@ net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool adm
     }
     counter.fetch_add(1, std::memory_order_relaxed);
     net::post(target.io, [&target, s = std::move(socket), admin]() mutable {
-      start_connection(target, std::move(s), admin);
+      start_session(target, std::move(s), admin);
     });
   }
 }
@@ -111,7 +112,7 @@ net::awaitable<void> server::impl::sweep_loop(worker& w) {
     tick.expires_after(sweep_interval);
     if (auto [ec] = co_await tick.async_wait(nothrow); ec)
       co_return;
-    sweep_connections(w);
+    sweep_sessions(w);
   }
 }
 
@@ -128,8 +129,12 @@ net::awaitable<void> server::impl::usage_loop() {
 
 server::server(const server_dependencies& deps) : impl_(std::make_unique<impl>(deps)) {
   const auto& settings = deps.settings;
-  for (unsigned i = 0; i < settings.threads; ++i)
+  for (unsigned i = 0; i < settings.threads; ++i) {
     impl_->workers.push_back(std::make_unique<worker>(impl_->shared, i));
+    impl_->shared.loops.push_back(&impl_->workers.back()->metrics);
+  }
+  impl_->shared.start_time_seconds =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   auto& first = *impl_->workers.front();
 
   boost::system::error_code ec;
@@ -199,7 +204,7 @@ void server::stop() {
         w.acceptor->close(ignored);
       if (w.admin_acceptor)
         w.admin_acceptor->close(ignored);
-      drain_connections(w);
+      drain_sessions(w);
     });
   }
   // Wait for the connections in flight, then make every loop return.

@@ -2,8 +2,11 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/snapshot.h>
 #include <rocksdb/write_batch.h>
 
+#include <cstdio>
+#include <initializer_list>
 #include <stdexcept>
 
 namespace tokengate::store {
@@ -27,6 +30,15 @@ std::string_view as_view(const digest& d) {
 }
 
 rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
+
+// The first failure among the statuses of writes staged in a batch (they fail only on keys or
+// values too large for RocksDB), or ok.
+rocksdb::Status first_failure(std::initializer_list<rocksdb::Status> statuses) {
+  for (const auto& s : statuses)
+    if (!s.ok())
+      return s;
+  return rocksdb::Status::OK();
+}
 
 errc to_error(const rocksdb::Status& s) {
   if (s.IsCorruption())
@@ -94,10 +106,14 @@ std::unique_ptr<rocksdb_store> rocksdb_store::open(const std::filesystem::path& 
 rocksdb_store::rocksdb_store(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
 
 rocksdb_store::~rocksdb_store() {
-  if (db_) {
-    (void)db_->SyncWAL();
-    (void)db_->Close();
-  }
+  if (!db_)
+    return;
+  // No caller is left to hand a failure to (flush() is the checked way): say it on stderr.
+  const auto synced_wal = db_->SyncWAL();
+  const auto closed = db_->Close();
+  for (const auto* s : {&synced_wal, &closed})
+    if (!s->ok())
+      std::fprintf(stderr, "tokengate: closing the token store: %s\n", s->ToString().c_str());
 }
 
 result<std::optional<token_record>> rocksdb_store::get(std::string_view id) const {
@@ -141,14 +157,18 @@ result<void> rocksdb_store::stage(const token_record& record, rocksdb::WriteBatc
     if (!old)
       return old.error();
     if (old->value_digest != record.value_digest)
-      batch.Delete(slice(key(digest_prefix, as_view(old->value_digest))));
+      if (s = batch.Delete(slice(key(digest_prefix, as_view(old->value_digest)))); !s.ok())
+        return to_error(s);
   }
   std::string value;
   value.reserve(record.value_digest.size() + record.payload.size());
   value.append(as_view(record.value_digest));
   value.append(record.payload);
-  batch.Put(slice(record_key), slice(value));
-  batch.Put(slice(key(digest_prefix, as_view(record.value_digest))), slice(record.id));
+  s = first_failure(
+      {batch.Put(slice(record_key), slice(value)),
+       batch.Put(slice(key(digest_prefix, as_view(record.value_digest))), slice(record.id))});
+  if (!s.ok())
+    return to_error(s);
   return {};
 }
 
@@ -158,7 +178,8 @@ result<void> rocksdb_store::put(const token_record& record, std::string_view mar
   if (auto staged = stage(record, batch); !staged)
     return staged;
   if (!marker.empty())
-    batch.Put(slice(key(marker_prefix, marker)), rocksdb::Slice());
+    if (auto s = batch.Put(slice(key(marker_prefix, marker)), rocksdb::Slice()); !s.ok())
+      return to_error(s);
   if (auto s = db_->Write(synced(), &batch); !s.ok())
     return to_error(s);
   return {};
@@ -188,10 +209,11 @@ result<bool> rocksdb_store::erase(std::string_view id) {
   if (!old)
     return {boost::system::in_place_error, old.error()};
   rocksdb::WriteBatch batch;
-  batch.Delete(slice(record_key));
-  batch.Delete(slice(key(digest_prefix, as_view(old->value_digest))));
-  batch.Delete(slice(key(usage_prefix, id)));
-  s = db_->Write(synced(), &batch);
+  s = first_failure({batch.Delete(slice(record_key)),
+                     batch.Delete(slice(key(digest_prefix, as_view(old->value_digest)))),
+                     batch.Delete(slice(key(usage_prefix, id)))});
+  if (s.ok())
+    s = db_->Write(synced(), &batch);
   if (!s.ok())
     return to_error(s);
   return true;
@@ -200,9 +222,10 @@ result<bool> rocksdb_store::erase(std::string_view id) {
 result<std::vector<token_record>> rocksdb_store::scan(std::string_view after_id,
                                                       std::size_t limit) const {
   // Records and usage notes are both ordered by id: walk them side by side on one snapshot.
+  // Declared before the iterators, so released after them.
+  rocksdb::ManagedSnapshot snapshot(db_.get());
   rocksdb::ReadOptions read;
-  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
-  read.snapshot = snapshot;
+  read.snapshot = snapshot.snapshot();
   std::unique_ptr<rocksdb::Iterator> records(db_->NewIterator(read));
   std::unique_ptr<rocksdb::Iterator> usages(db_->NewIterator(read));
 
@@ -236,9 +259,6 @@ result<std::vector<token_record>> rocksdb_store::scan(std::string_view after_id,
     failure = to_error(records->status());
   if (!failure && !usages->status().ok())
     failure = to_error(usages->status());
-  records.reset();
-  usages.reset();
-  db_->ReleaseSnapshot(snapshot);
   if (failure)
     return failure;
   return page;
@@ -254,7 +274,8 @@ result<void> rocksdb_store::write_last_used(std::span<const usage> notes) {
       continue;
     if (!s.ok())
       return to_error(s);
-    batch.Put(slice(key(usage_prefix, note.id)), slice(encode_usage(note.at)));
+    if (s = batch.Put(slice(key(usage_prefix, note.id)), slice(encode_usage(note.at))); !s.ok())
+      return to_error(s);
   }
   if (batch.Count() == 0)
     return {};

@@ -17,6 +17,24 @@ constexpr std::size_t max_limit = 1000;
 
 enum class operation { list, create, get, update, erase, rotate };
 
+std::string_view name_of(operation op) {
+  switch (op) {
+  case operation::list:
+    return "list";
+  case operation::create:
+    return "create";
+  case operation::get:
+    return "get";
+  case operation::update:
+    return "update";
+  case operation::erase:
+    return "delete";
+  case operation::rotate:
+    return "rotate";
+  }
+  return "unknown";
+}
+
 struct route {
   operation op;
   std::string_view id; ///< as written: a token id or "self"
@@ -183,11 +201,13 @@ admission admit(const authorizer& auth, timestamp now, const api_request& reques
   auto who = auth.decide(request.api_key, request.client, permission_set{}, now);
   if (!who.allowed()) {
     a.refusal = answer({who.status(), who.message(request.client)});
+    a.refusal->operation = name_of(r->op);
     return a;
   }
   if (auto permitted = check_permission(*r, *who.token); !permitted) {
     a.refusal = answer(permitted.error());
     a.refusal->caller_id = who.token->id;
+    a.refusal->operation = name_of(r->op);
     return a;
   }
   a.r = *r;
@@ -291,6 +311,7 @@ api_response api_handler::handle(const api_request& request) {
     return std::move(*a.refusal);
   auto response = perform(service_, now, a.r, *a.caller, request);
   response.caller_id = a.caller->id;
+  response.operation = name_of(a.r.op);
   return response;
 }
 

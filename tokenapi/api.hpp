@@ -26,9 +26,12 @@ struct api_response {
   std::string body;
   std::string_view allow;
   std::string caller_id; ///< the authenticated caller's token id, for the access log
+  /// The operation asked for: "list", "create", "get", "update", "delete", "rotate", or
+  /// "unknown" when the path or method names none. For metrics and the audit trail.
+  std::string_view operation = "unknown";
 };
 
-/// The `/api-tokens` API as a function from request to response (PRODUCT.md section 2).
+/// The `/api-tokens` API as a function from request to response (README "The token API").
 /// Order of checks: route (404), method (405), key (401), address and permission (403), body
 /// (400), then the operation. Thread-safe.
 class api_handler {

@@ -18,9 +18,6 @@ template <class T> using api_result = boost::system::result<T, api_error>;
 [[nodiscard]] inline api_error bad_request(std::string message) {
   return {400, std::move(message)};
 }
-[[nodiscard]] inline api_error unauthorized(std::string message) {
-  return {401, std::move(message)};
-}
 [[nodiscard]] inline api_error forbidden(std::string message) { return {403, std::move(message)}; }
 [[nodiscard]] inline api_error not_found(std::string message) { return {404, std::move(message)}; }
 [[nodiscard]] inline api_error unavailable() { return {503, "token store unavailable"}; }

@@ -27,6 +27,22 @@ bool expect(std::string_view s, std::size_t& pos, char a, char b = '\0') noexcep
   return true;
 }
 
+// "Z" (0) or "+hh:mm" / "-hh:mm" in minutes east of UTC, advancing `pos`.
+std::optional<int> offset(std::string_view s, std::size_t& pos) noexcept {
+  if (expect(s, pos, 'Z', 'z'))
+    return 0;
+  if (pos >= s.size() || (s[pos] != '+' && s[pos] != '-'))
+    return std::nullopt;
+  const int sign = s[pos++] == '-' ? -1 : 1;
+  auto oh = digits(s, pos, 2);
+  if (!oh || !expect(s, pos, ':'))
+    return std::nullopt;
+  auto om = digits(s, pos, 2);
+  if (!om || *oh > 23 || *om > 59)
+    return std::nullopt;
+  return sign * (*oh * 60 + *om);
+}
+
 } // namespace
 
 std::string format_rfc3339(timestamp t) {
@@ -69,21 +85,8 @@ std::optional<timestamp> parse_rfc3339(std::string_view s) noexcept {
     if (pos == start)
       return std::nullopt;
   }
-  int offset_minutes = 0;
-  if (expect(s, pos, 'Z', 'z')) {
-  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
-    const int sign = s[pos++] == '-' ? -1 : 1;
-    auto oh = digits(s, pos, 2);
-    if (!oh || !expect(s, pos, ':'))
-      return std::nullopt;
-    auto om = digits(s, pos, 2);
-    if (!om || *oh > 23 || *om > 59)
-      return std::nullopt;
-    offset_minutes = sign * (*oh * 60 + *om);
-  } else {
-    return std::nullopt;
-  }
-  if (pos != s.size() || *h > 23 || *mi > 59 || *sec > 59)
+  const auto offset_minutes = offset(s, pos);
+  if (!offset_minutes || pos != s.size() || *h > 23 || *mi > 59 || *sec > 59)
     return std::nullopt;
 
   const year_month_day ymd{year{*y}, month{static_cast<unsigned>(*mo)},
@@ -91,7 +94,7 @@ std::optional<timestamp> parse_rfc3339(std::string_view s) noexcept {
   if (!ymd.ok())
     return std::nullopt;
   const timestamp t =
-      sys_days{ymd} + hours{*h} + minutes{*mi} + seconds{*sec} - minutes{offset_minutes};
+      sys_days{ymd} + hours{*h} + minutes{*mi} + seconds{*sec} - minutes{*offset_minutes};
   // An offset may carry the time out of years 0000 to 9999 in UTC, where it has no RFC 3339
   // form to be answered in (9999-12-31T23:59:59-01:00 is in the year 10000).
   const int utc_year = int(year_month_day{floor<days>(t)}.year());

@@ -58,7 +58,7 @@ public:
                        ///< rotated since: it stays revoked
     not_needed,        ///< no file, and the store already holds tokens
   };
-  /// PRODUCT.md section 1. Start-up only; throws std::runtime_error naming the problem (an
+  /// README "Bootstrap". Start-up only; throws std::runtime_error naming the problem (an
   /// unreadable file, a file that holds no tokengate key, a store failure).
   bootstrap_outcome bootstrap(const std::filesystem::path& file);
 

@@ -49,12 +49,4 @@ void upstream_pool::give_back(std::unique_ptr<upstream_connection> c) {
   idle_.push_back(std::move(c));
 }
 
-void upstream_pool::close_all() {
-  for (auto& c : idle_) {
-    boost::system::error_code ignored;
-    c->socket.close(ignored);
-  }
-  idle_.clear();
-}
-
 } // namespace tokengate::proxy::detail

@@ -3,6 +3,7 @@
 #include "proxy/byte_buffer.hpp"
 #include "proxy/detail/net.hpp"
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -11,9 +12,23 @@ namespace tokengate::proxy::detail {
 /// One connection to the upstream and the bytes read from it but not yet relayed.
 struct upstream_connection {
   explicit upstream_connection(net::any_io_executor ex) : socket(std::move(ex)) {}
+  ~upstream_connection() {
+    if (open_gauge)
+      open_gauge->fetch_sub(1, std::memory_order_relaxed);
+  }
+  upstream_connection(const upstream_connection&) = delete;
+  upstream_connection& operator=(const upstream_connection&) = delete;
+
+  /// Counts this connection in `gauge` (connections open) until it is destroyed.
+  void count_in(std::atomic<std::int64_t>& gauge) {
+    open_gauge = &gauge;
+    gauge.fetch_add(1, std::memory_order_relaxed);
+  }
+
   tcp::socket socket;
   byte_buffer buffer;
   steady::time_point idle_since{};
+  std::atomic<std::int64_t>* open_gauge = nullptr;
 };
 
 /// Keep-alive connections to the upstream, one pool per event loop (so: no locks). LIFO, so
@@ -36,8 +51,6 @@ public:
 
   /// Keeps `c` for a later request (or closes it when the pool is full).
   void give_back(std::unique_ptr<upstream_connection> c);
-
-  void close_all();
 
 private:
   net::io_context& io_;

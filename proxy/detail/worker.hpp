@@ -2,6 +2,7 @@
 
 #include "proxy/detail/net.hpp"
 #include "proxy/detail/upstream_pool.hpp"
+#include "proxy/metrics.hpp"
 #include "proxy/server.hpp"
 
 #include <atomic>
@@ -13,7 +14,7 @@
 
 namespace tokengate::proxy::detail {
 
-class connection;
+class session;
 
 /// What every event loop shares: the dependencies, the resolved upstream, and counters.
 struct shared_state {
@@ -25,6 +26,9 @@ struct shared_state {
   std::atomic<std::size_t> connections{0};       ///< open on the main listener
   std::atomic<std::size_t> admin_connections{0}; ///< open on the admin listener
   std::atomic<bool> draining{false};
+  std::atomic<std::uint64_t> refused_connections{0}; ///< answered 503 at max_connections
+  std::vector<const loop_metrics*> loops;            ///< every worker's figures, for /metrics
+  double start_time_seconds = 0;                     ///< unix time the server was made
   net::thread_pool api_pool{1}; ///< token API calls (synced store writes) run here
 };
 
@@ -39,21 +43,22 @@ struct worker {
   std::optional<tcp::acceptor> acceptor;
   std::optional<tcp::acceptor> admin_acceptor; ///< on worker 0 only
   upstream_pool pool;
-  std::unordered_set<connection*> live;   ///< touched only on this worker's thread
+  loop_metrics metrics;                   ///< written on this worker's thread only
+  std::unordered_set<session*> live;      ///< touched only on this worker's thread
   std::atomic<std::size_t> live_count{0}; ///< live.size(), readable from other threads
   std::thread thread;
 };
 
 /// Serves one accepted connection until it closes. `admin`: the admin listener's routes.
-void start_connection(worker& w, tcp::socket socket, bool admin);
+void start_session(worker& w, tcp::socket socket, bool admin);
 
-/// Cancels the waits of the connections of `w` whose deadline has passed. Runs every
+/// Cancels the waits of the sessions of `w` whose deadline has passed. Runs every
 /// `sweep_interval` on `w`'s thread: timeouts hold to within that.
-void sweep_connections(worker& w);
+void sweep_sessions(worker& w);
 inline constexpr auto sweep_interval = std::chrono::milliseconds(50);
 
-/// Closes the connections of `w` that wait for a request; the others close after their
+/// Closes the sessions of `w` that wait for a request; the others close after their
 /// current response. Must run on `w`'s thread.
-void drain_connections(worker& w);
+void drain_sessions(worker& w);
 
 } // namespace tokengate::proxy::detail

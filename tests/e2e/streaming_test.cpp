@@ -1,4 +1,4 @@
-// Bodies stream through the real binary with bounded memory (PRODUCT.md section 4).
+// Bodies stream through the real binary with bounded memory (README "The proxy").
 #include "tests/e2e/gate_process.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_upstream.hpp"

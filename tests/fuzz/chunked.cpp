@@ -31,7 +31,12 @@ outcome decode(std::string_view in, std::size_t step) {
       window = in.substr(fed, n);
       fed += n;
     }
-    const auto r = d.next(window);
+    const auto step = d.next(window);
+    if (!step) {
+      o.error = true;
+      break;
+    }
+    const auto& r = *step;
     check(r.consumed <= window.size(), "consumed within the input");
     check(r.data.empty() || (r.data.data() >= window.data() &&
                              r.data.data() + r.data.size() <= window.data() + window.size()),
@@ -40,8 +45,7 @@ outcome decode(std::string_view in, std::size_t step) {
     window.remove_prefix(r.consumed);
     o.consumed += r.consumed;
     o.done = r.done;
-    o.error = r.error;
-    if (r.consumed == 0 && !r.done && !r.error && !window.empty())
+    if (r.consumed == 0 && !r.done && !window.empty())
       check(false, "the decoder makes progress");
   }
   return o;

@@ -1,4 +1,4 @@
-// The token API over HTTP, against the real server on loopback (PRODUCT.md section 2).
+// The token API over HTTP, against the real server on loopback (README "The token API").
 #include "tests/support/http_client.hpp"
 #include "tests/support/sidecar.hpp"
 #include "tests/support/test_upstream.hpp"

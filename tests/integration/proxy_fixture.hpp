@@ -9,7 +9,7 @@
 
 namespace tokengate::test {
 
-/// The routes of PRODUCT.md section 1's example.
+/// The routes of the README's example ("Routes").
 inline proxy::config example_routes(proxy::config c = test_settings()) {
   using tokenapi::permission;
   tokenapi::permission_set read, modify;

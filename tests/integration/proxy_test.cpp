@@ -1,4 +1,4 @@
-// The auth proxy against a real upstream on loopback (PRODUCT.md section 4).
+// The auth proxy against a real upstream on loopback (README "The proxy").
 #include "tests/integration/proxy_fixture.hpp"
 
 #include <catch2/catch.hpp>
@@ -327,8 +327,11 @@ TEST_CASE_METHOD(proxy_fixture, "each proxied request is one access-log line, ne
   REQUIRE(test::request(gate.port(), "POST", "/public/upload", {}, std::string(1000, 'b')).status ==
           200);
 
-  const auto alerts = access_lines(gate, "/alerts/8", 2);
+  auto alerts = access_lines(gate, "/alerts/8", 2);
   REQUIRE(alerts.size() == 2);
+  // Each line is written once its answer is out: another connection's may come first.
+  if (alerts[0].at("status").to_number<int>() != 200)
+    std::swap(alerts[0], alerts[1]);
   const auto& allowed = alerts[0];
   CHECK(allowed.at("method").as_string() == "GET");
   CHECK(allowed.at("status").to_number<int>() == 200);

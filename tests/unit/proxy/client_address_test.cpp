@@ -32,7 +32,7 @@ std::string client_of(std::string_view peer, const std::string& fields,
                       const std::vector<cidr_block>& proxies) {
   const std::string text = "GET / HTTP/1.1\r\nHost: a\r\n" + fields + "\r\n";
   http1::head h;
-  REQUIRE(http1::parse_request(text, h) == http1::head_error::none);
+  REQUIRE(http1::parse_request(text, h).has_value());
   return client_address(ip(peer), h, proxies).to_string();
 }
 

@@ -3,6 +3,8 @@
 // read back here with a small parser of the test's own, not the proxy's.
 #include "proxy/rewrite.hpp"
 
+#include "proxy/answer.hpp"
+
 #include "tokenapi/authorizer.hpp"
 #include "tokenapi/token.hpp"
 
@@ -105,9 +107,11 @@ struct forwarding {
   std::shared_ptr<tokenapi::auth_entry> token = sample_token();
 
   explicit forwarding(std::string request) : text(std::move(request)) {
-    REQUIRE(http1::parse_request(text, head) == http1::head_error::none);
-    REQUIRE(normalize_target(head.target, target) == path_error::none);
-    REQUIRE(http1::request_framing(head, body) == http1::framing_error::none);
+    REQUIRE(http1::parse_request(text, head).has_value());
+    REQUIRE(normalize_target(head.target, target).has_value());
+    const auto framing = http1::request_framing(head);
+    REQUIRE(framing.has_value());
+    body = *framing;
   }
 
   wire_head upstream_sees() const {
@@ -122,7 +126,7 @@ struct forwarding {
 
 wire_head client_sees(const std::string& upstream_response, client_framing framing, bool close) {
   http1::head h;
-  REQUIRE(http1::parse_response(upstream_response, h) == http1::head_error::none);
+  REQUIRE(http1::parse_response(upstream_response, h).has_value());
   std::string out = "stale bytes";
   build_client_response(out, h, framing, close);
   return read_head(out);

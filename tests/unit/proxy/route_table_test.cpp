@@ -22,7 +22,7 @@ tokenapi::permission_set perms(std::initializer_list<permission> ps) {
 
 route open_route(std::string prefix) { return route{std::move(prefix), {}, true, {}}; }
 
-// The table of PRODUCT.md section 1.
+// The table of the README's "Routes".
 route_table product_table(std::optional<route> fallback = route{"/", {}, false, {}}) {
   return route_table(
       {
@@ -36,7 +36,7 @@ route_table product_table(std::optional<route> fallback = route{"/", {}, false, 
 // The route chosen for a raw request target, as the proxy does: normalise, then match.
 const route* route_for(const route_table& t, std::string_view method, std::string_view target) {
   normalized_target n;
-  REQUIRE(normalize_target(target, n) == path_error::none);
+  REQUIRE(normalize_target(target, n).has_value());
   return t.match(method, n.path);
 }
 

@@ -3,6 +3,7 @@
 // A whole token API in memory (store, authorizer, service, handler, a manual clock) and a small
 // client that sends it requests the way the proxy would, reading back what a user would see.
 #include "store/memory_store.hpp"
+#include "tests/support/catch_tokenapi.hpp"
 #include "tests/unit/tokenapi/catch_api_result.hpp"
 #include "tokenapi/api.hpp"
 #include "tokenapi/token_json.hpp"
@@ -20,16 +21,6 @@ namespace tokengate::test {
 
 namespace json = boost::json;
 using namespace std::chrono_literals;
-
-/// 2026-11-28T02:41:26Z: the time every test world starts at.
-inline const tokenapi::timestamp t0 =
-    std::chrono::sys_days{std::chrono::year{2026} / 11 / 28} + 2h + 41min + 26s;
-
-inline tokenapi::ip_address address(std::string_view text) {
-  auto a = tokenapi::ip_address::parse(text);
-  REQUIRE(a.has_value());
-  return *a;
-}
 
 /// An answer as a client reads it.
 struct reply {
@@ -79,9 +70,9 @@ public:
       : api_(&api), key_(std::move(key)) {}
 
   /// The same client calling from another address.
-  [[nodiscard]] client from(std::string_view ip) const {
+  [[nodiscard]] client from(std::string_view address) const {
     client c = *this;
-    c.from_ = address(ip);
+    c.from_ = test::ip(address);
     return c;
   }
 
@@ -121,7 +112,7 @@ private:
 
   tokenapi::api_handler* api_;
   std::optional<std::string> key_;
-  tokenapi::ip_address from_ = address("127.0.0.1");
+  tokenapi::ip_address from_ = test::ip("127.0.0.1");
 };
 
 /// A create/update body.

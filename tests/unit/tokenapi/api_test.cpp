@@ -1,8 +1,9 @@
-// The /api-tokens API as a client sees it: requests in, status and JSON out (PRODUCT.md section 2).
+// /api-tokens as a client sees it: requests in, status and JSON out (README "The token API").
 #include "tests/unit/tokenapi/api_fixture.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <set>
 #include <string>
 
@@ -689,13 +690,13 @@ TEST_CASE_METHOD(api_world, "lastUsedAt appears once a token has been used", "[a
   clock.advance(10s);
   CHECK(as_admin().get(path_of(t)).text("lastUsedAt") == at(t0 + 5s));
   const auto listed = as_admin().get("/api-tokens");
-  for (const auto& item : results_of(listed)) {
-    const auto& o = item.as_object();
-    if (o.at("id").as_string() == t.id) {
-      REQUIRE(o.contains("lastUsedAt"));
-      CHECK(o.at("lastUsedAt").as_string() == at(t0 + 5s));
-    }
-  }
+  const auto& results = results_of(listed);
+  const auto item = std::find_if(results.begin(), results.end(), [&](const json::value& v) {
+    return v.as_object().at("id").as_string() == t.id;
+  });
+  REQUIRE(item != results.end());
+  REQUIRE(item->as_object().contains("lastUsedAt"));
+  CHECK(item->as_object().at("lastUsedAt").as_string() == at(t0 + 5s));
   // A call refused for a missing permission still authenticated the token: it counts as a use.
   CHECK(as(t).get("/api-tokens").status == 403);
   CHECK(as_admin().get(path_of(t)).text("lastUsedAt") == at(t0 + 15s));

@@ -1,5 +1,6 @@
 #include "tokenapi/authorizer.hpp"
 
+#include "tests/support/catch_tokenapi.hpp"
 #include "tokenapi/token.hpp"
 #include "tokenapi/token_value.hpp"
 
@@ -11,29 +12,12 @@
 using namespace tokengate;
 using namespace tokengate::tokenapi;
 using namespace std::chrono_literals;
+using test::ip;
+using test::new_value;
+using test::set_of;
+using test::t0;
 
 namespace {
-
-const timestamp t0 = std::chrono::sys_days{std::chrono::year{2026} / 11 / 28} + 2h + 41min + 26s;
-
-ip_address ip(std::string_view text) {
-  auto a = ip_address::parse(text);
-  REQUIRE(a.has_value());
-  return *a;
-}
-
-permission_set set_of(std::initializer_list<permission> ps) {
-  permission_set s;
-  for (auto p : ps)
-    s.insert(p);
-  return s;
-}
-
-std::string new_value() {
-  auto v = generate_value();
-  REQUIRE(v.has_value());
-  return *v;
-}
 
 // An authorizer and a way to publish tokens into it.
 struct fixture {

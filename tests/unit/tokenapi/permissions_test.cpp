@@ -1,5 +1,7 @@
 #include "tokenapi/permissions.hpp"
 
+#include "tests/support/catch_tokenapi.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <set>
@@ -7,6 +9,7 @@
 #include <vector>
 
 using namespace tokengate::tokenapi;
+using tokengate::test::set_of;
 
 namespace {
 
@@ -52,13 +55,6 @@ const std::vector<std::string> openapi_names{
     "ViewAISkills",
     "ViewScheduledPrompts",
 };
-
-permission_set set_of(std::initializer_list<permission> ps) {
-  permission_set s;
-  for (auto p : ps)
-    s.insert(p);
-  return s;
-}
 
 } // namespace
 

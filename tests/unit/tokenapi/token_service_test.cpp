@@ -35,12 +35,6 @@ std::string trimmed(std::string s) {
   return s;
 }
 
-std::string new_value() {
-  auto v = tokenapi::generate_value();
-  REQUIRE(v.has_value());
-  return *v;
-}
-
 // The bootstrap token as its own key sees it.
 void check_is_bootstrap(client who) {
   auto me = who.get("/api-tokens/self");

@@ -1,5 +1,7 @@
 #include "tokenapi/token_value.hpp"
 
+#include "tests/support/catch_tokenapi.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <set>
@@ -7,17 +9,12 @@
 
 using namespace tokengate;
 using namespace tokengate::tokenapi;
+using test::new_value;
 
 namespace {
 
 constexpr std::string_view base62 =
     "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-std::string new_value() {
-  auto v = generate_value();
-  REQUIRE(v.has_value());
-  return *v;
-}
 
 std::string hex(const store::digest& d) {
   static constexpr char digits[] = "0123456789abcdef";

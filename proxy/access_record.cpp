@@ -1,0 +1,23 @@
+#include "proxy/access_record.hpp"
+
+#include "proxy/log.hpp"
+
+namespace tokengate::proxy {
+
+std::string access_record::to_line() const {
+  json_line line;
+  line.add("method", method)
+      .add("path", path)
+      .add("status", status)
+      .add("token_id", token_id)
+      .add("client", client)
+      .add_ms("duration_ms", duration_ms);
+  if (upstream_ms >= 0)
+    line.add_ms("upstream_ms", upstream_ms);
+  line.add("bytes_in", bytes_in)
+      .add("bytes_out", bytes_out)
+      .add("listener", admin ? "admin" : "main");
+  return std::move(line).finish();
+}
+
+} // namespace tokengate::proxy

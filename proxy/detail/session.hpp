@@ -1,0 +1,180 @@
+#pragma once
+
+// One client connection (README "The proxy"): read a head, admit it, then hand it to the token
+// API, the proxy or the admin endpoints, and log it; repeat. The phases of a proxied request
+// each have their unit: admission (proxy/admission), the decision (tokenapi/authorizer), the
+// upstream request rewrite (proxy/rewrite), the upstream exchange (detail/upstream_exchange),
+// the body relays (detail/body_relay), the access-log record (proxy/access_record). A session
+// only sequences them: session.cpp for the connection's life, the token API and the admin
+// endpoints, session_proxy.cpp for the proxied exchange.
+//
+// Every wait has a deadline in `deadline_`; the worker's sweeper cancels the sockets of a
+// session whose deadline has passed.
+
+#include "proxy/access_record.hpp"
+#include "proxy/detail/body_relay.hpp"
+#include "proxy/detail/upstream_exchange.hpp"
+#include "proxy/detail/worker.hpp"
+#include "proxy/path.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace tokengate::proxy::detail {
+
+/// The peer address of a connected socket (IPv4-mapped peers as IPv4).
+[[nodiscard]] tokenapi::ip_address address_of(const tcp::socket& s);
+
+class session : public std::enable_shared_from_this<session> {
+public:
+  session(worker& w, tcp::socket socket, bool admin)
+      : w_(w), shared_(w.shared), deps_(w.shared.deps), limits_(deps_.settings.limits),
+        client_(std::move(socket)), admin_(admin),
+        upstream_(w.pool, shared_.upstream_endpoints, limits_, deadline_, w.metrics) {
+    peer_ = address_of(client_);
+    peer_text_ = peer_.to_string();
+    for (const auto& b : deps_.settings.trusted_proxies)
+      peer_trusted_ = peer_trusted_ || b.contains(peer_);
+    client_address_ = peer_; // until a request says otherwise, e.g. for refused heads
+    boost::system::error_code ignored;
+    client_.non_blocking(true, ignored); // for start_write
+  }
+
+  net::awaitable<void> run();
+
+  /// Closes the connection now when it waits for a request.
+  void drain();
+
+  /// Called by the sweeper: cancels what the connection waits for once its deadline is past.
+  void expire_if_due(steady::time_point now);
+
+private:
+  timed_stream<tcp::socket> client_stream() {
+    return {client_, in_, deadline_, limits_.idle_timeout, &record_.bytes_out};
+  }
+  bool draining() const { return shared_.draining.load(std::memory_order_relaxed); }
+  bool closing() const { return !keep_alive_ || draining(); }
+  /// Whether an early answer must close: its request body would be left unread.
+  bool body_pending() const { return body_.type != http1::framing::kind::none; }
+
+  // ---- the connection's life -------------------------------------------------------------
+
+  net::awaitable<void> serve();
+
+  /// Reads the next request head into head_; false when the connection is to close (peer
+  /// gone, timed out, drained, or the head refused and answered).
+  net::awaitable<bool> read_head(bool first);
+
+  // RFC 9112 section 2.2: a server should ignore empty lines before a request line.
+  void skip_empty_lines();
+
+  /// Answers a head that cannot be trusted with a JSON error, and closes.
+  net::awaitable<bool> refuse(http1::refusal why);
+
+  /// Closes our side, then reads and drops what the client still sends for a moment: closing
+  /// with unread bytes would send a reset, which can destroy the answer before it is read.
+  net::awaitable<void> linger();
+
+  void close();
+
+  // ---- tokengate's own answers -----------------------------------------------------------
+
+  /// Writes a JSON error; returns whether the connection may carry on.
+  net::awaitable<bool> answer(unsigned status, std::string_view message, bool close,
+                              std::string_view allow = {});
+
+  net::awaitable<bool> answer_json(const tokenapi::api_response& r, bool close);
+
+  /// Writes the answer built in out_; the answer to HEAD is its head alone (RFC 9110 section
+  /// 9.3.2), with the Content-Length GET would have had.
+  net::awaitable<bool> write_answer(bool close);
+
+  // ---- the main listener: admission, then the token API or the proxy ---------------------
+
+  net::awaitable<bool> serve_request();
+
+  net::awaitable<bool> serve_api();
+
+  std::string body_limit_message() const {
+    return "request body is larger than " + std::to_string(limits_.max_admin_body_bytes) + " bytes";
+  }
+
+  enum class body_status { ok, failed, bad_framing, too_large };
+
+  /// Reads the whole body of an API call into api_body_, within the limit (a body the API
+  /// acts on as a whole, so buffered rather than relayed).
+  net::awaitable<body_status> read_api_body();
+
+  net::awaitable<bool> serve_proxy();
+
+  // ---- the proxy: request out, response back ---------------------------------------------
+
+  net::awaitable<bool> forward();
+
+  /// Streams the rest of the request body upstream (chunked re-framed). On failure the client
+  /// has been answered (or is gone) and the connection must close.
+  net::awaitable<bool> relay_request_body(std::uint64_t remaining);
+
+  net::awaitable<bool> relay_response();
+
+  /// Reads response heads until a final one (into response_): interim 1xx answers are relayed
+  /// to HTTP/1.1 clients (100 Continue excepted: tokengate answered that itself), 101 is a
+  /// 502. On failure the client has been answered (or is gone).
+  net::awaitable<bool> read_final_head();
+
+  // ---- the admin listener ----------------------------------------------------------------
+
+  net::awaitable<bool> serve_admin();
+
+  // ---- access log ------------------------------------------------------------------------
+
+  /// Starts the access-log record of a new request (`method` empty for a refused head).
+  void begin_record(std::string_view method);
+
+  void log_access();
+  /// The figures /metrics reads from outside the event loops.
+  [[nodiscard]] metrics_gauges gauges() const;
+
+  worker& w_;
+  shared_state& shared_;
+  const server_dependencies& deps_;
+  const limits& limits_;
+  tcp::socket client_;
+  deadline deadline_;
+  const bool logging_ = deps_.log.enabled(log_level::info); // the access log, and its timings
+  bool admin_;
+  bool idle_ = true; ///< waiting for a request: drain() may close the connection
+  tokenapi::ip_address peer_;
+  std::string peer_text_;
+  bool peer_trusted_ = false; ///< the peer is one of trusted_proxies
+  tokenapi::ip_address client_address_;
+  upstream_exchange upstream_;
+
+  // The request in hand.
+  byte_buffer in_;
+  http1::head head_;
+  http1::head response_;
+  http1::framing body_;
+  normalized_target target_;
+  std::optional<std::string_view> key_;
+  bool keep_alive_ = false;
+  bool want_continue_ = false;
+  std::string method_; ///< a copy: the head's bytes are reused by body reads
+  std::string out_;
+  std::string upstream_head_;
+  relay_scratch scratch_;
+
+  // The token API's copies of the request.
+  std::string api_body_;
+  std::string api_key_;
+  std::string api_query_;
+
+  // The access log.
+  access_record record_;
+  std::shared_ptr<const tokenapi::auth_entry> token_;
+  std::string api_caller_;
+  steady::time_point started_{};
+};
+
+} // namespace tokengate::proxy::detail

@@ -1,0 +1,144 @@
+// The proxied exchange of a session: the decision, the request out, the response back.
+#include "proxy/admission.hpp"
+#include "proxy/answer.hpp"
+#include "proxy/detail/session.hpp"
+#include "proxy/rewrite.hpp"
+
+#include <array>
+
+namespace tokengate::proxy::detail {
+namespace {
+
+constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+
+} // namespace
+
+net::awaitable<bool> session::serve_proxy() {
+  const auto* route = deps_.routes.match(head_.method, target_.path);
+  if (route == nullptr) {
+    w_.metrics.decisions[no_route_outcome].add();
+    co_return co_await answer(403, "no route allows this path", closing() || body_pending());
+  }
+  tokenapi::decision decision;
+  if (!route->open) {
+    decision = deps_.auth.decide(key_, client_address_, route->permissions, deps_.clock.now());
+    w_.metrics.decisions[static_cast<std::size_t>(decision.outcome)].add();
+    token_ = decision.token;
+    if (!decision.allowed())
+      co_return co_await answer(decision.status(), decision.message(client_address_),
+                                closing() || body_pending());
+  }
+  if (want_continue_ && !co_await client_stream().write(continue_line))
+    co_return false;
+  const auto client_text = client_address_ == peer_ ? peer_text_ : client_address_.to_string();
+  build_upstream_request(upstream_head_, head_,
+                         {target_, body_, decision.token.get(), peer_text_, peer_trusted_,
+                          client_text, shared_.upstream_authority});
+  co_return co_await forward();
+}
+
+net::awaitable<bool> session::forward() {
+  const auto upstream_started = steady::now();
+  // Content-Length bytes that came with the head go out with it, in one write.
+  const std::size_t early_body =
+      body_.type == http1::framing::kind::length
+          ? static_cast<std::size_t>(std::min<std::uint64_t>(in_.size(), body_.length))
+          : 0;
+  const std::array<net::const_buffer, 2> first{net::buffer(upstream_head_),
+                                               net::buffer(in_.data().data(), early_body)};
+  if (auto failed = co_await upstream_.send(first, retryable(method_, body_, early_body)))
+    co_return co_await answer(failed->answer.status, failed->answer.message,
+                              failed->must_close || closing() || body_pending());
+  in_.consume(early_body);
+  record_.bytes_in = early_body;
+
+  const bool more_body = body_.type == http1::framing::kind::chunked ||
+                         (body_.type == http1::framing::kind::length && body_.length > early_body);
+  if (more_body && !co_await relay_request_body(body_.length - early_body))
+    co_return false;
+  const bool keep = co_await relay_response();
+  const auto upstream_took = steady::now() - upstream_started;
+  w_.metrics.upstream_duration.observe(upstream_took);
+  record_.upstream_ms = std::chrono::duration<double, std::milli>(upstream_took).count();
+  co_return keep;
+}
+
+net::awaitable<bool> session::relay_request_body(std::uint64_t remaining) {
+  const auto r = co_await relay_body(client_stream(), upstream_.stream(), body_, remaining,
+                                     body_.type == http1::framing::kind::chunked, {}, scratch_);
+  record_.bytes_in += r.bytes;
+  if (r.error == relay_error::none)
+    co_return true;
+  upstream_.finish(false);
+  if (r.error == relay_error::framing)
+    co_await answer(400, "malformed chunked body", true);
+  else if (r.error == relay_error::sink) {
+    upstream_.count(r.timed_out ? upstream_error::timeout : upstream_error::reset);
+    co_await answer(502, "upstream write failed", true);
+  }
+  co_return false;
+}
+
+net::awaitable<bool> session::relay_response() {
+  if (!co_await read_final_head())
+    co_return false;
+  const auto response_framing = http1::response_framing(response_, method_);
+  if (!response_framing) {
+    upstream_.count(upstream_error::bad_response);
+    upstream_.finish(false);
+    co_await answer(502, "upstream sent an ambiguous response framing", true);
+    co_return false;
+  }
+  const auto framing = *response_framing;
+  using kind = http1::framing::kind;
+  const bool chunked_out = framing.type == kind::chunked || framing.type == kind::until_close;
+  const auto out_framing = !chunked_out          ? client_framing::as_upstream
+                           : head_.version == 11 ? client_framing::chunked
+                                                 : client_framing::until_close;
+  const bool close = closing() || out_framing == client_framing::until_close;
+  record_.status = response_.status;
+  build_client_response(out_, response_, out_framing, close);
+  const bool upstream_keeps = http1::keeps_alive(response_);
+  upstream_.consume_head(response_);
+
+  const auto r = co_await relay_body(upstream_.stream(), client_stream(), framing, framing.length,
+                                     out_framing == client_framing::chunked, out_, scratch_);
+  if (r.error != relay_error::none) {
+    // The client going away is not the upstream's failure; a body that broke off is.
+    if (r.error == relay_error::source)
+      upstream_.count(r.timed_out ? upstream_error::timeout : upstream_error::reset);
+    else if (r.error == relay_error::framing)
+      upstream_.count(upstream_error::bad_response);
+    upstream_.finish(false);
+    co_return false;
+  }
+  upstream_.finish(upstream_keeps && framing.type != kind::until_close);
+  co_return !close;
+}
+
+net::awaitable<bool> session::read_final_head() {
+  for (;;) {
+    if (auto failed = co_await upstream_.read_head(response_)) {
+      co_await answer(failed->answer.status, failed->answer.message, true);
+      co_return false;
+    }
+    if (response_.status >= 200)
+      co_return true;
+    if (response_.status == 101) {
+      upstream_.count(upstream_error::bad_response);
+      upstream_.finish(false);
+      co_await answer(502, "upstream switched protocols unasked", true);
+      co_return false;
+    }
+    if (response_.status != 100 && head_.version == 11) {
+      build_client_response(out_, response_, client_framing::as_upstream, false);
+      if (!co_await client_stream().write(out_)) {
+        upstream_.finish(false);
+        co_return false;
+      }
+    }
+    upstream_.consume_head(response_);
+  }
+}
+
+} // namespace tokengate::proxy::detail

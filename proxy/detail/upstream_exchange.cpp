@@ -1,0 +1,123 @@
+#include "proxy/detail/upstream_exchange.hpp"
+
+namespace tokengate::proxy::detail {
+namespace {
+
+constexpr std::size_t read_chunk = 16 * 1024;
+constexpr std::size_t max_response_head = 64 * 1024;
+
+const upstream_failure malformed{{502, "upstream sent a malformed response"}};
+const upstream_failure unreachable{{502, "upstream unreachable"}, false};
+const upstream_failure timed_out{{504, "upstream timed out"}};
+const upstream_failure write_failed{{502, "upstream write failed"}};
+const upstream_failure closed{{502, "upstream closed the connection"}};
+
+} // namespace
+
+upstream_exchange::upstream_exchange(upstream_pool& pool, std::span<const tcp::endpoint> endpoints,
+                                     const limits& l, deadline& clock, loop_metrics& metrics)
+    : pool_(pool), endpoints_(endpoints), limits_(l), clock_(clock), metrics_(metrics) {}
+
+upstream_failure upstream_exchange::fail(upstream_failure f, upstream_error reason) {
+  metrics_.upstream_errors[static_cast<std::size_t>(reason)].add();
+  discard();
+  return f;
+}
+
+upstream_failure upstream_exchange::failed_read(const io_result& r) {
+  return r.timed_out ? fail(timed_out, upstream_error::timeout)
+                     : fail(closed, upstream_error::reset);
+}
+
+net::awaitable<bool> upstream_exchange::connect() {
+  connection_ = pool_.make();
+  for (const auto& endpoint : endpoints_) {
+    clock_.expire_after(limits_.upstream_connect_timeout);
+    auto [ec] = co_await connection_->socket.async_connect(endpoint, nothrow);
+    if (!ec) {
+      connection_->socket.set_option(tcp::no_delay(true), ec);
+      connection_->socket.non_blocking(true, ec); // for start_write
+      connection_->count_in(metrics_.upstream_open);
+      metrics_.upstream_new.add();
+      co_return true;
+    }
+    boost::system::error_code ignored;
+    connection_->socket.close(ignored);
+  }
+  connection_.reset();
+  co_return false;
+}
+
+net::awaitable<std::optional<upstream_failure>>
+upstream_exchange::send(std::span<const net::const_buffer> first, bool retryable) {
+  for (int attempt = 0;; ++attempt) {
+    connection_ = attempt == 0 ? pool_.take(!retryable) : nullptr;
+    const bool reused = connection_ != nullptr;
+    if (reused)
+      metrics_.upstream_reused.add();
+    else if (!co_await connect())
+      co_return fail(unreachable, upstream_error::connect);
+    const auto w = co_await stream().write(first);
+    if (!w) {
+      if (reused && attempt == 0 && w.bytes == 0 && !w.timed_out) {
+        discard();
+        continue;
+      }
+      co_return w.timed_out ? fail(timed_out, upstream_error::timeout)
+                            : fail(write_failed, upstream_error::reset);
+    }
+    if (!retryable || !reused || attempt != 0)
+      co_return std::nullopt;
+    // The first bytes of the answer tell whether the connection was still open.
+    const auto r = co_await stream().read(read_chunk);
+    if (r)
+      co_return std::nullopt;
+    if (r.timed_out || (r.ec != net::error::eof && r.ec != net::error::connection_reset))
+      co_return failed_read(r);
+    discard();
+  }
+}
+
+net::awaitable<std::optional<upstream_failure>>
+upstream_exchange::read_head(http1::head& response) {
+  std::size_t scanned = 0;
+  for (;;) {
+    auto& buffer = connection_->buffer;
+    if (!buffer.empty()) {
+      const auto size = http1::scan_head(buffer.data(), scanned);
+      if (!size || (*size == 0 && buffer.size() > max_response_head))
+        co_return fail(malformed, upstream_error::bad_response);
+      if (*size != 0) {
+        if (http1::parse_response(buffer.data().substr(0, *size), response))
+          co_return std::nullopt;
+        co_return fail(malformed, upstream_error::bad_response);
+      }
+    }
+    const auto r = co_await stream().read(read_chunk);
+    if (!r)
+      co_return failed_read(r);
+  }
+}
+
+void upstream_exchange::finish(bool reusable) {
+  if (connection_ && reusable)
+    pool_.give_back(std::move(connection_));
+  discard();
+}
+
+void upstream_exchange::discard() {
+  if (!connection_)
+    return;
+  boost::system::error_code ignored;
+  connection_->socket.close(ignored);
+  connection_.reset();
+}
+
+void upstream_exchange::cancel() {
+  if (!connection_)
+    return;
+  boost::system::error_code ignored;
+  connection_->socket.cancel(ignored);
+}
+
+} // namespace tokengate::proxy::detail

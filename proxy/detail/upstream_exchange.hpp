@@ -1,0 +1,74 @@
+#pragma once
+
+#include "proxy/config.hpp"
+#include "proxy/detail/stream_io.hpp"
+#include "proxy/detail/upstream_pool.hpp"
+#include "proxy/http1.hpp"
+#include "proxy/metrics.hpp"
+
+#include <memory>
+#include <optional>
+#include <span>
+
+namespace tokengate::proxy::detail {
+
+/// Why the upstream could not answer: what the client is told, and whether the connection to
+/// the client must close (its request was partly sent, or its framing is lost).
+struct upstream_failure {
+  http1::refusal answer;
+  bool must_close = true;
+};
+
+/// The upstream side of one proxied request (README "The proxy", rule 4): a pooled or new
+/// connection, the request's first bytes sent under the retry rules, response heads read.
+/// Owned by one client connection; single-threaded.
+class upstream_exchange {
+public:
+  upstream_exchange(upstream_pool& pool, std::span<const tcp::endpoint> endpoints, const limits& l,
+                    deadline& clock, loop_metrics& metrics);
+
+  /// Sends `first` (the rewritten head and the body bytes in hand). A request that is
+  /// `retryable` goes out on a pooled connection unchecked and, if the upstream closes it before
+  /// the first byte of an answer, once more on a new one; any other goes out on a connection
+  /// that passed a check, and again only when not one byte of it was written.
+  net::awaitable<std::optional<upstream_failure>> send(std::span<const net::const_buffer> first,
+                                                       bool retryable);
+
+  /// Reads the next response head (1xx included) into `response`; its bytes stay in the
+  /// buffer until `consume_head`. On failure the connection is discarded.
+  net::awaitable<std::optional<upstream_failure>> read_head(http1::head& response);
+  void consume_head(const http1::head& response) { connection_->buffer.consume(response.size); }
+
+  /// The connection as a stream, for the body relays.
+  [[nodiscard]] timed_stream<tcp::socket> stream() {
+    return {connection_->socket, connection_->buffer, clock_, limits_.upstream_timeout};
+  }
+
+  /// Ends the exchange: the connection goes back to the pool (when `reusable` and nothing is
+  /// left unread) or is closed.
+  void finish(bool reusable);
+  /// Cancels what the connection waits for (the sweeper, past the deadline).
+  void cancel();
+  /// Counts a failure the session found past the head: an unusable response (ambiguous
+  /// framing, an unasked 101), or a body that broke off.
+  void count(upstream_error reason) {
+    metrics_.upstream_errors[static_cast<std::size_t>(reason)].add();
+  }
+
+private:
+  net::awaitable<bool> connect();
+  void discard();
+  /// Counts the failure, discards the connection, and returns `f`.
+  upstream_failure fail(upstream_failure f, upstream_error reason);
+  /// For a read that failed before an answer was complete: timed out (504) or closed (502).
+  upstream_failure failed_read(const io_result& r);
+
+  upstream_pool& pool_;
+  std::span<const tcp::endpoint> endpoints_;
+  const limits& limits_;
+  deadline& clock_;
+  loop_metrics& metrics_;
+  std::unique_ptr<upstream_connection> connection_;
+};
+
+} // namespace tokengate::proxy::detail
