@@ -178,6 +178,9 @@ function tokengateFindings(objects) {
     if (!p || p.path !== want || (p.port !== "admin" && p.port !== adminPort))
       f.push(`${probe} is not GET ${want} on the admin port`);
   }
+  const scrapePort = deployment.spec.template.metadata.annotations?.["prometheus.io/port"];
+  if (scrapePort !== undefined && Number(scrapePort) !== adminPort)
+    f.push(`prometheus.io/port ${scrapePort} is not the admin port ${adminPort}, where /metrics is`);
   // The application stops first (tokengate after it): its preStop delay keeps the pod serving
   // while it leaves the Service's endpoints.
   for (const c of pod.containers || [])
@@ -230,6 +233,9 @@ if (command === "check") {
     "a plain init container": (o) => { delete sidecar(o).restartPolicy; },
     "a writable root": (o) => { sidecar(o).securityContext.readOnlyRootFilesystem = false; },
     "a probe on the main port": (o) => { sidecar(o).readinessProbe.httpGet.port = "http"; },
+    "metrics scraped on the main port": (o) => {
+      o.find((x) => x.kind === "Deployment").spec.template.metadata.annotations["prometheus.io/port"] = "8080";
+    },
     "no preStop delay": (o) => { delete dep(o).containers[0].lifecycle; },
     "a config file that moved": (o) => { sidecar(o).env[0].value = "/etc/other/tokengate.json"; },
   };
