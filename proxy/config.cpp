@@ -30,6 +30,7 @@ constexpr setting settings[] = {
     {"upstream", "--upstream", kind::text},
     {"data_dir", "--data-dir", kind::text},
     {"bootstrap_token_file", "--bootstrap-token-file", kind::text},
+    {"audit_log_file", "--audit-log-file", kind::text},
     {"threads", "--threads", kind::integer},
     {"log_level", "--log-level", kind::text},
     {"trusted_proxies", "", kind::document},
@@ -296,6 +297,8 @@ void apply(config& c, std::string_view name, const sourced& v) {
     if (as_text(v, name).empty())
       fail(name, v.source, "must not be empty");
     c.bootstrap_token_file = as_text(v, name);
+  } else if (name == "audit_log_file") {
+    c.audit_log_file = as_text(v, name);
   } else if (name == "threads") {
     c.threads = static_cast<unsigned>(as_integer(v.value, name, v.source, 1, 256));
   } else if (name == "log_level") {
@@ -506,7 +509,7 @@ std::string_view usage() {
 Usage:
   tokengate serve [--config FILE] [--listen HOST:PORT] [--admin-listen HOST:PORT]
                   [--upstream URL] [--data-dir DIR] [--bootstrap-token-file FILE]
-                  [--threads N] [--log-level debug|info|warn|error]
+                  [--audit-log-file FILE] [--threads N] [--log-level debug|info|warn|error]
   tokengate keygen      print a new API key value (for a bootstrap token file)
   tokengate --help
   tokengate --version

@@ -44,6 +44,7 @@ struct config {
   endpoint upstream{"127.0.0.1", 8081};
   std::filesystem::path data_dir = "./data";
   std::filesystem::path bootstrap_token_file = "./data/admin-token";
+  std::filesystem::path audit_log_file; ///< empty: audit events go to the log stream only
   unsigned threads = 2;
   log_level level = log_level::info;
   std::vector<tokenapi::cidr_block> trusted_proxies;

@@ -103,6 +103,18 @@ json_line& json_line::add(std::string_view k, std::uint64_t value) {
   return *this;
 }
 
+json_line& json_line::add(std::string_view k, const std::vector<std::string>& values) {
+  key(k);
+  text_.push_back('[');
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    text_.append(i == 0 ? "\"" : ",\"");
+    append_json_escaped(text_, values[i]);
+    text_.push_back('"');
+  }
+  text_.push_back(']');
+  return *this;
+}
+
 json_line& json_line::add_ms(std::string_view k, double milliseconds) {
   key(k);
   char buffer[32];

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 namespace tokengate::proxy {
 
@@ -20,6 +21,8 @@ public:
   json_line& add(std::string_view key, std::uint64_t value);
   json_line& add(std::string_view key, unsigned value) { return add(key, std::uint64_t{value}); }
   json_line& add(std::string_view key, int value) { return add(key, std::int64_t{value}); }
+  /// An array of strings.
+  json_line& add(std::string_view key, const std::vector<std::string>& values);
   json_line& add_ms(std::string_view key, double milliseconds);
   [[nodiscard]] std::string finish() &&;
 

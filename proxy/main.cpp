@@ -1,4 +1,5 @@
 // tokengate: parse the command line, wire the layers, run until SIGTERM.
+#include "proxy/audit_log.hpp"
 #include "proxy/config.hpp"
 #include "proxy/log.hpp"
 #include "proxy/route_table.hpp"
@@ -37,6 +38,20 @@ std::string_view describe(tokenapi::token_service::bootstrap_outcome o) {
   return "bootstrap";
 }
 
+// A bootstrap token that came into being at this start is a token change like any other.
+void audit_bootstrap(proxy::audit_log& audit, tokenapi::token_service::bootstrap_outcome o) {
+  using enum tokenapi::token_service::bootstrap_outcome;
+  if (o != created_from_file && o != generated)
+    return;
+  tokenapi::audit_event e;
+  e.operation = "bootstrap";
+  e.actor_id = "system";
+  e.target_name = "bootstrap";
+  e.changed = {"name", "permissions"};
+  e.status = 200;
+  audit.record(e);
+}
+
 int serve(const std::vector<std::string_view>& args) {
   // Signals are taken by sigwait below, never by a worker thread.
   sigset_t stop_signals;
@@ -69,12 +84,14 @@ int serve(const std::vector<std::string_view>& args) {
     if (loaded->unreadable != 0)
       log.event(proxy::log_level::warn, "some stored tokens are unreadable and stay unusable",
                 [&](proxy::json_line& l) { l.add("count", std::uint64_t{loaded->unreadable}); });
+    proxy::audit_log audit(log, config.audit_log_file);
     const auto outcome = service.bootstrap(config.bootstrap_token_file);
     log.event(proxy::log_level::info, describe(outcome),
               [&](proxy::json_line& l) { l.add("file", config.bootstrap_token_file.string()); });
+    audit_bootstrap(audit, outcome);
 
     const proxy::route_table routes(config.routes, config.default_route);
-    tokenapi::api_handler api(service, auth, clock);
+    tokenapi::api_handler api(service, auth, clock, &audit);
     proxy::server server({config, routes, auth, api, service, clock, log});
     server.start();
     log.event(proxy::log_level::info, "listening", [&](proxy::json_line& l) {

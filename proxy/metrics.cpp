@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -30,6 +31,7 @@ std::size_t class_of(unsigned status) noexcept {
 
 prom::MetricFamily& add_family(family_list& out, std::string name, std::string help,
                                prom::MetricType type) {
+  assert(out.size() < out.capacity()); // a reallocation would invalidate earlier references
   out.push_back({std::move(name), std::move(help), type, {}});
   return out.back();
 }
@@ -217,7 +219,6 @@ std::string openmetrics_text(const family_list& families) {
         is_counter && f.name.ends_with("_total") ? f.name.substr(0, f.name.size() - 6) : f.name;
     const char* type = is_counter                              ? "counter"
                        : f.type == prom::MetricType::Histogram ? "histogram"
-                       : base.ends_with("_info")               ? "info"
                                                                : "gauge";
     out += "# TYPE " + base + " " + type + "\n# HELP " + base + " " + f.help + "\n";
     for (const auto& m : f.metric) {
@@ -272,6 +273,7 @@ void loop_metrics::count_api_call(std::string_view operation, unsigned status) n
 std::string render_metrics(std::span<const loop_metrics* const> loops, const metrics_gauges& gauges,
                            bool openmetrics) {
   family_list families;
+  families.reserve(32); // more than there are: add_family's references stay valid
   add_requests(families, loops);
   add_decisions_and_api(families, loops);
   add_upstream(families, loops);

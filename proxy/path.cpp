@@ -14,15 +14,17 @@ bool is_unreserved(unsigned char c) noexcept {
          c == '.' || c == '_' || c == '~';
 }
 
-// A segment that is "." or ".." once its parameters (from the first ';', literal or %3B) are cut
-// off, as Tomcat and Spring cut them: "..;x=1" is ".." there, and a plain name here.
+// A segment that is "." or ".." once what follows a delimiter is cut off: parameters from ';'
+// (literal or %3B), as Tomcat and Spring cut them ("..;x=1" is ".." there), or an encoded '?' or
+// '#' (%3F, %23) that a backend decoding the whole target before splitting it takes for the end
+// of the path. Here such a segment would be a plain name.
 bool is_dot_with_parameters(std::string_view segment) noexcept {
-  auto semicolon = segment.find(';');
-  const auto escaped = segment.find("%3B");
-  semicolon = std::min(semicolon, escaped);
-  if (semicolon == std::string_view::npos)
+  auto cut = segment.find(';');
+  for (const std::string_view escaped : {"%3B", "%3F", "%23"})
+    cut = std::min(cut, segment.find(escaped));
+  if (cut == std::string_view::npos)
     return false;
-  const auto base = segment.substr(0, semicolon);
+  const auto base = segment.substr(0, cut);
   return base == "." || base == "..";
 }
 
@@ -122,7 +124,7 @@ std::string_view describe(path_error e) noexcept {
   case path_error::fragment:
     return "request target contains a fragment ('#')";
   case path_error::dot_parameters:
-    return "request path contains a '.' or '..' segment with ';' parameters";
+    return "request path contains a '.' or '..' segment followed by ';', %3B, %3F or %23";
   case path_error::encoded_percent:
     return "request path contains an encoded '%' (%25)";
   case path_error::encoded_control:

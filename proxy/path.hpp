@@ -25,7 +25,7 @@ enum class path_error {
   encoded_separator, ///< %2F, %5C or %00: an attempt to hide a segment boundary or end
   backslash,         ///< a literal '\', which some backends take for '/'
   fragment,          ///< '#' has no place in a request
-  dot_parameters,    ///< "..;x", ".;", "%2e%2e%3b": Tomcat and Spring read them as dot segments
+  dot_parameters,    ///< "..;x", ".;", "%2e%2e%3b", "..%3F": some backend reads a dot segment
   encoded_percent,   ///< %25: a backend that decodes twice would see another path
   encoded_control,   ///< %01-%1F or %7F: never part of a resource name
 };

@@ -291,28 +291,106 @@ api_response perform(token_service& service, timestamp now, const route& r,
   return answer(api_error{500, "unhandled operation"});
 }
 
+// The names of the fields a successful change touched (never their values).
+std::vector<std::string> changed_fields(std::string_view operation,
+                                        const std::optional<token>& before,
+                                        const std::optional<token>& after) {
+  if (operation == "rotate")
+    return {"value"};
+  if (!after)
+    return {};
+  const token empty;
+  const auto& old = before ? *before : empty;
+  std::vector<std::string> changed;
+  if (old.name != after->name)
+    changed.emplace_back("name");
+  if (old.permissions.join(",") != after->permissions.join(","))
+    changed.emplace_back("permissions");
+  if (old.allowed_cidr_blocks != after->allowed_cidr_blocks)
+    changed.emplace_back("allowedCIDRBlocks");
+  if (old.expires_at != after->expires_at)
+    changed.emplace_back("expiresAt");
+  return changed;
+}
+
 } // namespace
 
-api_handler::api_handler(token_service& service, const authorizer& auth, const clock& clock)
-    : service_(service), auth_(auth), clock_(clock) {}
+api_handler::api_handler(token_service& service, const authorizer& auth, const clock& clock,
+                         audit_sink* audit)
+    : service_(service), auth_(auth), clock_(clock), audit_(audit) {}
 
 bool api_handler::is_api_path(std::string_view path) noexcept {
   return path.starts_with(root) && (path.size() == root.size() || path[root.size()] == '/');
 }
 
 std::optional<api_response> api_handler::refuse_early(const api_request& request) const {
-  return admit(auth_, clock_.now(), request).refusal;
+  auto refusal = admit(auth_, clock_.now(), request).refusal;
+  if (refusal)
+    audit_refusal(request, *refusal);
+  return refusal;
 }
 
 api_response api_handler::handle(const api_request& request) {
   const auto now = clock_.now();
   auto a = admit(auth_, now, request);
-  if (a.refusal)
+  if (a.refusal) {
+    audit_refusal(request, *a.refusal);
     return std::move(*a.refusal);
+  }
+  const auto id = a.r.id == "self" ? std::string_view(a.caller->id) : a.r.id;
+  const bool changes = a.r.op != operation::list && a.r.op != operation::get;
+  std::optional<token> before;
+  if (changes && a.r.op != operation::create)
+    if (auto t = service_.get(id))
+      before = std::move(*t);
   auto response = perform(service_, now, a.r, *a.caller, request);
   response.caller_id = a.caller->id;
   response.operation = name_of(a.r.op);
+  if (changes)
+    audit_change(request, response.operation, id, before, response);
   return response;
+}
+
+void api_handler::audit_refusal(const api_request& request, const api_response& refusal) const {
+  if (!audit_ || (refusal.status != 401 && refusal.status != 403))
+    return;
+  audit_event e;
+  e.operation = refusal.operation;
+  e.actor_id = refusal.caller_id;
+  e.client = request.client.to_string();
+  e.status = refusal.status;
+  audit_->record(e);
+}
+
+void api_handler::audit_change(const api_request& request, std::string_view operation,
+                               std::string_view id, const std::optional<token>& before,
+                               const api_response& response) {
+  if (!audit_)
+    return;
+  audit_event e;
+  e.operation = operation;
+  e.actor_id = response.caller_id;
+  e.client = request.client.to_string();
+  e.status = response.status;
+  e.target_id = id;
+  if (before)
+    e.target_name = before->name;
+  std::optional<token> after;
+  if (response.status == 200 && operation != "delete") {
+    // The answer holds the token as it is now: its id (new for create) and name.
+    boost::system::error_code ec;
+    const auto doc = json::parse(response.body, ec);
+    if (!ec && doc.is_object() && doc.as_object().contains("id")) {
+      e.target_id = doc.as_object().at("id").as_string();
+      if (auto t = service_.get(e.target_id)) {
+        e.target_name = t->name;
+        after = std::move(*t);
+      }
+    }
+  }
+  if (response.status < 300)
+    e.changed = changed_fields(operation, before, after);
+  audit_->record(e);
 }
 
 } // namespace tokengate::tokenapi

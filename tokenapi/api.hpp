@@ -1,5 +1,6 @@
 #pragma once
 
+#include "tokenapi/audit.hpp"
 #include "tokenapi/authorizer.hpp"
 #include "tokenapi/clock.hpp"
 #include "tokenapi/token_service.hpp"
@@ -36,7 +37,10 @@ struct api_response {
 /// (400), then the operation. Thread-safe.
 class api_handler {
 public:
-  api_handler(token_service& service, const authorizer& auth, const clock& clock);
+  /// `audit` (optional, outliving the handler) receives every token change and every call
+  /// refused with 401 or 403.
+  api_handler(token_service& service, const authorizer& auth, const clock& clock,
+              audit_sink* audit = nullptr);
 
   /// Whether `path` (normalised) belongs to the API rather than the upstream.
   [[nodiscard]] static bool is_api_path(std::string_view path) noexcept;
@@ -49,9 +53,14 @@ public:
   [[nodiscard]] api_response handle(const api_request& request);
 
 private:
+  void audit_refusal(const api_request& request, const api_response& refusal) const;
+  void audit_change(const api_request& request, std::string_view operation, std::string_view id,
+                    const std::optional<token>& before, const api_response& response);
+
   token_service& service_;
   const authorizer& auth_;
   const clock& clock_;
+  audit_sink* audit_;
 };
 
 } // namespace tokengate::tokenapi

@@ -118,7 +118,8 @@ TEST_CASE("dot segments with parameters are refused: Tomcat and Spring read them
   for (auto target :
        {"/public/..;/admin", "/public/..;x=1/admin", "/public/.;/admin", "/public/.;x=1",
         "/public/%2e%2e;/admin", "/public/%2e;/admin", "/public/..%3b/admin", "/public/..%3B/admin",
-        "/public/.%2E%3bjsessionid=1/a", "/..;", "/a/..;/b"}) {
+        "/public/.%2E%3bjsessionid=1/a", "/..;", "/a/..;/b", "/public/..%3F/admin", "/public/..%23",
+        "/public/.%3f", "/public//..%23x"}) {
     INFO(target);
     CHECK(error_of(target) == path_error::dot_parameters);
   }
@@ -186,4 +187,13 @@ TEST_CASE("under_prefix matches whole segments only", "[path][routes]") {
 
   CHECK(under_prefix("/api/v1/x", "/api/v1"));
   CHECK_FALSE(under_prefix("/api/v10", "/api/v1"));
+}
+
+TEST_CASE("a dot segment before an encoded '?' or '#' is refused", "[path][fuzz]") {
+  // Found by tests/fuzz/path_route.cpp: a backend that decodes the whole target before splitting
+  // off the query reads "/public/..%23x" as "/public/.." and serves "/".
+  CHECK(error_of("/public//..%23\x8e") == path_error::dot_parameters);
+  CHECK(error_of("/public/..%3Fx=1") == path_error::dot_parameters);
+  CHECK(normal("/public/x%3F/..") == "/public/");
+  CHECK(normal("/public/%23") == "/public/%23");
 }

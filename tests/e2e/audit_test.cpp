@@ -1,0 +1,118 @@
+// The audit trail through the real binary (README "Audit trail"): one event per token change and
+// per refused call, with the right actor and target, never a key value, and every answered change
+// in audit_log_file after kill -9.
+#include "tests/e2e/gate_process.hpp"
+#include "tests/support/temp_dir.hpp"
+#include "tests/support/test_upstream.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+
+using namespace tokengate;
+using test::gate_process;
+
+namespace {
+
+test::http_response call(std::uint16_t port, std::string_view method, std::string_view target,
+                         const std::string& key, std::string_view body = {}) {
+  return test::request(port, method, target, {{"X-API-Key", key}}, body);
+}
+
+std::vector<boost::json::object> events_in(const std::string& text) {
+  std::vector<boost::json::object> out;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find(R"("log":"audit")") == std::string::npos)
+      continue;
+    out.push_back(boost::json::parse(line).as_object());
+  }
+  return out;
+}
+
+std::string field(const boost::json::object& o, std::string_view name) {
+  return std::string(o.at(name).as_string());
+}
+
+std::vector<std::string> names(const boost::json::object& o) {
+  std::vector<std::string> out;
+  for (const auto& v : o.at("changed").as_array())
+    out.emplace_back(v.as_string());
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("every token change and refused call is one audit event, in the file after kill -9",
+          "[e2e][audit]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  const auto file = dir / "audit.log";
+  std::string admin, id, value, rotated, reader_value;
+  std::string log_text;
+  {
+    gate_process gate(dir.path(), upstream.port(), {"--audit-log-file", file.string()});
+    admin = gate.admin_key();
+    auto created = call(gate.port(), "POST", "/api-tokens", admin,
+                        R"({"name":"ci","permissions":["AlertRead"]})");
+    REQUIRE(created.status == 200);
+    id = std::string(created.json().at("id").as_string());
+    value = std::string(created.json().at("value").as_string());
+    REQUIRE(call(gate.port(), "POST", "/api-tokens/" + id, admin,
+                 R"({"name":"ci-2","permissions":["AlertRead","RuleRead"]})")
+                .status == 200);
+    auto r = call(gate.port(), "POST", "/api-tokens/" + id + "/rotate", admin);
+    REQUIRE(r.status == 200);
+    rotated = std::string(r.json().at("value").as_string());
+    CHECK(call(gate.port(), "DELETE", "/api-tokens/" + id, rotated).status == 403);
+    CHECK(call(gate.port(), "GET", "/api-tokens", "tg_not_a_key").status == 401);
+    REQUIRE(call(gate.port(), "DELETE", "/api-tokens/" + id, admin).status == 204);
+    gate.proc().signal(SIGKILL);
+    CHECK(gate.proc().wait(std::chrono::seconds(10)) == 128 + SIGKILL);
+    log_text = gate.proc().out();
+  }
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto events = events_in(text.str());
+  REQUIRE(events.size() == 7);
+
+  std::string admin_id;
+  CHECK(field(events[0], "operation") == "bootstrap");
+  CHECK(field(events[0], "actor") == "system");
+  const auto expect = [&](std::size_t i, std::string_view op, std::string_view name,
+                          std::vector<std::string> changed, std::int64_t result) {
+    INFO("event " << i);
+    CHECK(field(events[i], "operation") == op);
+    CHECK(field(events[i], "target") == (result == 401 || result == 403 ? "" : id));
+    CHECK(field(events[i], "target_name") == name);
+    CHECK(names(events[i]) == changed);
+    CHECK(events[i].at("result").as_int64() == result);
+    CHECK(field(events[i], "client") == "127.0.0.1");
+  };
+  expect(1, "create", "ci", {"name", "permissions"}, 200);
+  expect(2, "update", "ci-2", {"name", "permissions"}, 200);
+  expect(3, "rotate", "ci-2", {"value"}, 200);
+  expect(4, "delete", "", {}, 403);
+  expect(5, "list", "", {}, 401);
+  expect(6, "delete", "ci-2", {}, 204);
+  admin_id = field(events[1], "actor");
+  CHECK_FALSE(admin_id.empty());
+  CHECK(field(events[2], "actor") == admin_id);
+  CHECK(field(events[4], "actor") == id); // the rotated key, refused for its permissions
+  CHECK(field(events[5], "actor").empty());
+
+  // The same events went to the log stream; no key value anywhere.
+  CHECK(events_in(log_text).size() == 7);
+  for (const auto& secret : {admin, value, rotated}) {
+    CHECK(text.str().find(secret) == std::string::npos);
+    CHECK(log_text.find(secret) == std::string::npos);
+  }
+  struct stat st {};
+  REQUIRE(::stat(file.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+}

@@ -1,0 +1,175 @@
+// GET /metrics on the admin listener (README "Metrics"): every figure moves by exactly the traffic
+// sent, no label carries a key, a token id or a path, and a real Prometheus parser
+// (python3-prometheus-client) reads both exposition formats.
+#include "tests/integration/proxy_fixture.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <thread>
+
+using namespace tokengate;
+using namespace std::chrono_literals;
+using test::proxy_fixture;
+
+namespace {
+
+/// Samples by their full name with labels, e.g. tokengate_auth_decisions_total{outcome="allowed"}.
+using samples = std::map<std::string, double>;
+
+samples parse(const std::string& text) {
+  samples out;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line.front() == '#')
+      continue;
+    const auto space = line.rfind(' ');
+    REQUIRE(space != std::string::npos);
+    out[line.substr(0, space)] = std::stod(line.substr(space + 1));
+  }
+  return out;
+}
+
+struct metrics_fixture : proxy_fixture {
+  test::http_response scrape(const test::header_list& headers = {}) {
+    return test::request(gate.admin_port(), "GET", "/metrics", headers);
+  }
+  samples now() {
+    auto r = scrape();
+    REQUIRE(r.status == 200);
+    return parse(r.body);
+  }
+  /// Scrapes until `name` has moved by `delta` from `before` (figures are counted just after each
+  /// answer is written), then returns the scrape.
+  samples after(const samples& before, const std::string& name, double delta) {
+    samples s;
+    for (int i = 0; i < 200; ++i) {
+      s = now();
+      if (s[name] - before.at(name) >= delta)
+        break;
+      std::this_thread::sleep_for(10ms);
+    }
+    return s;
+  }
+};
+
+double moved(const samples& before, const samples& after, const std::string& name) {
+  INFO(name);
+  REQUIRE(after.count(name) == 1);
+  return after.at(name) - (before.count(name) ? before.at(name) : 0);
+}
+
+} // namespace
+
+TEST_CASE_METHOD(metrics_fixture, "each figure moves by exactly the traffic sent", "[metrics]") {
+  auto reader = gate.create_token("reader", {"AlertRead"});
+  const auto created = R"(tokengate_api_requests_total{operation="create",code="2xx"})";
+  const auto before = after({{created, 0}}, created, 1); // the creation is counted
+
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(get_with(reader.value, "/alerts/7").status == 200);
+  REQUIRE(get_with("tg_malformed", "/alerts/7").status == 401);
+  REQUIRE(get_with("tg_malformed", "/alerts/8").status == 401);
+  REQUIRE(get("/alerts/7").status == 401);
+  REQUIRE(test::request(gate.port(), "DELETE", "/alerts/7", {{"X-API-Key", reader.value}}).status ==
+          403);
+  REQUIRE(get("/public/x").status == 200); // an open route: no decision
+  REQUIRE(
+      test::request(gate.port(), "GET", "/api-tokens", {{"X-API-Key", gate.admin_key()}}).status ==
+      200);
+  REQUIRE(test::request(gate.port(), "GET", "/api-tokens/self", {}).status == 401);
+
+  const auto requests_2xx = R"(tokengate_http_requests_total{listener="main",code="2xx"})";
+  const auto s = after(before, requests_2xx, 5);
+  CHECK(moved(before, s, requests_2xx) == 5);
+  CHECK(moved(before, s, R"(tokengate_http_requests_total{listener="main",code="4xx"})") == 5);
+  CHECK(moved(before, s, R"(tokengate_auth_decisions_total{outcome="allowed"})") == 3);
+  CHECK(moved(before, s, R"(tokengate_auth_decisions_total{outcome="malformed_key"})") == 2);
+  CHECK(moved(before, s, R"(tokengate_auth_decisions_total{outcome="missing_key"})") == 1);
+  CHECK(moved(before, s, R"(tokengate_auth_decisions_total{outcome="permission_denied"})") == 1);
+  CHECK(moved(before, s, R"(tokengate_api_requests_total{operation="list",code="2xx"})") == 1);
+  CHECK(moved(before, s, R"(tokengate_api_requests_total{operation="get",code="4xx"})") == 1);
+  CHECK(moved(before, s, "tokengate_upstream_request_duration_seconds_count") == 4);
+  CHECK(moved(before, s, R"(tokengate_upstream_connections_total{kind="new"})") +
+            moved(before, s, R"(tokengate_upstream_connections_total{kind="reused"})") ==
+        4);
+  CHECK(moved(before, s, R"(tokengate_http_request_duration_seconds_count{listener="main"})") ==
+        10);
+  CHECK(s.at("tokengate_tokens") == 2); // the bootstrap token and the reader
+  CHECK(s.at(R"(tokengate_connections_open{listener="admin"})") >= 1);
+  CHECK(s.at(R"(tokengate_build_info{version="0.1.0"})") == 1);
+  CHECK(s.at("process_resident_memory_bytes") > 0);
+}
+
+TEST_CASE_METHOD(metrics_fixture, "upstream failures are counted by reason", "[metrics]") {
+  auto reader = gate.create_token("reader", {"AlertRead"});
+  const auto before = now();
+  REQUIRE(get_with(reader.value, "/alerts/hang-up").status == 502);
+  const auto reset = R"(tokengate_upstream_errors_total{reason="reset"})";
+  const auto s = after(before, reset, 1);
+  CHECK(moved(before, s, reset) == 1);
+  CHECK(moved(before, s, R"(tokengate_upstream_errors_total{reason="timeout"})") == 0);
+  CHECK(moved(before, s, R"(tokengate_http_requests_total{listener="main",code="5xx"})") == 1);
+}
+
+TEST_CASE_METHOD(metrics_fixture, "no label holds a key, a token id or a path", "[metrics]") {
+  auto reader = gate.create_token("reader", {"AlertRead"});
+  REQUIRE(get_with(reader.value, "/alerts/secret-path").status == 200);
+  const auto text = scrape().body;
+  for (const auto& secret : {reader.value, reader.id, gate.admin_key(), std::string("/alerts"),
+                             std::string("secret-path")}) {
+    INFO(secret);
+    CHECK(text.find(secret) == std::string::npos);
+  }
+  const std::regex label(R"re((\w+)="([^"]*)")re");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), label);
+       it != std::sregex_iterator(); ++it) {
+    const auto name = (*it)[1].str();
+    INFO(name << "=" << (*it)[2].str());
+    CHECK((name == "listener" || name == "code" || name == "outcome" || name == "reason" ||
+           name == "kind" || name == "operation" || name == "result" || name == "version" ||
+           name == "le"));
+  }
+}
+
+TEST_CASE_METHOD(metrics_fixture, "a real Prometheus parser reads both formats", "[metrics]") {
+  REQUIRE(get("/public/x").status == 200);
+  const auto text = scrape();
+  CHECK(text.header("Content-Type") == "text/plain; version=0.0.4; charset=utf-8");
+  const auto open = scrape({{"Accept", "application/openmetrics-text; version=1.0.0"}});
+  CHECK(open.header("Content-Type") ==
+        "application/openmetrics-text; version=1.0.0; charset=utf-8");
+  CHECK(open.body.ends_with("# EOF\n"));
+
+  test::temp_dir dir;
+  std::ofstream(dir / "metrics.txt") << text.body;
+  std::ofstream(dir / "metrics.om") << open.body;
+  const auto script = (dir / "check.py").string();
+  std::ofstream(script) << R"(import sys
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as om
+plain = list(text_string_to_metric_families(open(sys.argv[1]).read()))
+opened = list(om(open(sys.argv[2]).read()))
+names = {f.name for f in plain}
+assert "tokengate_http_requests" in names or "tokengate_http_requests_total" in names, names
+assert any(f.name == "tokengate_http_request_duration_seconds" and f.type == "histogram" for f in opened)
+assert len(plain) == len(opened), (len(plain), len(opened))
+)";
+  // Debian's interpreter, where python3-prometheus-client is installed (./dev deps).
+  const auto command = "/usr/bin/python3 " + script + " " + (dir / "metrics.txt").string() + " " +
+                       (dir / "metrics.om").string();
+  CHECK(std::system(command.c_str()) == 0);
+}
+
+TEST_CASE_METHOD(metrics_fixture, "/metrics takes GET and HEAD only", "[metrics]") {
+  auto post = test::request(gate.admin_port(), "POST", "/metrics", {}, "x");
+  CHECK(post.status == 405);
+  CHECK(post.header("Allow") == "GET, HEAD");
+  // The main listener never serves the figures.
+  CHECK(test::request(gate.port(), "GET", "/metrics", {{"X-API-Key", gate.admin_key()}})
+            .body.find("tokengate_") == std::string::npos);
+}

@@ -1,0 +1,31 @@
+#pragma once
+
+#include "tokenapi/ip.hpp"
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tokengate::tokenapi {
+
+/// One entry of the audit trail (README "Audit trail"): a token change, or a token API call
+/// refused for its key, address or permissions. Holds names, never values.
+struct audit_event {
+  std::string_view operation;       ///< create, update, rotate, delete, bootstrap, list, get
+  std::string_view actor_id;        ///< the caller's token id; empty when none; "system"
+  std::string target_id;            ///< the token acted on, when known
+  std::string target_name;          ///< its name, when known
+  std::string client;               ///< the address the call was decided on; empty for system
+  std::vector<std::string> changed; ///< the fields that changed (names only)
+  unsigned status = 0;              ///< the answer's status
+};
+
+/// Where audit events go. Implementations must be thread-safe and must not lose an event they
+/// have returned from (an append-only file is synced before `record` returns).
+class audit_sink {
+public:
+  virtual ~audit_sink() = default;
+  virtual void record(const audit_event& e) = 0;
+};
+
+} // namespace tokengate::tokenapi
