@@ -8,7 +8,7 @@ namespace tokengate::proxy {
 
 tokenapi::api_response admin_response(std::string_view method, std::string_view path,
                                       const admin_state& state) {
-  if (path != "/healthz" && path != "/readyz" && path != "/metrics")
+  if (path != "/healthz" && path != "/readyz" && path != "/metrics" && path != "/openapi.yaml")
     return {404, tokenapi::error_body("not found"), {}, {}};
   if (method != "GET" && method != "HEAD")
     return {405, tokenapi::error_body("method not allowed"), "GET, HEAD", {}};

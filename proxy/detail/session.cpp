@@ -4,6 +4,7 @@
 #include "proxy/admission.hpp"
 #include "proxy/answer.hpp"
 #include "proxy/client_address.hpp"
+#include "proxy/openapi_document.hpp"
 
 #include <array>
 
@@ -260,6 +261,11 @@ net::awaitable<bool> session::serve_admin() {
     co_return co_await answer(400, "bad request path", true);
   record_.path = target_.path;
   const bool close = closing() || body_pending();
+  if (target_.path == "/openapi.yaml" && (head_.method == "GET" || head_.method == "HEAD")) {
+    record_.status = 200;
+    build_response(out_, 200, "application/yaml", openapi_document(), close);
+    co_return co_await write_answer(close);
+  }
   if (target_.path == "/metrics" && (head_.method == "GET" || head_.method == "HEAD")) {
     const bool openmetrics = wants_openmetrics(head_.find("accept").value_or(""));
     record_.status = 200;
