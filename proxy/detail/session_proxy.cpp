@@ -30,7 +30,11 @@ net::awaitable<bool> session::serve_proxy() {
   }
   if (want_continue_ && !co_await client_stream().write(continue_line))
     co_return false;
-  const auto client_text = client_address_ == peer_ ? peer_text_ : client_address_.to_string();
+  // No copy of the peer's text per request: only a client named by a trusted proxy is formatted.
+  std::string named_client;
+  const std::string_view client_text =
+      client_address_ == peer_ ? std::string_view(peer_text_)
+                               : std::string_view(named_client = client_address_.to_string());
   build_upstream_request(upstream_head_, head_,
                          {target_, body_, decision.token.get(), peer_text_, peer_trusted_,
                           client_text, shared_.upstream_authority});
