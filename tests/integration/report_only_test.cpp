@@ -88,10 +88,10 @@ TEST_CASE_METHOD(report_only_fixture,
                  "a key within expiry_warning of its expiry is told so on every answer",
                  "[lifecycle][expiry]") {
   const auto soon_at = in_days(2);
-  const auto soon = create(R"({"name":"soon","permissions":["AlertRead"],"expiresAt":")" + soon_at +
-                           R"("})");
-  const auto later = create(
-      R"({"name":"later","permissions":["AlertRead"],"expiresAt":")" + in_days(30) + R"("})");
+  const auto soon =
+      create(R"({"name":"soon","permissions":["AlertRead"],"expiresAt":")" + soon_at + R"("})");
+  const auto later = create(R"({"name":"later","permissions":["AlertRead"],"expiresAt":")" +
+                            in_days(30) + R"("})");
   const auto never = gate.create_token("never", {"AlertRead"});
 
   CHECK(get_with(soon.value, "/alerts/1").header("X-Token-Expires") == soon_at);

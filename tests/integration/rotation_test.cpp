@@ -71,8 +71,7 @@ TEST_CASE_METHOD(lifecycle_fixture, "a second rotation ends the previous overlap
   const auto first = rotate(*this, t.id, t.value, R"({"previousValueValidFor": 600})");
   CHECK(get_with(first.old_value, "/alerts/1").status == 200);
 
-  const auto second =
-      rotate(*this, t.id, first.new_value, R"({"previousValueValidFor": 600})");
+  const auto second = rotate(*this, t.id, first.new_value, R"({"previousValueValidFor": 600})");
   CHECK(get_with(first.old_value, "/alerts/1").status == 401);
   CHECK(get_with(second.old_value, "/alerts/1").status == 200);
   CHECK(get_with(second.new_value, "/alerts/1").status == 200);
@@ -100,8 +99,9 @@ TEST_CASE_METHOD(lifecycle_fixture, "an update keeps the overlap; the old value 
                  "[lifecycle][rotation]") {
   const auto t = gate.create_token("ci", {"AlertRead"});
   const auto r = rotate(*this, t.id, t.value, R"({"previousValueValidFor": 600})");
-  REQUIRE(api("POST", "/api-tokens/" + t.id, R"({"name":"ci","permissions":["AlertModify"]})")
-              .status == 200);
+  REQUIRE(
+      api("POST", "/api-tokens/" + t.id, R"({"name":"ci","permissions":["AlertModify"]})").status ==
+      200);
   CHECK(get_with(r.old_value, "/alerts/1").status == 403); // AlertRead is gone for both values
   CHECK(request(gate.port(), "DELETE", "/alerts/1", {{"X-API-Key", r.old_value}}).status == 200);
   CHECK(upstream.last().header("X-Token-Permissions") == "AlertModify");

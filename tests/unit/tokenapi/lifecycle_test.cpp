@@ -118,8 +118,7 @@ TEST_CASE("the payload keeps the replaced value's digest and the rate limit, nev
   CHECK(plain_payload.find("rate") == std::string::npos);
 }
 
-TEST_CASE("a rate window counts N per window, then refuses until the next",
-          "[rate]") {
+TEST_CASE("a rate window counts N per window, then refuses until the next", "[rate]") {
   rate_window w;
   for (std::uint32_t i = 0; i < 3; ++i) {
     const auto o = w.take(3, 60, 120);
