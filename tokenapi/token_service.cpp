@@ -1,15 +1,9 @@
 #include "tokenapi/token_service.hpp"
 
+#include "tokenapi/bootstrap_file.hpp"
 #include "tokenapi/token_json.hpp"
 #include "tokenapi/token_value.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 namespace tokengate::tokenapi {
@@ -38,37 +32,8 @@ token bootstrap_token(timestamp now) {
   return t;
 }
 
-std::string trim(std::string s) {
-  const auto space = " \t\r\n";
-  s.erase(s.find_last_not_of(space) + 1);
-  s.erase(0, s.find_first_not_of(space));
-  return s;
-}
-
-std::runtime_error system_failure(const std::string& what, const std::filesystem::path& p) {
-  return std::runtime_error(what + " " + p.string() + ": " + std::strerror(errno));
-}
-
-// Writes a new file with mode 0600 (failing if it exists) and makes it durable.
-void write_secret_file(const std::filesystem::path& file, std::string_view content) {
-  if (file.has_parent_path())
-    std::filesystem::create_directories(file.parent_path());
-  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0)
-    throw system_failure("cannot create bootstrap token file", file);
-  std::string line(content);
-  line.push_back('\n');
-  const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
-                  ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok)
-    throw system_failure("cannot write bootstrap token file", file);
-  const auto dir = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
-  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
+std::runtime_error store_failure() {
+  return std::runtime_error("token store unavailable at start-up");
 }
 
 } // namespace
@@ -263,52 +228,52 @@ api_result<token_service::page> token_service::list(std::string_view after_id,
 }
 
 token_service::bootstrap_outcome token_service::bootstrap(const std::filesystem::path& file) {
-  const auto fail_store = [] { return std::runtime_error("token store unavailable at start-up"); };
-  std::error_code ec;
-  if (std::filesystem::exists(file, ec)) {
-    std::ifstream in(file);
-    if (!in)
-      throw system_failure("cannot read bootstrap token file", file);
-    std::stringstream content;
-    content << in.rdbuf();
-    auto value = trim(content.str());
-    if (!well_formed(value))
+  auto content = read_bootstrap_file(file);
+  if (!content)
+    throw std::runtime_error(content.error().message());
+  if (*content) {
+    if (!well_formed(**content))
       throw std::runtime_error("bootstrap token file " + file.string() +
                                " does not hold a tokengate key (tg_..., see 'tokengate keygen')");
-    const auto digest = digest_of(value);
-    auto existing = store_.find(digest);
-    if (!existing)
-      throw fail_store();
-    if (*existing)
-      return bootstrap_outcome::present;
-    const auto marker = bootstrap_marker(digest);
-    auto seen = store_.has_marker(marker);
-    if (!seen)
-      throw fail_store();
-    if (*seen)
-      return bootstrap_outcome::revoked;
-    std::lock_guard lock(write_mutex_);
-    if (!insert(bootstrap_token(clock_.now()), marker, std::move(value)))
-      throw fail_store();
-    return bootstrap_outcome::created_from_file;
+    return adopt_bootstrap(std::move(**content));
   }
-
   auto any = store_.scan("", 1);
   if (!any)
-    throw fail_store();
+    throw store_failure();
   if (!any->empty())
     return bootstrap_outcome::not_needed;
   auto value = generate_value();
   if (!value)
     throw std::runtime_error("random number generator unavailable");
   // The file first: a crash before the token is stored leaves a file the next start adopts.
-  write_secret_file(file, *value);
+  if (auto written = write_bootstrap_file(file, *value); !written)
+    throw std::runtime_error(written.error().message());
   // The marker first: computed within the same call, it could see the value already moved from.
   const auto marker = bootstrap_marker(digest_of(*value));
   std::lock_guard lock(write_mutex_);
   if (!insert(bootstrap_token(clock_.now()), marker, std::move(*value)))
-    throw fail_store();
+    throw store_failure();
   return bootstrap_outcome::generated;
+}
+
+// The value of the file becomes the bootstrap token, unless it is one already or was once.
+token_service::bootstrap_outcome token_service::adopt_bootstrap(std::string value) {
+  const auto digest = digest_of(value);
+  auto existing = store_.find(digest);
+  if (!existing)
+    throw store_failure();
+  if (*existing)
+    return bootstrap_outcome::present;
+  const auto marker = bootstrap_marker(digest);
+  auto seen = store_.has_marker(marker);
+  if (!seen)
+    throw store_failure();
+  if (*seen)
+    return bootstrap_outcome::revoked;
+  std::lock_guard lock(write_mutex_);
+  if (!insert(bootstrap_token(clock_.now()), marker, std::move(value)))
+    throw store_failure();
+  return bootstrap_outcome::created_from_file;
 }
 
 void token_service::exclusive(const std::function<void()>& sync) {

@@ -64,8 +64,10 @@ public:
                        ///< rotated since: it stays revoked
     not_needed,        ///< no file, and the store already holds tokens
   };
-  /// README "Bootstrap". Start-up only; throws std::runtime_error naming the problem (an
-  /// unreadable file, a file that holds no tokengate key, a store failure).
+  /// README "Bootstrap": adopts the key in `file`, or writes a new one there when the store is
+  /// empty (the file itself: tokenapi/bootstrap_file.hpp). Start-up only; throws
+  /// std::runtime_error naming the problem (an unreadable file, a file that holds no tokengate
+  /// key, a store failure).
   bootstrap_outcome bootstrap(const std::filesystem::path& file);
 
   /// Whether the store answers reads (for /readyz).
@@ -80,6 +82,7 @@ public:
   void fail_closed(bool on) override;
 
 private:
+  bootstrap_outcome adopt_bootstrap(std::string value);
   [[nodiscard]] api_result<token> load_token(std::string_view id) const;
   /// Adds the last uses noted in memory, and drops an overlap that has ended.
   void with_live_notes(token& t) const;
