@@ -119,3 +119,16 @@ TEST_CASE_METHOD(report_only_fixture,
   CHECK(gate.log_text().find(soon.value) == std::string::npos);
   CHECK_THAT(metrics(), Catch::Contains("tokengate_tokens_expiring 1"));
 }
+
+TEST_CASE("expiry_warning sets the window", "[lifecycle][expiry]") {
+  auto settings = test::example_routes();
+  settings.expiry_warning = std::chrono::hours(24);
+  lifecycle_fixture f(settings);
+  const auto in_two_days = in_days(2);
+  const auto two_days = f.create(R"({"name":"two","permissions":["AlertRead"],"expiresAt":")" +
+                                 in_two_days + R"("})");
+  CHECK_FALSE(f.get_with(two_days.value, "/alerts/1").header("X-Token-Expires"));
+  CHECK_THAT(f.gate.log_text(), !Catch::Contains("API key expires soon"));
+  CHECK_THAT(test::request(f.gate.admin_port(), "GET", "/metrics").body,
+             Catch::Contains("tokengate_tokens_expiring 0"));
+}
