@@ -85,6 +85,23 @@ TEST_CASE_METHOD(report_only_fixture,
 }
 
 TEST_CASE_METHOD(report_only_fixture,
+                 "a report-only route passes a rate-limited key with its identity",
+                 "[lifecycle][report-only][rate]") {
+  const auto t = create(R"({"name":"w","permissions":["AlertModify"],)"
+                        R"("rateLimit":{"requests":1,"perSeconds":86400}})");
+  CHECK(get_with(t.value, "/shadow/1").status == 200);
+  auto over = get_with(t.value, "/shadow/2");
+  CHECK(over.status == 200);
+  CHECK_THAT(over.header("RateLimit").value_or(""), Catch::StartsWith(R"("default";r=0;t=)"));
+  CHECK_FALSE(over.header("Retry-After"));
+  CHECK(upstream.last().header("X-Token-Id") == t.id);
+  CHECK(access_line("/shadow/2", 1).at("would_deny") == "rate_limited");
+  CHECK_FALSE(access_line("/shadow/1", 1).contains("would_deny"));
+  CHECK(get_with(t.value, "/alerts/1").status == 403); // refused before the limit is counted
+  CHECK(request(gate.port(), "DELETE", "/alerts/1", {{"X-API-Key", t.value}}).status == 429);
+}
+
+TEST_CASE_METHOD(report_only_fixture,
                  "a key within expiry_warning of its expiry is told so on every answer",
                  "[lifecycle][expiry]") {
   const auto soon_at = in_days(2);
