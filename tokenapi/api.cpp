@@ -1,5 +1,6 @@
 #include "tokenapi/api.hpp"
 
+#include "tokenapi/lifecycle_json.hpp"
 #include "tokenapi/token_json.hpp"
 #include "tokenapi/token_value.hpp"
 
