@@ -29,7 +29,12 @@ int main(int argc, char** argv) {
     permissions.insert(*p);
   }
   try {
-    auto db = store::rocksdb_store::open(argv[1]);
+    auto opened = store::rocksdb_store::open(argv[1]);
+    if (!opened) {
+      std::fprintf(stderr, "tokengate-seed: %s\n", opened.error().message().c_str());
+      return 1;
+    }
+    auto& db = *opened;
     const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
     std::vector<store::token_record> batch;
     std::string last_value;

@@ -55,12 +55,20 @@ void wait_for_stop(const sigset_t& signals, log_sink& log) {
 
 // ---- The token side: stores, authorizer, service -------------------------------------------
 
+/// The local store in `dir`; throws its one-line reason (e.g. another process holds it).
+std::unique_ptr<store::rocksdb_store> open_local(const std::filesystem::path& dir) {
+  auto opened = store::rocksdb_store::open(dir);
+  if (!opened)
+    throw std::runtime_error(opened.error().message());
+  return std::move(*opened);
+}
+
 /// The local store, in fleet mode the database in front of it, and the token service on them.
 class token_side {
 public:
   /// Opens the local store (and the fleet's connection settings); throws one line when it cannot.
   token_side(const config& c, log_sink& log)
-      : local_(store::rocksdb_store::open(c.data_dir)),
+      : local_(open_local(c.data_dir)),
         fleet_(c.database_url.empty() ? nullptr : std::make_unique<fleet>(c, *local_, log)),
         service_(fleet_ ? fleet_->store() : *local_, auth_, clock_) {}
   // The follower feeds `service_`: it stops before `service_` goes, also when the start fails.
