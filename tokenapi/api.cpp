@@ -215,43 +215,47 @@ admission admit(const authorizer& auth, timestamp now, const api_request& reques
   return a;
 }
 
+// GET /api-tokens: one page after the cursor, with "next" when there may be more.
+api_response list_page(token_service& service, const api_request& request) {
+  std::size_t limit = default_limit;
+  const auto limit_param = query_param(request.query, "limit");
+  const auto cursor_param = query_param(request.query, "cursor");
+  if (!limit_param)
+    return answer(limit_param.error());
+  if (!cursor_param)
+    return answer(cursor_param.error());
+  if (const auto& text = *limit_param) {
+    auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), limit);
+    if (ec != std::errc() || end != text->data() + text->size() || limit < 1 || limit > max_limit)
+      return answer(bad_request("\"limit\" must be an integer from 1 to 1000"));
+  }
+  std::string after;
+  if (const auto& cursor = *cursor_param; cursor && !cursor->empty()) {
+    auto decoded = decode_cursor(*cursor);
+    if (!decoded)
+      return answer(bad_request("invalid \"cursor\": pass the \"next\" of the previous page"));
+    after = std::move(*decoded);
+  }
+  auto page = service.list(after, limit);
+  if (!page)
+    return answer(page.error());
+  json::array results;
+  for (const auto& t : page->tokens)
+    results.emplace_back(to_api_json(t));
+  json::object body{{"results", std::move(results)}};
+  if (!page->last_id.empty())
+    body["next"] = encode_cursor(page->last_id);
+  return answer(200, body);
+}
+
 // Runs an admitted call: the caller is authenticated and may call this operation.
 api_response perform(token_service& service, timestamp now, const route& r,
                      const auth_entry& caller, const api_request& request) {
   const auto id = r.id == "self" ? std::string_view(caller.id) : r.id;
 
   switch (r.op) {
-  case operation::list: {
-    std::size_t limit = default_limit;
-    const auto limit_param = query_param(request.query, "limit");
-    const auto cursor_param = query_param(request.query, "cursor");
-    if (!limit_param)
-      return answer(limit_param.error());
-    if (!cursor_param)
-      return answer(cursor_param.error());
-    if (const auto& text = *limit_param) {
-      auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), limit);
-      if (ec != std::errc() || end != text->data() + text->size() || limit < 1 || limit > max_limit)
-        return answer(bad_request("\"limit\" must be an integer from 1 to 1000"));
-    }
-    std::string after;
-    if (const auto& cursor = *cursor_param; cursor && !cursor->empty()) {
-      auto decoded = decode_cursor(*cursor);
-      if (!decoded)
-        return answer(bad_request("invalid \"cursor\": pass the \"next\" of the previous page"));
-      after = std::move(*decoded);
-    }
-    auto page = service.list(after, limit);
-    if (!page)
-      return answer(page.error());
-    json::array results;
-    for (const auto& t : page->tokens)
-      results.emplace_back(to_api_json(t));
-    json::object body{{"results", std::move(results)}};
-    if (!page->last_id.empty())
-      body["next"] = encode_cursor(page->last_id);
-    return answer(200, body);
-  }
+  case operation::list:
+    return list_page(service, request);
   case operation::create: {
     auto spec = parse_token_spec(request.body, now);
     if (!spec)
