@@ -4,7 +4,7 @@
 #include "proxy/audit_log.hpp"
 #include "proxy/fleet.hpp"
 #include "proxy/log.hpp"
-#include "proxy/route_table.hpp"
+#include "proxy/reload.hpp"
 #include "proxy/server.hpp"
 #include "store/rocksdb_store.hpp"
 #include "tokenapi/api.hpp"
@@ -29,19 +29,24 @@ sigset_t block_signals() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   // A peer that goes away mid-write is an error value of the write, not the end of the process.
   std::signal(SIGPIPE, SIG_IGN);
   return signals;
 }
 
-/// Takes the blocked signals one at a time and acts on each; returns once one asks to stop.
-void wait_for_stop(const sigset_t& signals, log_sink& log) {
+/// Takes the blocked signals one at a time and acts on each: SIGHUP reloads the configuration
+/// (README "Live reload"); SIGTERM and SIGINT end the wait, for a graceful stop.
+void wait_for_stop(const sigset_t& signals, server& srv, log_sink& log) {
   for (;;) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0)
       continue;
     switch (signal) {
+    case SIGHUP:
+      (void)srv.reload(); // logged and counted by the server
+      break;
     case SIGTERM:
     case SIGINT:
       log.event(log_level::info, "stopping",
@@ -162,14 +167,13 @@ void start_tokens(const config& c, token_side& tokens, audit_log& audit, log_sin
 // ---- The network side --------------------------------------------------------------------
 
 /// Starts the server on `tokens`, says where it listens, and stops it gracefully once a signal
-/// asks to stop.
+/// asks to stop. A reload reads the configuration from `reload_source`.
 void serve_until_stopped(const config& c, token_side& tokens, audit_log& audit, log_sink& log,
-                         const sigset_t& signals) {
-  const route_table routes(c.routes, c.default_route);
+                         const sigset_t& signals, config_source reload_source) {
   tokenapi::api_handler api(tokens.service(), tokens.auth(), tokens.clock(), &audit);
   auto* f = tokens.fleet_mode();
-  server srv({c, routes, tokens.auth(), api, tokens.service(), tokens.clock(), log,
-              f ? &f->status() : nullptr});
+  server srv({c, tokens.auth(), api, tokens.service(), tokens.clock(), log,
+              f ? &f->status() : nullptr, std::move(reload_source)});
   srv.start();
   log.event(log_level::info, "listening", [&](json_line& l) {
     l.add("listen", endpoint{c.listen.host, srv.port()}.to_string())
@@ -179,16 +183,16 @@ void serve_until_stopped(const config& c, token_side& tokens, audit_log& audit, 
         .add("threads", c.threads);
   });
   log.flush();
-  wait_for_stop(signals, log);
+  wait_for_stop(signals, srv, log);
   srv.stop();
 }
 
-void run(const config& c, log_sink& log, const sigset_t& signals) {
+void run(const config& c, log_sink& log, const sigset_t& signals, config_source reload_source) {
   token_side tokens(c, log);
   load_tokens(tokens, log);
   audit_log audit(log, c.audit_log_file);
   start_tokens(c, tokens, audit, log);
-  serve_until_stopped(c, tokens, audit, log, signals);
+  serve_until_stopped(c, tokens, audit, log, signals, std::move(reload_source));
   tokens.close(log);
   log.event(log_level::info, "stopped");
 }
@@ -206,7 +210,8 @@ int run_sidecar(const std::vector<std::string_view>& args, const env_lookup& env
   }
   log_sink log(STDOUT_FILENO, c.level);
   try {
-    run(c, log, signals);
+    // A reload reads the configuration as this start did: the same arguments, environment, file.
+    run(c, log, signals, [&args, &env] { return load_config(args, env); });
     return 0;
   } catch (const std::exception& e) {
     log.flush();
