@@ -22,8 +22,7 @@ void write_config(const std::filesystem::path& file, std::string_view routes) {
 }
 
 constexpr std::string_view no_routes = "[]";
-constexpr std::string_view admin_route =
-    R"([{"prefix": "/admin", "permissions": ["UserModify"]}])";
+constexpr std::string_view admin_route = R"([{"prefix": "/admin", "permissions": ["UserModify"]}])";
 
 /// Waits until the process has logged `text` `count` times (a reload is logged when applied).
 bool logged(test::process& p, std::string_view text, std::size_t count) {

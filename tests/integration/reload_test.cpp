@@ -95,8 +95,7 @@ TEST_CASE("settings that need a restart are named and not applied", "[reload]") 
   const auto doc = r.json();
   const auto& body = doc.as_object();
   CHECK(names(body.at("changed")) == std::vector<std::string>{"limits"});
-  CHECK(names(body.at("restartRequired")) ==
-        std::vector<std::string>{"threads", "database_url"});
+  CHECK(names(body.at("restartRequired")) == std::vector<std::string>{"threads", "database_url"});
   // The value of a setting is never echoed: the database URL may hold a password.
   CHECK(r.body.find("secret") == std::string::npos);
   CHECK(f.gate.log_text().find("secret") == std::string::npos);
@@ -116,8 +115,7 @@ TEST_CASE("reloaded limits apply to the next request", "[reload]") {
   CHECK(f.get_with(plain.value, "/x").status == 200);
 }
 
-TEST_CASE("a reloaded trusted_proxies list decides the next request's client address",
-          "[reload]") {
+TEST_CASE("a reloaded trusted_proxies list decides the next request's client address", "[reload]") {
   proxy_fixture f;
   const auto office = f.gate.create_token("office", {}, {"203.0.113.0/24"});
   const test::header_list from_office{{"X-Forwarded-For", "203.0.113.9"}};

@@ -42,8 +42,7 @@ TEST_CASE("live settings are named as changed, the others as needing a restart",
                                  "database_url", "database_password_file", "max_staleness_ms"});
 }
 
-TEST_CASE("after a reload the live settings are the new ones and the rest as started",
-          "[reload]") {
+TEST_CASE("after a reload the live settings are the new ones and the rest as started", "[reload]") {
   config running;
   running.threads = 3;
   config next;
