@@ -72,13 +72,25 @@ api_result<token> token_service::load_token(std::string_view id) const {
   auto t = decode_record(**record);
   if (!t)
     return api_error{500, "stored token is unreadable"};
-  // The in-memory note is fresher than the store's, which is written in the background.
-  if (auto live = auth_.find(t->value_digest)) {
-    const auto seconds = live->last_used.load(std::memory_order_relaxed);
-    if (seconds != 0)
-      t->last_used_at = timestamp(std::chrono::seconds(seconds));
-  }
+  with_live_notes(*t);
   return std::move(*t);
+}
+
+void token_service::with_live_notes(token& t) const {
+  const auto seconds_of = [](std::int64_t s) { return timestamp(std::chrono::seconds(s)); };
+  // The in-memory notes are fresher than the store's, which is written in the background.
+  if (auto live = auth_.find(t.value_digest)) {
+    if (const auto seconds = live->last_used.load(std::memory_order_relaxed); seconds != 0)
+      t.last_used_at = seconds_of(seconds);
+    if (const auto seconds = live->previous_last_used.load(std::memory_order_relaxed);
+        seconds != 0 && live->has_previous() && t.previous_digest == live->previous_digest)
+      t.previous_last_used_at = seconds_of(seconds);
+  }
+  if (!t.overlapping(clock_.now())) {
+    t.previous_digest.reset();
+    t.previous_expires_at.reset();
+    t.previous_last_used_at.reset();
+  }
 }
 
 api_result<void> token_service::save(const token& t, const store::digest* replaced,
@@ -88,7 +100,7 @@ api_result<void> token_service::save(const token& t, const store::digest* replac
     return unavailable();
   auto entry = auth_entry::from(t);
   if (auto previous = auth_.find(replaced ? *replaced : t.value_digest))
-    entry->last_used = std::max(entry->last_used.load(), previous->last_used.load());
+    entry->carry_over(*previous);
   auth_.publish(t.value_digest, std::move(entry), replaced);
   return {};
 }
@@ -120,6 +132,7 @@ api_result<token_service::issued> token_service::create(const auth_entry& caller
   t.created_at = t.updated_at = now;
   t.created_by = t.updated_by = actor::token(caller.id);
   t.expires_at = spec.expires_at.value_or(std::nullopt);
+  t.rate_limit = spec.rate_limit.value_or(std::nullopt);
   std::lock_guard lock(write_mutex_);
   return insert(std::move(t));
 }
@@ -140,6 +153,8 @@ api_result<token> token_service::update(const auth_entry& caller, std::string_vi
   t->allowed_cidr_blocks = spec.allowed_cidr_blocks;
   if (spec.expires_at)
     t->expires_at = *spec.expires_at;
+  if (spec.rate_limit)
+    t->rate_limit = *spec.rate_limit;
   t->updated_at = clock_.now();
   t->updated_by = actor::token(caller.id);
   if (auto saved = save(*t, nullptr); !saved)
@@ -161,8 +176,8 @@ api_result<void> token_service::erase(std::string_view id) {
   return {};
 }
 
-api_result<token_service::issued> token_service::rotate(const auth_entry& caller,
-                                                        std::string_view id) {
+api_result<token_service::issued>
+token_service::rotate(const auth_entry& caller, std::string_view id, std::chrono::seconds overlap) {
   std::lock_guard lock(write_mutex_);
   auto t = load_token(id);
   if (!t)
@@ -174,8 +189,17 @@ api_result<token_service::issued> token_service::rotate(const auth_entry& caller
   if (!value)
     return api_error{503, "random number generator unavailable"};
   const auto replaced = t->value_digest;
+  const auto now = clock_.now();
   t->value_digest = digest_of(*value);
-  t->rotated_at = clock_.now();
+  t->rotated_at = now;
+  // A rotation ends the overlap of the one before: only the value it replaces may live on.
+  t->previous_digest.reset();
+  t->previous_expires_at.reset();
+  t->previous_last_used_at.reset();
+  if (overlap.count() > 0) {
+    t->previous_digest = replaced;
+    t->previous_expires_at = now + overlap;
+  }
   if (auto saved = save(*t, &replaced); !saved)
     return saved.error();
   return issued{std::move(*t), std::move(*value)};
@@ -195,8 +219,7 @@ api_result<token_service::page> token_service::list(std::string_view after_id,
     auto t = decode_record(r);
     if (!t)
       continue;
-    if (auto live = auth_.find(t->value_digest); live && live->last_used.load() != 0)
-      t->last_used_at = timestamp(std::chrono::seconds(live->last_used.load()));
+    with_live_notes(*t);
     p.tokens.push_back(std::move(*t));
   }
   if (more && !records->empty())
@@ -271,7 +294,7 @@ void token_service::apply(const store::replicated_change& change) {
   }
   auto entry = auth_entry::from(*t);
   if (before)
-    entry->last_used = std::max(entry->last_used.load(), before->last_used.load());
+    entry->carry_over(*before);
   auth_.publish(t->value_digest, std::move(entry), previous);
 }
 
