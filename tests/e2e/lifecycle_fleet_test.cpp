@@ -46,13 +46,12 @@ TEST_CASE("an overlap and a rate limit made on one sidecar hold on the others", 
   fleet["b"].proc().signal(SIGKILL);
   CHECK(fleet["b"].proc().wait(std::chrono::seconds(10)) == 128 + SIGKILL);
   fleet.start("b");
-  CHECK(eventually([&] { return fleet.status("b", old_value) == 200; },
-                   std::chrono::seconds(5)));
+  CHECK(eventually([&] { return fleet.status("b", old_value) == 200; }, std::chrono::seconds(5)));
   CHECK(fleet.status("b", new_value) == 200);
 
   // A second rotation on B ends the overlap on A.
-  REQUIRE(call(fleet["b"].port(), "POST", "/api-tokens/" + id + "/rotate", fleet.admin())
-              .status == 200);
+  REQUIRE(call(fleet["b"].port(), "POST", "/api-tokens/" + id + "/rotate", fleet.admin()).status ==
+          200);
   CHECK(eventually([&] { return fleet.status("a", old_value) == 401; }));
   CHECK(eventually([&] { return fleet.status("a", new_value) == 401; }));
 }
