@@ -67,15 +67,15 @@ private:
   std::string key_;
 };
 
-} // namespace
-
-std::string quoted_input(std::string_view text) {
-  auto cut = std::min(text.size(), max_echo);
+std::string quoted_key(std::string_view key) {
+  auto cut = std::min(key.size(), max_echo);
   // Cut at a character boundary: half a UTF-8 sequence would make the answer invalid JSON.
-  while (cut < text.size() && cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80)
+  while (cut < key.size() && cut > 0 && (static_cast<unsigned char>(key[cut]) & 0xc0) == 0x80)
     --cut;
-  return "\"" + std::string(text.substr(0, cut)) + (cut < text.size() ? "...\"" : "\"");
+  return "\"" + std::string(key.substr(0, cut)) + (cut < key.size() ? "...\"" : "\"");
 }
+
+} // namespace
 
 api_result<json::value> parse_json(std::string_view text, std::string_view subject) {
   json::error_code ec;
@@ -84,7 +84,7 @@ api_result<json::value> parse_json(std::string_view text, std::string_view subje
     finder.write_some(false, text.data(), text.size(), ec);
     if (finder.handler().found)
       return bad_request(std::string(subject) + " has a duplicate key " +
-                         quoted_input(finder.handler().duplicate));
+                         quoted_key(finder.handler().duplicate));
   }
   auto value = json::parse(text, ec);
   if (ec)

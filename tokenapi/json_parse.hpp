@@ -4,7 +4,6 @@
 
 #include <boost/json/value.hpp>
 
-#include <string>
 #include <string_view>
 
 namespace tokengate::tokenapi {
@@ -16,9 +15,5 @@ namespace tokengate::tokenapi {
 /// Thread-safe.
 [[nodiscard]] api_result<boost::json::value> parse_json(std::string_view text,
                                                         std::string_view subject);
-
-/// `text` in double quotes for an error message, cut to 64 bytes (at a character boundary,
-/// then "...") so that no client input is echoed at length.
-[[nodiscard]] std::string quoted_input(std::string_view text);
 
 } // namespace tokengate::tokenapi

@@ -1,18 +1,37 @@
 #include "tokenapi/token_json.hpp"
 
 #include "tokenapi/json_parse.hpp"
-#include "tokenapi/lifecycle_json.hpp"
+#include "tokenapi/token_fields.hpp"
 
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <limits>
 
 namespace tokengate::tokenapi {
 namespace json = boost::json;
+using namespace detail;
 namespace {
 
 constexpr std::size_t max_name_bytes = 256;
 constexpr std::size_t max_cidr_blocks = 256;
+constexpr std::size_t max_echo = 64; // longest user input quoted back in a message
+
+std::string quoted(std::string_view s) {
+  std::string out = "\"";
+  if (s.size() <= max_echo) {
+    out.append(s);
+  } else {
+    // Cut at a character boundary: half a UTF-8 sequence would make the answer invalid JSON.
+    auto cut = max_echo;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80)
+      --cut;
+    out.append(s.substr(0, cut));
+    out.append("...");
+  }
+  out.push_back('"');
+  return out;
+}
 
 // C0, DEL and C1 (U+0080 to U+009F, in UTF-8 0xC2 0x80 to 0xC2 0x9F): a name is sent upstream
 // in a header, and C1 controls are read as line ends or escapes by some terminals and parsers.
@@ -41,21 +60,6 @@ std::string cidr_hint(std::string_view text) {
          "10.0.0.0/8)";
 }
 
-json::object actor_json(const actor& a) { return {{"id", a.id}, {"type", kind_name(a.type)}}; }
-
-json::array permission_names(permission_set set) {
-  json::array names;
-  set.for_each([&](permission p) { names.emplace_back(name_of(p)); });
-  return names;
-}
-
-json::array cidr_texts(const std::vector<cidr_block>& blocks) {
-  json::array out;
-  for (const auto& b : blocks)
-    out.emplace_back(b.to_string());
-  return out;
-}
-
 api_result<std::string> parse_name(const json::value& v) {
   if (!v.is_string())
     return bad_request("\"name\" must be a string");
@@ -67,40 +71,6 @@ api_result<std::string> parse_name(const json::value& v) {
   if (has_control_character(name))
     return bad_request("\"name\" must not contain control characters");
   return std::string(name);
-}
-
-api_result<permission_set> parse_permissions(const json::value& v) {
-  if (!v.is_array())
-    return bad_request("\"permissions\" must be an array of strings");
-  permission_set set;
-  for (const auto& item : v.get_array()) {
-    if (!item.is_string())
-      return bad_request("\"permissions\" must be an array of strings");
-    auto p = parse_permission(item.get_string());
-    if (!p)
-      return bad_request("unknown permission " + quoted_input(item.get_string()));
-    set.insert(*p);
-  }
-  return set;
-}
-
-api_result<std::vector<cidr_block>> parse_cidrs(const json::value& v) {
-  std::vector<cidr_block> blocks;
-  if (!v.is_array())
-    return bad_request("\"allowedCIDRBlocks\" must be an array of strings");
-  if (v.get_array().size() > max_cidr_blocks)
-    return bad_request("\"allowedCIDRBlocks\" holds more than 256 blocks");
-  for (const auto& item : v.get_array()) {
-    if (!item.is_string())
-      return bad_request("\"allowedCIDRBlocks\" must be an array of strings");
-    auto block = cidr_block::parse(item.get_string());
-    if (!block)
-      return bad_request("invalid CIDR block " + quoted_input(item.get_string()) +
-                         " in \"allowedCIDRBlocks\"" + cidr_hint(item.get_string()));
-    if (std::find(blocks.begin(), blocks.end(), *block) == blocks.end())
-      blocks.push_back(*block);
-  }
-  return blocks;
 }
 
 api_result<std::optional<timestamp>> parse_expiry(const json::value& v, timestamp now) {
@@ -117,39 +87,112 @@ api_result<std::optional<timestamp>> parse_expiry(const json::value& v, timestam
   return std::optional<timestamp>{*t};
 }
 
-// Payload fields: small helpers that fail soft, so a bad record is reported, never thrown.
-const json::value* field(const json::object& o, std::string_view k) { return o.if_contains(k); }
-
-std::optional<std::int64_t> int_field(const json::object& o, std::string_view k) {
-  auto v = field(o, k);
-  if (!v || !v->is_int64())
-    return std::nullopt;
-  return v->get_int64();
-}
-
-std::optional<timestamp> time_field(const json::object& o, std::string_view k) {
-  auto v = int_field(o, k);
-  if (!v)
-    return std::nullopt;
-  return timestamp(std::chrono::seconds(*v));
-}
-
-std::optional<actor> actor_field(const json::object& o, std::string_view k) {
-  auto v = field(o, k);
-  if (!v || !v->is_object())
-    return std::nullopt;
-  auto id = v->get_object().if_contains("id");
-  auto type = v->get_object().if_contains("type");
-  if (!id || !id->is_string() || !type || !type->is_string())
-    return std::nullopt;
-  if (type->get_string() == "api-token")
-    return actor::token(std::string(id->get_string()));
-  if (type->get_string() == "system")
-    return actor::system();
-  return std::nullopt;
+// A whole number from `lowest` to `highest`; `what` names the field in the message.
+api_result<std::int64_t> parse_bounded(const json::value& v, std::string_view what,
+                                       std::int64_t lowest, std::int64_t highest) {
+  const auto range = "\"" + std::string(what) + "\" must be an integer from " +
+                     std::to_string(lowest) + " to " + std::to_string(highest);
+  std::int64_t n = 0;
+  if (v.is_int64())
+    n = v.get_int64();
+  else if (v.is_uint64())
+    n = std::numeric_limits<std::int64_t>::max(); // above every range here
+  else
+    return bad_request(range);
+  if (n < lowest || n > highest)
+    return bad_request(range);
+  return api_result<std::int64_t>(boost::system::in_place_value, n);
 }
 
 } // namespace
+
+namespace detail {
+
+json::object actor_json(const actor& a) { return {{"id", a.id}, {"type", kind_name(a.type)}}; }
+
+json::array permission_names(permission_set set) {
+  json::array names;
+  set.for_each([&](permission p) { names.emplace_back(name_of(p)); });
+  return names;
+}
+
+json::array cidr_texts(const std::vector<cidr_block>& blocks) {
+  json::array out;
+  for (const auto& b : blocks)
+    out.emplace_back(b.to_string());
+  return out;
+}
+
+api_result<permission_set> parse_permissions(const json::value& v) {
+  if (!v.is_array())
+    return bad_request("\"permissions\" must be an array of strings");
+  permission_set set;
+  for (const auto& item : v.get_array()) {
+    if (!item.is_string())
+      return bad_request("\"permissions\" must be an array of strings");
+    auto p = parse_permission(item.get_string());
+    if (!p)
+      return bad_request("unknown permission " + quoted(item.get_string()));
+    set.insert(*p);
+  }
+  return set;
+}
+
+api_result<std::vector<cidr_block>> parse_cidrs(const json::value& v) {
+  std::vector<cidr_block> blocks;
+  if (!v.is_array())
+    return bad_request("\"allowedCIDRBlocks\" must be an array of strings");
+  if (v.get_array().size() > max_cidr_blocks)
+    return bad_request("\"allowedCIDRBlocks\" holds more than 256 blocks");
+  for (const auto& item : v.get_array()) {
+    if (!item.is_string())
+      return bad_request("\"allowedCIDRBlocks\" must be an array of strings");
+    auto block = cidr_block::parse(item.get_string());
+    if (!block)
+      return bad_request("invalid CIDR block " + quoted(item.get_string()) +
+                         " in \"allowedCIDRBlocks\"" + cidr_hint(item.get_string()));
+    if (std::find(blocks.begin(), blocks.end(), *block) == blocks.end())
+      blocks.push_back(*block);
+  }
+  return blocks;
+}
+
+api_result<std::optional<rate_limit>> parse_rate_limit(const json::value& v) {
+  if (v.is_null())
+    return std::optional<rate_limit>{};
+  const char* shape =
+      "\"rateLimit\" must be an object {\"requests\": N, \"perSeconds\": S} or null";
+  if (!v.is_object())
+    return bad_request(shape);
+  rate_limit limit;
+  for (const auto& [key, item] : v.get_object()) {
+    if (key == "requests") {
+      auto n = parse_bounded(item, "rateLimit.requests", 1, rate_limit::max_requests);
+      if (!n)
+        return n.error();
+      limit.requests = static_cast<std::uint32_t>(*n);
+    } else if (key == "perSeconds") {
+      auto n = parse_bounded(item, "rateLimit.perSeconds", 1, rate_limit::max_seconds);
+      if (!n)
+        return n.error();
+      limit.per_seconds = static_cast<std::uint32_t>(*n);
+    } else {
+      return bad_request("unknown field " + quoted(key) +
+                         " in \"rateLimit\"; expected requests, perSeconds");
+    }
+  }
+  if (limit.requests == 0)
+    return bad_request("missing required field \"rateLimit.requests\"");
+  if (limit.per_seconds == 0)
+    return bad_request("missing required field \"rateLimit.perSeconds\"");
+  return std::optional<rate_limit>{limit};
+}
+
+json::object rate_limit_json(const rate_limit& l) {
+  return {{"requests", l.requests}, {"perSeconds", l.per_seconds}};
+}
+
+} // namespace detail
 
 void throw_exception_from_error(const api_error& e, const boost::source_location&) {
   throw std::runtime_error(e.message);
@@ -222,7 +265,7 @@ api_result<token_spec> parse_token_spec(std::string_view body, timestamp now) {
         return limit.error();
       spec.rate_limit = *limit;
     } else {
-      return bad_request("unknown field " + quoted_input(key) +
+      return bad_request("unknown field " + quoted(key) +
                          "; expected name, permissions, allowedCIDRBlocks, expiresAt, rateLimit");
     }
   }
@@ -233,79 +276,24 @@ api_result<token_spec> parse_token_spec(std::string_view body, timestamp now) {
   return spec;
 }
 
-std::string encode_payload(const token& t) {
-  json::object o;
-  o["v"] = 1;
-  o["name"] = t.name;
-  o["permissions"] = permission_names(t.permissions);
-  o["cidrs"] = cidr_texts(t.allowed_cidr_blocks);
-  o["created_at"] = t.created_at.time_since_epoch().count();
-  o["created_by"] = actor_json(t.created_by);
-  o["updated_at"] = t.updated_at.time_since_epoch().count();
-  o["updated_by"] = actor_json(t.updated_by);
-  if (t.expires_at)
-    o["expires_at"] = t.expires_at->time_since_epoch().count();
-  if (t.rotated_at)
-    o["rotated_at"] = t.rotated_at->time_since_epoch().count();
-  if (t.previous_digest && t.previous_expires_at) {
-    o["previous_digest"] = hex_of(*t.previous_digest);
-    o["previous_expires_at"] = t.previous_expires_at->time_since_epoch().count();
+api_result<std::int64_t> parse_rotate_body(std::string_view body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos)
+    return api_result<std::int64_t>(boost::system::in_place_value, 0);
+  auto parsed = parse_json(body, "request body");
+  if (!parsed)
+    return parsed.error();
+  if (!parsed->is_object())
+    return bad_request("request body must be a JSON object");
+  std::int64_t overlap = 0;
+  for (const auto& [key, v] : parsed->get_object()) {
+    if (key != "previousValueValidFor")
+      return bad_request("unknown field " + quoted(key) + "; expected previousValueValidFor");
+    auto n = parse_bounded(v, "previousValueValidFor", 0, max_overlap_seconds);
+    if (!n)
+      return n.error();
+    overlap = *n;
   }
-  if (t.rate_limit)
-    o["rate_limit"] = rate_limit_json(*t.rate_limit);
-  return json::serialize(o);
-}
-
-std::optional<token> decode_record(const store::token_record& r) {
-  boost::system::error_code ec;
-  json::value doc = json::parse(r.payload, ec);
-  if (ec || !doc.is_object())
-    return std::nullopt;
-  const auto& o = doc.get_object();
-
-  token t;
-  t.id = r.id;
-  t.value_digest = r.value_digest;
-  if (r.last_used)
-    t.last_used_at = timestamp(std::chrono::seconds(*r.last_used));
-  auto name = field(o, "name");
-  auto permissions = field(o, "permissions");
-  auto cidrs = field(o, "cidrs");
-  auto created_at = time_field(o, "created_at");
-  auto updated_at = time_field(o, "updated_at");
-  auto created_by = actor_field(o, "created_by");
-  auto updated_by = actor_field(o, "updated_by");
-  if (!name || !name->is_string() || !permissions || !cidrs || !created_at || !updated_at ||
-      !created_by || !updated_by)
-    return std::nullopt;
-  t.name = name->get_string();
-  auto set = parse_permissions(*permissions);
-  auto blocks = parse_cidrs(*cidrs);
-  if (!set || !blocks)
-    return std::nullopt;
-  t.permissions = *set;
-  t.allowed_cidr_blocks = std::move(*blocks);
-  t.created_at = *created_at;
-  t.updated_at = *updated_at;
-  t.created_by = std::move(*created_by);
-  t.updated_by = std::move(*updated_by);
-  t.expires_at = time_field(o, "expires_at");
-  t.rotated_at = time_field(o, "rotated_at");
-  auto previous = field(o, "previous_digest");
-  auto previous_expires_at = time_field(o, "previous_expires_at");
-  if (previous && previous->is_string() && previous_expires_at) {
-    t.previous_digest = digest_of_hex(previous->get_string());
-    if (!t.previous_digest)
-      return std::nullopt;
-    t.previous_expires_at = previous_expires_at;
-  }
-  if (auto limit = field(o, "rate_limit")) {
-    auto parsed = parse_rate_limit(*limit);
-    if (!parsed || !*parsed)
-      return std::nullopt;
-    t.rate_limit = *parsed;
-  }
-  return t;
+  return api_result<std::int64_t>(boost::system::in_place_value, overlap);
 }
 
 std::string error_body(std::string_view message) {

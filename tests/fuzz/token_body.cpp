@@ -4,7 +4,6 @@
 // rate limit within its ranges); a body with a repeated key is never accepted; rotate's body is
 // an overlap of 0 to 604800 seconds or a 400.
 #include "tests/fuzz/fuzz_check.hpp"
-#include "tokenapi/lifecycle_json.hpp"
 #include "tokenapi/token_json.hpp"
 
 #include <boost/json.hpp>
