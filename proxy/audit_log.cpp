@@ -33,6 +33,8 @@ void audit_log::record(const tokenapi::audit_event& e) {
       .add("client", e.client)
       .add("changed", e.changed)
       .add("result", e.status);
+  if (e.previous_value)
+    line.add_bool("previous_value", true);
   auto text = std::move(line).finish();
   log_.write(text);
   log_.flush();

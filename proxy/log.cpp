@@ -103,6 +103,12 @@ json_line& json_line::add(std::string_view k, std::uint64_t value) {
   return *this;
 }
 
+json_line& json_line::add_bool(std::string_view k, bool value) {
+  key(k);
+  text_.append(value ? "true" : "false");
+  return *this;
+}
+
 json_line& json_line::add(std::string_view k, const std::vector<std::string>& values) {
   key(k);
   text_.push_back('[');

@@ -24,6 +24,7 @@ public:
   json_line& add(std::string_view key, int value) { return add(key, std::int64_t{value}); }
   /// An array of strings.
   json_line& add(std::string_view key, const std::vector<std::string>& values);
+  json_line& add_bool(std::string_view key, bool value);
   json_line& add_ms(std::string_view key, double milliseconds);
   [[nodiscard]] std::string finish() &&;
 

@@ -115,6 +115,15 @@ api_result<void> check_permission(const route& r, const auth_entry& caller) {
   return forbidden("API key lacks the permission OrganizationAPITokenRead");
 }
 
+// A replaced value, during its overlap, may only read its own token: whoever holds only the old
+// value must not be able to rotate the token again (taking the current value away from its
+// owner), change or create tokens, or read others.
+api_result<void> check_replaced_value(const route& r, const auth_entry& caller) {
+  if (r.op == operation::get && (r.id == "self" || r.id == caller.id))
+    return {};
+  return forbidden("a replaced API key cannot manage tokens; use the current value");
+}
+
 // The value of the query parameter `name` (nullopt when absent); a parameter given twice is a
 // 400, since servers disagree on which one counts.
 api_result<std::optional<std::string_view>> query_param(std::string_view query,
@@ -164,7 +173,9 @@ admission admit(const authorizer& auth, timestamp now, const api_request& reques
     a.refusal->operation = name_of(r->op);
     return a;
   }
-  if (auto permitted = check_permission(*r, *who.token); !permitted) {
+  auto permitted =
+      who.previous_value ? check_replaced_value(*r, *who.token) : check_permission(*r, *who.token);
+  if (!permitted) {
     a.refusal = answer(permitted.error());
     a.refusal->caller_id = who.token->id;
     a.refusal->caller = who.token;
@@ -333,6 +344,7 @@ void api_handler::audit_refusal(const api_request& request, const api_response& 
   e.actor_id = refusal.caller_id;
   e.client = request.client.to_string();
   e.status = refusal.status;
+  e.previous_value = refusal.previous_value;
   audit_->record(e);
 }
 

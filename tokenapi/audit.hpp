@@ -18,6 +18,7 @@ struct audit_event {
   std::string client;               ///< the address the call was decided on; empty for system
   std::vector<std::string> changed; ///< the fields that changed (names only)
   unsigned status = 0;              ///< the answer's status
+  bool previous_value = false;      ///< the caller used a replaced value (during its overlap)
 };
 
 /// Where audit events go. Implementations must be thread-safe and must not lose an event they

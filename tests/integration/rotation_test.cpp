@@ -134,3 +134,44 @@ TEST_CASE_METHOD(lifecycle_fixture, "rotate's body is checked field by field",
   auto most = api("POST", path, R"({"previousValueValidFor": 604800})");
   CHECK(most.status == 200);
 }
+
+TEST_CASE_METHOD(lifecycle_fixture,
+                 "a replaced value may only read its own token: the token API refuses the rest",
+                 "[lifecycle][rotation]") {
+  const auto t = gate.create_token("ops", {"OrganizationAPITokenModify", "AlertRead"});
+  const auto other = gate.create_token("other", {"AlertRead"});
+  const auto r = rotate(*this, t.id, t.value, R"({"previousValueValidFor": 600})");
+  const auto call = [&](std::string_view method, const std::string& target,
+                        std::string_view body = {}) {
+    return request(gate.port(), method, target, {{"X-API-Key", r.old_value}}, body);
+  };
+  CHECK(call("GET", "/api-tokens/self").status == 200);
+  CHECK(call("GET", "/api-tokens/" + t.id).status == 200);
+
+  const std::string self_rotate = "/api-tokens/self/rotate";
+  const std::string body = R"({"name":"x","permissions":["AlertRead"]})";
+  const std::tuple<std::string_view, std::string, std::string_view> refused[]{
+      {"POST", self_rotate, R"({"previousValueValidFor": 604800})"},
+      {"POST", self_rotate, ""},
+      {"POST", "/api-tokens/" + t.id + "/rotate", ""},
+      {"POST", "/api-tokens/" + t.id, body},
+      {"POST", "/api-tokens", body},
+      {"DELETE", "/api-tokens/" + t.id, ""},
+      {"GET", "/api-tokens", ""},
+      {"GET", "/api-tokens/" + other.id, ""},
+  };
+  for (const auto& [method, target, sent] : refused) {
+    INFO(method << " " << target);
+    auto answer = call(method, target, sent);
+    CHECK(answer.status == 403);
+    CHECK(answer.message() == "a replaced API key cannot manage tokens; use the current value");
+    CHECK(answer.header("X-Token-Rotated"));
+  }
+  // Nothing changed: the current value still works, the old one still only in its overlap.
+  CHECK(get_with(r.new_value, "/alerts/1").status == 200);
+  CHECK(request(gate.port(), "GET", "/api-tokens/self", {{"X-API-Key", r.new_value}}).status ==
+        200);
+  const auto seen = token(t.id);
+  CHECK(seen.at("name").as_string() == "ops");
+  CHECK(seen.contains("previousValueExpiresAt"));
+}
