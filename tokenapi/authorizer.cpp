@@ -43,7 +43,10 @@ void auth_entry::carry_over(const auth_entry& before) {
   if (has_previous() && before.is_previous(life->previous_digest))
     life->previous_last_used =
         std::max(life->previous_last_used.load(), before.life->previous_last_used.load());
-  if (life->rate && before.life->rate)
+  // The count goes on only under the same limit: a changed limit starts a fresh window (the
+  // stored window number is in units of the old perSeconds).
+  if (life->rate && before.life->rate && life->rate_requests == before.life->rate_requests &&
+      life->rate_seconds == before.life->rate_seconds)
     life->rate = before.life->rate;
   life->expiry_warned_day = before.life->expiry_warned_day.load();
 }

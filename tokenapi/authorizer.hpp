@@ -43,7 +43,7 @@ struct auth_entry {
     std::int64_t previous_expires_at = 0;                    ///< unix seconds; 0: none
     mutable std::atomic<std::int64_t> previous_last_used{0}; ///< unix seconds, 0: never
     /// The rate limit (0 requests: none) and its count, shared by the entries that replace
-    /// this one, so a change of the token never resets the count.
+    /// this one with the same limit, so only a change of the limit itself resets the count.
     std::uint32_t rate_requests = 0;
     std::uint32_t rate_seconds = 0;
     std::shared_ptr<rate_window> rate;

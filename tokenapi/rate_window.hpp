@@ -30,8 +30,10 @@ public:
     for (;;) {
       auto seen = static_cast<std::uint32_t>(word >> 32);
       auto count = static_cast<std::uint32_t>(word);
-      // A thread whose clock read is a moment behind counts in the newer window, never resets it.
-      if (seen < window) {
+      // A thread whose clock read is a moment behind counts in the newer window, never resets it;
+      // a window stored further ahead than the next one means the clock was stepped back: the
+      // count starts afresh rather than refusing until the clock catches up.
+      if (seen < window || seen > window + 1) {
         seen = window;
         count = 0;
       }

@@ -98,7 +98,7 @@ TEST_CASE_METHOD(lifecycle_fixture, "a limit changed through the API applies to 
   CHECK(get_with(t.value, "/alerts/1").status == 200);
   CHECK(get_with(t.value, "/alerts/1").status == 429);
 
-  // Raised: what was counted in this window still counts.
+  // Raised: a changed limit starts a fresh window.
   auto raised = api("POST", "/api-tokens/" + t.id,
                     R"({"name":"limited","permissions":["AlertRead"],)"
                     R"("rateLimit":{"requests":5,"perSeconds":86400}})");
@@ -107,18 +107,19 @@ TEST_CASE_METHOD(lifecycle_fixture, "a limit changed through the API applies to 
   auto r = get_with(t.value, "/alerts/1");
   CHECK(r.status == 200);
   CHECK(r.header("RateLimit-Policy") == R"("default";q=5;w=86400)");
-  CHECK(remaining(r) == 2);
+  CHECK(remaining(r) == 4);
 
   // An update that leaves rateLimit out keeps it (as Panther's clients send it).
   REQUIRE(api("POST", "/api-tokens/" + t.id, R"({"name":"renamed","permissions":["AlertRead"]})")
               .status == 200);
   CHECK(get_with(t.value, "/alerts/1").header("RateLimit-Policy") == R"("default";q=5;w=86400)");
 
-  // Lowered below what was counted: refused at once. Removed: no limit, no fields.
+  // Lowered: a fresh window of the new limit. Removed: no limit, no fields.
   REQUIRE(api("POST", "/api-tokens/" + t.id,
               R"({"name":"limited","permissions":["AlertRead"],)"
               R"("rateLimit":{"requests":1,"perSeconds":86400}})")
               .status == 200);
+  CHECK(get_with(t.value, "/alerts/1").status == 200);
   CHECK(get_with(t.value, "/alerts/1").status == 429);
   auto removed = api("POST", "/api-tokens/" + t.id,
                      R"({"name":"limited","permissions":["AlertRead"],"rateLimit":null})");
@@ -150,4 +151,20 @@ TEST_CASE_METHOD(lifecycle_fixture, "rateLimit is checked field by field", "[lif
     CHECK(r.status == 400);
     CHECK_THAT(r.message(), Catch::Contains(std::string(mentions)));
   }
+}
+
+TEST_CASE_METHOD(lifecycle_fixture,
+                 "a longer perSeconds through the API lets the key through again at once",
+                 "[lifecycle][rate]") {
+  const auto t = create(limited("1", "60"));
+  // Used up (a request that lands in the next minute just counts there).
+  CHECK(eventually([&] { return get_with(t.value, "/alerts/1").status == 429; }));
+  REQUIRE(api("POST", "/api-tokens/" + t.id,
+              R"({"name":"limited","permissions":["AlertRead"],)"
+              R"("rateLimit":{"requests":1,"perSeconds":3600}})")
+              .status == 200);
+  auto r = get_with(t.value, "/alerts/1");
+  CHECK(r.status == 200);
+  CHECK(r.header("RateLimit-Policy") == R"("default";q=1;w=3600)");
+  CHECK(get_with(t.value, "/alerts/1").status == 429);
 }

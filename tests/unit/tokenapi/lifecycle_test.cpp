@@ -139,6 +139,15 @@ TEST_CASE("a rate window counts N per window, then refuses until the next", "[ra
   CHECK_FALSE(w.take(3, 60, 179).allowed);
 }
 
+TEST_CASE("a rate window starts afresh when the clock is stepped back", "[rate]") {
+  rate_window w;
+  CHECK(w.take(1, 60, 6000).allowed);
+  CHECK_FALSE(w.take(1, 60, 6000).allowed);
+  // An hour back: the stored window lies in the future; the count does not wait for it.
+  CHECK(w.take(1, 60, 2400).allowed);
+  CHECK_FALSE(w.take(1, 60, 2400).allowed);
+}
+
 TEST_CASE("a rate window is exact under concurrency", "[rate]") {
   rate_window w;
   std::atomic<int> allowed{0};
