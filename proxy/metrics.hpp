@@ -51,19 +51,19 @@ private:
 enum class listener_kind : std::uint8_t { main, admin };
 inline constexpr std::array<std::string_view, 2> listener_names{"main", "admin"};
 
-/// Auth decisions, in the order of tokenapi::verdict, then no_route.
-inline constexpr std::array<std::string_view, 8> decision_outcomes{
-    "allowed", "missing_key",    "malformed_key",     "unknown_key",
-    "expired", "address_denied", "permission_denied", "no_route"};
-inline constexpr std::size_t no_route_outcome = 7;
+/// Auth decisions (decision_slot in proxy/decision_metrics.hpp maps each verdict), then no_route.
+inline constexpr std::array<std::string_view, 9> decision_outcomes{
+    "allowed",        "missing_key",       "malformed_key", "unknown_key", "expired",
+    "address_denied", "permission_denied", "stale",         "no_route"};
+inline constexpr std::size_t stale_outcome = 7;
+inline constexpr std::size_t no_route_outcome = 8;
 
-/// Why a report-only route (`"enforce": false`) would have refused a request it let through:
-/// the refusing verdicts in the order of tokenapi::verdict (from missing_key), then the rate
-/// limit.
-inline constexpr std::array<std::string_view, 8> would_deny_reasons{
-    "missing_key",    "malformed_key",     "unknown_key",  "expired",
-    "address_denied", "permission_denied", "stale_tokens", "rate_limited"};
-inline constexpr std::size_t would_deny_rate_limited = 7;
+/// Why a report-only route (`"enforce": false`) would have refused a request it let through
+/// (report_only_slot in proxy/decision_metrics.hpp), then the rate limit. Authentication
+/// failures are refused on every route and never counted here.
+inline constexpr std::array<std::string_view, 3> would_deny_reasons{
+    "address_denied", "permission_denied", "rate_limited"};
+inline constexpr std::size_t would_deny_rate_limited = 2;
 
 enum class upstream_error : std::uint8_t { connect, timeout, reset, bad_response };
 inline constexpr std::array<std::string_view, 4> upstream_error_names{"connect", "timeout", "reset",

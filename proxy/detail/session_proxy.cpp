@@ -1,6 +1,7 @@
 // The proxied exchange of a session: the decision, the request out, the response back.
 #include "proxy/admission.hpp"
 #include "proxy/answer.hpp"
+#include "proxy/decision_metrics.hpp"
 #include "proxy/detail/session.hpp"
 #include "proxy/key_fields.hpp"
 #include "proxy/log.hpp"
@@ -18,7 +19,7 @@ constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
 std::optional<std::pair<unsigned, std::string>> session::check_key(const route& r) {
   const auto now = deps_.clock.now();
   auto decision = deps_.auth.decide(key_, client_address_, r.permissions, now);
-  w_.metrics.decisions[static_cast<std::size_t>(decision.outcome)].add();
+  w_.metrics.decisions[decision_slot(decision.outcome)].add();
   const bool authenticated = decision.token && decision.outcome != tokenapi::verdict::expired_key;
   std::optional<std::pair<unsigned, std::string>> refusal;
   tokenapi::rate_window::outcome rate;
@@ -29,13 +30,14 @@ std::optional<std::pair<unsigned, std::string>> session::check_key(const route& 
                              " requests per " + std::to_string(decision.token->rate_seconds()) +
                              " s");
   }
-  if (refusal && !r.enforce) {
-    // Report-only: what would have been refused goes upstream, without the key's identity
-    // unless the key passed (and only its rate limit was exceeded).
-    const auto reason = decision.allowed() ? would_deny_rate_limited
-                                           : static_cast<std::size_t>(decision.outcome) - 1;
-    w_.metrics.would_deny[reason].add();
-    record_.would_deny = would_deny_reasons[reason];
+  // Report-only: an address, permission or rate-limit refusal goes upstream, without the key's
+  // identity unless the key passed (and only its rate limit was exceeded). A key that does not
+  // authenticate is refused on every route.
+  const auto reason = decision.allowed() ? std::optional(would_deny_rate_limited)
+                                         : report_only_slot(decision.outcome);
+  if (refusal && !r.enforce && reason) {
+    w_.metrics.would_deny[*reason].add();
+    record_.would_deny = would_deny_reasons[*reason];
     refusal.reset();
     rate.allowed = true; // no Retry-After on an answer that was not refused
   } else if (refusal && refusal->first == 429) {

@@ -3,6 +3,7 @@
 // it; a key close to its expiry is told so on every answer, logged once a day, and counted.
 #include "tests/integration/lifecycle_support.hpp"
 #include "tokenapi/rfc3339.hpp"
+#include "tokenapi/token_value.hpp"
 
 #include <sstream>
 
@@ -67,8 +68,12 @@ TEST_CASE_METHOD(report_only_fixture,
   CHECK(line.at("token_id").as_string() == reader.id);
   CHECK(line.at("status") == 200);
 
-  CHECK(get("/shadow/2").status == 200);
-  CHECK(access_line("/shadow/2", 1).at("would_deny") == "missing_key");
+  // A key from outside its allowedCIDRBlocks is passed and reported too.
+  const auto elsewhere = create(R"({"name":"elsewhere","permissions":["AlertModify"],)"
+                                R"("allowedCIDRBlocks":["10.0.0.0/8"]})");
+  CHECK(get_with(elsewhere.value, "/shadow/2").status == 200);
+  CHECK_FALSE(upstream.last().header("X-Token-Id"));
+  CHECK(access_line("/shadow/2", 1).at("would_deny") == "address_denied");
 
   // What it allows goes through as on any route, with the identity, and no would_deny.
   const auto writer = gate.create_token("writer", {"AlertModify"});
@@ -81,7 +86,29 @@ TEST_CASE_METHOD(report_only_fixture,
 
   const auto text = metrics();
   CHECK_THAT(text, Catch::Contains(R"(tokengate_would_deny_total{reason="permission_denied"} 1)"));
-  CHECK_THAT(text, Catch::Contains(R"(tokengate_would_deny_total{reason="missing_key"} 1)"));
+  CHECK_THAT(text, Catch::Contains(R"(tokengate_would_deny_total{reason="address_denied"} 1)"));
+}
+
+TEST_CASE_METHOD(report_only_fixture,
+                 "a report-only route still refuses a key that does not authenticate",
+                 "[lifecycle][report-only]") {
+  const auto before = upstream.requests().size();
+  const auto unknown = tokenapi::generate_value();
+  REQUIRE(unknown);
+  const std::pair<std::optional<std::string>, std::string_view> refused[]{
+      {std::nullopt, "missing X-API-Key header"},
+      {std::string("not-a-key"), "malformed API key"},
+      {*unknown, "invalid API key"},
+  };
+  for (const auto& [key, message] : refused) {
+    INFO(message);
+    auto r = key ? get_with(*key, "/shadow/1") : get("/shadow/1");
+    CHECK(r.status == 401);
+    CHECK(r.message() == message);
+  }
+  CHECK(upstream.requests().size() == before);
+  CHECK_THAT(metrics(), !Catch::Contains("would_deny_total{reason=\"missing_key\"}"));
+  CHECK_THAT(metrics(), Catch::Contains(R"(tokengate_would_deny_total{reason="rate_limited"} 0)"));
 }
 
 TEST_CASE_METHOD(report_only_fixture,
