@@ -56,6 +56,8 @@ struct server::impl {
 
   net::awaitable<void> accept_loop(tcp::acceptor& acceptor, bool admin);
   net::awaitable<void> usage_loop();
+  void count_expiring();
+  static constexpr unsigned expiring_interval = 5; ///< seconds between two expiring counts
   static net::awaitable<void> sweep_loop(worker& w);
 
   /// Hands `next` to every loop; each takes it between two of its requests.
@@ -121,9 +123,23 @@ net::awaitable<void> server::impl::sweep_loop(worker& w) {
   }
 }
 
+void server::impl::count_expiring() {
+  std::chrono::seconds within;
+  {
+    std::lock_guard lock(reload_mutex);
+    within = current.expiry_warning;
+  }
+  shared.tokens_expiring.store(shared.deps.auth.count_expiring(shared.deps.clock.now(), within),
+                               std::memory_order_relaxed);
+}
+
+// On the token API's thread: last-use writes every second, and the expiring-tokens gauge (a
+// walk of the whole index) every expiring_interval ticks, never on an event loop.
 net::awaitable<void> server::impl::usage_loop() {
   auto& log = shared.deps.log;
-  while (!usage_stopping) {
+  for (unsigned tick = 0; !usage_stopping; ++tick) {
+    if (tick % expiring_interval == 0)
+      count_expiring();
     usage_timer->expires_after(std::chrono::seconds(1));
     co_await usage_timer->async_wait(nothrow);
     if (auto written = shared.deps.service.flush_usage(); !written)

@@ -156,15 +156,9 @@ void authorizer::publish(const store::digest& d, std::shared_ptr<const auth_entr
     erase(*replaced);
   if (before && before->has_previous() && !keeps(before->life->previous_digest))
     erase(before->life->previous_digest);
-  if (entry->has_previous()) {
-    const auto& previous = entry->life->previous_digest;
-    auto& p = shard_for(previous);
-    std::unique_lock lock(p.mutex);
-    p.map.insert_or_assign(previous, entry);
-  }
-  auto& s = shard_for(d);
-  std::unique_lock lock(s.mutex);
-  s.map.insert_or_assign(d, std::move(entry));
+  if (entry->has_previous())
+    put(entry->life->previous_digest, entry);
+  put(d, std::move(entry));
 }
 
 void authorizer::remove(const store::digest& d) {
@@ -174,10 +168,30 @@ void authorizer::remove(const store::digest& d) {
   erase(d);
 }
 
+// put and erase keep tokens_ (what size() answers) exact: an entry counts under its current
+// value's digest only, not under a replaced value's.
+void authorizer::put(const store::digest& d, std::shared_ptr<const auth_entry> entry) {
+  const bool counts = !entry->is_previous(d);
+  auto& s = shard_for(d);
+  std::unique_lock lock(s.mutex);
+  auto [it, inserted] = s.map.try_emplace(d, nullptr);
+  const bool counted = !inserted && !it->second->is_previous(d);
+  it->second = std::move(entry);
+  if (counts && !counted)
+    tokens_.fetch_add(1, std::memory_order_relaxed);
+  else if (counted && !counts)
+    tokens_.fetch_sub(1, std::memory_order_relaxed);
+}
+
 void authorizer::erase(const store::digest& d) {
   auto& s = shard_for(d);
   std::unique_lock lock(s.mutex);
-  s.map.erase(d);
+  const auto it = s.map.find(d);
+  if (it == s.map.end())
+    return;
+  if (!it->second->is_previous(d))
+    tokens_.fetch_sub(1, std::memory_order_relaxed);
+  s.map.erase(it);
 }
 
 std::shared_ptr<const auth_entry> authorizer::find(const store::digest& d) const {
@@ -199,16 +213,7 @@ std::size_t authorizer::count_expiring(timestamp now, std::chrono::seconds withi
   return n;
 }
 
-std::size_t authorizer::size() const {
-  std::size_t n = 0;
-  for (auto& s : shards_) {
-    std::shared_lock lock(s.mutex);
-    n += s.map.size();
-    for (const auto& [d, e] : s.map) // a replaced value's digest is not a token of its own
-      n -= e->is_previous(d);
-  }
-  return n;
-}
+std::size_t authorizer::size() const { return tokens_.load(std::memory_order_relaxed); }
 
 std::vector<store::usage> authorizer::take_usage() {
   std::vector<std::shared_ptr<const auth_entry>> queued;

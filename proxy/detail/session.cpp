@@ -329,7 +329,7 @@ metrics_gauges session::gauges() const {
   g.connections_admin = static_cast<std::int64_t>(shared_.admin_connections.load());
   g.connections_refused = shared_.refused_connections.load();
   g.tokens = deps_.auth.size();
-  g.tokens_expiring = deps_.auth.count_expiring(deps_.clock.now(), expiry_warning());
+  g.tokens_expiring = shared_.tokens_expiring.load(std::memory_order_relaxed);
   g.reloads_ok = shared_.reloads_ok.load(std::memory_order_relaxed);
   g.reloads_failed = shared_.reloads_failed.load(std::memory_order_relaxed);
   g.start_time_seconds = shared_.start_time_seconds;

@@ -34,6 +34,8 @@ struct shared_state {
   std::atomic<std::size_t> max_connections;          ///< live: limits.max_connections
   std::atomic<std::uint64_t> reloads_ok{0};
   std::atomic<std::uint64_t> reloads_failed{0};
+  /// tokengate_tokens_expiring, counted off the event loops every few seconds (server.cpp)
+  std::atomic<std::uint64_t> tokens_expiring{0};
   std::function<reload_report()> reload;  ///< the server's reload(), for POST /reload
   std::vector<const loop_metrics*> loops; ///< every worker's figures, for /metrics
   double start_time_seconds = 0;          ///< unix time the server was made

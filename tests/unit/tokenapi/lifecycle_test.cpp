@@ -90,6 +90,31 @@ TEST_CASE_METHOD(overlap_fixture, "a rotation without overlap, or a removal, dro
   CHECK(auth.size() == 0);
 }
 
+TEST_CASE_METHOD(overlap_fixture, "the token count follows every publish, rotation and removal",
+                 "[authorizer][rotation]") {
+  CHECK(auth.size() == 1);
+  rotate(60s);
+  CHECK(auth.size() == 1);                           // the replaced value is not a token of its own
+  auth.publish(t.value_digest, auth_entry::from(t)); // an update in place
+  CHECK(auth.size() == 1);
+  token other;
+  other.id = "other";
+  const auto other_digest = digest_of(new_value());
+  auth.publish(other_digest, auth_entry::from(other));
+  CHECK(auth.size() == 2);
+  const auto replaced = t.value_digest; // a second rotation drops the first replaced value
+  t.value_digest = digest_of(new_value());
+  t.previous_digest = replaced;
+  auth.publish(t.value_digest, auth_entry::from(t), &replaced);
+  CHECK(auth.size() == 2);
+  CHECK(auth.find(digest_of(old_value)) == nullptr);
+  auth.remove(t.value_digest);
+  CHECK(auth.size() == 1);
+  auth.remove(other_digest);
+  auth.remove(other_digest);
+  CHECK(auth.size() == 0);
+}
+
 TEST_CASE("the payload keeps the replaced value's digest and the rate limit, never a value",
           "[json][rotation][rate]") {
   token t;
