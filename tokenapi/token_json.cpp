@@ -282,6 +282,8 @@ api_result<std::int64_t> parse_rotate_body(std::string_view body) {
   auto parsed = parse_json(body, "request body");
   if (!parsed)
     return parsed.error();
+  if (parsed->is_null()) // as some Panther clients send "no body"
+    return api_result<std::int64_t>(boost::system::in_place_value, 0);
   if (!parsed->is_object())
     return bad_request("request body must be a JSON object");
   std::int64_t overlap = 0;

@@ -54,6 +54,12 @@ store::result<token_service::load_report> token_service::load() {
         ++report.unreadable;
         continue;
       }
+      if (t->previous_expires_at && *t->previous_expires_at <= clock_.now()) {
+        // The overlap ended while the sidecar was down: the replaced value is not indexed.
+        t->previous_digest.reset();
+        t->previous_expires_at.reset();
+        t->previous_last_used_at.reset();
+      }
       auth_.publish(t->value_digest, auth_entry::from(*t));
       ++report.loaded;
     }

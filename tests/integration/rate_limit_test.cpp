@@ -61,6 +61,10 @@ TEST_CASE_METHOD(lifecycle_fixture, "N requests pass, the next is a 429 with the
   auto other = gate.create_token("free", {"AlertRead"});
   CHECK_FALSE(get_with(other.value, "/alerts/1").header("RateLimit"));
   CHECK(request(gate.port(), "GET", "/api-tokens/self", {{"X-API-Key", t.value}}).status == 200);
+
+  // The one 429 is counted (README "Metrics").
+  CHECK_THAT(request(gate.admin_port(), "GET", "/metrics").body,
+             Catch::Contains("tokengate_rate_limited_total 1\n"));
 }
 
 TEST_CASE_METHOD(lifecycle_fixture, "the window refills", "[lifecycle][rate]") {

@@ -83,6 +83,12 @@ TEST_CASE_METHOD(lifecycle_fixture, "a second rotation ends the previous overlap
   CHECK(get_with(third.old_value, "/alerts/1").status == 401);
   CHECK(get_with(third.new_value, "/alerts/1").status == 200);
   CHECK_FALSE(token(t.id).contains("previousValueExpiresAt"));
+
+  // A JSON null, as some Panther clients send for "no body", is the same.
+  const auto fourth = rotate(*this, t.id, third.new_value, "null");
+  CHECK_FALSE(fourth.answer.contains("previousValueExpiresAt"));
+  CHECK(get_with(third.new_value, "/alerts/1").status == 401);
+  CHECK(get_with(fourth.new_value, "/alerts/1").status == 200);
 }
 
 TEST_CASE_METHOD(lifecycle_fixture, "deleting a token ends both of its values",

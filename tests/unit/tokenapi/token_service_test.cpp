@@ -265,3 +265,24 @@ TEST_CASE_METHOD(api_world, "last use is written in the background and survives 
   CHECK(next.as(admin.value).get("/api-tokens/" + t.id).text("lastUsedAt") ==
         tokenapi::format_rfc3339(t0 + 10s));
 }
+
+TEST_CASE_METHOD(api_world, "a restart after an overlap ended does not index the replaced value",
+                 "[service][load][rotation]") {
+  const auto ended = issue("ended", {permission::AlertRead});
+  const auto running = issue("running", {permission::AlertRead});
+  REQUIRE(as_admin()
+              .post("/api-tokens/" + ended.id + "/rotate", R"({"previousValueValidFor": 60})")
+              .status == 200);
+  clock.advance(30s);
+  REQUIRE(as_admin()
+              .post("/api-tokens/" + running.id + "/rotate", R"({"previousValueValidFor": 60})")
+              .status == 200);
+  clock.advance(31s); // the first overlap is over, the second runs
+
+  restarted next(store, clock);
+  REQUIRE(next.service.load());
+  CHECK(next.auth.find(tokenapi::digest_of(ended.value)) == nullptr);
+  CHECK(next.auth.find(tokenapi::digest_of(running.value)) != nullptr);
+  CHECK(next.as(running.value).get("/api-tokens/self").status == 200);
+  CHECK(next.as(ended.value).get("/api-tokens/self").status == 401);
+}
