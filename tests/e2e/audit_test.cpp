@@ -116,3 +116,33 @@ TEST_CASE("every token change and refused call is one audit event, in the file a
   REQUIRE(::stat(file.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
 }
+
+TEST_CASE("a token API call refused to a replaced value is audited as such", "[e2e][audit]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  const auto file = dir / "audit.log";
+  gate_process gate(dir.path(), upstream.port(), {"--audit-log-file", file.string()});
+  auto created = call(gate.port(), "POST", "/api-tokens", gate.admin_key(),
+                      R"({"name":"ops","permissions":["OrganizationAPITokenModify"]})");
+  REQUIRE(created.status == 200);
+  const std::string id(created.json().at("id").as_string());
+  const std::string old_value(created.json().at("value").as_string());
+  REQUIRE(call(gate.port(), "POST", "/api-tokens/" + id + "/rotate", gate.admin_key(),
+               R"({"previousValueValidFor": 600})")
+              .status == 200);
+  CHECK(call(gate.port(), "POST", "/api-tokens/self/rotate", old_value).status == 403);
+
+  std::vector<boost::json::object> events;
+  REQUIRE(gate.proc().wait_for_output(R"("result":403)", std::chrono::seconds(10)));
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  events = events_in(text.str());
+  REQUIRE(events.size() == 4); // bootstrap, create, rotate, the refused self rotate
+  CHECK_FALSE(events[2].contains("previous_value"));
+  CHECK(field(events[3], "operation") == "rotate");
+  CHECK(field(events[3], "actor") == id);
+  CHECK(events[3].at("result").as_int64() == 403);
+  CHECK(events[3].at("previous_value") == true);
+  CHECK(text.str().find(old_value) == std::string::npos);
+}
