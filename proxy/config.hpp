@@ -37,6 +37,25 @@ struct limits {
   std::chrono::milliseconds shutdown_timeout{10000}; ///< longest wait for in-flight requests
 };
 
+/// A listener's TLS (README "TLS"): off while `cert_file` is empty.
+struct tls_settings {
+  std::filesystem::path cert_file;      ///< PEM: the certificate, then its chain
+  std::filesystem::path key_file;       ///< PEM: the certificate's private key
+  std::filesystem::path client_ca_file; ///< PEM: set, clients must show a certificate it signed
+  bool tls13_only = false;              ///< min_version "1.3" (default "1.2")
+  std::string ciphers;                  ///< OpenSSL cipher list for TLS 1.2; empty: the default
+
+  [[nodiscard]] bool enabled() const { return !cert_file.empty(); }
+};
+
+/// TLS to the upstream (README "TLS"), used when the upstream URL is https://.
+struct upstream_tls_settings {
+  bool enabled = false;
+  std::filesystem::path ca_file;   ///< PEM: the CAs to trust; empty: the system's store
+  std::filesystem::path cert_file; ///< PEM: a client certificate to show the upstream
+  std::filesystem::path key_file;
+};
+
 /// Everything `tokengate serve` runs on, validated once at start-up and read-only after.
 struct config {
   endpoint listen{"127.0.0.1", 8080};
@@ -57,6 +76,9 @@ struct config {
   std::filesystem::path database_password_file; ///< empty: libpq's own means
   /// Fail closed (401 for every key) when cut off from the database longer than this.
   std::optional<std::chrono::milliseconds> max_staleness;
+  tls_settings tls;       ///< the main listener
+  tls_settings admin_tls; ///< the admin listener (default: plain)
+  upstream_tls_settings upstream_tls;
 };
 
 /// A configuration mistake: one line that names the setting, where it came from, and what is

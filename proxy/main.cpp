@@ -64,6 +64,7 @@ int serve(const std::vector<std::string_view>& args) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -128,7 +129,12 @@ int serve(const std::vector<std::string_view>& args) {
     log.flush();
 
     int signal = 0;
-    sigwait(&stop_signals, &signal);
+    // SIGHUP reloads the TLS certificates; SIGTERM and SIGINT stop.
+    while (sigwait(&stop_signals, &signal) == 0 && signal == SIGHUP) {
+      log.event(proxy::log_level::info, "SIGHUP: reloading the TLS certificates");
+      (void)server.reload_certificates();
+      log.flush();
+    }
     log.event(proxy::log_level::info, "stopping", [&](proxy::json_line& l) {
       l.add("signal", signal == SIGTERM ? "SIGTERM" : "SIGINT");
     });

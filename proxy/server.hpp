@@ -45,6 +45,12 @@ public:
   /// Starts the event loops; returns at once.
   void start();
 
+  /// Loads the listeners' TLS certificates again (README "TLS", as on SIGHUP; the files are
+  /// also watched): new handshakes use the new pair, open connections keep theirs; a pair that
+  /// fails to load leaves the old one, is logged and shows in /readyz. Returns false when a
+  /// pair failed (or true without TLS). Thread-safe.
+  bool reload_certificates();
+
   /// Graceful stop: stops accepting, closes idle connections, lets requests in flight finish
   /// (for at most limits.shutdown_timeout, then closes what is left), writes the pending usage
   /// notes and returns when every thread has ended. Idempotent.

@@ -31,14 +31,15 @@ public:
   session(worker& w, tcp::socket socket, bool admin)
       : w_(w), shared_(w.shared), deps_(w.shared.deps), limits_(deps_.settings.limits),
         client_(std::move(socket)), admin_(admin),
-        upstream_(w.pool, shared_.upstream_endpoints, limits_, deadline_, w.metrics) {
-    peer_ = address_of(client_);
+        upstream_(w.pool, shared_.upstream_endpoints, limits_, deadline_, w.metrics,
+                  {shared_.upstream_tls.get(), deps_.settings.upstream.host}) {
+    peer_ = address_of(client_.socket());
     peer_text_ = peer_.to_string();
     for (const auto& b : deps_.settings.trusted_proxies)
       peer_trusted_ = peer_trusted_ || b.contains(peer_);
     client_address_ = peer_; // until a request says otherwise, e.g. for refused heads
     boost::system::error_code ignored;
-    client_.non_blocking(true, ignored); // for start_write
+    client_.socket().non_blocking(true, ignored); // for start_write
   }
 
   net::awaitable<void> run();
@@ -50,7 +51,7 @@ public:
   void expire_if_due(steady::time_point now);
 
 private:
-  timed_stream<tcp::socket> client_stream() {
+  timed_stream<flex_stream> client_stream() {
     return {client_, in_, deadline_, limits_.idle_timeout, &record_.bytes_out};
   }
   bool draining() const { return shared_.draining.load(std::memory_order_relaxed); }
@@ -61,6 +62,10 @@ private:
   // ---- the connection's life -------------------------------------------------------------
 
   net::awaitable<void> serve();
+
+  /// On a TLS listener: answers a plain HTTP client with a 400, or completes the handshake
+  /// (and reads the client certificate's names). False when the connection is to close.
+  net::awaitable<bool> start_tls();
 
   /// Reads the next request head into head_; false when the connection is to close (peer
   /// gone, timed out, drained, or the head refused and answered).
@@ -140,7 +145,7 @@ private:
   shared_state& shared_;
   const server_dependencies& deps_;
   const limits& limits_;
-  tcp::socket client_;
+  flex_stream client_;
   deadline deadline_;
   const bool logging_ = deps_.log.enabled(log_level::info); // the access log, and its timings
   bool admin_;
@@ -149,6 +154,9 @@ private:
   std::string peer_text_;
   bool peer_trusted_ = false; ///< the peer is one of trusted_proxies
   tokenapi::ip_address client_address_;
+  std::shared_ptr<net::ssl::context> tls_context_; ///< the one the handshake used, kept
+  bool tls_up_ = false;                            ///< the TLS handshake completed
+  std::string client_certificate_; ///< the verified client certificate's names, or ""
   upstream_exchange upstream_;
 
   // The request in hand.

@@ -37,7 +37,7 @@ net::awaitable<bool> session::serve_proxy() {
                                : std::string_view(named_client = client_address_.to_string());
   build_upstream_request(upstream_head_, head_,
                          {target_, body_, decision.token.get(), peer_text_, peer_trusted_,
-                          client_text, shared_.upstream_authority});
+                          client_text, shared_.upstream_authority, tls_up_, client_certificate_});
   co_return co_await forward();
 }
 

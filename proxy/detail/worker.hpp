@@ -1,6 +1,7 @@
 #pragma once
 
 #include "proxy/detail/net.hpp"
+#include "proxy/detail/tls_context.hpp"
 #include "proxy/detail/upstream_pool.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/server.hpp"
@@ -29,13 +30,18 @@ struct shared_state {
   std::atomic<std::uint64_t> refused_connections{0}; ///< answered 503 at max_connections
   std::vector<const loop_metrics*> loops;            ///< every worker's figures, for /metrics
   double start_time_seconds = 0;                     ///< unix time the server was made
-  net::thread_pool api_pool{1}; ///< token API calls (synced store writes) run here
+  net::thread_pool api_pool{1};             ///< token API calls (synced store writes) run here
+  std::unique_ptr<server_certificates> tls; ///< the main listener's, when TLS is on
+  std::unique_ptr<server_certificates> admin_tls;  ///< the admin listener's, when TLS is on
+  std::shared_ptr<net::ssl::context> upstream_tls; ///< set for an https:// upstream
 };
 
 /// One event loop and what belongs to it alone.
 struct worker {
   worker(shared_state& s, std::size_t i)
       : shared(s), index(i), pool(io, 64, std::chrono::seconds(60)) {}
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
 
   shared_state& shared;
   std::size_t index;
