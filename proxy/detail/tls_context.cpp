@@ -81,8 +81,8 @@ certificate_facts facts_of(const X509* cert) {
   return f;
 }
 
-void load_pair(SSL_CTX* native, const std::filesystem::path& cert,
-               const std::filesystem::path& key, std::string_view what) {
+void load_pair(SSL_CTX* native, const std::filesystem::path& cert, const std::filesystem::path& key,
+               std::string_view what) {
   if (SSL_CTX_use_certificate_chain_file(native, cert.c_str()) != 1)
     fail("cannot load " + std::string(what) + " certificate " + cert.string() + ": " +
          openssl_reason());
@@ -147,8 +147,8 @@ std::string ip_text(const ASN1_OCTET_STRING* s) {
 
 std::vector<certificate_name> alternative_names(X509* cert) {
   std::vector<certificate_name> names;
-  auto* sans = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (sans == nullptr)
     return names;
   for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {

@@ -20,8 +20,8 @@ namespace tokengate::proxy::detail {
 
 /// What a certificate says of itself, for the log and /metrics.
 struct certificate_facts {
-  std::string subject; ///< RFC 2253
-  std::string serial;  ///< hex
+  std::string subject;        ///< RFC 2253
+  std::string serial;         ///< hex
   std::int64_t not_after = 0; ///< unix seconds
 };
 

@@ -111,8 +111,7 @@ template <class Predicate> bool eventually(Predicate done) {
 
 } // namespace
 
-TEST_CASE("TLS 1.2 and 1.3 are accepted with ALPN http/1.1; older versions are refused",
-          "[tls]") {
+TEST_CASE("TLS 1.2 and 1.3 are accepted with ALPN http/1.1; older versions are refused", "[tls]") {
   tls_fixture f;
   auto options = f.trusting();
   options.max_version = TLS1_2_VERSION;
@@ -201,8 +200,9 @@ TEST_CASE("mutual TLS: only clients with a certificate of the client CA get in, 
   CHECK(r.status == 200);
   const auto seen = f.upstream.last();
   CHECK(seen.count("X-Forwarded-Client-Cert") == 1);
-  CHECK(seen.header("X-Forwarded-Client-Cert") ==
-        R"(Subject="CN=report-job,O=tokengate tests";DNS="job.example";URI="spiffe://example/job")");
+  CHECK(
+      seen.header("X-Forwarded-Client-Cert") ==
+      R"(Subject="CN=report-job,O=tokengate tests";DNS="job.example";URI="spiffe://example/job")");
   CHECK(seen.count("X-SSL-Client-S-DN") == 0);
   CHECK(seen.count("x-forwarded_client-cert") == 0);
 }
@@ -216,7 +216,8 @@ TEST_CASE("a new certificate swapped in through the secret's symlink serves new 
 
   const auto next = f.ca.issue(f.dir.path(), "next", serial(0x2002));
   f.swap_secret("..v2", next.cert, next.key);
-  CHECK(eventually([&] { return tls_client(f.gate.port(), f.trusting()).peer_serial() == "2002"; }));
+  CHECK(
+      eventually([&] { return tls_client(f.gate.port(), f.trusting()).peer_serial() == "2002"; }));
   CHECK(old_connection.request("GET", "/public/x").status == 200);
   CHECK(old_connection.peer_serial() == "1001");
 
@@ -230,21 +231,26 @@ TEST_CASE("a new certificate swapped in through the secret's symlink serves new 
   CHECK(eventually(ready_error));
   CHECK(tls_client(f.gate.port(), f.trusting()).peer_serial() == "2002");
   const auto body = test::request(f.gate.admin_port(), "GET", "/readyz").json();
-  CHECK_THAT(std::string(body.at("tls_reload_error").as_string()), Catch::Contains("does not match"));
+  CHECK_THAT(std::string(body.at("tls_reload_error").as_string()),
+             Catch::Contains("does not match"));
   CHECK_THAT(f.gate.log_text(), Catch::Contains("TLS certificate reload failed"));
 
   // A good pair again clears the report.
   f.swap_secret("..v4", third.cert, third.key);
-  CHECK(eventually([&] { return tls_client(f.gate.port(), f.trusting()).peer_serial() == "3003"; }));
-  CHECK_FALSE(test::request(f.gate.admin_port(), "GET", "/readyz").json().as_object().contains(
-      "tls_reload_error"));
+  CHECK(
+      eventually([&] { return tls_client(f.gate.port(), f.trusting()).peer_serial() == "3003"; }));
+  CHECK_FALSE(test::request(f.gate.admin_port(), "GET", "/readyz")
+                  .json()
+                  .as_object()
+                  .contains("tls_reload_error"));
 }
 
 TEST_CASE("the served certificate's expiry is logged and in /metrics", "[tls][metrics]") {
   tls_fixture f;
   CHECK_THAT(f.gate.log_text(), Catch::Contains("\"not_after\":\""));
   const auto metrics = test::request(f.gate.admin_port(), "GET", "/metrics").body;
-  CHECK_THAT(metrics, Catch::Contains("tokengate_tls_certificate_expiry_seconds{listener=\"main\"}"));
+  CHECK_THAT(metrics,
+             Catch::Contains("tokengate_tls_certificate_expiry_seconds{listener=\"main\"}"));
 }
 
 namespace {
@@ -277,8 +283,9 @@ TEST_CASE("an https upstream is verified, its connections kept alive and its ses
   // The upstream closes this one after answering; the next request needs a new handshake,
   // which resumes the session.
   CHECK(client.request("GET", "/public/drop-after").status == 200);
-  CHECK(eventually([&] { return client.request("GET", "/public/x").status == 200 &&
-                                      upstream.tls_handshakes() == 2; }));
+  CHECK(eventually([&] {
+    return client.request("GET", "/public/x").status == 200 && upstream.tls_handshakes() == 2;
+  }));
   CHECK(upstream.tls_resumed() >= 1);
 }
 

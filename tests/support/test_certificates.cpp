@@ -35,8 +35,8 @@ void add_extension(X509* cert, X509* issuer, int nid, const std::string& value) 
 }
 
 // A certificate for `key` named `cn`, not yet signed.
-X509* new_certificate(EVP_PKEY* key, const std::string& cn, long serial,
-                      std::chrono::seconds from, std::chrono::seconds to) {
+X509* new_certificate(EVP_PKEY* key, const std::string& cn, long serial, std::chrono::seconds from,
+                      std::chrono::seconds to) {
   X509* cert = X509_new();
   X509_set_version(cert, 2);
   ASN1_INTEGER_set(X509_get_serialNumber(cert), serial);
@@ -76,8 +76,8 @@ struct test_ca::impl {
 test_ca::test_ca(const std::filesystem::path& dir, const std::string& name)
     : impl_(std::make_unique<impl>()), cert_file_(dir / (name + ".crt")) {
   impl_->key = new_key();
-  impl_->cert = new_certificate(impl_->key, name, 1, std::chrono::hours(-1),
-                                std::chrono::hours(24 * 30));
+  impl_->cert =
+      new_certificate(impl_->key, name, 1, std::chrono::hours(-1), std::chrono::hours(24 * 30));
   X509_set_issuer_name(impl_->cert, X509_get_subject_name(impl_->cert));
   add_extension(impl_->cert, impl_->cert, NID_basic_constraints, "critical,CA:TRUE");
   add_extension(impl_->cert, impl_->cert, NID_key_usage, "critical,keyCertSign,cRLSign");
