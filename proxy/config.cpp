@@ -1,5 +1,7 @@
 #include "proxy/config.hpp"
 
+#include "proxy/config_tls.hpp"
+
 #include "proxy/http1.hpp"
 #include "proxy/path.hpp"
 #include "tokenapi/json_parse.hpp"
@@ -154,17 +156,16 @@ endpoint as_upstream(const sourced& v) {
   const auto owned = as_text(v, "upstream");
   std::string_view text = owned;
   const auto bad = [&](std::string_view why) { fail("upstream", v.source, why); };
-  if (text.starts_with("https://"))
-    bad("must be an http:// URL: tokengate does not speak TLS to its upstream");
-  if (!text.starts_with("http://"))
-    bad("must be a URL such as http://127.0.0.1:8081");
-  text.remove_prefix(7);
+  const bool https = text.starts_with("https://");
+  if (!https && !text.starts_with("http://"))
+    bad("must be a URL such as http://127.0.0.1:8081 or https://app.internal");
+  text.remove_prefix(https ? 8 : 7);
   if (text.ends_with('/'))
     text.remove_suffix(1);
   if (text.find_first_of("/?#@") != std::string_view::npos)
     bad("must not have a path, query or user info: only http://HOST[:PORT]");
   endpoint e;
-  e.port = 80;
+  e.port = https ? 443 : 80;
   std::string_view host = text;
   if (text.starts_with('[')) {
     const auto close = text.find(']');
@@ -292,6 +293,7 @@ void apply(config& c, std::string_view name, const sourced& v) {
     c.admin_listen = as_listen(v, name);
   } else if (name == "upstream") {
     c.upstream = as_upstream(v);
+    c.upstream_tls.enabled = as_text(v, name).starts_with("https://");
   } else if (name == "data_dir") {
     if (as_text(v, name).empty())
       fail(name, v.source, "must not be empty");
@@ -427,7 +429,7 @@ config load_config(const std::vector<std::string_view>& args, const env_lookup& 
     std::string_view value;
     const auto eq = arg.find('=');
     auto name = arg.substr(0, eq);
-    const bool known = name == "--config" ||
+    const bool known = name == "--config" || is_tls_flag(name) ||
                        std::any_of(std::begin(settings), std::end(settings), [&](const setting& s) {
                          return !s.flag.empty() && s.flag == name;
                        });
@@ -447,16 +449,20 @@ config load_config(const std::vector<std::string_view>& args, const env_lookup& 
     file = std::string(f->second);
   else
     file = env("TOKENGATE_CONFIG");
+  json::value doc;
+  std::string file_source;
   if (file) {
     const auto text = read(*file);
     if (!text)
       throw config_error("configuration error: cannot read config file " + *file);
-    const auto source = "config file " + *file;
-    auto doc = parse_json_text(*text, source);
+    const auto source = file_source = "config file " + *file;
+    doc = parse_json_text(*text, source);
     if (!doc.is_object())
       throw config_error("configuration error: " + source + " must hold a JSON object");
     for (const auto& [key, value] : doc.get_object()) {
       const std::string_view name = key;
+      if (is_tls_block(name))
+        continue; // merged on their own, below
       auto s = std::find_if(std::begin(settings), std::end(settings),
                             [name](const setting& st) { return st.name == name; });
       if (s == std::end(settings))
@@ -513,6 +519,7 @@ config load_config(const std::vector<std::string_view>& args, const env_lookup& 
     c.bootstrap_token_file = c.data_dir / "admin-token";
   for (const auto& [key, v] : limit_layers)
     apply_limit(c.limits, key, v.value, v.source);
+  apply_tls_settings(c, doc.if_object(), file_source, env, flags);
   if (c.database_url.empty() && (!c.database_password_file.empty() || c.max_staleness))
     throw config_error("configuration error: database_password_file and max_staleness_ms need "
                        "database_url");
@@ -530,6 +537,11 @@ Usage:
                   [--audit-log-file FILE] [--threads N] [--log-level debug|info|warn|error]
                   [--database-url URL] [--database-password-file FILE]
                   [--max-staleness-ms N]
+                  [--tls-cert-file FILE --tls-key-file FILE] [--tls-client-ca-file FILE]
+                  [--tls-min-version 1.2|1.3] [--tls-ciphers LIST]
+                  [--admin-tls-...: the same for the admin listener]
+                  [--upstream-tls-ca-file FILE]
+                  [--upstream-tls-cert-file FILE --upstream-tls-key-file FILE]
   tokengate migrate --data-dir DIR --database-url URL [--database-password-file FILE]
                         copy a standalone store's tokens into the fleet's database
   tokengate keygen      print a new API key value (for a bootstrap token file)

@@ -309,3 +309,22 @@ TEST_CASE("an https upstream with a certificate of another CA or for another nam
     CHECK(upstream.requests().empty());
   }
 }
+
+TEST_CASE("the admin listener speaks TLS with an admin_tls block of its own", "[tls][admin]") {
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "ca");
+  const auto pair = ca.issue(d.path(), "admin");
+  auto c = test::example_routes();
+  c.admin_tls.cert_file = pair.cert;
+  c.admin_tls.key_file = pair.key;
+  test::test_upstream upstream;
+  test::sidecar gate(upstream.port(), c);
+  tls_client admin(gate.admin_port(), trusting(ca.cert_file()));
+  CHECK(admin.request("GET", "/readyz").status == 200);
+  CHECK(test::request(gate.admin_port(), "GET", "/readyz").status == 400);
+  // The main listener stays plain.
+  CHECK(test::request(gate.port(), "GET", "/public/x").status == 200);
+  const auto metrics = admin.request("GET", "/metrics").body;
+  CHECK_THAT(metrics,
+             Catch::Contains("tokengate_tls_certificate_expiry_seconds{listener=\"admin\"}"));
+}
