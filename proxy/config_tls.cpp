@@ -27,8 +27,8 @@ struct sourced_text {
 };
 
 [[noreturn]] void fail(const std::string& name, const std::string& source, std::string_view what) {
-  throw config_error("configuration error: " + name + " " + std::string(what) + " (from " +
-                     source + ")");
+  throw config_error("configuration error: " + name + " " + std::string(what) + " (from " + source +
+                     ")");
 }
 
 std::string upper(std::string_view s) {
@@ -70,11 +70,9 @@ void take_object(const block& b, const json::value& v, const std::string& source
   }
 }
 
-std::map<std::string_view, sourced_text> layers_of(const block& b, const json::object* file,
-                                                   const std::string& file_source,
-                                                   const env_lookup& env,
-                                                   const std::map<std::string_view,
-                                                                  std::string_view>& flags) {
+std::map<std::string_view, sourced_text>
+layers_of(const block& b, const json::object* file, const std::string& file_source,
+          const env_lookup& env, const std::map<std::string_view, std::string_view>& flags) {
   std::map<std::string_view, sourced_text> layers;
   if (file != nullptr)
     if (auto it = file->find(b.name); it != file->end())

@@ -38,7 +38,9 @@ net::awaitable<void> session::run() {
   w_.live.insert(this);
   w_.live_count.fetch_add(1);
   try {
-    if (co_await start_tls())
+    // A plain listener makes no TLS step (and no coroutine frame for one).
+    const bool tls = (admin_ ? shared_.admin_tls : shared_.tls) != nullptr;
+    if (!tls || co_await start_tls())
       co_await serve();
     co_await linger();
   } catch (const std::exception& e) {
@@ -80,8 +82,6 @@ net::awaitable<void> session::serve() {
 
 net::awaitable<bool> session::start_tls() {
   auto* certificates = admin_ ? shared_.admin_tls.get() : shared_.tls.get();
-  if (certificates == nullptr)
-    co_return true;
   deadline_.expire_after(limits_.header_timeout);
   auto& socket = client_.socket();
   if (auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, nothrow); ec)

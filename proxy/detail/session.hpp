@@ -63,7 +63,7 @@ private:
 
   net::awaitable<void> serve();
 
-  /// On a TLS listener: answers a plain HTTP client with a 400, or completes the handshake
+  /// On a TLS listener (only): answers a plain HTTP client with a 400, or completes the handshake
   /// (and reads the client certificate's names). False when the connection is to close.
   net::awaitable<bool> start_tls();
 

@@ -37,8 +37,7 @@ std::string run(const std::vector<std::string>& args, const fs::path& dir) {
 
 } // namespace
 
-TEST_CASE("the binary serves HTTPS to curl and reloads its certificate on SIGHUP",
-          "[e2e][tls]") {
+TEST_CASE("the binary serves HTTPS to curl and reloads its certificate on SIGHUP", "[e2e][tls]") {
   test::temp_dir dir;
   test::test_ca ca(dir.path(), "ca");
   const auto first = ca.issue(dir.path(), "server", serial(0x51));
@@ -54,9 +53,9 @@ TEST_CASE("the binary serves HTTPS to curl and reloads its certificate on SIGHUP
                            url + "/api-tokens", "-H", "X-API-Key: " + gate.admin_key()},
                           dir.path());
   CHECK_THAT(listed, Catch::Contains("\"name\":\"bootstrap\""));
-  const auto plain = run({"/usr/bin/curl", "-sS", "http://localhost:" + std::to_string(gate.port()) +
-                                                      "/public/x"},
-                         dir.path());
+  const auto plain =
+      run({"/usr/bin/curl", "-sS", "http://localhost:" + std::to_string(gate.port()) + "/public/x"},
+          dir.path());
   CHECK(plain == R"({"message":"this port expects TLS: use https://"})");
 
   // Replaced in place, then SIGHUP.
@@ -69,8 +68,7 @@ TEST_CASE("the binary serves HTTPS to curl and reloads its certificate on SIGHUP
   CHECK(gate.terminate() == 0);
 }
 
-TEST_CASE("a key that does not match its certificate stops the start with one line",
-          "[e2e][tls]") {
+TEST_CASE("a key that does not match its certificate stops the start with one line", "[e2e][tls]") {
   test::temp_dir dir;
   test::test_ca ca(dir.path(), "ca");
   const auto a = ca.issue(dir.path(), "a");
@@ -93,9 +91,9 @@ TEST_CASE("an https upstream is reached by name, verified against upstream_tls.c
   const auto pair = ca.issue(dir.path(), "upstream");
   test::test_upstream upstream(0, {pair.cert.string(), pair.key.string()});
   const auto https = "https://localhost:" + std::to_string(upstream.port());
-  test::gate_process gate(dir.path(), upstream.port(), {"--upstream", https},
-                          {{"TOKENGATE_UPSTREAM_TLS", R"({"ca_file":")" +
-                                                          ca.cert_file().string() + "\"}"}});
+  test::gate_process gate(
+      dir.path(), upstream.port(), {"--upstream", https},
+      {{"TOKENGATE_UPSTREAM_TLS", R"({"ca_file":")" + ca.cert_file().string() + "\"}"}});
   auto r = test::request(gate.port(), "GET", "/public/x", {{"X-API-Key", gate.admin_key()}});
   CHECK(r.status == 200);
   CHECK(upstream.tls_handshakes() == 1);

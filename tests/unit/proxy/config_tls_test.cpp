@@ -54,10 +54,9 @@ TEST_CASE("the tls block merges key by key: file, TOKENGATE_TLS, TOKENGATE_TLS_<
           "[config][tls]") {
   tls_file f(R"({"tls": {"cert_file": "/file.crt", "key_file": "/file.key",
                          "min_version": "1.3", "ciphers": "ECDHE-RSA-AES128-GCM-SHA256"}})");
-  const auto c =
-      load_tls({"--config", f.path, "--tls-client-ca-file", "/flag-ca.crt"},
-               {{"TOKENGATE_TLS", R"({"key_file": "/env-json.key"})"},
-                {"TOKENGATE_TLS_CERT_FILE", "/env.crt"}});
+  const auto c = load_tls({"--config", f.path, "--tls-client-ca-file", "/flag-ca.crt"},
+                          {{"TOKENGATE_TLS", R"({"key_file": "/env-json.key"})"},
+                           {"TOKENGATE_TLS_CERT_FILE", "/env.crt"}});
   CHECK(c.tls.cert_file == "/env.crt");
   CHECK(c.tls.key_file == "/env-json.key");
   CHECK(c.tls.client_ca_file == "/flag-ca.crt");
