@@ -3,7 +3,6 @@
 #include "proxy/config.hpp"
 #include "proxy/fleet.hpp"
 #include "proxy/log.hpp"
-#include "proxy/route_table.hpp"
 #include "proxy/server.hpp"
 #include "store/rocksdb_store.hpp"
 #include "tokenapi/api.hpp"
@@ -64,7 +63,7 @@ int serve(const std::vector<std::string_view>& args) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGHUP);
+  sigaddset(&stop_signals, SIGHUP); // live reload, TLS certificates included
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -113,10 +112,10 @@ int serve(const std::vector<std::string_view>& args) {
     else
       bootstrap();
 
-    const proxy::route_table routes(config.routes, config.default_route);
     tokenapi::api_handler api(service, auth, clock, &audit);
-    proxy::server server(
-        {config, routes, auth, api, service, clock, log, fleet ? &fleet->status() : nullptr});
+    proxy::server server({config, auth, api, service, clock, log,
+                          fleet ? &fleet->status() : nullptr,
+                          [&args] { return proxy::load_config(args, environment); }});
     server.start();
     log.event(proxy::log_level::info, "listening", [&](proxy::json_line& l) {
       l.add("listen", proxy::endpoint{config.listen.host, server.port()}.to_string())
@@ -129,12 +128,8 @@ int serve(const std::vector<std::string_view>& args) {
     log.flush();
 
     int signal = 0;
-    // SIGHUP reloads the TLS certificates; SIGTERM and SIGINT stop.
-    while (sigwait(&stop_signals, &signal) == 0 && signal == SIGHUP) {
-      log.event(proxy::log_level::info, "SIGHUP: reloading the TLS certificates");
-      (void)server.reload_certificates();
-      log.flush();
-    }
+    while (sigwait(&stop_signals, &signal) == 0 && signal == SIGHUP)
+      (void)server.reload(); // logged and counted by the server
     log.event(proxy::log_level::info, "stopping", [&](proxy::json_line& l) {
       l.add("signal", signal == SIGTERM ? "SIGTERM" : "SIGINT");
     });

@@ -65,8 +65,20 @@ void session::expire_if_due(steady::time_point now) {
   upstream_.cancel();
 }
 
+void session::take_live_settings() {
+  logging_ = deps_.log.enabled(log_level::info);
+  if (live_ == w_.settings)
+    return;
+  live_ = w_.settings;
+  peer_trusted_ = false;
+  for (const auto& b : live_->trusted_proxies)
+    peer_trusted_ = peer_trusted_ || b.contains(peer_);
+  upstream_.use_limits(live_->limits);
+}
+
 net::awaitable<void> session::serve() {
   for (bool first = true;; first = false) {
+    take_live_settings();
     if (!co_await read_head(first))
       co_return;
     // The head's views stay valid until the next read into in_; nothing uses them after.
@@ -82,7 +94,8 @@ net::awaitable<void> session::serve() {
 
 net::awaitable<bool> session::start_tls() {
   auto* certificates = admin_ ? shared_.admin_tls.get() : shared_.tls.get();
-  deadline_.expire_after(limits_.header_timeout);
+  take_live_settings(); // the limits, for the handshake and a refusal
+  deadline_.expire_after(limits().header_timeout);
   auto& socket = client_.socket();
   if (auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, nothrow); ec)
     co_return false;
@@ -108,13 +121,14 @@ net::awaitable<bool> session::read_head(bool first) {
   std::size_t scanned = 0;
   skip_empty_lines();
   idle_ = in_.empty();
-  deadline_.expire_after(first || !idle_ ? limits_.header_timeout : limits_.idle_timeout);
+  deadline_.expire_after(first || !idle_ ? limits().header_timeout : limits().idle_timeout);
   for (;;) {
     if (!in_.empty()) {
       const auto size = http1::scan_head(in_.data(), scanned);
       if (!size)
         co_return co_await refuse(http1::refusal_for(size.error()));
-      if (*size > limits_.max_header_bytes || (*size == 0 && in_.size() > limits_.max_header_bytes))
+      if (*size > limits().max_header_bytes ||
+          (*size == 0 && in_.size() > limits().max_header_bytes))
         co_return co_await refuse({431, "request header is larger than the limit"});
       if (*size != 0) {
         const auto parsed = http1::parse_request(in_.data().substr(0, *size), head_);
@@ -134,7 +148,7 @@ net::awaitable<bool> session::read_head(bool first) {
       skip_empty_lines();
       idle_ = in_.empty();
       if (!idle_)
-        deadline_.expire_after(limits_.header_timeout);
+        deadline_.expire_after(limits().header_timeout);
     }
   }
 }
@@ -212,7 +226,7 @@ net::awaitable<bool> session::serve_request() {
   key_ = admission->key;
   keep_alive_ = admission->keep_alive;
   want_continue_ = admission->want_continue;
-  client_address_ = client_address(peer_, head_, deps_.settings.trusted_proxies);
+  client_address_ = client_address(peer_, head_, live_->trusted_proxies);
   if (tokenapi::api_handler::is_api_path(target_.path))
     co_return co_await serve_api();
   co_return co_await serve_proxy();
@@ -231,7 +245,7 @@ net::awaitable<bool> session::serve_api() {
     w_.metrics.count_api_call(early->operation, early->status);
     co_return co_await answer_json(*early, closing() || body_pending());
   }
-  if (body_.type == http1::framing::kind::length && body_.length > limits_.max_admin_body_bytes)
+  if (body_.type == http1::framing::kind::length && body_.length > limits().max_admin_body_bytes)
     co_return co_await answer(413, body_limit_message(), true);
   if (want_continue_ && !co_await client_stream().write(continue_line))
     co_return false;
@@ -277,7 +291,7 @@ net::awaitable<session::body_status> session::read_api_body() {
         co_return body_status::bad_framing;
       in_.consume(step->consumed);
       api_body_.append(step->data);
-      if (api_body_.size() > limits_.max_admin_body_bytes)
+      if (api_body_.size() > limits().max_admin_body_bytes)
         co_return body_status::too_large;
     }
   }
@@ -307,6 +321,8 @@ net::awaitable<bool> session::serve_admin() {
                    render_metrics(shared_.loops, gauges(), openmetrics), close);
     co_return co_await write_answer(close);
   }
+  if (target_.path == "/reload" && head_.method == "POST")
+    co_return co_await serve_reload(close);
   // Fleet mode answers from the follower's state: never a call to the database here.
   admin_state state{draining(), deps_.sync != nullptr || deps_.service.healthy(), std::nullopt,
                     std::nullopt};
@@ -320,12 +336,25 @@ net::awaitable<bool> session::serve_admin() {
   co_return co_await answer_json(r, close);
 }
 
+net::awaitable<bool> session::serve_reload(bool close) {
+  // Reading the file must not hold up this loop's other connections.
+  const reload_report report = co_await net::co_spawn(
+      shared_.api_pool, [this]() -> net::awaitable<reload_report> { co_return shared_.reload(); },
+      net::use_awaitable);
+  // A configuration that does not load is the operator's to fix: 422, and nothing changed.
+  // (A named value: GCC 12 destroys a braced temporary in a co_await expression twice.)
+  const api_response response{report.applied ? 200u : 422u, report.to_json(), {}, {}};
+  co_return co_await answer_json(response, close);
+}
+
 metrics_gauges session::gauges() const {
   metrics_gauges g;
   g.connections_main = static_cast<std::int64_t>(shared_.connections.load());
   g.connections_admin = static_cast<std::int64_t>(shared_.admin_connections.load());
   g.connections_refused = shared_.refused_connections.load();
   g.tokens = deps_.auth.size();
+  g.reloads_ok = shared_.reloads_ok.load(std::memory_order_relaxed);
+  g.reloads_failed = shared_.reloads_failed.load(std::memory_order_relaxed);
   g.start_time_seconds = shared_.start_time_seconds;
   if (shared_.tls)
     g.tls_not_after.emplace_back("main", double(shared_.tls->facts().not_after));

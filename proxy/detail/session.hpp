@@ -29,14 +29,12 @@ namespace tokengate::proxy::detail {
 class session : public std::enable_shared_from_this<session> {
 public:
   session(worker& w, tcp::socket socket, bool admin)
-      : w_(w), shared_(w.shared), deps_(w.shared.deps), limits_(deps_.settings.limits),
-        client_(std::move(socket)), admin_(admin),
-        upstream_(w.pool, shared_.upstream_endpoints, limits_, deadline_, w.metrics,
+      : w_(w), shared_(w.shared), deps_(w.shared.deps), client_(std::move(socket)), admin_(admin),
+        upstream_(w.pool, shared_.upstream_endpoints, w.settings->limits, deadline_, w.metrics,
                   {shared_.upstream_tls.get(), deps_.settings.upstream.host}) {
     peer_ = address_of(client_.socket());
     peer_text_ = peer_.to_string();
-    for (const auto& b : deps_.settings.trusted_proxies)
-      peer_trusted_ = peer_trusted_ || b.contains(peer_);
+    take_live_settings();
     client_address_ = peer_; // until a request says otherwise, e.g. for refused heads
     boost::system::error_code ignored;
     client_.socket().non_blocking(true, ignored); // for start_write
@@ -52,8 +50,12 @@ public:
 
 private:
   timed_stream<flex_stream> client_stream() {
-    return {client_, in_, deadline_, limits_.idle_timeout, &record_.bytes_out};
+    return {client_, in_, deadline_, limits().idle_timeout, &record_.bytes_out};
   }
+  /// The limits of the request in hand (of the live settings it started with).
+  const proxy::limits& limits() const { return live_->limits; }
+  /// Takes the loop's live settings when a reload has changed them since the last request.
+  void take_live_settings();
   bool draining() const { return shared_.draining.load(std::memory_order_relaxed); }
   bool closing() const { return !keep_alive_ || draining(); }
   /// Whether an early answer must close: its request body would be left unread.
@@ -102,7 +104,8 @@ private:
   net::awaitable<bool> serve_api();
 
   std::string body_limit_message() const {
-    return "request body is larger than " + std::to_string(limits_.max_admin_body_bytes) + " bytes";
+    return "request body is larger than " + std::to_string(limits().max_admin_body_bytes) +
+           " bytes";
   }
 
   enum class body_status { ok, failed, bad_framing, too_large };
@@ -132,6 +135,9 @@ private:
 
   net::awaitable<bool> serve_admin();
 
+  /// POST /reload: the server's live reload, answered with its report.
+  net::awaitable<bool> serve_reload(bool close);
+
   // ---- access log ------------------------------------------------------------------------
 
   /// Starts the access-log record of a new request (`method` empty for a refused head).
@@ -144,15 +150,15 @@ private:
   worker& w_;
   shared_state& shared_;
   const server_dependencies& deps_;
-  const limits& limits_;
+  std::shared_ptr<const live_settings> live_; ///< routes, trusted proxies, limits in force
   flex_stream client_;
   deadline deadline_;
-  const bool logging_ = deps_.log.enabled(log_level::info); // the access log, and its timings
+  bool logging_ = false; ///< the access log, and its timings: log_level info or debug
   bool admin_;
   bool idle_ = true; ///< waiting for a request: drain() may close the connection
   tokenapi::ip_address peer_;
   std::string peer_text_;
-  bool peer_trusted_ = false; ///< the peer is one of trusted_proxies
+  bool peer_trusted_ = false; ///< the peer is one of the live trusted_proxies
   tokenapi::ip_address client_address_;
   std::shared_ptr<net::ssl::context> tls_context_; ///< the one the handshake used, kept
   bool tls_up_ = false;                            ///< the TLS handshake completed

@@ -14,7 +14,7 @@ constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
 } // namespace
 
 net::awaitable<bool> session::serve_proxy() {
-  const auto* route = deps_.routes.match(head_.method, target_.path);
+  const auto* route = live_->routes.match(head_.method, target_.path);
   if (route == nullptr) {
     w_.metrics.decisions[no_route_outcome].add();
     co_return co_await answer(403, "no route allows this path", closing() || body_pending());

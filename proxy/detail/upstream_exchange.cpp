@@ -19,7 +19,7 @@ const upstream_failure closed{{502, "upstream closed the connection"}};
 upstream_exchange::upstream_exchange(upstream_pool& pool, std::span<const tcp::endpoint> endpoints,
                                      const limits& l, deadline& clock, loop_metrics& metrics,
                                      upstream_tls tls)
-    : pool_(pool), endpoints_(endpoints), limits_(l), clock_(clock), metrics_(metrics),
+    : pool_(pool), endpoints_(endpoints), limits_(&l), clock_(clock), metrics_(metrics),
       tls_(std::move(tls)) {}
 
 upstream_failure upstream_exchange::fail(upstream_failure f, upstream_error reason) {
@@ -37,7 +37,7 @@ net::awaitable<std::optional<upstream_failure>> upstream_exchange::connect() {
   connection_ = pool_.make();
   auto& socket = connection_->stream.socket();
   for (const auto& endpoint : endpoints_) {
-    clock_.expire_after(limits_.upstream_connect_timeout);
+    clock_.expire_after(limits_->upstream_connect_timeout);
     auto [ec] = co_await socket.async_connect(endpoint, nothrow);
     if (!ec) {
       socket.set_option(tcp::no_delay(true), ec);
@@ -59,7 +59,7 @@ net::awaitable<std::optional<upstream_failure>> upstream_exchange::handshake() {
   expect_upstream_host(tls, tls_.host);
   pool_.offer_session(tls);
   // The handshake counts as part of connecting.
-  clock_.expire_after(limits_.upstream_connect_timeout);
+  clock_.expire_after(limits_->upstream_connect_timeout);
   auto [ec] = co_await tls.async_handshake(net::ssl::stream_base::client, nothrow);
   if (!ec)
     co_return std::nullopt;
