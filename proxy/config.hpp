@@ -48,6 +48,7 @@ struct tls_settings {
   std::string ciphers;                  ///< OpenSSL cipher list for TLS 1.2; empty: the default
 
   [[nodiscard]] bool enabled() const { return !cert_file.empty(); }
+  bool operator==(const tls_settings&) const = default;
 };
 
 /// TLS to the upstream (README "TLS"), used when the upstream URL is https://.
@@ -56,6 +57,7 @@ struct upstream_tls_settings {
   std::filesystem::path ca_file;   ///< PEM: the CAs to trust; empty: the system's store
   std::filesystem::path cert_file; ///< PEM: a client certificate to show the upstream
   std::filesystem::path key_file;
+  bool operator==(const upstream_tls_settings&) const = default;
 };
 
 /// Everything `tokengate serve` runs on, validated as a whole. A live reload (proxy/reload.hpp)
