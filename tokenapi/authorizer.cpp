@@ -18,7 +18,27 @@ std::shared_ptr<auth_entry> auth_entry::from(const token& t) {
     e->expires_at = t.expires_at->time_since_epoch().count();
   if (t.last_used_at)
     e->last_used = t.last_used_at->time_since_epoch().count();
+  if (t.previous_digest && t.previous_expires_at) {
+    e->previous_digest = *t.previous_digest;
+    e->previous_expires_at = t.previous_expires_at->time_since_epoch().count();
+    if (t.previous_last_used_at)
+      e->previous_last_used = t.previous_last_used_at->time_since_epoch().count();
+  }
+  if (t.rate_limit) {
+    e->rate_requests = t.rate_limit->requests;
+    e->rate_seconds = t.rate_limit->per_seconds;
+    e->rate = std::make_shared<rate_window>();
+  }
   return e;
+}
+
+void auth_entry::carry_over(const auth_entry& before) {
+  last_used = std::max(last_used.load(), before.last_used.load());
+  if (has_previous() && before.has_previous() && before.previous_digest == previous_digest)
+    previous_last_used = std::max(previous_last_used.load(), before.previous_last_used.load());
+  if (rate && before.rate)
+    rate = before.rate;
+  expiry_warned_day = before.expiry_warned_day.load();
 }
 
 bool auth_entry::allows(const ip_address& client) const noexcept {
@@ -77,16 +97,26 @@ decision authorizer::decide(std::optional<std::string_view> key, const ip_addres
     d.outcome = verdict::stale_tokens;
     return d;
   }
-  d.token = find(digest_of(*key));
+  const auto digest = digest_of(*key);
+  d.token = find(digest);
   if (!d.token) {
     d.outcome = verdict::unknown_key;
     return d;
   }
   const auto seconds = now.time_since_epoch().count();
+  d.previous_value = d.token->has_previous() && d.token->previous_digest == digest;
+  if (d.previous_value && d.token->previous_expires_at <= seconds) {
+    // Past its overlap, a replaced value is as unknown as one replaced without.
+    d = {};
+    d.outcome = verdict::unknown_key;
+    return d;
+  }
   if (d.token->expires_at <= seconds) {
     d.outcome = verdict::expired_key;
     return d;
   }
+  if (d.previous_value)
+    d.token->previous_last_used.store(seconds, std::memory_order_relaxed);
   note_use(d.token, now);
   if (!d.token->allows(client)) {
     d.outcome = verdict::address_not_allowed;
@@ -110,10 +140,18 @@ void authorizer::note_use(const std::shared_ptr<const auth_entry>& e, timestamp 
 
 void authorizer::publish(const store::digest& d, std::shared_ptr<const auth_entry> entry,
                          const store::digest* replaced) {
-  if (replaced && *replaced != d) {
-    auto& old = shard_for(*replaced);
-    std::unique_lock lock(old.mutex);
-    old.map.erase(*replaced);
+  const auto before = find(replaced ? *replaced : d);
+  const auto keeps = [&](const store::digest& x) {
+    return x == d || (entry->has_previous() && entry->previous_digest == x);
+  };
+  if (replaced && !keeps(*replaced))
+    erase(*replaced);
+  if (before && before->has_previous() && !keeps(before->previous_digest))
+    erase(before->previous_digest);
+  if (entry->has_previous()) {
+    auto& p = shard_for(entry->previous_digest);
+    std::unique_lock lock(p.mutex);
+    p.map.insert_or_assign(entry->previous_digest, entry);
   }
   auto& s = shard_for(d);
   std::unique_lock lock(s.mutex);
@@ -121,6 +159,13 @@ void authorizer::publish(const store::digest& d, std::shared_ptr<const auth_entr
 }
 
 void authorizer::remove(const store::digest& d) {
+  const auto entry = find(d);
+  if (entry && entry->has_previous() && entry->previous_digest != d)
+    erase(entry->previous_digest);
+  erase(d);
+}
+
+void authorizer::erase(const store::digest& d) {
   auto& s = shard_for(d);
   std::unique_lock lock(s.mutex);
   s.map.erase(d);
@@ -133,11 +178,26 @@ std::shared_ptr<const auth_entry> authorizer::find(const store::digest& d) const
   return it == s.map.end() ? nullptr : it->second;
 }
 
+std::size_t authorizer::count_expiring(timestamp now, std::chrono::seconds within) const {
+  const auto from = now.time_since_epoch().count();
+  const auto to = from + within.count();
+  std::size_t n = 0;
+  for (auto& s : shards_) {
+    std::shared_lock lock(s.mutex);
+    for (const auto& [d, e] : s.map) // a replaced value's digest names the same token: skip it
+      n += e->expires_at > from && e->expires_at <= to &&
+           !(e->has_previous() && e->previous_digest == d);
+  }
+  return n;
+}
+
 std::size_t authorizer::size() const {
   std::size_t n = 0;
   for (auto& s : shards_) {
     std::shared_lock lock(s.mutex);
     n += s.map.size();
+    for (const auto& [d, e] : s.map) // a replaced value's digest is not a token of its own
+      n -= e->has_previous() && e->previous_digest == d;
   }
   return n;
 }

@@ -3,6 +3,7 @@
 #include "store/token_store.hpp"
 #include "tokenapi/ip.hpp"
 #include "tokenapi/permissions.hpp"
+#include "tokenapi/rate_window.hpp"
 #include "tokenapi/rfc3339.hpp"
 
 #include <boost/unordered/unordered_flat_map.hpp>
@@ -34,8 +35,32 @@ struct auth_entry {
   mutable std::atomic<std::int64_t> last_used{0};                     ///< unix seconds, 0: never
   mutable std::atomic<bool> usage_queued{false};
 
+  /// The value a rotation replaced, also indexed under its digest until previous_expires_at.
+  store::digest previous_digest{};
+  std::int64_t previous_expires_at = 0;                    ///< unix seconds; 0: none
+  mutable std::atomic<std::int64_t> previous_last_used{0}; ///< unix seconds, 0: never
+
+  /// The rate limit (0 requests: none) and its count, shared by the entries that replace this
+  /// one, so a change of the token never resets the count.
+  std::uint32_t rate_requests = 0;
+  std::uint32_t rate_seconds = 0;
+  std::shared_ptr<rate_window> rate;
+
+  /// The day (unix seconds / 86400) an expiry warning was last logged for this token.
+  mutable std::atomic<std::int64_t> expiry_warned_day{0};
+
   [[nodiscard]] static std::shared_ptr<auth_entry> from(const token& t);
   [[nodiscard]] bool allows(const ip_address& client) const noexcept;
+  [[nodiscard]] bool has_previous() const noexcept { return previous_expires_at != 0; }
+  /// Takes over what `before` (the entry this one replaces) noted in memory: last uses, the
+  /// rate count, the expiry warning's day.
+  void carry_over(const auth_entry& before);
+  /// Counts a request at `now` against the rate limit; always allowed without one.
+  [[nodiscard]] rate_window::outcome take_rate(timestamp now) const noexcept {
+    if (!rate)
+      return {};
+    return rate->take(rate_requests, rate_seconds, now.time_since_epoch().count());
+  }
 };
 
 /// Why a key was let through or not. Values, never exceptions.
@@ -43,7 +68,7 @@ enum class verdict : std::uint8_t {
   allow,
   missing_key,         ///< 401
   malformed_key,       ///< 401: wrong shape or checksum, refused without a lookup
-  unknown_key,         ///< 401
+  unknown_key,         ///< 401, also a replaced value past its overlap
   expired_key,         ///< 401
   address_not_allowed, ///< 403: outside the token's allowedCIDRBlocks
   missing_permission,  ///< 403
@@ -54,6 +79,8 @@ struct decision {
   verdict outcome = verdict::missing_key;
   std::shared_ptr<const auth_entry> token; ///< set for every verdict past unknown_key
   permission_set missing;                  ///< for missing_permission
+  /// The key is the token's replaced value, within its overlap (token->previous_expires_at).
+  bool previous_value = false;
 
   [[nodiscard]] bool allowed() const noexcept { return outcome == verdict::allow; }
   /// 200 for allow, else 401 or 403.
@@ -74,15 +101,22 @@ public:
   [[nodiscard]] decision decide(std::optional<std::string_view> key, const ip_address& client,
                                 permission_set required, timestamp now) const;
 
-  /// Publishes `entry` under `d`, dropping `replaced` (the digest before a rotation) if given.
+  /// Publishes `entry` under `d`, and under its previous_digest when it has one, dropping
+  /// `replaced` (the digest before a rotation) if given, unless it is the entry's previous
+  /// value, and the previous value of the entry it replaces, unless still the entry's.
   void publish(const store::digest& d, std::shared_ptr<const auth_entry> entry,
                const store::digest* replaced = nullptr);
+  /// Removes the entry under `d`, and its previous value's digest with it.
   void remove(const store::digest& d);
   [[nodiscard]] std::shared_ptr<const auth_entry> find(const store::digest& d) const;
   [[nodiscard]] std::size_t size() const;
 
   /// While on, every key is refused (verdict::stale_tokens): max_staleness_ms has passed.
   void fail_closed(bool on) noexcept { closed_.store(on, std::memory_order_relaxed); }
+
+  /// How many live tokens expire after `now` and no later than `now + within`. Walks the
+  /// whole index: for a metrics scrape, not the request path.
+  [[nodiscard]] std::size_t count_expiring(timestamp now, std::chrono::seconds within) const;
 
   /// The last-use notes gathered since the previous call, each token at most once.
   [[nodiscard]] std::vector<store::usage> take_usage();
@@ -104,6 +138,7 @@ private:
 
   shard& shard_for(const store::digest& d) const noexcept { return shards_[d[31] % shard_count]; }
   void note_use(const std::shared_ptr<const auth_entry>& e, timestamp now) const;
+  void erase(const store::digest& d);
 
   mutable std::array<shard, shard_count> shards_;
   std::atomic<bool> closed_{false};

@@ -4,6 +4,7 @@
 #include "proxy/admission.hpp"
 #include "proxy/answer.hpp"
 #include "proxy/client_address.hpp"
+#include "proxy/key_fields.hpp"
 #include "proxy/openapi_document.hpp"
 
 #include <sys/socket.h>
@@ -199,13 +200,13 @@ void session::close() {
 net::awaitable<bool> session::answer(unsigned status, std::string_view message, bool close,
                                      std::string_view allow) {
   record_.status = status;
-  build_error_response(out_, status, message, close, allow);
+  build_error_response(out_, status, message, close, allow, key_fields_);
   co_return co_await write_answer(close);
 }
 
 net::awaitable<bool> session::answer_json(const api_response& r, bool close) {
   record_.status = r.status;
-  build_json_response(out_, r.status, r.body, close, r.allow);
+  build_json_response(out_, r.status, r.body, close, r.allow, key_fields_);
   co_return co_await write_answer(close);
 }
 
@@ -243,6 +244,9 @@ net::awaitable<bool> session::serve_api() {
   if (auto early = deps_.api.refuse_early(request)) {
     api_caller_ = std::move(early->caller_id);
     w_.metrics.count_api_call(early->operation, early->status);
+    if (early->caller)
+      append_key_fields(key_fields_, *early->caller, early->previous_value, nullptr,
+                        deps_.clock.now(), expiry_warning());
     co_return co_await answer_json(*early, closing() || body_pending());
   }
   if (body_.type == http1::framing::kind::length && body_.length > limits().max_admin_body_bytes)
@@ -267,6 +271,9 @@ net::awaitable<bool> session::serve_api() {
       net::use_awaitable);
   api_caller_ = std::move(response.caller_id);
   w_.metrics.count_api_call(response.operation, response.status);
+  if (response.caller)
+    append_key_fields(key_fields_, *response.caller, response.previous_value, nullptr,
+                      deps_.clock.now(), expiry_warning());
   co_return co_await answer_json(response, closing());
 }
 
@@ -353,6 +360,7 @@ metrics_gauges session::gauges() const {
   g.connections_admin = static_cast<std::int64_t>(shared_.admin_connections.load());
   g.connections_refused = shared_.refused_connections.load();
   g.tokens = deps_.auth.size();
+  g.tokens_expiring = deps_.auth.count_expiring(deps_.clock.now(), expiry_warning());
   g.reloads_ok = shared_.reloads_ok.load(std::memory_order_relaxed);
   g.reloads_failed = shared_.reloads_failed.load(std::memory_order_relaxed);
   g.start_time_seconds = shared_.start_time_seconds;
@@ -371,6 +379,7 @@ void session::begin_record(std::string_view method) {
   started_ = steady::now();
   token_.reset();
   api_caller_.clear();
+  key_fields_.clear();
 }
 
 void session::log_access() {

@@ -116,6 +116,16 @@ private:
 
   net::awaitable<bool> serve_proxy();
 
+  /// The key check of a proxied request on a route that needs a key: the decision, then the
+  /// rate limit; fills key_fields_. The refusal to answer with (status, message), or nullopt to
+  /// go on; a report-only route's refusal is only logged and counted.
+  std::optional<std::pair<unsigned, std::string>> check_key(const route& r);
+
+  std::chrono::seconds expiry_warning() const { return std::chrono::hours(24 * 7); }
+
+  /// Logs, at most once a day per token, that its key expires soon.
+  void warn_expiry(const tokenapi::auth_entry& token, tokenapi::timestamp now);
+
   // ---- the proxy: request out, response back ---------------------------------------------
 
   net::awaitable<bool> forward();
@@ -187,6 +197,8 @@ private:
   // The access log.
   access_record record_;
   std::shared_ptr<const tokenapi::auth_entry> token_;
+  std::string key_fields_;     ///< response fields about the key (proxy/key_fields), every answer
+  bool send_identity_ = false; ///< X-Token-Id/-Name/-Permissions go upstream (key accepted)
   std::string api_caller_;
   steady::time_point started_{};
 };
