@@ -328,3 +328,27 @@ TEST_CASE("the admin listener speaks TLS with an admin_tls block of its own", "[
   CHECK_THAT(metrics,
              Catch::Contains("tokengate_tls_certificate_expiry_seconds{listener=\"admin\"}"));
 }
+
+TEST_CASE("an expired certificate is served with a warning; a bad cipher list stops the start",
+          "[tls]") {
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "ca");
+  test::certificate_request old;
+  old.not_before = std::chrono::hours(-48);
+  old.not_after = std::chrono::hours(-24);
+  const auto expired = ca.issue(d.path(), "expired", old);
+  auto c = test::example_routes();
+  c.tls.cert_file = expired.cert;
+  c.tls.key_file = expired.key;
+  test::test_upstream upstream;
+  {
+    test::sidecar gate(upstream.port(), c);
+    CHECK_THAT(gate.log_text(), Catch::Contains("TLS certificate loaded, and it has expired"));
+    // What a client that checks the certificate sees.
+    CHECK_THAT(test::handshake_error(gate.port(), trusting(ca.cert_file())),
+               Catch::Contains("certificate verify failed"));
+  }
+  c.tls.ciphers = "NO-SUCH-CIPHER";
+  CHECK_THROWS_WITH(test::sidecar(upstream.port(), c),
+                    "tls.ciphers: no usable cipher in \"NO-SUCH-CIPHER\"");
+}
