@@ -352,3 +352,26 @@ TEST_CASE("an expired certificate is served with a warning; a bad cipher list st
   CHECK_THROWS_WITH(test::sidecar(upstream.port(), c),
                     "tls.ciphers: no usable cipher in \"NO-SUCH-CIPHER\"");
 }
+
+TEST_CASE("upstream_tls.cert_file and key_file show a client certificate to the upstream",
+          "[tls][upstream]") {
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "upstream-ca");
+  test::test_ca clients(d.path(), "clients");
+  const auto pair = ca.issue(d.path(), "upstream");
+  const auto gate_pair = clients.issue(d.path(), "gate");
+  test::test_upstream upstream(
+      0, {pair.cert.string(), pair.key.string(), clients.cert_file().string()});
+
+  auto without = https_upstream(ca.cert_file());
+  {
+    test::sidecar gate(upstream.port(), without);
+    CHECK(test::request(gate.port(), "GET", "/public/x").status == 502);
+  }
+  auto with = without;
+  with.upstream_tls.cert_file = gate_pair.cert;
+  with.upstream_tls.key_file = gate_pair.key;
+  test::sidecar gate(upstream.port(), with);
+  CHECK(test::request(gate.port(), "GET", "/public/x").status == 200);
+  CHECK(upstream.requests().size() == 1);
+}

@@ -90,6 +90,10 @@ struct test_upstream::impl {
     tls.emplace(net::ssl::context::tls_server);
     tls->use_certificate_chain_file(files.cert_file);
     tls->use_private_key_file(files.key_file, net::ssl::context::pem);
+    if (!files.client_ca_file.empty()) {
+      tls->load_verify_file(files.client_ca_file);
+      tls->set_verify_mode(net::ssl::verify_peer | net::ssl::verify_fail_if_no_peer_cert);
+    }
   }
 
   // Serves one connection, over TLS when the upstream speaks it.

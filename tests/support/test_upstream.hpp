@@ -37,6 +37,7 @@ struct seen_request {
 struct upstream_tls_files {
   std::string cert_file;
   std::string key_file;
+  std::string client_ca_file = {}; ///< set: clients must show a certificate this CA signed
 };
 
 /// A real HTTP/1.1 server on 127.0.0.1 (Boost.Beast, a thread per connection), standing in for
