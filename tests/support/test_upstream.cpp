@@ -216,7 +216,8 @@ struct test_upstream::impl {
 
   // The ordinary answer: the echo as JSON with `status` (none for HEAD, 204 and 304), then what
   // the path asks to happen on the idle connection. False when the connection must end.
-  bool answer(tcp::socket& socket, const seen_request& r, bool keep_alive, unsigned status,
+  template <class Stream>
+  bool answer(Stream& socket, const seen_request& r, bool keep_alive, unsigned status,
               std::string_view path) {
     boost::system::error_code ec;
     if (r.method == "HEAD" || status == 204 || status == 304) {
