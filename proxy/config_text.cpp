@@ -74,7 +74,7 @@ Usage:
                   [--upstream URL] [--data-dir DIR] [--bootstrap-token-file FILE]
                   [--audit-log-file FILE] [--threads N] [--log-level debug|info|warn|error]
                   [--database-url URL] [--database-password-file FILE]
-                  [--max-staleness-ms N]
+                  [--max-staleness-ms N] [--expiry-warning SECONDS]
                   [--tls-cert-file FILE --tls-key-file FILE] [--tls-client-ca-file FILE]
                   [--tls-min-version 1.2|1.3] [--tls-ciphers LIST]
                   [--admin-tls-...: the same for the admin listener]

@@ -22,7 +22,7 @@ void append_key_fields(std::string& out, const tokenapi::auth_entry& token, bool
                        std::chrono::seconds expiry_warning) {
   if (previous_value) {
     out.append("X-Token-Rotated: expires=");
-    append_time(out, token.previous_expires_at);
+    append_time(out, token.life->previous_expires_at);
     out.append("\r\n");
   }
   if (expires_soon(token, now, expiry_warning)) {
@@ -30,12 +30,12 @@ void append_key_fields(std::string& out, const tokenapi::auth_entry& token, bool
     append_time(out, token.expires_at);
     out.append("\r\n");
   }
-  if (rate == nullptr || token.rate_requests == 0)
+  if (rate == nullptr || token.rate_requests() == 0)
     return;
   out.append("RateLimit-Policy: \"default\";q=");
-  append_number(out, token.rate_requests);
+  append_number(out, token.rate_requests());
   out.append(";w=");
-  append_number(out, token.rate_seconds);
+  append_number(out, token.rate_seconds());
   out.append("\r\nRateLimit: \"default\";r=");
   append_number(out, rate->remaining);
   out.append(";t=");

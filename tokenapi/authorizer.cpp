@@ -18,27 +18,34 @@ std::shared_ptr<auth_entry> auth_entry::from(const token& t) {
     e->expires_at = t.expires_at->time_since_epoch().count();
   if (t.last_used_at)
     e->last_used = t.last_used_at->time_since_epoch().count();
+  if (!(t.previous_digest && t.previous_expires_at) && !t.rate_limit && !t.expires_at)
+    return e;
+  e->life = std::make_unique<lifecycle_state>();
+  auto& life = *e->life;
   if (t.previous_digest && t.previous_expires_at) {
-    e->previous_digest = *t.previous_digest;
-    e->previous_expires_at = t.previous_expires_at->time_since_epoch().count();
+    life.previous_digest = *t.previous_digest;
+    life.previous_expires_at = t.previous_expires_at->time_since_epoch().count();
     if (t.previous_last_used_at)
-      e->previous_last_used = t.previous_last_used_at->time_since_epoch().count();
+      life.previous_last_used = t.previous_last_used_at->time_since_epoch().count();
   }
   if (t.rate_limit) {
-    e->rate_requests = t.rate_limit->requests;
-    e->rate_seconds = t.rate_limit->per_seconds;
-    e->rate = std::make_shared<rate_window>();
+    life.rate_requests = t.rate_limit->requests;
+    life.rate_seconds = t.rate_limit->per_seconds;
+    life.rate = std::make_shared<rate_window>();
   }
   return e;
 }
 
 void auth_entry::carry_over(const auth_entry& before) {
   last_used = std::max(last_used.load(), before.last_used.load());
-  if (has_previous() && before.has_previous() && before.previous_digest == previous_digest)
-    previous_last_used = std::max(previous_last_used.load(), before.previous_last_used.load());
-  if (rate && before.rate)
-    rate = before.rate;
-  expiry_warned_day = before.expiry_warned_day.load();
+  if (!life || !before.life)
+    return;
+  if (has_previous() && before.is_previous(life->previous_digest))
+    life->previous_last_used =
+        std::max(life->previous_last_used.load(), before.life->previous_last_used.load());
+  if (life->rate && before.life->rate)
+    life->rate = before.life->rate;
+  life->expiry_warned_day = before.life->expiry_warned_day.load();
 }
 
 bool auth_entry::allows(const ip_address& client) const noexcept {
@@ -104,8 +111,8 @@ decision authorizer::decide(std::optional<std::string_view> key, const ip_addres
     return d;
   }
   const auto seconds = now.time_since_epoch().count();
-  d.previous_value = d.token->has_previous() && d.token->previous_digest == digest;
-  if (d.previous_value && d.token->previous_expires_at <= seconds) {
+  d.previous_value = d.token->is_previous(digest);
+  if (d.previous_value && d.token->life->previous_expires_at <= seconds) {
     // Past its overlap, a replaced value is as unknown as one replaced without.
     d = {};
     d.outcome = verdict::unknown_key;
@@ -116,7 +123,7 @@ decision authorizer::decide(std::optional<std::string_view> key, const ip_addres
     return d;
   }
   if (d.previous_value)
-    d.token->previous_last_used.store(seconds, std::memory_order_relaxed);
+    d.token->life->previous_last_used.store(seconds, std::memory_order_relaxed);
   note_use(d.token, now);
   if (!d.token->allows(client)) {
     d.outcome = verdict::address_not_allowed;
@@ -141,17 +148,16 @@ void authorizer::note_use(const std::shared_ptr<const auth_entry>& e, timestamp 
 void authorizer::publish(const store::digest& d, std::shared_ptr<const auth_entry> entry,
                          const store::digest* replaced) {
   const auto before = find(replaced ? *replaced : d);
-  const auto keeps = [&](const store::digest& x) {
-    return x == d || (entry->has_previous() && entry->previous_digest == x);
-  };
+  const auto keeps = [&](const store::digest& x) { return x == d || entry->is_previous(x); };
   if (replaced && !keeps(*replaced))
     erase(*replaced);
-  if (before && before->has_previous() && !keeps(before->previous_digest))
-    erase(before->previous_digest);
+  if (before && before->has_previous() && !keeps(before->life->previous_digest))
+    erase(before->life->previous_digest);
   if (entry->has_previous()) {
-    auto& p = shard_for(entry->previous_digest);
+    const auto& previous = entry->life->previous_digest;
+    auto& p = shard_for(previous);
     std::unique_lock lock(p.mutex);
-    p.map.insert_or_assign(entry->previous_digest, entry);
+    p.map.insert_or_assign(previous, entry);
   }
   auto& s = shard_for(d);
   std::unique_lock lock(s.mutex);
@@ -160,8 +166,8 @@ void authorizer::publish(const store::digest& d, std::shared_ptr<const auth_entr
 
 void authorizer::remove(const store::digest& d) {
   const auto entry = find(d);
-  if (entry && entry->has_previous() && entry->previous_digest != d)
-    erase(entry->previous_digest);
+  if (entry && entry->has_previous() && entry->life->previous_digest != d)
+    erase(entry->life->previous_digest);
   erase(d);
 }
 
@@ -185,8 +191,7 @@ std::size_t authorizer::count_expiring(timestamp now, std::chrono::seconds withi
   for (auto& s : shards_) {
     std::shared_lock lock(s.mutex);
     for (const auto& [d, e] : s.map) // a replaced value's digest names the same token: skip it
-      n += e->expires_at > from && e->expires_at <= to &&
-           !(e->has_previous() && e->previous_digest == d);
+      n += e->expires_at > from && e->expires_at <= to && !e->is_previous(d);
   }
   return n;
 }
@@ -197,7 +202,7 @@ std::size_t authorizer::size() const {
     std::shared_lock lock(s.mutex);
     n += s.map.size();
     for (const auto& [d, e] : s.map) // a replaced value's digest is not a token of its own
-      n -= e->has_previous() && e->previous_digest == d;
+      n -= e->is_previous(d);
   }
   return n;
 }

@@ -35,31 +35,47 @@ struct auth_entry {
   mutable std::atomic<std::int64_t> last_used{0};                     ///< unix seconds, 0: never
   mutable std::atomic<bool> usage_queued{false};
 
-  /// The value a rotation replaced, also indexed under its digest until previous_expires_at.
-  store::digest previous_digest{};
-  std::int64_t previous_expires_at = 0;                    ///< unix seconds; 0: none
-  mutable std::atomic<std::int64_t> previous_last_used{0}; ///< unix seconds, 0: never
-
-  /// The rate limit (0 requests: none) and its count, shared by the entries that replace this
-  /// one, so a change of the token never resets the count.
-  std::uint32_t rate_requests = 0;
-  std::uint32_t rate_seconds = 0;
-  std::shared_ptr<rate_window> rate;
-
-  /// The day (unix seconds / 86400) an expiry warning was last logged for this token.
-  mutable std::atomic<std::int64_t> expiry_warned_day{0};
+  /// What only some tokens have: a rotation's overlap, a rate limit, an expiry to warn of. Kept
+  /// apart, so that a token with none of them costs one pointer.
+  struct lifecycle_state {
+    /// The value a rotation replaced, also indexed under its digest until previous_expires_at.
+    store::digest previous_digest{};
+    std::int64_t previous_expires_at = 0;                    ///< unix seconds; 0: none
+    mutable std::atomic<std::int64_t> previous_last_used{0}; ///< unix seconds, 0: never
+    /// The rate limit (0 requests: none) and its count, shared by the entries that replace
+    /// this one, so a change of the token never resets the count.
+    std::uint32_t rate_requests = 0;
+    std::uint32_t rate_seconds = 0;
+    std::shared_ptr<rate_window> rate;
+    /// The day (unix seconds / 86400) an expiry warning was last logged for this token.
+    mutable std::atomic<std::int64_t> expiry_warned_day{0};
+  };
+  std::unique_ptr<lifecycle_state> life; ///< null: none of the above
 
   [[nodiscard]] static std::shared_ptr<auth_entry> from(const token& t);
   [[nodiscard]] bool allows(const ip_address& client) const noexcept;
-  [[nodiscard]] bool has_previous() const noexcept { return previous_expires_at != 0; }
+  [[nodiscard]] bool has_previous() const noexcept {
+    return life && life->previous_expires_at != 0;
+  }
+  /// Whether `d` is the digest of this token's replaced value (within its overlap or not).
+  [[nodiscard]] bool is_previous(const store::digest& d) const noexcept {
+    return has_previous() && life->previous_digest == d;
+  }
+  [[nodiscard]] std::uint32_t rate_requests() const noexcept {
+    return life ? life->rate_requests : 0;
+  }
+  [[nodiscard]] std::uint32_t rate_seconds() const noexcept {
+    return life ? life->rate_seconds : 0;
+  }
   /// Takes over what `before` (the entry this one replaces) noted in memory: last uses, the
   /// rate count, the expiry warning's day.
   void carry_over(const auth_entry& before);
   /// Counts a request at `now` against the rate limit; always allowed without one.
   [[nodiscard]] rate_window::outcome take_rate(timestamp now) const noexcept {
-    if (!rate)
+    if (!life || !life->rate)
       return {};
-    return rate->take(rate_requests, rate_seconds, now.time_since_epoch().count());
+    return life->rate->take(life->rate_requests, life->rate_seconds,
+                            now.time_since_epoch().count());
   }
 };
 

@@ -82,9 +82,10 @@ void token_service::with_live_notes(token& t) const {
   if (auto live = auth_.find(t.value_digest)) {
     if (const auto seconds = live->last_used.load(std::memory_order_relaxed); seconds != 0)
       t.last_used_at = seconds_of(seconds);
-    if (const auto seconds = live->previous_last_used.load(std::memory_order_relaxed);
-        seconds != 0 && live->has_previous() && t.previous_digest == live->previous_digest)
-      t.previous_last_used_at = seconds_of(seconds);
+    if (t.previous_digest && live->is_previous(*t.previous_digest))
+      if (const auto seconds = live->life->previous_last_used.load(std::memory_order_relaxed);
+          seconds != 0)
+        t.previous_last_used_at = seconds_of(seconds);
   }
   if (!t.overlapping(clock_.now())) {
     t.previous_digest.reset();

@@ -25,8 +25,8 @@ std::optional<std::pair<unsigned, std::string>> session::check_key(const route& 
   if (!decision.allowed()) {
     refusal.emplace(decision.status(), decision.message(client_address_));
   } else if (rate = decision.token->take_rate(now); !rate.allowed) {
-    refusal.emplace(429, "rate limit exceeded: " + std::to_string(decision.token->rate_requests) +
-                             " requests per " + std::to_string(decision.token->rate_seconds) +
+    refusal.emplace(429, "rate limit exceeded: " + std::to_string(decision.token->rate_requests()) +
+                             " requests per " + std::to_string(decision.token->rate_seconds()) +
                              " s");
   }
   if (refusal && !r.enforce) {
@@ -52,12 +52,12 @@ std::optional<std::pair<unsigned, std::string>> session::check_key(const route& 
 }
 
 void session::warn_expiry(const tokenapi::auth_entry& token, tokenapi::timestamp now) {
-  if (!expires_soon(token, now, expiry_warning()))
+  if (!token.life || !expires_soon(token, now, expiry_warning()))
     return;
   const auto today = now.time_since_epoch().count() / 86'400;
-  auto warned = token.expiry_warned_day.load(std::memory_order_relaxed);
-  if (warned == today ||
-      !token.expiry_warned_day.compare_exchange_strong(warned, today, std::memory_order_relaxed))
+  auto& day = token.life->expiry_warned_day;
+  auto warned = day.load(std::memory_order_relaxed);
+  if (warned == today || !day.compare_exchange_strong(warned, today, std::memory_order_relaxed))
     return;
   deps_.log.event(log_level::warn, "API key expires soon", [&](json_line& l) {
     l.add("token_id", token.id)
