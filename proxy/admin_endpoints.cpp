@@ -2,6 +2,9 @@
 
 #include "tokenapi/token_json.hpp"
 
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
+
 #include <string>
 
 namespace tokengate::proxy {
@@ -20,16 +23,20 @@ tokenapi::api_response admin_response(std::string_view method, std::string_view 
     return {503, R"({"status":"draining"})", {}, {}};
   if (state.fleet && !state.fleet->synced)
     return {503, R"({"status":"not synced with the token database yet"})", {}, {}};
+  std::string tls;
+  if (state.tls_reload_error)
+    tls = R"(,"tls_reload_error":)" +
+          boost::json::serialize(boost::json::string(*state.tls_reload_error));
   if (state.fleet)
     return {200,
             R"({"status":"ready","database":")" +
                 std::string(state.fleet->connected ? "connected" : "unreachable") +
-                R"(","staleness_ms":)" + std::to_string(state.fleet->staleness_ms) + "}",
+                R"(","staleness_ms":)" + std::to_string(state.fleet->staleness_ms) + tls + "}",
             {},
             {}};
   if (!state.store_healthy)
     return {503, R"({"status":"token store unavailable"})", {}, {}};
-  return {200, R"({"status":"ready"})", {}, {}};
+  return {200, R"({"status":"ready")" + tls + "}", {}, {}};
 }
 
 } // namespace tokengate::proxy

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace tokengate::proxy {
@@ -20,12 +21,15 @@ struct admin_state {
   bool draining = false;                           ///< SIGTERM received
   bool store_healthy = false;                      ///< the token store answers reads
   std::optional<fleet_state> fleet = std::nullopt; ///< set in fleet mode
+  /// Why the last TLS certificate reload failed (the previous certificate is still served).
+  std::optional<std::string> tls_reload_error = std::nullopt;
 };
 
 /// The admin listener's answer to a request (README "Admin endpoints"): GET or HEAD on /healthz
 /// (200 while the process runs) and /readyz (200 when ready, 503 while draining or when the
 /// store fails; in fleet mode 503 until the first sync, and the database's state and the
-/// staleness in the body); 404 for other paths, 405 with Allow for other methods (on /metrics and
+/// staleness in the body; a failed TLS certificate reload as "tls_reload_error" in the body of a
+/// ready answer); 404 for other paths, 405 with Allow for other methods (on /metrics and
 /// /reload too, whose GET and POST the server answers itself). `path` is normalised. A function
 /// from request to response, as the token API's handler is.
 [[nodiscard]] tokenapi::api_response admin_response(std::string_view method, std::string_view path,

@@ -3,6 +3,7 @@
 // messages, numbers and endpoints are in proxy/config_text.cpp.
 #include "proxy/config.hpp"
 #include "proxy/config_parse.hpp"
+#include "proxy/config_tls.hpp"
 
 #include <algorithm>
 #include <sstream>
@@ -54,7 +55,10 @@ constexpr setting settings[] = {
     {"admin_listen", "--admin-listen", kind::text,
      [](config& c, std::string_view n, const sourced& v) { c.admin_listen = as_listen(v, n); }},
     {"upstream", "--upstream", kind::text,
-     [](config& c, std::string_view, const sourced& v) { c.upstream = as_upstream(v); }},
+     [](config& c, std::string_view, const sourced& v) {
+       c.upstream = as_upstream(v);
+       c.upstream_tls.enabled = v.value.get_string().starts_with("https://");
+     }},
     {"data_dir", "--data-dir", kind::text,
      [](config& c, std::string_view n, const sourced& v) { c.data_dir = non_empty_text(v, n); }},
     {"bootstrap_token_file", "--bootstrap-token-file", kind::text,
@@ -128,7 +132,7 @@ json::value typed(const setting& s, std::string_view text, const std::string& so
 }
 
 bool is_flag(std::string_view name) {
-  return name == "--config" ||
+  return name == "--config" || is_tls_flag(name) ||
          std::any_of(std::begin(settings), std::end(settings),
                      [&](const setting& s) { return !s.flag.empty() && s.flag == name; });
 }
@@ -159,11 +163,18 @@ parse_flags(const std::vector<std::string_view>& args) {
 struct layers {
   std::map<std::string_view, sourced> values;
   std::vector<sourced> limit_objects;
+  json::object tls_blocks; ///< the file's tls, admin_tls and upstream_tls: merged apart
+  std::string file_source;
 };
 
 void add_file(layers& out, const std::string& path, const file_reader& read) {
   const auto file = read_config_file(path, read);
+  out.file_source = file.source;
   for (const auto& [key, value] : file.value.get_object()) {
+    if (is_tls_block(key)) {
+      out.tls_blocks[key] = value;
+      continue;
+    }
     const auto* s = find_setting(key);
     if (s == nullptr)
       throw config_error("configuration error: unknown key " + quoted(key) + " in " + file.source);
@@ -225,7 +236,10 @@ config load_config(const std::vector<std::string_view>& args, const env_lookup& 
   add_environment_and_flags(in, env, flags);
   // limits merge key by key: the file's, then TOKENGATE_LIMITS, then TOKENGATE_<LIMIT>.
   const auto limit_values = collect_limits(in.limit_objects, env);
-  return build(in, limit_values);
+  auto c = build(in, limit_values);
+  // After build: an https:// upstream is known by now.
+  apply_tls_settings(c, &in.tls_blocks, in.file_source, env, flags);
+  return c;
 }
 
 } // namespace tokengate::proxy

@@ -39,6 +39,27 @@ struct limits {
   bool operator==(const limits&) const = default;
 };
 
+/// A listener's TLS (README "TLS"): off while `cert_file` is empty.
+struct tls_settings {
+  std::filesystem::path cert_file;      ///< PEM: the certificate, then its chain
+  std::filesystem::path key_file;       ///< PEM: the certificate's private key
+  std::filesystem::path client_ca_file; ///< PEM: set, clients must show a certificate it signed
+  bool tls13_only = false;              ///< min_version "1.3" (default "1.2")
+  std::string ciphers;                  ///< OpenSSL cipher list for TLS 1.2; empty: the default
+
+  [[nodiscard]] bool enabled() const { return !cert_file.empty(); }
+  bool operator==(const tls_settings&) const = default;
+};
+
+/// TLS to the upstream (README "TLS"), used when the upstream URL is https://.
+struct upstream_tls_settings {
+  bool enabled = false;
+  std::filesystem::path ca_file;   ///< PEM: the CAs to trust; empty: the system's store
+  std::filesystem::path cert_file; ///< PEM: a client certificate to show the upstream
+  std::filesystem::path key_file;
+  bool operator==(const upstream_tls_settings&) const = default;
+};
+
 /// Everything `tokengate serve` runs on, validated as a whole. A live reload (proxy/reload.hpp)
 /// replaces the part it may change; the rest holds until a restart.
 struct config {
@@ -62,6 +83,9 @@ struct config {
   std::optional<std::chrono::milliseconds> max_staleness;
   /// A key this close to its expiresAt is warned (README "Expiry warnings"); 0: never.
   std::chrono::seconds expiry_warning{7 * 24 * 3600};
+  tls_settings tls;       ///< the main listener
+  tls_settings admin_tls; ///< the admin listener (default: plain)
+  upstream_tls_settings upstream_tls;
 };
 
 /// A configuration mistake: one line that names the setting, where it came from, and what is

@@ -75,6 +75,11 @@ Usage:
                   [--audit-log-file FILE] [--threads N] [--log-level debug|info|warn|error]
                   [--database-url URL] [--database-password-file FILE]
                   [--max-staleness-ms N] [--expiry-warning SECONDS]
+                  [--tls-cert-file FILE --tls-key-file FILE] [--tls-client-ca-file FILE]
+                  [--tls-min-version 1.2|1.3] [--tls-ciphers LIST]
+                  [--admin-tls-...: the same for the admin listener]
+                  [--upstream-tls-ca-file FILE]
+                  [--upstream-tls-cert-file FILE --upstream-tls-key-file FILE]
   tokengate migrate --data-dir DIR --database-url URL [--database-password-file FILE]
                         copy a standalone store's tokens into the fleet's database
   tokengate keygen      print a new API key value (for a bootstrap token file)
@@ -162,17 +167,16 @@ endpoint as_upstream(const sourced& v) {
   const auto owned = as_text(v, "upstream");
   std::string_view text = owned;
   const auto bad = [&](std::string_view why) { fail("upstream", v.source, why); };
-  if (text.starts_with("https://"))
-    bad("must be an http:// URL: tokengate does not speak TLS to its upstream");
-  if (!text.starts_with("http://"))
-    bad("must be a URL such as http://127.0.0.1:8081");
-  text.remove_prefix(7);
+  const bool https = text.starts_with("https://");
+  if (!https && !text.starts_with("http://"))
+    bad("must be a URL such as http://127.0.0.1:8081 or https://app.internal");
+  text.remove_prefix(https ? 8 : 7);
   if (text.ends_with('/'))
     text.remove_suffix(1);
   if (text.find_first_of("/?#@") != std::string_view::npos)
     bad("must not have a path, query or user info: only http://HOST[:PORT]");
   endpoint e;
-  e.port = 80;
+  e.port = https ? 443 : 80;
   std::string_view host = text;
   if (text.starts_with('[')) {
     const auto close = text.find(']');

@@ -182,6 +182,13 @@ void add_gauges(family_list& out, const metrics_gauges& g) {
   add_value(add_family(out, "tokengate_tokens_expiring",
                        "Live tokens that expire within expiry_warning.", prom::MetricType::Gauge),
             {}, double(g.tokens_expiring));
+  if (!g.tls_not_after.empty()) {
+    auto& expiry = add_family(out, "tokengate_tls_certificate_expiry_seconds",
+                              "Unix time the served TLS certificate expires, by listener.",
+                              prom::MetricType::Gauge);
+    for (const auto& [listener, at] : g.tls_not_after)
+      add_value(expiry, {{"listener", std::string(listener)}}, at);
+  }
   auto& reloads = add_family(out, "tokengate_config_reloads_total",
                              "Configuration reloads, by result.", prom::MetricType::Counter);
   add_value(reloads, {{"result", "success"}}, double(g.reloads_ok));

@@ -7,6 +7,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace tokengate::proxy {
 
@@ -103,6 +105,9 @@ struct metrics_gauges {
   std::uint64_t reloads_ok = 0;
   std::uint64_t reloads_failed = 0;
   double start_time_seconds = 0; ///< unix time of the process start
+  /// The served TLS certificates' expiry (unix seconds) by listener ("main", "admin"); empty
+  /// without TLS.
+  std::vector<std::pair<std::string_view, double>> tls_not_after;
 };
 
 /// The exposition of every loop's figures summed, plus the gauges and the process figures:

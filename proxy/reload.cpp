@@ -59,6 +59,10 @@ reload_report compare_configs(const config& running, const config& loaded) {
   note(restart, running.database_password_file != loaded.database_password_file,
        "database_password_file");
   note(restart, running.max_staleness != loaded.max_staleness, "max_staleness_ms");
+  // The certificate files themselves are read again on every reload; their names are not.
+  note(restart, running.tls != loaded.tls, "tls");
+  note(restart, running.admin_tls != loaded.admin_tls, "admin_tls");
+  note(restart, running.upstream_tls != loaded.upstream_tls, "upstream_tls");
   return r;
 }
 

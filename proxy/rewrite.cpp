@@ -61,6 +61,16 @@ constexpr std::string_view replaced_on_request[]{
     "x-http-method",
     "x-method-override",
     "expect",
+    // Client-certificate fields that proxies in front of a backend commonly set.
+    "x-forwarded-client-cert",
+    "x-client-cert",
+    "x-client-verify",
+    "x-client-dn",
+    "x-ssl-client-cert",
+    "x-ssl-client-verify",
+    "x-ssl-client-s-dn",
+    "ssl-client-cert",
+    "ssl-client-verify",
 };
 constexpr std::string_view token_field_prefix = "x-token-";
 
@@ -148,15 +158,51 @@ void append_forwarding(std::string& out, forwarding_fields& seen, const forward_
   list.append(c.peer);
   append_field(out, "X-Forwarded-For", list);
   append_field(out, "X-Forwarded-Proto",
-               c.peer_trusted && !seen.proto.empty() ? seen.proto : "http");
+               c.peer_trusted && !seen.proto.empty() ? seen.proto
+               : c.tls                               ? "https"
+                                                     : "http");
   const auto host =
       c.peer_trusted && !seen.forwarded_host.empty() ? seen.forwarded_host : seen.host;
   if (!host.empty())
     append_field(out, "X-Forwarded-Host", host);
   append_field(out, "X-Real-IP", c.client);
+  if (!c.client_certificate.empty())
+    append_field(out, client_certificate_field, c.client_certificate);
+}
+
+void append_quoted(std::string& out, std::string_view value) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  out.push_back('"');
+  for (const char ch : value) {
+    const auto b = static_cast<unsigned char>(ch);
+    if (b == '"' || b == '\\') {
+      out.push_back('\\');
+      out.push_back(ch);
+    } else if (b < 0x20 || b >= 0x7f) {
+      out.append("\\x");
+      out.push_back(hex[b >> 4]);
+      out.push_back(hex[b & 15]);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  out.push_back('"');
 }
 
 } // namespace
+
+std::string format_client_certificate(std::string_view subject,
+                                      const std::vector<certificate_name>& names) {
+  std::string out = "Subject=";
+  append_quoted(out, subject);
+  for (const auto& n : names) {
+    out.push_back(';');
+    out.append(n.kind);
+    out.push_back('=');
+    append_quoted(out, n.value);
+  }
+  return out;
+}
 
 void build_upstream_request(std::string& out, const http1::head& request,
                             const forward_context& c) {

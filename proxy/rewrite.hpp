@@ -7,6 +7,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tokengate::proxy {
 
@@ -20,14 +21,34 @@ struct forward_context {
   bool peer_trusted;                   ///< keep the peer's X-Forwarded-For/-Proto/-Host
   std::string_view client;             ///< the address the request was decided on: X-Real-IP
   std::string_view upstream_authority; ///< Host for HTTP/1.0 requests that sent none
+  bool tls = false;                    ///< the client connection is TLS: X-Forwarded-Proto https
+  std::string_view client_certificate; ///< the verified client certificate's names, or ""
 };
+
+/// The header that carries the verified client certificate's names upstream (README "TLS").
+inline constexpr std::string_view client_certificate_field = "X-Forwarded-Client-Cert";
+
+/// A subject alternative name of a client certificate: kind "DNS", "URI", "Email" or "IP".
+struct certificate_name {
+  std::string_view kind;
+  std::string value;
+};
+
+/// The value of X-Forwarded-Client-Cert: `Subject="<RFC 2253 subject>"` then `;Kind="value"`
+/// for each alternative name, in the certificate's order. Inside the quotes '"' and '\' are
+/// escaped with '\', and any byte outside printable ASCII is written \xNN: the value is one
+/// line a client cannot split.
+[[nodiscard]] std::string format_client_certificate(std::string_view subject,
+                                                    const std::vector<certificate_name>& names);
 
 /// Writes the head to send upstream into `out` (cleared first): the normalised path and the
 /// query as sent; removed, in every spelling a backend could read as the same name (case, '_'
 /// or another separator for '-', see `http1::backend_equals`): X-API-Key, hop-by-hop fields,
-/// fields named in Connection, Expect, client-address and override fields, and any X-Token-*;
+/// fields named in Connection, Expect, client-address, client-certificate and override fields,
+/// and any X-Token-*;
 /// every name with '_' dropped; X-Token-Id/-Name/-Permissions set from the token;
-/// X-Forwarded-For/-Proto/-Host and X-Real-IP stated by tokengate; framing re-stated.
+/// X-Forwarded-For/-Proto/-Host, X-Real-IP and X-Forwarded-Client-Cert stated by tokengate;
+/// framing re-stated.
 void build_upstream_request(std::string& out, const http1::head& request,
                             const forward_context& context);
 

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <condition_variable>
+#include <ctime>
 #include <mutex>
 #include <stdexcept>
 
@@ -27,6 +28,40 @@ const std::string& over_capacity() {
     return out;
   }();
   return answer;
+}
+
+std::string utc_text(std::int64_t unix_seconds) {
+  const auto t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+void log_certificate(log_sink& log, std::string_view listener, const tls_settings& s,
+                     const certificate_facts& f) {
+  const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  log.event(f.not_after <= now ? log_level::warn : log_level::info,
+            f.not_after <= now ? "TLS certificate loaded, and it has expired"
+                               : "TLS certificate loaded",
+            [&](json_line& l) {
+              l.add("listener", listener)
+                  .add("cert_file", s.cert_file.string())
+                  .add("subject", f.subject)
+                  .add("serial", f.serial)
+                  .add("not_after", utc_text(f.not_after));
+            });
+}
+
+// Loads a listener's pair at start-up; a failure stops the start with one line.
+std::unique_ptr<server_certificates> load_certificates(log_sink& log, std::string_view listener,
+                                                       const tls_settings& s) {
+  if (!s.enabled())
+    return nullptr;
+  auto loaded = std::make_unique<server_certificates>(s);
+  log_certificate(log, listener, s, loaded->facts());
+  return loaded;
 }
 
 tcp::acceptor bind(net::io_context& io, const endpoint& where) {
@@ -58,6 +93,8 @@ struct server::impl {
   net::awaitable<void> usage_loop();
   void count_expiring();
   static constexpr unsigned expiring_interval = 5; ///< seconds between two expiring counts
+  /// Reloads each listener's pair (all, or those whose files changed); false on a failure.
+  bool reload_certificates(bool only_changed);
   static net::awaitable<void> sweep_loop(worker& w);
 
   /// Hands `next` to every loop; each takes it between two of its requests.
@@ -142,10 +179,35 @@ net::awaitable<void> server::impl::usage_loop() {
       count_expiring();
     usage_timer->expires_after(std::chrono::seconds(1));
     co_await usage_timer->async_wait(nothrow);
+    // A changed certificate is seen within about two seconds.
+    if (tick % 2 == 1)
+      (void)reload_certificates(true);
     if (auto written = shared.deps.service.flush_usage(); !written)
       log.event(log_level::warn, "could not write last-use times",
                 [&](json_line& l) { l.add("error", written.error().message()); });
   }
+}
+
+bool server::impl::reload_certificates(bool only_changed) {
+  bool ok = true;
+  const auto& settings = shared.deps.settings;
+  const std::pair<server_certificates*, std::pair<std::string_view, const tls_settings*>> pairs[] =
+      {{shared.tls.get(), {"main", &settings.tls}},
+       {shared.admin_tls.get(), {"admin", &settings.admin_tls}}};
+  for (const auto& [certificates, which] : pairs) {
+    if (certificates == nullptr || (only_changed && !certificates->changed_on_disk()))
+      continue;
+    const auto& [listener, tls] = which;
+    if (auto failed = certificates->reload()) {
+      ok = false;
+      shared.deps.log.event(
+          log_level::error, "TLS certificate reload failed; the previous one is still served",
+          [&](json_line& l) { l.add("listener", listener).add("error", *failed); });
+      continue;
+    }
+    log_certificate(shared.deps.log, listener, *tls, certificates->facts());
+  }
+  return ok;
 }
 
 void server::impl::apply(const config& next) {
@@ -161,6 +223,8 @@ void server::impl::apply(const config& next) {
 reload_report server::reload() {
   auto& s = *impl_;
   auto& log = s.shared.deps.log;
+  // The TLS certificates are read again too, whatever becomes of the configuration.
+  (void)s.reload_certificates(false);
   std::lock_guard lock(s.reload_mutex);
   reload_report report;
   try {
@@ -208,12 +272,18 @@ server::server(const server_dependencies& deps) : impl_(std::make_unique<impl>(d
   for (const auto& r : results)
     impl_->shared.upstream_endpoints.push_back(r.endpoint());
   impl_->shared.upstream_authority = settings.upstream.to_string();
+  impl_->shared.tls = load_certificates(deps.log, "main", settings.tls);
+  impl_->shared.admin_tls = load_certificates(deps.log, "admin", settings.admin_tls);
+  if (settings.upstream_tls.enabled)
+    impl_->shared.upstream_tls = upstream_context(settings.upstream_tls);
 
   first.acceptor.emplace(bind(first.io, settings.listen));
   first.admin_acceptor.emplace(bind(first.io, settings.admin_listen));
 }
 
 server::~server() { stop(); }
+
+bool server::reload_certificates() { return impl_->reload_certificates(false); }
 
 std::uint16_t server::port() const {
   return impl_->workers.front()->acceptor->local_endpoint().port();

@@ -49,8 +49,15 @@ public:
   /// from `reload_source` and, when it is valid, applies its live settings (routes,
   /// default_route, trusted_proxies, limits, log_level) to every request that starts from now
   /// on; requests in flight finish with the settings they started with. A configuration that
-  /// fails to load changes nothing. Logs and counts the outcome. Thread-safe.
+  /// fails to load changes nothing. Logs and counts the outcome. Also reloads the TLS
+  /// certificates (as `reload_certificates`). Thread-safe.
   reload_report reload();
+
+  /// Loads the listeners' TLS certificates again (README "TLS", as on SIGHUP; the files are
+  /// also watched): new handshakes use the new pair, open connections keep theirs; a pair that
+  /// fails to load leaves the old one, is logged and shows in /readyz. Returns false when a
+  /// pair failed (or true without TLS). Thread-safe.
+  bool reload_certificates();
 
   /// Graceful stop: stops accepting, closes idle connections, lets requests in flight finish
   /// (for at most limits.shutdown_timeout, then closes what is left), writes the pending usage

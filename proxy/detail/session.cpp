@@ -7,6 +7,8 @@
 #include "proxy/key_fields.hpp"
 #include "proxy/openapi_document.hpp"
 
+#include <sys/socket.h>
+
 #include <array>
 
 namespace tokengate::proxy::detail {
@@ -37,7 +39,10 @@ net::awaitable<void> session::run() {
   w_.live.insert(this);
   w_.live_count.fetch_add(1);
   try {
-    co_await serve();
+    // A plain listener makes no TLS step (and no coroutine frame for one).
+    const bool tls = (admin_ ? shared_.admin_tls : shared_.tls) != nullptr;
+    if (!tls || co_await start_tls())
+      co_await serve();
     co_await linger();
   } catch (const std::exception& e) {
     deps_.log.event(log_level::error, "connection failed",
@@ -50,17 +55,14 @@ net::awaitable<void> session::run() {
 }
 
 void session::drain() {
-  if (idle_) {
-    boost::system::error_code ignored;
-    client_.cancel(ignored);
-  }
+  if (idle_)
+    client_.cancel();
 }
 
 void session::expire_if_due(steady::time_point now) {
   if (!deadline_.expire_if_due(now))
     return;
-  boost::system::error_code ignored;
-  client_.cancel(ignored);
+  client_.cancel();
   upstream_.cancel();
 }
 
@@ -91,6 +93,31 @@ net::awaitable<void> session::serve() {
       co_return;
     in_.shrink(read_chunk);
   }
+}
+
+net::awaitable<bool> session::start_tls() {
+  auto* certificates = admin_ ? shared_.admin_tls.get() : shared_.tls.get();
+  take_live_settings(); // the limits, for the handshake and a refusal
+  deadline_.expire_after(limits().header_timeout);
+  auto& socket = client_.socket();
+  if (auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, nothrow); ec)
+    co_return false;
+  unsigned char first = 0;
+  if (::recv(socket.native_handle(), &first, 1, MSG_PEEK) != 1)
+    co_return false;
+  // A TLS connection opens with a handshake record (content type 22); anything else is plain.
+  if (first != 0x16)
+    co_return co_await refuse({400, "this port expects TLS: use https://"});
+  tls_context_ = certificates->current();
+  auto& tls = client_.start_tls(*tls_context_);
+  if (auto [ec] = co_await tls.async_handshake(net::ssl::stream_base::server, nothrow); ec) {
+    deps_.log.event(log_level::debug, "TLS handshake failed",
+                    [&](json_line& l) { l.add("client", peer_text_).add("error", ec.message()); });
+    co_return false;
+  }
+  tls_up_ = true;
+  client_certificate_ = client_identity(tls);
+  co_return true;
 }
 
 net::awaitable<bool> session::read_head(bool first) {
@@ -143,8 +170,16 @@ net::awaitable<bool> session::refuse(http1::refusal why) {
 }
 
 net::awaitable<void> session::linger() {
+  if (auto* tls = client_.tls()) {
+    // TLS says it is over with close_notify; the peer's answer (or its close) ends the wait.
+    if (tls_up_) {
+      deadline_.expire_after(linger_time);
+      co_await tls->async_shutdown(nothrow);
+    }
+    co_return;
+  }
   boost::system::error_code ec;
-  client_.shutdown(tcp::socket::shutdown_send, ec);
+  client_.socket().shutdown(tcp::socket::shutdown_send, ec);
   if (ec)
     co_return;
   deadline_.expire_after(linger_time);
@@ -159,8 +194,8 @@ net::awaitable<void> session::linger() {
 
 void session::close() {
   boost::system::error_code ignored;
-  client_.shutdown(tcp::socket::shutdown_send, ignored);
-  client_.close(ignored);
+  client_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  client_.close();
   upstream_.finish(false);
 }
 
@@ -304,7 +339,11 @@ net::awaitable<bool> session::serve_admin() {
     co_return co_await serve_reload(close);
   }
   // Fleet mode answers from the follower's state: never a call to the database here.
-  admin_state state{draining(), deps_.sync != nullptr || deps_.service.healthy(), std::nullopt};
+  admin_state state{draining(), deps_.sync != nullptr || deps_.service.healthy(), std::nullopt,
+                    std::nullopt};
+  for (const auto* c : {shared_.tls.get(), shared_.admin_tls.get()})
+    if (c != nullptr && !state.tls_reload_error)
+      state.tls_reload_error = c->error();
   if (deps_.sync)
     state.fleet =
         fleet_state{deps_.sync->ever_synced(), deps_.sync->connected(), deps_.sync->staleness_ms()};
@@ -333,6 +372,10 @@ metrics_gauges session::gauges() const {
   g.reloads_ok = shared_.reloads_ok.load(std::memory_order_relaxed);
   g.reloads_failed = shared_.reloads_failed.load(std::memory_order_relaxed);
   g.start_time_seconds = shared_.start_time_seconds;
+  if (shared_.tls)
+    g.tls_not_after.emplace_back("main", double(shared_.tls->facts().not_after));
+  if (shared_.admin_tls)
+    g.tls_not_after.emplace_back("admin", double(shared_.admin_tls->facts().not_after));
   return g;
 }
 

@@ -30,13 +30,14 @@ class session : public std::enable_shared_from_this<session> {
 public:
   session(worker& w, tcp::socket socket, bool admin)
       : w_(w), shared_(w.shared), deps_(w.shared.deps), client_(std::move(socket)), admin_(admin),
-        upstream_(w.pool, shared_.upstream_endpoints, w.settings->limits, deadline_, w.metrics) {
-    peer_ = address_of(client_);
+        upstream_(w.pool, shared_.upstream_endpoints, w.settings->limits, deadline_, w.metrics,
+                  {shared_.upstream_tls.get(), deps_.settings.upstream.host}) {
+    peer_ = address_of(client_.socket());
     peer_text_ = peer_.to_string();
     take_live_settings();
     client_address_ = peer_; // until a request says otherwise, e.g. for refused heads
     boost::system::error_code ignored;
-    client_.non_blocking(true, ignored); // for start_write
+    client_.socket().non_blocking(true, ignored); // for start_write
   }
 
   net::awaitable<void> run();
@@ -48,7 +49,7 @@ public:
   void expire_if_due(steady::time_point now);
 
 private:
-  timed_stream<tcp::socket> client_stream() {
+  timed_stream<flex_stream> client_stream() {
     return {client_, in_, deadline_, limits().idle_timeout, &record_.bytes_out};
   }
   /// The limits of the request in hand (of the live settings it started with).
@@ -63,6 +64,10 @@ private:
   // ---- the connection's life -------------------------------------------------------------
 
   net::awaitable<void> serve();
+
+  /// On a TLS listener (only): answers a plain HTTP client with a 400, or completes the handshake
+  /// (and reads the client certificate's names). False when the connection is to close.
+  net::awaitable<bool> start_tls();
 
   /// Reads the next request head into head_; false when the connection is to close (peer
   /// gone, timed out, drained, or the head refused and answered).
@@ -156,7 +161,7 @@ private:
   shared_state& shared_;
   const server_dependencies& deps_;
   std::shared_ptr<const live_settings> live_; ///< routes, trusted proxies, limits in force
-  tcp::socket client_;
+  flex_stream client_;
   deadline deadline_;
   bool logging_ = false; ///< the access log, and its timings: log_level info or debug
   bool admin_;
@@ -165,6 +170,9 @@ private:
   std::string peer_text_;
   bool peer_trusted_ = false; ///< the peer is one of the live trusted_proxies
   tokenapi::ip_address client_address_;
+  std::shared_ptr<net::ssl::context> tls_context_; ///< the one the handshake used, kept
+  bool tls_up_ = false;                            ///< the TLS handshake completed
+  std::string client_certificate_; ///< the verified client certificate's names, or ""
   upstream_exchange upstream_;
 
   // The request in hand.

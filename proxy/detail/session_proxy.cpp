@@ -89,7 +89,8 @@ net::awaitable<bool> session::serve_proxy() {
                                : std::string_view(named_client = client_address_.to_string());
   build_upstream_request(upstream_head_, head_,
                          {target_, body_, send_identity_ ? token_.get() : nullptr, peer_text_,
-                          peer_trusted_, client_text, shared_.upstream_authority});
+                          peer_trusted_, client_text, shared_.upstream_authority, tls_up_,
+                          client_certificate_});
   co_return co_await forward();
 }
 

@@ -4,7 +4,7 @@
 // upstream's): one wrapper, whatever the stream type.
 
 #include "proxy/byte_buffer.hpp"
-#include "proxy/detail/net.hpp"
+#include "proxy/detail/flex_stream.hpp"
 
 #include <array>
 #include <span>
@@ -98,8 +98,13 @@ template <class Stream> struct timed_stream {
   write(const Buffers& buffers) {
     clock.expire_after(timeout);
     started_write w;
-    if constexpr (std::is_same_v<Stream, tcp::socket>) {
-      w = start_write(stream, buffers);
+    tcp::socket* plain = nullptr;
+    if constexpr (std::is_same_v<Stream, tcp::socket>)
+      plain = &stream;
+    else if constexpr (std::is_same_v<Stream, flex_stream>)
+      plain = stream.is_tls() ? nullptr : &stream.socket();
+    if (plain) {
+      w = start_write(*plain, buffers);
     } else {
       for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers);
            ++it)

@@ -1,5 +1,7 @@
 #include "proxy/detail/upstream_exchange.hpp"
 
+#include "proxy/detail/tls_context.hpp"
+
 namespace tokengate::proxy::detail {
 namespace {
 
@@ -15,8 +17,10 @@ const upstream_failure closed{{502, "upstream closed the connection"}};
 } // namespace
 
 upstream_exchange::upstream_exchange(upstream_pool& pool, std::span<const tcp::endpoint> endpoints,
-                                     const limits& l, deadline& clock, loop_metrics& metrics)
-    : pool_(pool), endpoints_(endpoints), limits_(&l), clock_(clock), metrics_(metrics) {}
+                                     const limits& l, deadline& clock, loop_metrics& metrics,
+                                     upstream_tls tls)
+    : pool_(pool), endpoints_(endpoints), limits_(&l), clock_(clock), metrics_(metrics),
+      tls_(std::move(tls)) {}
 
 upstream_failure upstream_exchange::fail(upstream_failure f, upstream_error reason) {
   metrics_.upstream_errors[static_cast<std::size_t>(reason)].add();
@@ -29,23 +33,40 @@ upstream_failure upstream_exchange::failed_read(const io_result& r) {
                      : fail(closed, upstream_error::reset);
 }
 
-net::awaitable<bool> upstream_exchange::connect() {
+net::awaitable<std::optional<upstream_failure>> upstream_exchange::connect() {
   connection_ = pool_.make();
+  auto& socket = connection_->stream.socket();
   for (const auto& endpoint : endpoints_) {
     clock_.expire_after(limits_->upstream_connect_timeout);
-    auto [ec] = co_await connection_->socket.async_connect(endpoint, nothrow);
+    auto [ec] = co_await socket.async_connect(endpoint, nothrow);
     if (!ec) {
-      connection_->socket.set_option(tcp::no_delay(true), ec);
-      connection_->socket.non_blocking(true, ec); // for start_write
+      socket.set_option(tcp::no_delay(true), ec);
+      socket.non_blocking(true, ec); // for start_write
       connection_->count_in(metrics_.upstream_open);
       metrics_.upstream_new.add();
-      co_return true;
+      if (tls_.context) // not a conditional expression: GCC 12 miscompiles co_await in one
+        co_return co_await handshake();
+      co_return std::nullopt;
     }
     boost::system::error_code ignored;
-    connection_->socket.close(ignored);
+    socket.close(ignored);
   }
-  connection_.reset();
-  co_return false;
+  co_return fail(unreachable, upstream_error::connect);
+}
+
+net::awaitable<std::optional<upstream_failure>> upstream_exchange::handshake() {
+  auto& tls = connection_->stream.start_tls(*tls_.context);
+  expect_upstream_host(tls, tls_.host);
+  pool_.offer_session(tls);
+  // The handshake counts as part of connecting.
+  clock_.expire_after(limits_->upstream_connect_timeout);
+  auto [ec] = co_await tls.async_handshake(net::ssl::stream_base::client, nothrow);
+  if (!ec)
+    co_return std::nullopt;
+  if (clock_.timed_out)
+    co_return fail(timed_out, upstream_error::timeout);
+  tls_error_ = upstream_tls_error(tls, ec);
+  co_return fail({{502, tls_error_}, false}, upstream_error::connect);
 }
 
 net::awaitable<std::optional<upstream_failure>>
@@ -55,8 +76,8 @@ upstream_exchange::send(std::span<const net::const_buffer> first, bool retryable
     const bool reused = connection_ != nullptr;
     if (reused)
       metrics_.upstream_reused.add();
-    else if (!co_await connect())
-      co_return fail(unreachable, upstream_error::connect);
+    else if (auto failed = co_await connect())
+      co_return failed;
     const auto w = co_await stream().write(first);
     if (!w) {
       if (reused && attempt == 0 && w.bytes == 0 && !w.timed_out) {
@@ -72,7 +93,9 @@ upstream_exchange::send(std::span<const net::const_buffer> first, bool retryable
     const auto r = co_await stream().read(read_chunk);
     if (r)
       co_return std::nullopt;
-    if (r.timed_out || (r.ec != net::error::eof && r.ec != net::error::connection_reset))
+    // Over TLS, a close without close_notify reads as a truncated stream.
+    if (r.timed_out || (r.ec != net::error::eof && r.ec != net::error::connection_reset &&
+                        r.ec != net::ssl::error::stream_truncated))
       co_return failed_read(r);
     discard();
   }
@@ -100,6 +123,8 @@ upstream_exchange::read_head(http1::head& response) {
 }
 
 void upstream_exchange::finish(bool reusable) {
+  if (connection_ && connection_->stream.is_tls())
+    pool_.keep_session(*connection_->stream.tls());
   if (connection_ && reusable)
     pool_.give_back(std::move(connection_));
   discard();
@@ -108,16 +133,14 @@ void upstream_exchange::finish(bool reusable) {
 void upstream_exchange::discard() {
   if (!connection_)
     return;
-  boost::system::error_code ignored;
-  connection_->socket.close(ignored);
+  connection_->stream.close();
   connection_.reset();
 }
 
 void upstream_exchange::cancel() {
   if (!connection_)
     return;
-  boost::system::error_code ignored;
-  connection_->socket.cancel(ignored);
+  connection_->stream.cancel();
 }
 
 } // namespace tokengate::proxy::detail

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 
 namespace tokengate::proxy::detail {
 
@@ -19,13 +20,19 @@ struct upstream_failure {
   bool must_close = true;
 };
 
+/// How to speak TLS to the upstream: `context` null for plain HTTP.
+struct upstream_tls {
+  net::ssl::context* context = nullptr;
+  std::string_view host; ///< the name (or address) its certificate must carry
+};
+
 /// The upstream side of one proxied request (README "The proxy", rule 4): a pooled or new
 /// connection, the request's first bytes sent under the retry rules, response heads read.
 /// Owned by one client connection; single-threaded.
 class upstream_exchange {
 public:
   upstream_exchange(upstream_pool& pool, std::span<const tcp::endpoint> endpoints, const limits& l,
-                    deadline& clock, loop_metrics& metrics);
+                    deadline& clock, loop_metrics& metrics, upstream_tls tls);
 
   /// Sends `first` (the rewritten head and the body bytes in hand). A request that is
   /// `retryable` goes out on a pooled connection unchecked and, if the upstream closes it before
@@ -40,8 +47,8 @@ public:
   void consume_head(const http1::head& response) { connection_->buffer.consume(response.size); }
 
   /// The connection as a stream, for the body relays.
-  [[nodiscard]] timed_stream<tcp::socket> stream() {
-    return {connection_->socket, connection_->buffer, clock_, limits_->upstream_timeout};
+  [[nodiscard]] timed_stream<flex_stream> stream() {
+    return {connection_->stream, connection_->buffer, clock_, limits_->upstream_timeout};
   }
 
   /// The limits of the next exchanges (after a live reload).
@@ -59,7 +66,9 @@ public:
   }
 
 private:
-  net::awaitable<bool> connect();
+  /// A new connection (and its TLS handshake); the failure otherwise.
+  net::awaitable<std::optional<upstream_failure>> connect();
+  net::awaitable<std::optional<upstream_failure>> handshake();
   void discard();
   /// Counts the failure, discards the connection, and returns `f`.
   upstream_failure fail(upstream_failure f, upstream_error reason);
@@ -71,6 +80,8 @@ private:
   const limits* limits_;
   deadline& clock_;
   loop_metrics& metrics_;
+  upstream_tls tls_;
+  std::string tls_error_; ///< the text of the last TLS failure's answer
   std::unique_ptr<upstream_connection> connection_;
 };
 

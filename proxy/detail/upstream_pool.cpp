@@ -1,5 +1,6 @@
 #include "proxy/detail/upstream_pool.hpp"
 
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -26,12 +27,37 @@ std::unique_ptr<upstream_connection> upstream_pool::take(bool verify) {
     auto c = std::move(idle_.back());
     idle_.pop_back();
     const auto idle = now - c->idle_since;
-    if (idle < max_idle_time_ && ((!verify && idle < unchecked_reuse) || still_usable(c->socket)))
+    if (idle < max_idle_time_ &&
+        ((!verify && idle < unchecked_reuse) || still_usable(c->stream.socket())))
       return c;
-    boost::system::error_code ignored;
-    c->socket.close(ignored);
+    c->stream.close();
   }
   return nullptr;
+}
+
+upstream_pool::~upstream_pool() {
+  if (tls_session_)
+    SSL_SESSION_free(tls_session_);
+}
+
+// Copies, not shared objects: OpenSSL marks a connection's session unresumable when that
+// connection fails, which a pooled connection the upstream closed will.
+void upstream_pool::keep_session(tls_stream& tls) {
+  const SSL_SESSION* s = SSL_get0_session(tls.native_handle());
+  if (s == nullptr || SSL_SESSION_is_resumable(s) != 1)
+    return;
+  if (tls_session_)
+    SSL_SESSION_free(tls_session_);
+  tls_session_ = SSL_SESSION_dup(s);
+}
+
+void upstream_pool::offer_session(tls_stream& tls) {
+  if (tls_session_ == nullptr)
+    return;
+  if (SSL_SESSION* copy = SSL_SESSION_dup(tls_session_)) {
+    SSL_set_session(tls.native_handle(), copy);
+    SSL_SESSION_free(copy);
+  }
 }
 
 std::unique_ptr<upstream_connection> upstream_pool::make() {
@@ -40,8 +66,7 @@ std::unique_ptr<upstream_connection> upstream_pool::make() {
 
 void upstream_pool::give_back(std::unique_ptr<upstream_connection> c) {
   if (idle_.size() >= max_idle_ || !c->buffer.empty()) {
-    boost::system::error_code ignored;
-    c->socket.close(ignored);
+    c->stream.close();
     return;
   }
   c->buffer.shrink(64 * 1024);

@@ -1,7 +1,7 @@
 #pragma once
 
 #include "proxy/byte_buffer.hpp"
-#include "proxy/detail/net.hpp"
+#include "proxy/detail/flex_stream.hpp"
 
 #include <atomic>
 #include <memory>
@@ -11,7 +11,7 @@ namespace tokengate::proxy::detail {
 
 /// One connection to the upstream and the bytes read from it but not yet relayed.
 struct upstream_connection {
-  explicit upstream_connection(net::any_io_executor ex) : socket(std::move(ex)) {}
+  explicit upstream_connection(const net::any_io_executor& ex) : stream(ex) {}
   ~upstream_connection() {
     if (open_gauge)
       open_gauge->fetch_sub(1, std::memory_order_relaxed);
@@ -25,7 +25,7 @@ struct upstream_connection {
     gauge.fetch_add(1, std::memory_order_relaxed);
   }
 
-  tcp::socket socket;
+  flex_stream stream; ///< plain, or TLS to an https:// upstream
   byte_buffer buffer;
   steady::time_point idle_since{};
   std::atomic<std::int64_t>* open_gauge = nullptr;
@@ -36,6 +36,9 @@ struct upstream_connection {
 class upstream_pool {
 public:
   upstream_pool(net::io_context& io, std::size_t max_idle, std::chrono::seconds max_idle_time);
+  ~upstream_pool();
+  upstream_pool(const upstream_pool&) = delete;
+  upstream_pool& operator=(const upstream_pool&) = delete;
 
   /// An idle connection, or nullptr. A candidate is first checked with a non-blocking peek (a
   /// FIN or unexpected bytes mean it cannot be used) when `verify` is set, for requests that
@@ -52,11 +55,17 @@ public:
   /// Keeps `c` for a later request (or closes it when the pool is full).
   void give_back(std::unique_ptr<upstream_connection> c);
 
+  /// Keeps the TLS session of `tls` when it can be resumed, for the next handshake.
+  void keep_session(tls_stream& tls);
+  /// Offers the kept TLS session (if any) in the handshake of `tls`.
+  void offer_session(tls_stream& tls);
+
 private:
   net::io_context& io_;
   std::size_t max_idle_;
   std::chrono::seconds max_idle_time_;
   std::vector<std::unique_ptr<upstream_connection>> idle_;
+  SSL_SESSION* tls_session_ = nullptr; ///< owned: the last resumable session
 };
 
 } // namespace tokengate::proxy::detail

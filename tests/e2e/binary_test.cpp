@@ -73,7 +73,8 @@ TEST_CASE("help, version and command-line mistakes", "[e2e][cli]") {
   const mistake mistakes[] = {
       {{"serve", "--lisen", "x"}, "unknown option '--lisen'"},
       {{"serve", "--threads", "0"}, "threads"},
-      {{"serve", "--upstream", "https://a:1"}, "upstream"},
+      {{"serve", "--upstream", "ftp://a:1"}, "upstream"},
+      {{"serve", "--tls-cert-file", "c.crt"}, "tls.key_file"},
       {{"serve", "--config", "missing.json"}, "cannot read config file missing.json"},
       {{"serve", "--config", "bad.json"}, "unknown key \"treads\""},
       {{"serve", "--config", "broken.json"}, "line 3"},

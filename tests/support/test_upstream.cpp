@@ -3,6 +3,7 @@
 #include "tests/support/test_upstream.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -52,7 +53,8 @@ std::string echo_json(const seen_request& r) {
                                                     {"body_hash", r.body_hash}});
 }
 
-void write_raw(tcp::socket& s, std::string_view bytes, boost::system::error_code& ec) {
+template <class Stream>
+void write_raw(Stream& s, std::string_view bytes, boost::system::error_code& ec) {
   net::write(s, net::buffer(bytes.data(), bytes.size()), ec);
 }
 
@@ -81,7 +83,35 @@ std::size_t seen_request::count(std::string_view name) const {
 }
 
 struct test_upstream::impl {
-  explicit impl(std::uint16_t port) : acceptor(io, {net::ip::make_address("127.0.0.1"), port}) {}
+  impl(std::uint16_t port, const upstream_tls_files& files)
+      : acceptor(io, {net::ip::make_address("127.0.0.1"), port}) {
+    if (files.cert_file.empty())
+      return;
+    tls.emplace(net::ssl::context::tls_server);
+    tls->use_certificate_chain_file(files.cert_file);
+    tls->use_private_key_file(files.key_file, net::ssl::context::pem);
+    if (!files.client_ca_file.empty()) {
+      tls->load_verify_file(files.client_ca_file);
+      tls->set_verify_mode(net::ssl::verify_peer | net::ssl::verify_fail_if_no_peer_cert);
+    }
+  }
+
+  // Serves one connection, over TLS when the upstream speaks it.
+  void serve_connection(tcp::socket& socket) {
+    if (!tls) {
+      serve(socket);
+      return;
+    }
+    net::ssl::stream<tcp::socket&> stream(socket, *tls);
+    boost::system::error_code ec;
+    stream.handshake(net::ssl::stream_base::server, ec);
+    if (ec)
+      return;
+    ++tls_handshakes;
+    if (SSL_session_reused(stream.native_handle()))
+      ++tls_resumed;
+    serve(stream);
+  }
 
   void accept_loop() {
     for (;;) {
@@ -96,7 +126,7 @@ struct test_upstream::impl {
       std::lock_guard lock(mutex);
       sockets.push_back(socket);
       threads.emplace_back([this, socket] {
-        serve(*socket);
+        serve_connection(*socket);
         // Close under the lock, so stop() never touches a descriptor number reused since.
         std::lock_guard done(mutex);
         std::erase(sockets, socket);
@@ -114,7 +144,7 @@ struct test_upstream::impl {
     seen.push_back(r);
   }
 
-  void serve(tcp::socket& socket) {
+  template <class Stream> void serve(Stream& socket) {
     boost::beast::flat_buffer buffer;
     std::vector<char> chunk(64 * 1024);
     for (;;) {
@@ -153,8 +183,8 @@ struct test_upstream::impl {
   }
 
   // Answers one request; false when the connection must end.
-  bool respond(tcp::socket& socket, const seen_request& r, bool keep_alive,
-               std::vector<char>& chunk) {
+  template <class Stream>
+  bool respond(Stream& socket, const seen_request& r, bool keep_alive, std::vector<char>& chunk) {
     boost::system::error_code ec;
     // The behaviour is picked by the last segment, so any route prefix can lead to it.
     std::string_view path = r.target;
@@ -186,7 +216,8 @@ struct test_upstream::impl {
 
   // The ordinary answer: the echo as JSON with `status` (none for HEAD, 204 and 304), then what
   // the path asks to happen on the idle connection. False when the connection must end.
-  bool answer(tcp::socket& socket, const seen_request& r, bool keep_alive, unsigned status,
+  template <class Stream>
+  bool answer(Stream& socket, const seen_request& r, bool keep_alive, unsigned status,
               std::string_view path) {
     boost::system::error_code ec;
     if (r.method == "HEAD" || status == 204 || status == 304) {
@@ -224,8 +255,8 @@ struct test_upstream::impl {
     return !ec && keep_alive;
   }
 
-  bool download(tcp::socket& socket, const seen_request& r, bool keep_alive,
-                std::vector<char>& chunk) {
+  template <class Stream>
+  bool download(Stream& socket, const seen_request& r, bool keep_alive, std::vector<char>& chunk) {
     const auto total = query_number(r.target, "bytes");
     http::response<http::buffer_body> res{http::status::ok, 11};
     res.set(http::field::content_type, "application/octet-stream");
@@ -279,6 +310,9 @@ struct test_upstream::impl {
 
   net::io_context io;
   tcp::acceptor acceptor;
+  std::optional<net::ssl::context> tls;
+  std::atomic<std::size_t> tls_handshakes{0};
+  std::atomic<std::size_t> tls_resumed{0};
   std::thread accept_thread;
   std::atomic<bool> stopping{false};
   std::atomic<std::size_t> connections{0};
@@ -288,7 +322,8 @@ struct test_upstream::impl {
   std::vector<std::thread> threads;
 };
 
-test_upstream::test_upstream(std::uint16_t port) : impl_(std::make_unique<impl>(port)) {
+test_upstream::test_upstream(std::uint16_t port, const upstream_tls_files& tls)
+    : impl_(std::make_unique<impl>(port, tls)) {
   impl_->accept_thread = std::thread([this] { impl_->accept_loop(); });
 }
 
@@ -307,6 +342,10 @@ seen_request test_upstream::last() const {
 }
 
 std::size_t test_upstream::connections() const { return impl_->connections; }
+
+std::size_t test_upstream::tls_handshakes() const { return impl_->tls_handshakes; }
+
+std::size_t test_upstream::tls_resumed() const { return impl_->tls_resumed; }
 
 void test_upstream::clear() {
   std::lock_guard lock(impl_->mutex);

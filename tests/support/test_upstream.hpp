@@ -33,6 +33,13 @@ struct seen_request {
 /// The byte at offset `i` of every generated download: a pattern the tests can check.
 [[nodiscard]] inline char pattern_byte(std::uint64_t i) { return static_cast<char>('a' + i % 26); }
 
+/// A certificate pair for a test upstream that speaks TLS.
+struct upstream_tls_files {
+  std::string cert_file;
+  std::string key_file;
+  std::string client_ca_file = {}; ///< set: clients must show a certificate this CA signed
+};
+
 /// A real HTTP/1.1 server on 127.0.0.1 (Boost.Beast, a thread per connection), standing in for
 /// the backend. By the last segment of the path it receives (so "/public/slow" is "/slow"):
 ///   /download?bytes=N[&chunked=1]  N pattern bytes, Content-Length or chunked
@@ -48,8 +55,9 @@ struct seen_request {
 /// Bodies are read as streams (any size) and summarised in `requests()`.
 class test_upstream {
 public:
-  /// Binds 127.0.0.1 on `port` (0: any free port) and starts serving.
-  explicit test_upstream(std::uint16_t port = 0);
+  /// Binds 127.0.0.1 on `port` (0: any free port) and starts serving; over TLS (HTTPS) with
+  /// the pair in `tls`, when set.
+  explicit test_upstream(std::uint16_t port = 0, const upstream_tls_files& tls = {});
   ~test_upstream();
   test_upstream(const test_upstream&) = delete;
   test_upstream& operator=(const test_upstream&) = delete;
@@ -58,6 +66,9 @@ public:
   [[nodiscard]] std::vector<seen_request> requests() const;
   [[nodiscard]] seen_request last() const;
   [[nodiscard]] std::size_t connections() const;
+  /// TLS handshakes completed, and how many of them resumed an earlier session.
+  [[nodiscard]] std::size_t tls_handshakes() const;
+  [[nodiscard]] std::size_t tls_resumed() const;
   void clear();
 
   /// Serves until stopped; for the stand-alone echo-upstream program.

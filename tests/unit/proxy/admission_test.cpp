@@ -108,6 +108,14 @@ TEST_CASE("the admin endpoints answer health, readiness, 404 and 405", "[admin]"
   CHECK(admin_response("GET", "/readyz", {false, false}).body ==
         R"({"status":"token store unavailable"})");
   CHECK(admin_response("GET", "/api-tokens", ready).status == 404);
+  // A failed certificate reload: still ready (the previous certificate is served), and said so.
+  admin_state tls_failed{false, true};
+  tls_failed.tls_reload_error = "TLS key /k.pem does not match certificate /c.pem";
+  const auto reported = admin_response("GET", "/readyz", tls_failed);
+  CHECK(reported.status == 200);
+  CHECK(
+      reported.body ==
+      R"({"status":"ready","tls_reload_error":"TLS key /k.pem does not match certificate /c.pem"})");
   const auto post = admin_response("POST", "/healthz", ready);
   CHECK(post.status == 405);
   CHECK(post.allow == "GET, HEAD");

@@ -60,7 +60,7 @@ TEST_CASE("bad values name the setting and their source", "[config][errors]") {
                Contains("listen") && Contains("admin_listen"));
   }
   SECTION("upstream") {
-    CHECK_THAT(error_of({"--upstream", "https://127.0.0.1:8081"}),
+    CHECK_THAT(error_of({"--upstream", "ftp://127.0.0.1:8081"}),
                Contains("upstream") && Contains("http://") && Contains("(from --upstream)"));
     for (const char* u : {"http://127.0.0.1:8081/api", "http://127.0.0.1:8081/?x=1",
                           "http://user@127.0.0.1:8081", "127.0.0.1:8081", "http://:80",

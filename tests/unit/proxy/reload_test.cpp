@@ -34,13 +34,17 @@ TEST_CASE("live settings are named as changed, the others as needing a restart",
   next.database_password_file = "/run/secrets/db";
   next.max_staleness = std::chrono::milliseconds(5000);
   next.expiry_warning = std::chrono::seconds(60);
+  next.tls.cert_file = "/run/secrets/tls/tls.crt";
+  next.admin_tls.tls13_only = true;
+  next.upstream_tls.ca_file = "/run/secrets/ca.crt";
   const auto r = compare_configs(config{}, next);
   CHECK(r.changed == std::vector<std::string>{"routes", "default_route", "trusted_proxies",
                                               "limits", "log_level", "expiry_warning"});
-  CHECK(r.restart_required ==
-        std::vector<std::string>{"listen", "admin_listen", "upstream", "data_dir",
-                                 "bootstrap_token_file", "audit_log_file", "threads",
-                                 "database_url", "database_password_file", "max_staleness_ms"});
+  CHECK(r.restart_required == std::vector<std::string>{"listen", "admin_listen", "upstream",
+                                                       "data_dir", "bootstrap_token_file",
+                                                       "audit_log_file", "threads", "database_url",
+                                                       "database_password_file", "max_staleness_ms",
+                                                       "tls", "admin_tls", "upstream_tls"});
 }
 
 TEST_CASE("after a reload the live settings are the new ones and the rest as started", "[reload]") {

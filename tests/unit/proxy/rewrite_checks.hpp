@@ -99,6 +99,8 @@ struct forwarding {
   http1::framing body;
   tokenapi::ip_address peer = *tokenapi::ip_address::parse("203.0.113.7");
   bool peer_trusted = false;
+  bool tls = false;
+  std::string client_certificate;
   std::shared_ptr<tokenapi::auth_entry> token = sample_token();
 
   explicit forwarding(std::string request) : text(std::move(request)) {
@@ -112,9 +114,9 @@ struct forwarding {
   wire_head upstream_sees() const {
     std::string out = "stale bytes";
     const auto peer_text = peer.to_string();
-    build_upstream_request(
-        out, head,
-        {target, body, token.get(), peer_text, peer_trusted, peer_text, "127.0.0.1:8081"});
+    build_upstream_request(out, head,
+                           {target, body, token.get(), peer_text, peer_trusted, peer_text,
+                            "127.0.0.1:8081", tls, client_certificate});
     return read_head(out);
   }
 };

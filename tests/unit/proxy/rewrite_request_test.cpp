@@ -172,6 +172,40 @@ TEST_CASE("no spelling of a protected field reaches the upstream", "[rewrite][sp
   CHECK(up.one("X-Custom") == "kept");
 }
 
+TEST_CASE("X-Forwarded-Proto is https on a TLS connection", "[rewrite][tls]") {
+  forwarding f("GET / HTTP/1.1\r\nHost: api.example\r\nX-Forwarded-Proto: http\r\n\r\n");
+  f.tls = true;
+  CHECK(f.upstream_sees().one("X-Forwarded-Proto") == "https");
+}
+
+TEST_CASE("X-Forwarded-Client-Cert is stated by tokengate only, in no client spelling",
+          "[rewrite][tls]") {
+  const std::string text = "GET / HTTP/1.1\r\nHost: api.example\r\n"
+                           "X-Forwarded-Client-Cert: Subject=\"CN=admin\"\r\n"
+                           "x-forwarded-client-cert: Subject=\"CN=admin\"\r\n"
+                           "X-Forwarded.Client-Cert: Subject=\"CN=admin\"\r\n"
+                           "X-SSL-Client-Verify: SUCCESS\r\nX-Client-DN: CN=admin\r\n\r\n";
+  forwarding f(text);
+  auto up = f.upstream_sees();
+  CHECK(up.count("X-Forwarded-Client-Cert") == 0);
+  CHECK(up.count("X-Forwarded.Client-Cert") == 0);
+  CHECK(up.count("X-SSL-Client-Verify") == 0);
+  CHECK(up.count("X-Client-DN") == 0);
+  f.client_certificate = R"(Subject="CN=job")";
+  up = f.upstream_sees();
+  CHECK(up.one("X-Forwarded-Client-Cert") == R"(Subject="CN=job")");
+}
+
+TEST_CASE("the client certificate's names are one quoted, escaped line", "[rewrite][tls]") {
+  CHECK(format_client_certificate("CN=job,O=Example", {}) == R"(Subject="CN=job,O=Example")");
+  CHECK(format_client_certificate(
+            "CN=a\\, b",
+            {{"DNS", "job.example"}, {"URI", "spiffe://example/job"}, {"IP", "10.0.0.1"}}) ==
+        R"(Subject="CN=a\\, b";DNS="job.example";URI="spiffe://example/job";IP="10.0.0.1")");
+  CHECK(format_client_certificate("CN=x", {{"DNS", "a\"b\r\nX-Evil: 1\x80"}}) ==
+        R"(Subject="CN=x";DNS="a\"b\x0D\x0AX-Evil: 1\x80")");
+}
+
 TEST_CASE("X-Forwarded-Proto and -Host are believed only from a trusted peer", "[rewrite]") {
   const std::string text = "GET / HTTP/1.1\r\nHost: api.example\r\n"
                            "X-Forwarded-Proto: https\r\nX-Forwarded-Host: public.example\r\n\r\n";
@@ -253,8 +287,9 @@ TEST_CASE("a full request as the upstream sees it", "[rewrite]") {
                "\r\n");
   std::string out;
   const auto peer = f.peer.to_string();
-  build_upstream_request(out, f.head,
-                         {f.target, f.body, f.token.get(), peer, false, peer, "127.0.0.1:8081"});
+  build_upstream_request(
+      out, f.head,
+      {f.target, f.body, f.token.get(), peer, false, peer, "127.0.0.1:8081", false, {}});
   CHECK(out == "POST /alerts?x=1 HTTP/1.1\r\n"
                "Host: api.example\r\n"
                "User-Agent: curl/8\r\n"

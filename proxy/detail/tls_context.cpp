@@ -1,0 +1,284 @@
+#include "proxy/detail/tls_context.hpp"
+
+#include "proxy/rewrite.hpp"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <cstdio>
+#include <ctime>
+#include <stdexcept>
+#include <vector>
+
+namespace tokengate::proxy::detail {
+namespace {
+
+using context_ptr = std::shared_ptr<net::ssl::context>;
+
+// Mozilla's "intermediate" profile (TLS 1.2 part; TLS 1.3's suites are OpenSSL's defaults,
+// the same three the profile names).
+constexpr const char* intermediate_ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
+
+constexpr unsigned char session_context[] = "tokengate";
+
+// The reason of OpenSSL's latest error on this thread; the thread's queue is left empty.
+std::string openssl_reason() {
+  unsigned long last = 0;
+  while (const auto e = ERR_get_error())
+    last = e;
+  const char* reason = last ? ERR_reason_error_string(last) : nullptr;
+  return reason ? reason : "unreadable or not PEM";
+}
+
+[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
+
+// Only HTTP/1.1 is spoken: a client that offers ALPN without it gets no protocol named.
+int select_http11(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
+                  unsigned int in_len, void*) {
+  static constexpr unsigned char http11[] = "\x08http/1.1";
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, out_len, http11, sizeof http11 - 1, in, in_len) !=
+      OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_NOACK;
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+std::string name_text(const X509_NAME* name) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253);
+  char* data = nullptr;
+  const auto size = BIO_get_mem_data(bio, &data);
+  std::string text(data, static_cast<std::size_t>(size > 0 ? size : 0));
+  BIO_free(bio);
+  return text;
+}
+
+std::int64_t unix_time(const ASN1_TIME* t) {
+  std::tm tm{};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1)
+    return 0;
+  return static_cast<std::int64_t>(timegm(&tm));
+}
+
+certificate_facts facts_of(const X509* cert) {
+  certificate_facts f;
+  if (cert == nullptr)
+    return f;
+  f.subject = name_text(X509_get_subject_name(cert));
+  if (BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr)) {
+    if (char* hex = BN_bn2hex(bn)) {
+      f.serial = hex;
+      OPENSSL_free(hex);
+    }
+    BN_free(bn);
+  }
+  f.not_after = unix_time(X509_get0_notAfter(cert));
+  return f;
+}
+
+void load_pair(SSL_CTX* native, const std::filesystem::path& cert, const std::filesystem::path& key,
+               std::string_view what) {
+  if (SSL_CTX_use_certificate_chain_file(native, cert.c_str()) != 1)
+    fail("cannot load " + std::string(what) + " certificate " + cert.string() + ": " +
+         openssl_reason());
+  const auto mismatch = [&] {
+    ERR_clear_error();
+    fail(std::string(what) + " key " + key.string() + " does not match certificate " +
+         cert.string());
+  };
+  if (SSL_CTX_use_PrivateKey_file(native, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+      mismatch();
+    fail("cannot load " + std::string(what) + " key " + key.string() + ": " + openssl_reason());
+  }
+  if (SSL_CTX_check_private_key(native) != 1)
+    mismatch();
+}
+
+// A whole server context from the files, or an exception: never half of one.
+std::pair<context_ptr, certificate_facts> build_server_context(const tls_settings& s) {
+  ERR_clear_error();
+  auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+  SSL_CTX* native = context->native_handle();
+  SSL_CTX_set_min_proto_version(native, s.tls13_only ? TLS1_3_VERSION : TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  const auto& ciphers = s.ciphers.empty() ? std::string(intermediate_ciphers) : s.ciphers;
+  if (SSL_CTX_set_cipher_list(native, ciphers.c_str()) != 1)
+    fail("tls.ciphers: no usable cipher in \"" + ciphers + "\"");
+  load_pair(native, s.cert_file, s.key_file, "TLS");
+  if (!s.client_ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(native, s.client_ca_file.c_str(), nullptr) != 1)
+      fail("cannot load TLS client CA " + s.client_ca_file.string() + ": " + openssl_reason());
+    if (auto* names = SSL_load_client_CA_file(s.client_ca_file.c_str()))
+      SSL_CTX_set_client_CA_list(native, names);
+    SSL_CTX_set_verify(native, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  }
+  // Resumed sessions need the context named, or OpenSSL refuses them when clients are verified.
+  SSL_CTX_set_session_id_context(native, session_context, sizeof session_context - 1);
+  SSL_CTX_set_alpn_select_cb(native, select_http11, nullptr);
+  auto facts = facts_of(SSL_CTX_get0_certificate(native));
+  ERR_clear_error();
+  return {std::move(context), std::move(facts)};
+}
+
+std::string asn1_text(const ASN1_STRING* s) {
+  return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                     static_cast<std::size_t>(ASN1_STRING_length(s)));
+}
+
+std::string ip_text(const ASN1_OCTET_STRING* s) {
+  const auto* b = ASN1_STRING_get0_data(s);
+  const auto n = ASN1_STRING_length(s);
+  char text[64] = {};
+  if (n == 4) {
+    std::snprintf(text, sizeof text, "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
+  } else if (n == 16) {
+    std::array<unsigned char, 16> bytes{};
+    std::copy(b, b + 16, bytes.begin());
+    return net::ip::address_v6(bytes).to_string();
+  }
+  return text;
+}
+
+std::vector<certificate_name> alternative_names(X509* cert) {
+  std::vector<certificate_name> names;
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (sans == nullptr)
+    return names;
+  for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+    const GENERAL_NAME* n = sk_GENERAL_NAME_value(sans, i);
+    switch (n->type) {
+    case GEN_DNS:
+      names.push_back({"DNS", asn1_text(n->d.dNSName)});
+      break;
+    case GEN_URI:
+      names.push_back({"URI", asn1_text(n->d.uniformResourceIdentifier)});
+      break;
+    case GEN_EMAIL:
+      names.push_back({"Email", asn1_text(n->d.rfc822Name)});
+      break;
+    case GEN_IPADD:
+      names.push_back({"IP", ip_text(n->d.iPAddress)});
+      break;
+    default:
+      break;
+    }
+  }
+  GENERAL_NAMES_free(sans);
+  return names;
+}
+
+} // namespace
+
+server_certificates::server_certificates(tls_settings settings) : settings_(std::move(settings)) {
+  stamp_ = read_stamp();
+  auto [context, facts] = build_server_context(settings_);
+  context_.store(std::move(context));
+  facts_ = std::move(facts);
+}
+
+std::optional<std::string> server_certificates::reload() {
+  std::lock_guard lock(mutex_);
+  stamp_ = read_stamp();
+  try {
+    auto [context, facts] = build_server_context(settings_);
+    context_.store(std::move(context));
+    facts_ = std::move(facts);
+    error_.reset();
+  } catch (const std::exception& e) {
+    ERR_clear_error();
+    error_ = e.what();
+  }
+  return error_;
+}
+
+bool server_certificates::changed_on_disk() const {
+  const auto now = read_stamp();
+  std::lock_guard lock(mutex_);
+  return now != stamp_;
+}
+
+certificate_facts server_certificates::facts() const {
+  std::lock_guard lock(mutex_);
+  return facts_;
+}
+
+std::optional<std::string> server_certificates::error() const {
+  std::lock_guard lock(mutex_);
+  return error_;
+}
+
+server_certificates::stamp server_certificates::read_stamp() const {
+  stamp s{};
+  const std::filesystem::path* files[] = {&settings_.cert_file, &settings_.key_file,
+                                          &settings_.client_ca_file};
+  for (std::size_t i = 0; i < 3; ++i) {
+    struct stat st {};
+    if (files[i]->empty() || ::stat(files[i]->c_str(), &st) != 0)
+      continue;
+    s[i] = {static_cast<std::int64_t>(st.st_dev), static_cast<std::int64_t>(st.st_ino),
+            static_cast<std::int64_t>(st.st_size), static_cast<std::int64_t>(st.st_mtim.tv_sec),
+            static_cast<std::int64_t>(st.st_mtim.tv_nsec)};
+  }
+  return s;
+}
+
+std::shared_ptr<net::ssl::context> upstream_context(const upstream_tls_settings& s) {
+  ERR_clear_error();
+  auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_client);
+  SSL_CTX* native = context->native_handle();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  const bool loaded = s.ca_file.empty()
+                          ? SSL_CTX_set_default_verify_paths(native) == 1
+                          : SSL_CTX_load_verify_locations(native, s.ca_file.c_str(), nullptr) == 1;
+  if (!loaded)
+    fail("cannot load upstream_tls.ca_file " + s.ca_file.string() + ": " + openssl_reason());
+  if (!s.cert_file.empty())
+    load_pair(native, s.cert_file, s.key_file, "upstream_tls");
+  SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
+  static constexpr unsigned char http11[] = "\x08http/1.1";
+  SSL_CTX_set_alpn_protos(native, http11, sizeof http11 - 1);
+  ERR_clear_error();
+  return context;
+}
+
+void expect_upstream_host(tls_stream& tls, std::string_view name) {
+  SSL* ssl = tls.native_handle();
+  const std::string host(name);
+  boost::system::error_code ec;
+  (void)net::ip::make_address(host, ec);
+  if (ec) {
+    SSL_set_tlsext_host_name(ssl, host.c_str());
+    SSL_set1_host(ssl, host.c_str());
+  } else {
+    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
+  }
+}
+
+std::string upstream_tls_error(tls_stream& tls, const boost::system::error_code& ec) {
+  const auto verify = SSL_get_verify_result(tls.native_handle());
+  ERR_clear_error();
+  if (verify != X509_V_OK)
+    return std::string("upstream TLS certificate not accepted: ") +
+           X509_verify_cert_error_string(verify);
+  return "upstream TLS handshake failed: " + ec.message();
+}
+
+std::string client_identity(tls_stream& tls) {
+  X509* cert = SSL_get1_peer_certificate(tls.native_handle());
+  if (cert == nullptr)
+    return {};
+  const auto names = alternative_names(cert);
+  auto text = format_client_certificate(name_text(X509_get_subject_name(cert)), names);
+  X509_free(cert);
+  return text;
+}
+
+} // namespace tokengate::proxy::detail

@@ -1,0 +1,83 @@
+#pragma once
+
+// OpenSSL contexts (through Asio's SSL layer): the listeners' certificates, reloadable, and
+// the upstream's client side.
+
+#include "proxy/config.hpp"
+#include "proxy/detail/flex_stream.hpp"
+
+#include <sys/stat.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace tokengate::proxy::detail {
+
+/// What a certificate says of itself, for the log and /metrics.
+struct certificate_facts {
+  std::string subject;        ///< RFC 2253
+  std::string serial;         ///< hex
+  std::int64_t not_after = 0; ///< unix seconds
+};
+
+/// A listener's certificate pair, reloadable while connections run (README "TLS"). New
+/// handshakes take `current()`; a connection keeps the context it started with, so a reload
+/// never touches open connections. A pair that fails to load, or whose key does not match,
+/// leaves the previous context in place. Every member is thread-safe.
+class server_certificates {
+public:
+  /// Loads the pair; throws std::runtime_error with one line naming the file when it cannot.
+  explicit server_certificates(tls_settings settings);
+
+  /// The context for the next handshake.
+  [[nodiscard]] std::shared_ptr<net::ssl::context> current() const { return context_.load(); }
+
+  /// Loads the files again: the new context replaces the old one when it loads whole; the
+  /// error otherwise (also kept for `error()` until a reload succeeds).
+  [[nodiscard]] std::optional<std::string> reload();
+
+  /// Whether the files (followed through symlinks, as a Kubernetes secret's `..data` swap
+  /// changes them) differ from those of the last reload or its attempt.
+  [[nodiscard]] bool changed_on_disk() const;
+
+  /// The loaded certificate's facts.
+  [[nodiscard]] certificate_facts facts() const;
+  /// Why the last reload failed, or nullopt when it succeeded.
+  [[nodiscard]] std::optional<std::string> error() const;
+
+private:
+  /// Device, inode, size and modification time of each file, followed through symlinks.
+  using stamp = std::array<std::array<std::int64_t, 5>, 3>;
+  [[nodiscard]] stamp read_stamp() const;
+
+  tls_settings settings_;
+  std::atomic<std::shared_ptr<net::ssl::context>> context_;
+  mutable std::mutex mutex_; ///< facts_, error_, stamp_, and one reload at a time
+  certificate_facts facts_;
+  std::optional<std::string> error_;
+  stamp stamp_{};
+};
+
+/// The context tokengate connects to an https:// upstream with: peer verification against
+/// `ca_file` (or the system's store), TLS 1.2 or later, the client pair if set. Throws
+/// std::runtime_error with one line when a file cannot be loaded.
+[[nodiscard]] std::shared_ptr<net::ssl::context>
+upstream_context(const upstream_tls_settings& settings);
+
+/// Prepares a client TLS layer for `host`: SNI (for a name) and the host name or IP address
+/// check of the upstream's certificate.
+void expect_upstream_host(tls_stream& tls, std::string_view name);
+
+/// Why a client handshake with the upstream failed, for the 502's message.
+[[nodiscard]] std::string upstream_tls_error(tls_stream& tls, const boost::system::error_code& ec);
+
+/// The names in the verified client certificate of a TLS connection (subject and SANs), as
+/// `format_client_certificate` writes them; "" when the client showed none.
+[[nodiscard]] std::string client_identity(tls_stream& tls);
+
+} // namespace tokengate::proxy::detail

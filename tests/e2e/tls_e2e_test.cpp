@@ -1,0 +1,101 @@
+// The real binary over TLS (README "TLS"): configured by flags and variables, reached by curl,
+// reloaded on SIGHUP, refusing to start on a broken pair, and speaking TLS to an https upstream.
+#include "tests/e2e/gate_process.hpp"
+#include "tests/support/temp_dir.hpp"
+#include "tests/support/test_certificates.hpp"
+#include "tests/support/test_upstream.hpp"
+#include "tests/support/tls_client.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+using namespace tokengate;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+test::certificate_request serial(long n) {
+  test::certificate_request r;
+  r.serial = n;
+  return r;
+}
+
+test::tls_client_options trusting(const fs::path& ca) {
+  test::tls_client_options o;
+  o.ca_file = ca;
+  return o;
+}
+
+// Runs a program to its end; its standard output.
+std::string run(const std::vector<std::string>& args, const fs::path& dir) {
+  test::process p(args, dir);
+  REQUIRE(p.wait(std::chrono::seconds(30)).has_value());
+  return p.out();
+}
+
+} // namespace
+
+TEST_CASE("the binary serves HTTPS to curl and reloads its certificate on SIGHUP", "[e2e][tls]") {
+  test::temp_dir dir;
+  test::test_ca ca(dir.path(), "ca");
+  const auto first = ca.issue(dir.path(), "server", serial(0x51));
+  test::test_upstream upstream;
+  test::gate_process gate(dir.path(), upstream.port(),
+                          {"--tls-cert-file", first.cert.string(), "--tls-min-version", "1.2"},
+                          {{"TOKENGATE_TLS_KEY_FILE", first.key.string()}});
+  CHECK(gate.proc().wait_for_output("\"msg\":\"TLS certificate loaded\""));
+  CHECK_THAT(gate.proc().out(), Catch::Contains("\"serial\":\"51\""));
+
+  const auto url = "https://localhost:" + std::to_string(gate.port());
+  const auto listed = run({"/usr/bin/curl", "-sS", "--cacert", ca.cert_file().string(),
+                           url + "/api-tokens", "-H", "X-API-Key: " + gate.admin_key()},
+                          dir.path());
+  CHECK_THAT(listed, Catch::Contains("\"name\":\"bootstrap\""));
+  const auto plain =
+      run({"/usr/bin/curl", "-sS", "http://localhost:" + std::to_string(gate.port()) + "/public/x"},
+          dir.path());
+  CHECK(plain == R"({"message":"this port expects TLS: use https://"})");
+
+  // Replaced in place, then SIGHUP.
+  const auto second = ca.issue(dir.path(), "next", serial(0x52));
+  fs::copy_file(second.cert, first.cert, fs::copy_options::overwrite_existing);
+  fs::copy_file(second.key, first.key, fs::copy_options::overwrite_existing);
+  gate.proc().signal(SIGHUP);
+  CHECK(gate.proc().wait_for_output("\"serial\":\"52\""));
+  CHECK(test::tls_client(gate.port(), trusting(ca.cert_file())).peer_serial() == "52");
+  CHECK(gate.terminate() == 0);
+}
+
+TEST_CASE("a key that does not match its certificate stops the start with one line", "[e2e][tls]") {
+  test::temp_dir dir;
+  test::test_ca ca(dir.path(), "ca");
+  const auto a = ca.issue(dir.path(), "a");
+  const auto b = ca.issue(dir.path(), "b");
+  test::process p({test::tokengate_binary(), "serve", "--listen", "127.0.0.1:0", "--admin-listen",
+                   "127.0.0.1:0", "--data-dir", "data", "--tls-cert-file", a.cert.string(),
+                   "--tls-key-file", b.key.string()},
+                  dir.path());
+  const auto status = p.wait(std::chrono::seconds(20));
+  REQUIRE(status.has_value());
+  CHECK(*status == 1);
+  CHECK(p.err() == "tokengate: TLS key " + b.key.string() + " does not match certificate " +
+                       a.cert.string() + "\n");
+}
+
+TEST_CASE("an https upstream is reached by name, verified against upstream_tls.ca_file",
+          "[e2e][tls][upstream]") {
+  test::temp_dir dir;
+  test::test_ca ca(dir.path(), "ca");
+  const auto pair = ca.issue(dir.path(), "upstream");
+  test::test_upstream upstream(0, {pair.cert.string(), pair.key.string()});
+  const auto https = "https://localhost:" + std::to_string(upstream.port());
+  test::gate_process gate(
+      dir.path(), upstream.port(), {"--upstream", https},
+      {{"TOKENGATE_UPSTREAM_TLS", R"({"ca_file":")" + ca.cert_file().string() + "\"}"}});
+  auto r = test::request(gate.port(), "GET", "/public/x", {{"X-API-Key", gate.admin_key()}});
+  CHECK(r.status == 200);
+  CHECK(upstream.tls_handshakes() == 1);
+  CHECK(gate.terminate() == 0);
+}

@@ -1,0 +1,377 @@
+// TLS on the main listener (README "TLS"): handshakes with an independent client (Asio SSL and
+// Beast), mutual TLS and the client-certificate header, plain HTTP on a TLS port, and
+// certificates reloaded through a Kubernetes-style symlink swap. Certificates are made here.
+#include "tests/integration/proxy_fixture.hpp"
+#include "tests/support/test_certificates.hpp"
+#include "tests/support/tls_client.hpp"
+
+#include <catch2/catch.hpp>
+#include <openssl/ssl.h>
+
+#include <chrono>
+#include <thread>
+
+using namespace tokengate;
+using test::tls_client;
+using test::tls_client_options;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+test::certificate_request serial(long n) {
+  test::certificate_request r;
+  r.serial = n;
+  return r;
+}
+
+proxy::tls_settings tls13_only() {
+  proxy::tls_settings s;
+  s.tls13_only = true;
+  return s;
+}
+
+proxy::tls_settings client_ca(const fs::path& file) {
+  proxy::tls_settings s;
+  s.client_ca_file = file;
+  return s;
+}
+
+tls_client_options trusting(const fs::path& ca) {
+  tls_client_options o;
+  o.ca_file = ca;
+  return o;
+}
+
+/// A CA, a server certificate for localhost, and a sidecar serving it over TLS.
+struct tls_fixture {
+  explicit tls_fixture(proxy::tls_settings tls = {}, bool symlinked = false)
+      : ca(dir.path(), "ca"), other_ca(dir.path(), "other-ca"),
+        gate(upstream.port(), settings(std::move(tls), symlinked)) {}
+
+  // The pair lives in `secret/` as a Kubernetes secret volume lays it out when `symlinked`:
+  // tls.crt -> ..data/tls.crt, ..data -> ..v1.
+  proxy::config settings(proxy::tls_settings tls, bool symlinked) {
+    auto c = test::example_routes();
+    const auto issued = ca.issue(dir.path(), "server", serial(0x1001));
+    if (symlinked) {
+      fs::create_directories(dir / "secret" / "..v1");
+      fs::copy_file(issued.cert, dir / "secret" / "..v1" / "tls.crt");
+      fs::copy_file(issued.key, dir / "secret" / "..v1" / "tls.key");
+      fs::create_directory_symlink("..v1", dir / "secret" / "..data");
+      fs::create_symlink("..data/tls.crt", dir / "secret" / "tls.crt");
+      fs::create_symlink("..data/tls.key", dir / "secret" / "tls.key");
+      tls.cert_file = dir / "secret" / "tls.crt";
+      tls.key_file = dir / "secret" / "tls.key";
+    } else {
+      tls.cert_file = issued.cert;
+      tls.key_file = issued.key;
+    }
+    c.tls = std::move(tls);
+    return c;
+  }
+
+  /// Swaps the secret's `..data` to a new version holding `cert` and `key`, atomically.
+  void swap_secret(const std::string& version, const fs::path& cert, const fs::path& key) {
+    const auto v = dir / "secret" / version;
+    fs::create_directories(v);
+    fs::copy_file(cert, v / "tls.crt");
+    fs::copy_file(key, v / "tls.key");
+    fs::create_directory_symlink(version, dir / "secret" / "..data_tmp");
+    fs::rename(dir / "secret" / "..data_tmp", dir / "secret" / "..data");
+  }
+
+  tls_client_options trusting() const { return ::trusting(ca.cert_file()); }
+
+  /// Creates a token through the API over TLS.
+  std::string create_token(const std::string& name, const std::string& permission) {
+    tls_client c(gate.port(), trusting());
+    auto r = c.request("POST", "/api-tokens", {{"X-API-Key", gate.admin_key()}},
+                       R"({"name":")" + name + R"(","permissions":[")" + permission + R"("]})");
+    REQUIRE(r.status == 200);
+    return r.json().at("value").as_string().c_str();
+  }
+
+  test::temp_dir dir;
+  test::test_ca ca;
+  test::test_ca other_ca;
+  test::test_upstream upstream;
+  test::sidecar gate;
+};
+
+/// Waits (at most 20 s) until `done` holds: the files are polled every two seconds.
+template <class Predicate> bool eventually(Predicate done) {
+  for (int i = 0; i < 200; ++i) {
+    if (done())
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return done();
+}
+
+} // namespace
+
+TEST_CASE("TLS 1.2 and 1.3 are accepted with ALPN http/1.1; older versions are refused", "[tls]") {
+  tls_fixture f;
+  auto options = f.trusting();
+  options.max_version = TLS1_2_VERSION;
+  tls_client v12(f.gate.port(), options);
+  CHECK(v12.version() == "TLSv1.2");
+  CHECK(v12.alpn() == "http/1.1");
+  CHECK(v12.peer_serial() == "1001");
+  CHECK(v12.request("GET", "/public/x").status == 200);
+
+  options.max_version = TLS1_3_VERSION;
+  options.min_version = TLS1_3_VERSION;
+  tls_client v13(f.gate.port(), options);
+  CHECK(v13.version() == "TLSv1.3");
+  CHECK(v13.request("GET", "/public/x").status == 200);
+
+  options.min_version = TLS1_VERSION;
+  options.max_version = TLS1_1_VERSION;
+  CHECK_FALSE(test::handshake_error(f.gate.port(), options).empty());
+  // A client that does not trust the CA refuses the server.
+  CHECK_FALSE(test::handshake_error(f.gate.port(), trusting(f.other_ca.cert_file())).empty());
+}
+
+TEST_CASE("min_version 1.3 refuses TLS 1.2", "[tls]") {
+  tls_fixture f(tls13_only());
+  auto options = f.trusting();
+  options.max_version = TLS1_2_VERSION;
+  CHECK_FALSE(test::handshake_error(f.gate.port(), options).empty());
+  options.max_version = 0;
+  CHECK(test::handshake_error(f.gate.port(), options).empty());
+}
+
+TEST_CASE("the token API and the proxy work over TLS; the upstream hears https", "[tls]") {
+  tls_fixture f;
+  const auto key = f.create_token("reader", "AlertRead");
+  tls_client c(f.gate.port(), f.trusting());
+  CHECK(c.request("GET", "/alerts/1").status == 401);
+  auto r = c.request("GET", "/alerts/1", {{"X-API-Key", key}, {"X-Forwarded-Proto", "http"}});
+  CHECK(r.status == 200);
+  CHECK(f.upstream.last().header("X-Forwarded-Proto") == "https");
+  CHECK(f.upstream.last().header("X-Token-Name") == "reader");
+  // Keep-alive: the same connection carries on.
+  CHECK(c.request("GET", "/alerts/2", {{"X-API-Key", key}}).status == 200);
+  // Without a client CA there is no client-certificate header, and a forged one is dropped.
+  c.request("GET", "/public/x", {{"X-Forwarded-Client-Cert", "Subject=\"CN=admin\""}});
+  CHECK(f.upstream.last().count("X-Forwarded-Client-Cert") == 0);
+}
+
+TEST_CASE("plain HTTP on the TLS port is answered 400 in JSON", "[tls]") {
+  tls_fixture f;
+  auto r = test::request(f.gate.port(), "GET", "/public/x");
+  CHECK(r.status == 400);
+  CHECK(r.header("Content-Type") == "application/json");
+  CHECK(r.message() == "this port expects TLS: use https://");
+  CHECK(f.upstream.requests().empty());
+}
+
+TEST_CASE("mutual TLS: only clients with a certificate of the client CA get in, and the "
+          "upstream sees who they are",
+          "[tls][mtls]") {
+  test::temp_dir certs;
+  test::test_ca clients(certs.path(), "clients");
+  tls_fixture f(client_ca(clients.cert_file()));
+  test::certificate_request job;
+  job.common_name = "report-job";
+  job.dns_names = {"job.example"};
+  job.ip_addresses = {};
+  job.uris = {"spiffe://example/job"};
+  const auto good = clients.issue(certs.path(), "job", job);
+  const auto stranger = f.other_ca.issue(certs.path(), "stranger", job);
+
+  CHECK_FALSE(test::handshake_error(f.gate.port(), f.trusting()).empty());
+  auto with_stranger = f.trusting();
+  with_stranger.cert_file = stranger.cert;
+  with_stranger.key_file = stranger.key;
+  CHECK_FALSE(test::handshake_error(f.gate.port(), with_stranger).empty());
+  CHECK(f.upstream.requests().empty());
+
+  auto with_good = f.trusting();
+  with_good.cert_file = good.cert;
+  with_good.key_file = good.key;
+  tls_client c(f.gate.port(), with_good);
+  auto r = c.request("GET", "/public/x",
+                     {{"X-Forwarded-Client-Cert", "Subject=\"CN=admin\""},
+                      {"x-forwarded_client-cert", "Subject=\"CN=admin\""},
+                      {"X-SSL-Client-S-DN", "CN=admin"}});
+  CHECK(r.status == 200);
+  const auto seen = f.upstream.last();
+  CHECK(seen.count("X-Forwarded-Client-Cert") == 1);
+  CHECK(
+      seen.header("X-Forwarded-Client-Cert") ==
+      R"(Subject="CN=report-job,O=tokengate tests";DNS="job.example";URI="spiffe://example/job")");
+  CHECK(seen.count("X-SSL-Client-S-DN") == 0);
+  CHECK(seen.count("x-forwarded_client-cert") == 0);
+}
+
+TEST_CASE("a new certificate swapped in through the secret's symlink serves new connections; "
+          "open ones keep theirs; a broken one is refused and reported",
+          "[tls][reload]") {
+  tls_fixture f({}, true);
+  tls_client old_connection(f.gate.port(), f.trusting());
+  CHECK(old_connection.peer_serial() == "1001");
+
+  const auto next = f.ca.issue(f.dir.path(), "next", serial(0x2002));
+  f.swap_secret("..v2", next.cert, next.key);
+  CHECK(
+      eventually([&] { return tls_client(f.gate.port(), f.trusting()).peer_serial() == "2002"; }));
+  CHECK(old_connection.request("GET", "/public/x").status == 200);
+  CHECK(old_connection.peer_serial() == "1001");
+
+  // A certificate with another certificate's key: never loaded.
+  const auto third = f.ca.issue(f.dir.path(), "third", serial(0x3003));
+  f.swap_secret("..v3", third.cert, next.key);
+  const auto ready_error = [&] {
+    auto r = test::request(f.gate.admin_port(), "GET", "/readyz");
+    return r.status == 200 && r.json().as_object().contains("tls_reload_error");
+  };
+  CHECK(eventually(ready_error));
+  CHECK(tls_client(f.gate.port(), f.trusting()).peer_serial() == "2002");
+  const auto body = test::request(f.gate.admin_port(), "GET", "/readyz").json();
+  CHECK_THAT(std::string(body.at("tls_reload_error").as_string()),
+             Catch::Contains("does not match"));
+  CHECK_THAT(f.gate.log_text(), Catch::Contains("TLS certificate reload failed"));
+
+  // A good pair again clears the report.
+  f.swap_secret("..v4", third.cert, third.key);
+  CHECK(
+      eventually([&] { return tls_client(f.gate.port(), f.trusting()).peer_serial() == "3003"; }));
+  CHECK_FALSE(test::request(f.gate.admin_port(), "GET", "/readyz")
+                  .json()
+                  .as_object()
+                  .contains("tls_reload_error"));
+}
+
+TEST_CASE("the served certificate's expiry is logged and in /metrics", "[tls][metrics]") {
+  tls_fixture f;
+  CHECK_THAT(f.gate.log_text(), Catch::Contains("\"not_after\":\""));
+  const auto metrics = test::request(f.gate.admin_port(), "GET", "/metrics").body;
+  CHECK_THAT(metrics,
+             Catch::Contains("tokengate_tls_certificate_expiry_seconds{listener=\"main\"}"));
+}
+
+namespace {
+
+/// A sidecar in front of an HTTPS upstream whose certificate `upstream_ca` signed.
+proxy::config https_upstream(const fs::path& upstream_ca) {
+  auto c = test::example_routes();
+  c.upstream_tls.enabled = true;
+  c.upstream_tls.ca_file = upstream_ca;
+  return c;
+}
+
+} // namespace
+
+TEST_CASE("an https upstream is verified, its connections kept alive and its sessions resumed",
+          "[tls][upstream]") {
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "upstream-ca");
+  const auto pair = ca.issue(d.path(), "upstream");
+  test::test_upstream upstream(0, {pair.cert.string(), pair.key.string()});
+  test::sidecar gate(upstream.port(), https_upstream(ca.cert_file()));
+
+  test::http_client client(gate.port());
+  for (int i = 0; i < 3; ++i)
+    CHECK(client.request("GET", "/public/x").status == 200);
+  CHECK(upstream.connections() == 1);
+  CHECK(upstream.tls_handshakes() == 1);
+  CHECK(upstream.last().header("X-Forwarded-Proto") == "http");
+
+  // The upstream closes this one after answering; the next request needs a new handshake,
+  // which resumes the session.
+  CHECK(client.request("GET", "/public/drop-after").status == 200);
+  CHECK(eventually([&] {
+    return client.request("GET", "/public/x").status == 200 && upstream.tls_handshakes() == 2;
+  }));
+  CHECK(upstream.tls_resumed() >= 1);
+}
+
+TEST_CASE("an https upstream with a certificate of another CA or for another name is a 502",
+          "[tls][upstream]") {
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "upstream-ca");
+  test::test_ca other(d.path(), "other-ca");
+  test::certificate_request elsewhere;
+  elsewhere.dns_names = {"elsewhere.example"};
+  elsewhere.ip_addresses = {};
+  const auto wrong_name = ca.issue(d.path(), "wrong-name", elsewhere);
+  const auto wrong_ca = other.issue(d.path(), "wrong-ca");
+
+  for (const auto& pair : {wrong_name, wrong_ca}) {
+    test::test_upstream upstream(0, {pair.cert.string(), pair.key.string()});
+    test::sidecar gate(upstream.port(), https_upstream(ca.cert_file()));
+    auto r = test::request(gate.port(), "GET", "/public/x");
+    CHECK(r.status == 502);
+    CHECK_THAT(r.message(), Catch::StartsWith("upstream TLS certificate not accepted: "));
+    CHECK(upstream.requests().empty());
+  }
+}
+
+TEST_CASE("the admin listener speaks TLS with an admin_tls block of its own", "[tls][admin]") {
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "ca");
+  const auto pair = ca.issue(d.path(), "admin");
+  auto c = test::example_routes();
+  c.admin_tls.cert_file = pair.cert;
+  c.admin_tls.key_file = pair.key;
+  test::test_upstream upstream;
+  test::sidecar gate(upstream.port(), c);
+  tls_client admin(gate.admin_port(), trusting(ca.cert_file()));
+  CHECK(admin.request("GET", "/readyz").status == 200);
+  CHECK(test::request(gate.admin_port(), "GET", "/readyz").status == 400);
+  // The main listener stays plain.
+  CHECK(test::request(gate.port(), "GET", "/public/x").status == 200);
+  const auto metrics = admin.request("GET", "/metrics").body;
+  CHECK_THAT(metrics,
+             Catch::Contains("tokengate_tls_certificate_expiry_seconds{listener=\"admin\"}"));
+}
+
+TEST_CASE("an expired certificate is served with a warning; a bad cipher list stops the start",
+          "[tls]") {
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "ca");
+  test::certificate_request old;
+  old.not_before = std::chrono::hours(-48);
+  old.not_after = std::chrono::hours(-24);
+  const auto expired = ca.issue(d.path(), "expired", old);
+  auto c = test::example_routes();
+  c.tls.cert_file = expired.cert;
+  c.tls.key_file = expired.key;
+  test::test_upstream upstream;
+  {
+    test::sidecar gate(upstream.port(), c);
+    CHECK_THAT(gate.log_text(), Catch::Contains("TLS certificate loaded, and it has expired"));
+    // What a client that checks the certificate sees.
+    CHECK_THAT(test::handshake_error(gate.port(), trusting(ca.cert_file())),
+               Catch::Contains("certificate verify failed"));
+  }
+  c.tls.ciphers = "NO-SUCH-CIPHER";
+  CHECK_THROWS_WITH(test::sidecar(upstream.port(), c),
+                    "tls.ciphers: no usable cipher in \"NO-SUCH-CIPHER\"");
+}
+
+TEST_CASE("upstream_tls.cert_file and key_file show a client certificate to the upstream",
+          "[tls][upstream]") {
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "upstream-ca");
+  test::test_ca clients(d.path(), "clients");
+  const auto pair = ca.issue(d.path(), "upstream");
+  const auto gate_pair = clients.issue(d.path(), "gate");
+  test::test_upstream upstream(
+      0, {pair.cert.string(), pair.key.string(), clients.cert_file().string()});
+
+  auto without = https_upstream(ca.cert_file());
+  {
+    test::sidecar gate(upstream.port(), without);
+    CHECK(test::request(gate.port(), "GET", "/public/x").status == 502);
+  }
+  auto with = without;
+  with.upstream_tls.cert_file = gate_pair.cert;
+  with.upstream_tls.key_file = gate_pair.key;
+  test::sidecar gate(upstream.port(), with);
+  CHECK(test::request(gate.port(), "GET", "/public/x").status == 200);
+  CHECK(upstream.requests().size() == 1);
+}

@@ -1,0 +1,47 @@
+#pragma once
+
+#include "tests/support/http_client.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace tokengate::test {
+
+/// How a `tls_client` connects.
+struct tls_client_options {
+  std::filesystem::path ca_file;   ///< trust this CA (the server's certificate is verified)
+  std::filesystem::path cert_file; ///< a client certificate to show, when set
+  std::filesystem::path key_file;
+  std::string server_name = "localhost"; ///< SNI and the name checked in the certificate
+  int min_version = 0;                   ///< e.g. TLS1_2_VERSION; 0: the library's default
+  int max_version = 0;                   ///< 0: the newest
+};
+
+/// An HTTPS client on one keep-alive connection to 127.0.0.1 (Boost.Asio SSL and Beast): an
+/// implementation independent of the proxy's own.
+class tls_client {
+public:
+  /// Connects and completes the handshake; throws std::runtime_error with OpenSSL's reason.
+  tls_client(std::uint16_t port, const tls_client_options& options);
+  ~tls_client();
+
+  /// Sends a request and reads the whole answer; throws on a transport error.
+  http_response request(std::string_view method, std::string_view target,
+                        const header_list& headers = {}, std::string_view body = {});
+
+  /// The server certificate's serial number (hex), the protocol ("TLSv1.3") and ALPN's choice.
+  [[nodiscard]] std::string peer_serial() const;
+  [[nodiscard]] std::string version() const;
+  [[nodiscard]] std::string alpn() const;
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// "" when a handshake with these options succeeds, else why it failed.
+[[nodiscard]] std::string handshake_error(std::uint16_t port, const tls_client_options& options);
+
+} // namespace tokengate::test
