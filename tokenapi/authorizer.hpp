@@ -1,19 +1,24 @@
 #pragma once
 
 #include "store/token_store.hpp"
+#include "tokenapi/auth_entry.hpp"
+#include "tokenapi/digest_table.hpp"
 #include "tokenapi/ip.hpp"
 #include "tokenapi/permissions.hpp"
 #include "tokenapi/rfc3339.hpp"
 
 #include <boost/unordered/unordered_flat_map.hpp>
 
+#include <array>
 #include <atomic>
 #include <cstring>
+#include <deque>
 #include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,22 +26,6 @@
 namespace tokengate::tokenapi {
 
 struct token;
-
-/// What the request path needs to know of a live token. Immutable once published, except the
-/// last-use note, which is kept in memory and written to the store in the background.
-struct auth_entry {
-  std::string id;
-  std::string name;
-  permission_set permissions;
-  std::string permissions_header; ///< comma-separated names, for X-Token-Permissions
-  std::vector<cidr_block> allowed_cidr_blocks;
-  std::int64_t expires_at = std::numeric_limits<std::int64_t>::max(); ///< unix seconds
-  mutable std::atomic<std::int64_t> last_used{0};                     ///< unix seconds, 0: never
-  mutable std::atomic<bool> usage_queued{false};
-
-  [[nodiscard]] static std::shared_ptr<auth_entry> from(const token& t);
-  [[nodiscard]] bool allows(const ip_address& client) const noexcept;
-};
 
 /// Why a key was let through or not. Values, never exceptions.
 enum class verdict : std::uint8_t {
@@ -67,12 +56,26 @@ struct decision {
 /// Every live token is here (the service loads them at start-up and publishes every change
 /// before it answers), so deciding never reads the store. Thread-safe: readers take a shared
 /// lock on one of 64 shards; writers replace entries whole.
+///
+/// Memory: each shard is a flat open-addressing table (8 bytes a slot) over records of the
+/// digest and a 40-byte entry. Tokens loaded at start-up live in chunks with their id and name
+/// in one text arena and their grant interned; a record replaced or removed later stays in its
+/// chunk (a decision may still point at it), so that waste is bounded by the start-up load.
+/// Tokens published later are entries of their own, freed when replaced and no longer used.
 class authorizer {
 public:
+  authorizer();
+  authorizer(const authorizer&) = delete;
+  authorizer& operator=(const authorizer&) = delete;
+
   /// Decides on a request's key (nullopt: no X-API-Key header) from `client` needing all of
   /// `required`. An authenticated key's use at `now` is noted for lastUsedAt.
   [[nodiscard]] decision decide(std::optional<std::string_view> key, const ip_address& client,
                                 permission_set required, timestamp now) const;
+
+  /// Start-up: adds `tokens` (each under its value_digest), replacing any entry of the same
+  /// digest. May be called page after page; compact (see the class comment).
+  void load(std::span<const token> tokens);
 
   /// Publishes `entry` under `d`, dropping `replaced` (the digest before a rotation) if given.
   void publish(const store::digest& d, std::shared_ptr<const auth_entry> entry,
@@ -88,25 +91,54 @@ public:
   [[nodiscard]] std::vector<store::usage> take_usage();
 
 private:
-  struct digest_hash {
-    using is_avalanching = void; // SHA-256 bytes are uniform already
-    std::size_t operator()(const store::digest& d) const noexcept {
-      std::size_t h;
-      std::memcpy(&h, d.data(), sizeof h);
-      return h;
-    }
+  // A loaded token: its digest beside its entry, in chunks that never move.
+  struct loaded_record {
+    store::digest digest{};
+    auth_entry entry;
+  };
+  // A published token: shared with the decisions that hold it.
+  struct published_record {
+    store::digest digest{};
+    std::shared_ptr<const auth_entry> entry;
+  };
+  static constexpr std::uint32_t published_bit = 0x80000000;
+  static constexpr std::size_t chunk_size = 512;
+  static constexpr std::size_t text_block = 16384;
+
+  struct shard;
+  struct key_of {
+    const shard* owner = nullptr;
+    const store::digest& operator()(std::uint32_t value) const noexcept;
   };
   struct shard {
     mutable std::shared_mutex mutex;
-    boost::unordered_flat_map<store::digest, std::shared_ptr<const auth_entry>, digest_hash> map;
+    digest_table<key_of> table{key_of{this}};
+    std::vector<std::unique_ptr<loaded_record[]>> chunks;
+    std::size_t loaded = 0;
+    std::vector<std::unique_ptr<char[]>> text;
+    std::size_t text_used = text_block;
+    std::vector<published_record> published;
+    std::vector<std::uint32_t> free_published;
+
+    const loaded_record& record(std::uint32_t i) const noexcept {
+      return chunks[i / chunk_size][i % chunk_size];
+    }
+    void add_loaded(const token& t, const grant* g);
+    const char* keep_text(std::string_view id, std::string_view name);
+    void put(const store::digest& d, std::uint32_t value);
+    void drop(std::optional<std::uint32_t> value) noexcept;
   };
   static constexpr std::size_t shard_count = 64;
 
   shard& shard_for(const store::digest& d) const noexcept { return shards_[d[31] % shard_count]; }
+  const grant* intern(const token& t);
   void note_use(const std::shared_ptr<const auth_entry>& e, timestamp now) const;
 
   mutable std::array<shard, shard_count> shards_;
   std::atomic<bool> closed_{false};
+  std::mutex grants_mutex_;
+  std::deque<grant> grants_;
+  boost::unordered_flat_map<std::uint64_t, std::vector<const grant*>> grant_index_;
   mutable std::mutex usage_mutex_;
   mutable std::vector<std::shared_ptr<const auth_entry>> usage_queue_;
 };

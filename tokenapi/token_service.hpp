@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,7 @@ public:
   void fail_closed(bool on) override;
 
 private:
+  [[nodiscard]] load_report load_records(std::span<const store::token_record> records);
   [[nodiscard]] api_result<token> load_token(std::string_view id) const;
   [[nodiscard]] api_result<void> save(const token& t, const store::digest* replaced,
                                       std::string_view marker = {});
