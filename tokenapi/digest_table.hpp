@@ -10,11 +10,11 @@
 namespace tokengate::tokenapi {
 
 /// An open-addressing (linear probing) index from a 32-byte digest to a 32-bit value, 8 bytes a
-/// slot. The digests themselves live with the caller: `KeyOf` maps a stored value back to its
-/// digest, so the table is compared against it only when 32 bits of the digest already match.
-/// SHA-256 digests are uniform, so their own bytes are the hash. Erasing shifts the probe run
-/// back (no tombstones), so lookups stay short however many changes it has seen.
-/// Not thread-safe: the owner locks.
+/// slot: 32 bits of the digest (SHA-256 digests are uniform: their own bytes are the hash) and
+/// the value. The digests themselves live with the caller: `KeyOf` maps a stored value back to
+/// its digest, read only when the 32 bits already match, never to grow or to shift. Erasing shifts
+/// the probe run back (no tombstones), so lookups stay short however many changes it has seen. Not
+/// thread-safe: the owner locks.
 template <class KeyOf> class digest_table {
 public:
   explicit digest_table(KeyOf key_of = {}) : key_of_(key_of) {}
@@ -29,7 +29,7 @@ public:
     if (slots_.empty())
       return std::nullopt;
     const auto t = tag(d);
-    for (auto i = home(d);; i = next(i)) {
+    for (auto i = home(t);; i = next(i)) {
       const auto& s = slots_[i];
       if (s.value == empty)
         return std::nullopt;
@@ -44,7 +44,7 @@ public:
     if ((size_ + 1) * 5 > slots_.size() * 4)
       rehash(slots_.size() * 2 + 16);
     const auto t = tag(d);
-    for (auto i = home(d);; i = next(i)) {
+    for (auto i = home(t);; i = next(i)) {
       auto& s = slots_[i];
       if (s.value == empty) {
         s = {t, value};
@@ -64,7 +64,7 @@ public:
     if (slots_.empty())
       return std::nullopt;
     const auto t = tag(d);
-    auto i = home(d);
+    auto i = home(t);
     for (;; i = next(i)) {
       if (slots_[i].value == empty)
         return std::nullopt;
@@ -76,7 +76,7 @@ public:
     for (auto j = next(i);; j = next(j)) {
       if (slots_[j].value == empty)
         break;
-      const auto h = home(key_of_(slots_[j].value));
+      const auto h = home(slots_[j].tag);
       const bool movable = i <= j ? (h <= i || h > j) : (h <= i && h > j);
       if (movable) {
         slots_[i] = slots_[j];
@@ -108,14 +108,12 @@ private:
 
   static std::uint32_t tag(const store::digest& d) noexcept {
     std::uint32_t t;
-    std::memcpy(&t, d.data() + 8, sizeof t);
+    std::memcpy(&t, d.data(), sizeof t);
     return t;
   }
   // Multiply-shift onto [0, size): any table size works, not only powers of two.
-  std::size_t home(const store::digest& d) const noexcept {
-    std::uint32_t h;
-    std::memcpy(&h, d.data(), sizeof h);
-    return static_cast<std::size_t>((std::uint64_t{h} * slots_.size()) >> 32);
+  std::size_t home(std::uint32_t tag) const noexcept {
+    return static_cast<std::size_t>((std::uint64_t{tag} * slots_.size()) >> 32);
   }
   std::size_t next(std::size_t i) const noexcept { return i + 1 == slots_.size() ? 0 : i + 1; }
 
@@ -125,7 +123,7 @@ private:
     for (const auto& s : old) {
       if (s.value == empty)
         continue;
-      auto i = home(key_of_(s.value));
+      auto i = home(s.tag);
       while (slots_[i].value != empty)
         i = next(i);
       slots_[i] = s;
