@@ -177,6 +177,38 @@ void whole_decision_bad_key(benchmark::State& state) {
 }
 BENCHMARK(whole_decision_bad_key);
 
+// A token's rate limit (README "Per-token rate limits"): one compare-and-swap per request, alone
+// and with two threads counting on the same token (the event loops sharing one hot key).
+void rate_limit_take(benchmark::State& state) {
+  static tokenapi::rate_window window;
+  const auto seconds = now.time_since_epoch().count();
+  for (auto _ : state)
+    benchmark::DoNotOptimize(window.take(1'000'000'000, 86'400, seconds));
+}
+BENCHMARK(rate_limit_take)->Threads(1)->Threads(2);
+
+// The decision and the rate limit, as a proxied request on a limited token takes them.
+void whole_decision_rate_limited(benchmark::State& state) {
+  static tokenapi::authorizer auth;
+  static const std::string value = [] {
+    tokenapi::token t;
+    t.id = *tokenapi::generate_id();
+    t.name = "limited";
+    t.permissions.insert(tokenapi::permission::AlertRead);
+    t.rate_limit = tokenapi::rate_limit{1'000'000'000, 86'400};
+    auto v = *tokenapi::generate_value();
+    auth.publish(tokenapi::digest_of(v), tokenapi::auth_entry::from(t));
+    return v;
+  }();
+  tokenapi::permission_set required;
+  required.insert(tokenapi::permission::AlertRead);
+  for (auto _ : state) {
+    auto d = auth.decide(std::string_view(value), client, required, now);
+    benchmark::DoNotOptimize(d.token->take_rate(now));
+  }
+}
+BENCHMARK(whole_decision_rate_limited);
+
 // What a proxied request adds to the figures of /metrics: its status and duration, a decision,
 // the upstream's duration and connection (README "Metrics": a few tens of nanoseconds at most).
 void metrics_per_request(benchmark::State& state) {

@@ -1,5 +1,7 @@
 // Bulk-loads COUNT tokens into a tokengate store, for benchmarks with a large store. Prints the
-// value of the last token created (every token holds the same permissions).
+// value of the last token created (every token holds the same permissions). With
+// --rate-limit REQUESTS/SECONDS, one more token with that rate limit (and the same permissions)
+// is created, and its value printed on a second line.
 #include "store/rocksdb_store.hpp"
 #include "tokenapi/token_json.hpp"
 #include "tokenapi/token_value.hpp"
@@ -7,6 +9,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,13 +17,31 @@ using namespace tokengate;
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: tokengate-seed DATA_DIR COUNT [PERMISSION...]\n");
+    std::fprintf(stderr, "usage: tokengate-seed DATA_DIR COUNT [--rate-limit REQUESTS/SECONDS] "
+                         "[PERMISSION...]\n");
     return 2;
   }
   std::size_t count = 0;
   std::from_chars(argv[2], argv[2] + std::char_traits<char>::length(argv[2]), count);
+  std::optional<tokenapi::rate_limit> limit;
+  int first_permission = 3;
+  if (argc > 4 && std::string_view(argv[3]) == "--rate-limit") {
+    const std::string_view spec = argv[4];
+    const auto slash = spec.find('/');
+    tokenapi::rate_limit l;
+    if (slash == std::string_view::npos ||
+        std::from_chars(spec.data(), spec.data() + slash, l.requests).ec != std::errc() ||
+        std::from_chars(spec.data() + slash + 1, spec.data() + spec.size(), l.per_seconds).ec !=
+            std::errc() ||
+        l.requests == 0 || l.per_seconds == 0) {
+      std::fprintf(stderr, "tokengate-seed: --rate-limit takes REQUESTS/SECONDS\n");
+      return 2;
+    }
+    limit = l;
+    first_permission = 5;
+  }
   tokenapi::permission_set permissions;
-  for (int i = 3; i < argc; ++i) {
+  for (int i = first_permission; i < argc; ++i) {
     auto p = tokenapi::parse_permission(argv[i]);
     if (!p) {
       std::fprintf(stderr, "tokengate-seed: unknown permission %s\n", argv[i]);
@@ -32,18 +53,25 @@ int main(int argc, char** argv) {
     auto db = store::rocksdb_store::open(argv[1]);
     const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
     std::vector<store::token_record> batch;
-    std::string last_value;
-    for (std::size_t i = 0; i < count; ++i) {
+    std::string last_value, limited_value;
+    const std::size_t total = count + (limit ? 1 : 0);
+    for (std::size_t i = 0; i < total; ++i) {
       tokenapi::token t;
       t.id = *tokenapi::generate_id();
       t.name = "seed-" + std::to_string(i);
       t.permissions = permissions;
       t.created_at = t.updated_at = now;
       t.created_by = t.updated_by = tokenapi::actor::system();
-      last_value = *tokenapi::generate_value();
-      t.value_digest = tokenapi::digest_of(last_value);
+      auto value = *tokenapi::generate_value();
+      t.value_digest = tokenapi::digest_of(value);
+      if (i == count) { // the extra token of --rate-limit
+        t.rate_limit = limit;
+        limited_value = std::move(value);
+      } else {
+        last_value = std::move(value);
+      }
       batch.push_back({t.id, t.value_digest, tokenapi::encode_payload(t), std::nullopt});
-      if (batch.size() == 10'000 || i + 1 == count) {
+      if (batch.size() == 10'000 || i + 1 == total) {
         if (!db->put_many(batch)) {
           std::fprintf(stderr, "tokengate-seed: store write failed\n");
           return 1;
@@ -52,6 +80,8 @@ int main(int argc, char** argv) {
       }
     }
     std::printf("%s\n", last_value.c_str());
+    if (limit)
+      std::printf("%s\n", limited_value.c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tokengate-seed: %s\n", e.what());
     return 1;

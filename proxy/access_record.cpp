@@ -17,6 +17,8 @@ std::string access_record::to_line() const {
   line.add("bytes_in", bytes_in)
       .add("bytes_out", bytes_out)
       .add("listener", admin ? "admin" : "main");
+  if (!would_deny.empty())
+    line.add("would_deny", would_deny);
   return std::move(line).finish();
 }
 

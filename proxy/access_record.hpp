@@ -20,6 +20,8 @@ struct access_record {
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
   bool admin = false; ///< the admin listener
+  /// Why a report-only route would have refused the request it let through; empty: it would not.
+  std::string_view would_deny;
 
   /// The JSON line, e.g. {"time":...,"method":"GET","path":"/alerts/7","status":200,...}.
   [[nodiscard]] std::string to_line() const;

@@ -8,6 +8,8 @@ namespace tokengate::proxy {
 
 tokenapi::api_response admin_response(std::string_view method, std::string_view path,
                                       const admin_state& state) {
+  if (path == "/reload") // the server answers POST itself
+    return {405, tokenapi::error_body("method not allowed"), "POST", {}};
   if (path != "/healthz" && path != "/readyz" && path != "/metrics" && path != "/openapi.yaml")
     return {404, tokenapi::error_body("not found"), {}, {}};
   if (method != "GET" && method != "HEAD")

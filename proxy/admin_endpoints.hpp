@@ -25,9 +25,9 @@ struct admin_state {
 /// The admin listener's answer to a request (README "Admin endpoints"): GET or HEAD on /healthz
 /// (200 while the process runs) and /readyz (200 when ready, 503 while draining or when the
 /// store fails; in fleet mode 503 until the first sync, and the database's state and the
-/// staleness in the body); 404 for other paths, 405 with Allow for other methods (on /metrics too,
-/// whose GET the server answers itself). `path` is normalised. A function from request to response,
-/// as the token API's handler is.
+/// staleness in the body); 404 for other paths, 405 with Allow for other methods (on /metrics and
+/// /reload too, whose GET and POST the server answers itself). `path` is normalised. A function
+/// from request to response, as the token API's handler is.
 [[nodiscard]] tokenapi::api_response admin_response(std::string_view method, std::string_view path,
                                                     const admin_state& state);
 

@@ -29,7 +29,7 @@ void append_status_line(std::string& out, unsigned status) {
 }
 
 void build_json_response(std::string& out, unsigned status, std::string_view body, bool close,
-                         std::string_view allow) {
+                         std::string_view allow, std::string_view extra) {
   out.clear();
   append_status_line(out, status);
   if (!body.empty())
@@ -42,6 +42,7 @@ void build_json_response(std::string& out, unsigned status, std::string_view bod
   if (!allow.empty())
     append_field(out, "Allow", allow);
   out.append("Cache-Control: no-store\r\n");
+  out.append(extra);
   if (close)
     out.append("Connection: close\r\n");
   out.append("\r\n");
@@ -63,11 +64,11 @@ void build_response(std::string& out, unsigned status, std::string_view content_
 }
 
 void build_error_response(std::string& out, unsigned status, std::string_view message, bool close,
-                          std::string_view allow) {
+                          std::string_view allow, std::string_view extra) {
   std::string body = "{\"message\":\"";
   append_json_escaped(body, message);
   body.append("\"}");
-  build_json_response(out, status, body, close, allow);
+  build_json_response(out, status, body, close, allow, extra);
 }
 
 std::string_view head_only(std::string_view response) noexcept {

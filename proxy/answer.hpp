@@ -10,10 +10,10 @@ namespace tokengate::proxy {
 /// endpoints and the listener's 503), and the small writers the head rewrites share.
 
 /// A complete response with a JSON body (which may be empty, for 204): Content-Type,
-/// Content-Length (not for 204 and 304), Allow when given, Cache-Control: no-store, and
-/// "Connection: close" when `close`.
+/// Content-Length (not for 204 and 304), Allow when given, Cache-Control: no-store,
+/// "Connection: close" when `close`, and `extra` (whole "<name>: <value>\r\n" lines) as is.
 void build_json_response(std::string& out, unsigned status, std::string_view body, bool close,
-                         std::string_view allow = {});
+                         std::string_view allow = {}, std::string_view extra = {});
 
 /// A complete response with a body of `content_type` (for 200 answers that are not JSON, such
 /// as /metrics), Content-Length, Cache-Control: no-store.
@@ -22,7 +22,7 @@ void build_response(std::string& out, unsigned status, std::string_view content_
 
 /// A complete JSON error response {"message": ...} (`message` is escaped).
 void build_error_response(std::string& out, unsigned status, std::string_view message, bool close,
-                          std::string_view allow = {});
+                          std::string_view allow = {}, std::string_view extra = {});
 
 /// The head of a response built above, without its body: the answer to HEAD.
 [[nodiscard]] std::string_view head_only(std::string_view response) noexcept;

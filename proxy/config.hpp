@@ -35,9 +35,12 @@ struct limits {
   std::chrono::milliseconds upstream_timeout{30000};
   std::size_t max_connections = 10000;
   std::chrono::milliseconds shutdown_timeout{10000}; ///< longest wait for in-flight requests
+
+  bool operator==(const limits&) const = default;
 };
 
-/// Everything `tokengate serve` runs on, validated once at start-up and read-only after.
+/// Everything `tokengate serve` runs on, validated as a whole. A live reload (proxy/reload.hpp)
+/// replaces the part it may change; the rest holds until a restart.
 struct config {
   endpoint listen{"127.0.0.1", 8080};
   endpoint admin_listen{"127.0.0.1", 9901};

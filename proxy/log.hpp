@@ -2,6 +2,7 @@
 
 #include "proxy/log_level.hpp"
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -45,7 +46,11 @@ public:
   log_sink(const log_sink&) = delete;
   log_sink& operator=(const log_sink&) = delete;
 
-  [[nodiscard]] bool enabled(log_level level) const noexcept { return level >= level_; }
+  [[nodiscard]] bool enabled(log_level level) const noexcept {
+    return level >= level_.load(std::memory_order_relaxed);
+  }
+  /// Changes the level of the lines written from now on (a live reload).
+  void set_level(log_level level) noexcept { level_.store(level, std::memory_order_relaxed); }
   /// Queues `line` (a newline is added).
   void write(std::string_view line);
   /// An event line {"time", "level", "msg", ...}: `add_fields(json_line&)` adds the rest. Lines
@@ -71,7 +76,7 @@ private:
   void write_out(const std::string& bytes);
 
   int fd_;
-  log_level level_;
+  std::atomic<log_level> level_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::string pending_;

@@ -100,6 +100,17 @@ void add_decisions_and_api(family_list& out, std::span<const loop_metrics* const
   for (std::size_t o = 0; o < decision_outcomes.size(); ++o)
     add_value(decisions, {{"outcome", std::string(decision_outcomes[o])}},
               double(sum(loops, [&](const loop_metrics& m) { return m.decisions[o].value(); })));
+  add_value(add_family(out, "tokengate_rate_limited_total",
+                       "Proxied requests refused with 429 by their token's rate limit.",
+                       prom::MetricType::Counter),
+            {}, double(sum(loops, [](const loop_metrics& m) { return m.rate_limited.value(); })));
+  auto& would_deny = add_family(out, "tokengate_would_deny_total",
+                                "Requests a report-only route let through that it would have "
+                                "refused, by reason.",
+                                prom::MetricType::Counter);
+  for (std::size_t r = 0; r < would_deny_reasons.size(); ++r)
+    add_value(would_deny, {{"reason", std::string(would_deny_reasons[r])}},
+              double(sum(loops, [&](const loop_metrics& m) { return m.would_deny[r].value(); })));
   auto& api =
       add_family(out, "tokengate_api_requests_total",
                  "Token API calls, by operation and status class.", prom::MetricType::Counter);
@@ -168,6 +179,9 @@ void add_gauges(family_list& out, const metrics_gauges& g) {
   add_value(
       add_family(out, "tokengate_tokens", "Live tokens in the store.", prom::MetricType::Gauge), {},
       double(g.tokens));
+  add_value(add_family(out, "tokengate_tokens_expiring",
+                       "Live tokens that expire within expiry_warning.", prom::MetricType::Gauge),
+            {}, double(g.tokens_expiring));
   auto& reloads = add_family(out, "tokengate_config_reloads_total",
                              "Configuration reloads, by result.", prom::MetricType::Counter);
   add_value(reloads, {{"result", "success"}}, double(g.reloads_ok));

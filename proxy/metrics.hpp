@@ -57,6 +57,14 @@ inline constexpr std::array<std::string_view, 8> decision_outcomes{
     "expired", "address_denied", "permission_denied", "no_route"};
 inline constexpr std::size_t no_route_outcome = 7;
 
+/// Why a report-only route (`"enforce": false`) would have refused a request it let through:
+/// the refusing verdicts in the order of tokenapi::verdict (from missing_key), then the rate
+/// limit.
+inline constexpr std::array<std::string_view, 8> would_deny_reasons{
+    "missing_key",    "malformed_key",     "unknown_key",  "expired",
+    "address_denied", "permission_denied", "stale_tokens", "rate_limited"};
+inline constexpr std::size_t would_deny_rate_limited = 7;
+
 enum class upstream_error : std::uint8_t { connect, timeout, reset, bad_response };
 inline constexpr std::array<std::string_view, 4> upstream_error_names{"connect", "timeout", "reset",
                                                                       "bad_response"};
@@ -71,6 +79,8 @@ struct loop_metrics {
   std::array<std::array<counter, 5>, 2> requests;
   std::array<latency_histogram, 2> request_duration; ///< by listener
   std::array<counter, decision_outcomes.size()> decisions;
+  counter rate_limited; ///< proxied requests answered 429
+  std::array<counter, would_deny_reasons.size()> would_deny;
   latency_histogram upstream_duration;
   std::array<counter, upstream_error_names.size()> upstream_errors;
   counter upstream_reused;
@@ -89,6 +99,7 @@ struct metrics_gauges {
   std::int64_t connections_admin = 0;
   std::uint64_t connections_refused = 0;
   std::uint64_t tokens = 0;
+  std::uint64_t tokens_expiring = 0; ///< within expiry_warning
   std::uint64_t reloads_ok = 0;
   std::uint64_t reloads_failed = 0;
   double start_time_seconds = 0; ///< unix time of the process start

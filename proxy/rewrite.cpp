@@ -182,7 +182,7 @@ void build_upstream_request(std::string& out, const http1::head& request,
 }
 
 void build_client_response(std::string& out, const http1::head& response, client_framing framing,
-                           bool close) {
+                           bool close, std::string_view extra) {
   out.clear();
   append_status_line(out, response.status);
   const bool check_connection = http1::connection_of(response).names_fields;
@@ -196,6 +196,7 @@ void build_client_response(std::string& out, const http1::head& response, client
   }
   if (framing == client_framing::chunked)
     out.append("Transfer-Encoding: chunked\r\n");
+  out.append(extra);
   if (close)
     out.append("Connection: close\r\n");
   out.append("\r\n");

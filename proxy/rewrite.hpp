@@ -39,9 +39,9 @@ enum class client_framing {
 };
 
 /// Writes the head to send the client into `out` (cleared first): the upstream's fields less
-/// hop-by-hop ones and those named in Connection, framing as `framing`, and
-/// "Connection: close" when `close`.
+/// hop-by-hop ones and those named in Connection, framing as `framing`, `extra` (whole
+/// "<name>: <value>\r\n" lines of tokengate's own) as is, and "Connection: close" when `close`.
 void build_client_response(std::string& out, const http1::head& response, client_framing framing,
-                           bool close);
+                           bool close, std::string_view extra = {});
 
 } // namespace tokengate::proxy

@@ -15,6 +15,9 @@ struct route {
   std::vector<std::string> methods; ///< empty: every method
   bool open = false;                ///< "auth": "none": no key needed
   tokenapi::permission_set permissions;
+  /// "enforce": false (report-only): decided as usual, but a refusal is only logged and
+  /// counted (would_deny), and the request goes upstream.
+  bool enforce = true;
 
   bool operator==(const route&) const = default;
 };

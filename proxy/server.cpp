@@ -52,13 +52,18 @@ tcp::acceptor bind(net::io_context& io, const endpoint& where) {
 } // namespace
 
 struct server::impl {
-  explicit impl(const server_dependencies& deps) : shared(deps) {}
+  explicit impl(const server_dependencies& deps) : shared(deps), current(deps.settings) {}
 
   net::awaitable<void> accept_loop(tcp::acceptor& acceptor, bool admin);
   net::awaitable<void> usage_loop();
   static net::awaitable<void> sweep_loop(worker& w);
 
+  /// Hands `next` to every loop; each takes it between two of its requests.
+  void apply(const config& next);
+
   shared_state shared;
+  std::mutex reload_mutex; ///< one reload at a time; guards `current`
+  config current;          ///< the start-up configuration with the live settings in force
   std::vector<std::unique_ptr<worker>> workers;
   std::size_t next_worker = 0;
   std::optional<net::steady_timer> usage_timer;
@@ -73,7 +78,6 @@ struct server::impl {
 
 net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool admin) {
   auto& log = shared.deps.log;
-  const auto max = shared.deps.settings.limits.max_connections;
   for (;;) {
     // Connections are spread over the event loops in turn; each one stays on its loop.
     auto& target = admin ? *workers.front() : *workers[next_worker++ % workers.size()];
@@ -89,7 +93,8 @@ net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool adm
       continue;
     }
     auto& counter = admin ? shared.admin_connections : shared.connections;
-    const auto limit = admin ? max_admin_connections : max;
+    const auto limit =
+        admin ? max_admin_connections : shared.max_connections.load(std::memory_order_relaxed);
     if (counter.load(std::memory_order_relaxed) >= limit) {
       ::send(socket.native_handle(), over_capacity().data(), over_capacity().size(),
              MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -127,7 +132,47 @@ net::awaitable<void> server::impl::usage_loop() {
   }
 }
 
+void server::impl::apply(const config& next) {
+  const auto live = live_settings::from(next);
+  shared.deps.log.set_level(live.level);
+  shared.max_connections.store(live.limits.max_connections, std::memory_order_relaxed);
+  for (auto& w : workers)
+    net::post(w->io, [&w = *w, copy = std::make_shared<const live_settings>(live)]() mutable {
+      w.settings = std::move(copy);
+    });
+}
+
+reload_report server::reload() {
+  auto& s = *impl_;
+  auto& log = s.shared.deps.log;
+  std::lock_guard lock(s.reload_mutex);
+  reload_report report;
+  try {
+    if (!s.shared.deps.reload_source)
+      throw config_error("this sidecar was started without a configuration to reload");
+    const config loaded = s.shared.deps.reload_source();
+    report = compare_configs(s.current, loaded);
+    s.current = with_live_settings(std::move(s.current), loaded);
+  } catch (const config_error& e) {
+    report = {false, e.what(), {}, {}};
+  }
+  if (!report.applied) {
+    s.shared.reloads_failed.fetch_add(1, std::memory_order_relaxed);
+    log.event(log_level::error, "configuration reload failed; nothing changed",
+              [&](json_line& l) { l.add("error", report.error); });
+    return report;
+  }
+  s.apply(s.current);
+  s.shared.reloads_ok.fetch_add(1, std::memory_order_relaxed);
+  log.event(log_level::info, "configuration reloaded", [&](json_line& l) {
+    l.add("changed", report.changed).add("restart_required", report.restart_required);
+  });
+  log.flush();
+  return report;
+}
+
 server::server(const server_dependencies& deps) : impl_(std::make_unique<impl>(deps)) {
+  impl_->shared.reload = [this] { return reload(); };
   const auto& settings = deps.settings;
   for (unsigned i = 0; i < settings.threads; ++i) {
     impl_->workers.push_back(std::make_unique<worker>(impl_->shared, i));
@@ -208,8 +253,11 @@ void server::stop() {
     });
   }
   // Wait for the connections in flight, then make every loop return.
-  const auto deadline =
-      std::chrono::steady_clock::now() + s.shared.deps.settings.limits.shutdown_timeout;
+  const auto shutdown_timeout = [&s] {
+    std::lock_guard lock(s.reload_mutex);
+    return s.current.limits.shutdown_timeout;
+  }();
+  const auto deadline = std::chrono::steady_clock::now() + shutdown_timeout;
   const auto busy = [&s] {
     for (auto& w : s.workers)
       if (w->live_count.load() != 0)

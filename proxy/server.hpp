@@ -2,7 +2,7 @@
 
 #include "proxy/config.hpp"
 #include "proxy/log.hpp"
-#include "proxy/route_table.hpp"
+#include "proxy/reload.hpp"
 #include "store/change_feed.hpp"
 #include "tokenapi/api.hpp"
 #include "tokenapi/authorizer.hpp"
@@ -16,14 +16,14 @@ namespace tokengate::proxy {
 
 /// What the server runs on; everything outlives the server.
 struct server_dependencies {
-  const config& settings;
-  const route_table& routes;
+  const config& settings; ///< as at start-up; reload() replaces its live part for the server
   tokenapi::authorizer& auth;
   tokenapi::api_handler& api;
   tokenapi::token_service& service;
   const tokenapi::clock& clock;
   log_sink& log;
   const store::sync_status* sync = nullptr; ///< fleet mode: readiness and staleness
+  config_source reload_source = {};         ///< what reload() reads; empty: reload refuses
 };
 
 /// The sidecar's network side: the main listener (token API and proxy), the admin listener
@@ -44,6 +44,13 @@ public:
 
   /// Starts the event loops; returns at once.
   void start();
+
+  /// Live reload (SIGHUP, or POST /reload on the admin listener): reads the configuration
+  /// from `reload_source` and, when it is valid, applies its live settings (routes,
+  /// default_route, trusted_proxies, limits, log_level) to every request that starts from now
+  /// on; requests in flight finish with the settings they started with. A configuration that
+  /// fails to load changes nothing. Logs and counts the outcome. Thread-safe.
+  reload_report reload();
 
   /// Graceful stop: stops accepting, closes idle connections, lets requests in flight finish
   /// (for at most limits.shutdown_timeout, then closes what is left), writes the pending usage

@@ -186,6 +186,7 @@ struct admission {
   std::optional<api_response> refusal;
   route r{};
   std::shared_ptr<const auth_entry> caller;
+  bool previous_value = false;
 };
 
 admission admit(const authorizer& auth, timestamp now, const api_request& request) {
@@ -207,11 +208,14 @@ admission admit(const authorizer& auth, timestamp now, const api_request& reques
   if (auto permitted = check_permission(*r, *who.token); !permitted) {
     a.refusal = answer(permitted.error());
     a.refusal->caller_id = who.token->id();
+    a.refusal->caller = who.token;
+    a.refusal->previous_value = who.previous_value;
     a.refusal->operation = name_of(r->op);
     return a;
   }
   a.r = *r;
   a.caller = std::move(who.token);
+  a.previous_value = who.previous_value;
   return a;
 }
 
@@ -282,7 +286,10 @@ api_response perform(token_service& service, timestamp now, const route& r,
     return {204, {}, {}, {}};
   }
   case operation::rotate: {
-    auto rotated = service.rotate(caller, id);
+    auto overlap = parse_rotate_body(request.body);
+    if (!overlap)
+      return answer(overlap.error());
+    auto rotated = service.rotate(caller, id, std::chrono::seconds(*overlap));
     if (!rotated)
       return answer(rotated.error());
     return answer(200, to_api_json(rotated->t, rotated->value));
@@ -310,6 +317,8 @@ std::vector<std::string> changed_fields(std::string_view operation,
     changed.emplace_back("allowedCIDRBlocks");
   if (old.expires_at != after->expires_at)
     changed.emplace_back("expiresAt");
+  if (old.rate_limit != after->rate_limit)
+    changed.emplace_back("rateLimit");
   return changed;
 }
 
@@ -345,6 +354,8 @@ api_response api_handler::handle(const api_request& request) {
       before = std::move(*t);
   auto response = perform(service_, now, a.r, *a.caller, request);
   response.caller_id = a.caller->id();
+  response.caller = a.caller;
+  response.previous_value = a.previous_value;
   response.operation = name_of(a.r.op);
   if (changes)
     audit_change(request, response.operation, id, before, response);

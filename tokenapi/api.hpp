@@ -27,6 +27,10 @@ struct api_response {
   std::string body;
   std::string_view allow;
   std::string caller_id; ///< the authenticated caller's token id, for the access log
+  /// The authenticated caller, and whether it used its token's replaced value: for the
+  /// response fields that tell a client about its key.
+  std::shared_ptr<const auth_entry> caller{};
+  bool previous_value = false;
   /// The operation asked for: "list", "create", "get", "update", "delete", "rotate", or
   /// "unknown" when the path or method names none. For metrics and the audit trail.
   std::string_view operation = "unknown";

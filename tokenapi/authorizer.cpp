@@ -57,16 +57,26 @@ decision authorizer::decide(std::optional<std::string_view> key, const ip_addres
     d.outcome = verdict::stale_tokens;
     return d;
   }
-  d.token = find(digest_of(*key));
+  const auto digest = digest_of(*key);
+  d.token = find(digest);
   if (!d.token) {
     d.outcome = verdict::unknown_key;
     return d;
   }
   const auto seconds = now.time_since_epoch().count();
+  d.previous_value = d.token->has_previous() && d.token->previous_digest() == digest;
+  if (d.previous_value && d.token->previous_expires_at() <= seconds) {
+    // Past its overlap, a replaced value is as unknown as one replaced without.
+    d = {};
+    d.outcome = verdict::unknown_key;
+    return d;
+  }
   if (d.token->expires_at() <= seconds) {
     d.outcome = verdict::expired_key;
     return d;
   }
+  if (d.previous_value)
+    d.token->set_previous_last_used(seconds);
   note_use(d.token, now);
   if (!d.token->allows(client)) {
     d.outcome = verdict::address_not_allowed;
@@ -105,6 +115,8 @@ void authorizer::shard::drop(std::optional<std::uint32_t> value) noexcept {
   if (!value || !(*value & published_bit))
     return;
   const auto i = *value & ~published_bit;
+  if (is_previous(published[i]))
+    --previous_records;
   published[i].entry.reset();
   free_published.push_back(i);
 }
@@ -154,6 +166,10 @@ const grant* authorizer::intern(const token& t) {
 void authorizer::load(std::span<const token> tokens) {
   const grant* g = nullptr;
   for (const auto& t : tokens) {
+    if (auth_entry::has_lifecycle(t)) { // a rotation's overlap or a rate limit: few of them
+      publish(t.value_digest, auth_entry::from(t));
+      continue;
+    }
     // Tokens side by side mostly grant the same: skip the shared index then.
     if (!g || g->permissions != t.permissions || g->allowed_cidr_blocks != t.allowed_cidr_blocks)
       g = intern(t);
@@ -165,26 +181,48 @@ void authorizer::load(std::span<const token> tokens) {
 
 void authorizer::publish(const store::digest& d, std::shared_ptr<const auth_entry> entry,
                          const store::digest* replaced) {
-  if (replaced && *replaced != d) {
-    auto& old = shard_for(*replaced);
-    std::unique_lock lock(old.mutex);
-    old.drop(old.table.erase(*replaced));
+  const auto before = find(replaced ? *replaced : d);
+  const auto keeps = [&](const store::digest& x) {
+    return x == d || (entry->has_previous() && entry->previous_digest() == x);
+  };
+  if (replaced && !keeps(*replaced))
+    erase(*replaced);
+  if (before && before->has_previous() && !keeps(before->previous_digest()))
+    erase(before->previous_digest());
+  if (entry->has_previous()) {
+    auto& p = shard_for(entry->previous_digest());
+    std::unique_lock lock(p.mutex);
+    p.add_published(entry->previous_digest(), entry);
   }
   auto& s = shard_for(d);
   std::unique_lock lock(s.mutex);
+  s.add_published(d, std::move(entry));
+}
+
+void authorizer::shard::add_published(const store::digest& d,
+                                      std::shared_ptr<const auth_entry> entry) {
   std::uint32_t i;
-  if (s.free_published.empty()) {
-    i = static_cast<std::uint32_t>(s.published.size());
-    s.published.push_back({d, std::move(entry)});
+  if (free_published.empty()) {
+    i = static_cast<std::uint32_t>(published.size());
+    published.push_back({d, std::move(entry)});
   } else {
-    i = s.free_published.back();
-    s.free_published.pop_back();
-    s.published[i] = {d, std::move(entry)};
+    i = free_published.back();
+    free_published.pop_back();
+    published[i] = {d, std::move(entry)};
   }
-  s.put(d, i | published_bit);
+  if (is_previous(published[i]))
+    ++previous_records;
+  put(d, i | published_bit);
 }
 
 void authorizer::remove(const store::digest& d) {
+  const auto entry = find(d);
+  if (entry && entry->has_previous() && entry->previous_digest() != d)
+    erase(entry->previous_digest());
+  erase(d);
+}
+
+void authorizer::erase(const store::digest& d) {
   auto& s = shard_for(d);
   std::unique_lock lock(s.mutex);
   s.drop(s.table.erase(d));
@@ -203,11 +241,29 @@ std::shared_ptr<const auth_entry> authorizer::find(const store::digest& d) const
                                            &s.record(*i).entry);
 }
 
+std::size_t authorizer::count_expiring(timestamp now, std::chrono::seconds within) const {
+  const auto from = now.time_since_epoch().count();
+  const auto to = from + within.count();
+  std::size_t n = 0;
+  for (auto& s : shards_) {
+    std::shared_lock lock(s.mutex);
+    s.table.for_each([&](std::uint32_t i) {
+      const auth_entry* e = nullptr;
+      if (!(i & published_bit))
+        e = &s.record(i).entry;
+      else if (const auto& r = s.published[i & ~published_bit]; !is_previous(r))
+        e = r.entry.get(); // a replaced value's digest names the same token: skipped
+      n += e && e->expires_at() > from && e->expires_at() <= to;
+    });
+  }
+  return n;
+}
+
 std::size_t authorizer::size() const {
   std::size_t n = 0;
   for (auto& s : shards_) {
     std::shared_lock lock(s.mutex);
-    n += s.table.size();
+    n += s.table.size() - s.previous_records;
   }
   return n;
 }

@@ -5,6 +5,7 @@
 #include "tokenapi/digest_table.hpp"
 #include "tokenapi/ip.hpp"
 #include "tokenapi/permissions.hpp"
+#include "tokenapi/rate_window.hpp"
 #include "tokenapi/rfc3339.hpp"
 
 #include <boost/unordered/unordered_flat_map.hpp>
@@ -32,7 +33,7 @@ enum class verdict : std::uint8_t {
   allow,
   missing_key,         ///< 401
   malformed_key,       ///< 401: wrong shape or checksum, refused without a lookup
-  unknown_key,         ///< 401
+  unknown_key,         ///< 401, also a replaced value past its overlap
   expired_key,         ///< 401
   address_not_allowed, ///< 403: outside the token's allowedCIDRBlocks
   missing_permission,  ///< 403
@@ -43,6 +44,8 @@ struct decision {
   verdict outcome = verdict::missing_key;
   std::shared_ptr<const auth_entry> token; ///< set for every verdict past unknown_key
   permission_set missing;                  ///< for missing_permission
+  /// The key is the token's replaced value, within its overlap (token->previous_expires_at).
+  bool previous_value = false;
 
   [[nodiscard]] bool allowed() const noexcept { return outcome == verdict::allow; }
   /// 200 for allow, else 401 or 403.
@@ -58,10 +61,12 @@ struct decision {
 /// lock on one of 64 shards; writers replace entries whole.
 ///
 /// Memory: each shard is a flat open-addressing table (8 bytes a slot) over records of the
-/// digest and a 40-byte entry. Tokens loaded at start-up live in chunks with their id and name
+/// digest and a 32-byte entry. Tokens loaded at start-up live in chunks with their id and name
 /// in one text arena and their grant interned; a record replaced or removed later stays in its
 /// chunk (a decision may still point at it), so that waste is bounded by the start-up load.
-/// Tokens published later are entries of their own, freed when replaced and no longer used.
+/// Tokens published later (and those with a lifecycle) are entries of their own, freed when
+/// replaced and no longer used. A replaced value within its overlap is a record of its own
+/// holding the same entry.
 class authorizer {
 public:
   authorizer();
@@ -77,15 +82,22 @@ public:
   /// digest. May be called page after page; compact (see the class comment).
   void load(std::span<const token> tokens);
 
-  /// Publishes `entry` under `d`, dropping `replaced` (the digest before a rotation) if given.
+  /// Publishes `entry` under `d`, and under its previous_digest when it has one, dropping
+  /// `replaced` (the digest before a rotation) if given, unless it is the entry's previous
+  /// value, and the previous value of the entry it replaces, unless still the entry's.
   void publish(const store::digest& d, std::shared_ptr<const auth_entry> entry,
                const store::digest* replaced = nullptr);
+  /// Removes the entry under `d`, and its previous value's digest with it.
   void remove(const store::digest& d);
   [[nodiscard]] std::shared_ptr<const auth_entry> find(const store::digest& d) const;
   [[nodiscard]] std::size_t size() const;
 
   /// While on, every key is refused (verdict::stale_tokens): max_staleness_ms has passed.
   void fail_closed(bool on) noexcept { closed_.store(on, std::memory_order_relaxed); }
+
+  /// How many live tokens expire after `now` and no later than `now + within`. Walks the
+  /// whole index: for a metrics scrape, not the request path.
+  [[nodiscard]] std::size_t count_expiring(timestamp now, std::chrono::seconds within) const;
 
   /// The last-use notes gathered since the previous call, each token at most once.
   [[nodiscard]] std::vector<store::usage> take_usage();
@@ -101,6 +113,9 @@ private:
     store::digest digest{};
     std::shared_ptr<const auth_entry> entry;
   };
+  static bool is_previous(const published_record& r) noexcept {
+    return r.entry && r.entry->has_previous() && r.entry->previous_digest() == r.digest;
+  }
   static constexpr std::uint32_t published_bit = 0x80000000;
   static constexpr std::size_t chunk_size = 512;
   static constexpr std::size_t text_block = 16384;
@@ -119,6 +134,7 @@ private:
     std::size_t text_used = text_block;
     std::vector<published_record> published;
     std::vector<std::uint32_t> free_published;
+    std::size_t previous_records = 0; ///< published records of a replaced value's digest
 
     const loaded_record& record(std::uint32_t i) const noexcept {
       return chunks[i / chunk_size][i % chunk_size];
@@ -126,6 +142,7 @@ private:
     void add_loaded(const token& t, const grant* g);
     const char* keep_text(std::string_view id, std::string_view name);
     void put(const store::digest& d, std::uint32_t value);
+    void add_published(const store::digest& d, std::shared_ptr<const auth_entry> entry);
     void drop(std::optional<std::uint32_t> value) noexcept;
   };
   static constexpr std::size_t shard_count = 64;
@@ -133,6 +150,7 @@ private:
   shard& shard_for(const store::digest& d) const noexcept { return shards_[d[31] % shard_count]; }
   const grant* intern(const token& t);
   void note_use(const std::shared_ptr<const auth_entry>& e, timestamp now) const;
+  void erase(const store::digest& d);
 
   mutable std::array<shard, shard_count> shards_;
   std::atomic<bool> closed_{false};

@@ -5,6 +5,7 @@
 #include "tokenapi/permissions.hpp"
 #include "tokenapi/rfc3339.hpp"
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +23,19 @@ struct actor {
   bool operator==(const actor&) const = default;
 };
 
+/// A per-token request budget (not in Panther's API): at most `requests` proxied requests in
+/// each window of `per_seconds` seconds, counted by each sidecar on its own.
+struct rate_limit {
+  std::uint32_t requests = 0;    ///< 1 to max_requests
+  std::uint32_t per_seconds = 0; ///< 1 to max_seconds
+  static constexpr std::uint32_t max_requests = 1'000'000'000;
+  static constexpr std::uint32_t max_seconds = 86'400;
+  bool operator==(const rate_limit&) const = default;
+};
+
+/// The longest overlap a rotation grants the replaced value: 7 days.
+inline constexpr std::int64_t max_overlap_seconds = 604'800;
+
 /// An API token, as the API shows it (less its value, which is never kept).
 struct token {
   std::string id;
@@ -36,7 +50,17 @@ struct token {
   std::optional<timestamp> rotated_at;
   std::optional<timestamp> last_used_at;
   store::digest value_digest{};
+  /// The value a rotation replaced, while it still works (not in Panther's API): its digest,
+  /// until when it works, and when it was last used (noted in memory, per sidecar).
+  std::optional<store::digest> previous_digest;
+  std::optional<timestamp> previous_expires_at;
+  std::optional<timestamp> previous_last_used_at;
+  std::optional<tokenapi::rate_limit> rate_limit;
 
+  /// Whether the replaced value still works at `now`.
+  [[nodiscard]] bool overlapping(timestamp now) const {
+    return previous_digest && previous_expires_at && *previous_expires_at > now;
+  }
   [[nodiscard]] bool expired(timestamp now) const { return expires_at && *expires_at <= now; }
 };
 
@@ -47,6 +71,8 @@ struct token_spec {
   std::vector<cidr_block> allowed_cidr_blocks;
   /// Absent: not given (update keeps the current one). Engaged but empty: never expires.
   std::optional<std::optional<timestamp>> expires_at;
+  /// Absent: not given (update keeps the current one). Engaged but empty: no limit.
+  std::optional<std::optional<tokenapi::rate_limit>> rate_limit;
 };
 
 } // namespace tokengate::tokenapi

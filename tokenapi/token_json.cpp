@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <limits>
 
 namespace tokengate::tokenapi {
 namespace json = boost::json;
@@ -133,6 +134,89 @@ api_result<std::optional<timestamp>> parse_expiry(const json::value& v, timestam
   return std::optional<timestamp>{*t};
 }
 
+// A whole number from `lowest` to `highest`; `what` names the field in the message.
+api_result<std::int64_t> parse_bounded(const json::value& v, std::string_view what,
+                                       std::int64_t lowest, std::int64_t highest) {
+  const auto range = "\"" + std::string(what) + "\" must be an integer from " +
+                     std::to_string(lowest) + " to " + std::to_string(highest);
+  std::int64_t n = 0;
+  if (v.is_int64())
+    n = v.get_int64();
+  else if (v.is_uint64())
+    n = std::numeric_limits<std::int64_t>::max(); // above every range here
+  else
+    return bad_request(range);
+  if (n < lowest || n > highest)
+    return bad_request(range);
+  return api_result<std::int64_t>(boost::system::in_place_value, n);
+}
+
+api_result<std::optional<rate_limit>> parse_rate_limit(const json::value& v) {
+  if (v.is_null())
+    return std::optional<rate_limit>{};
+  const char* shape =
+      "\"rateLimit\" must be an object {\"requests\": N, \"perSeconds\": S} or null";
+  if (!v.is_object())
+    return bad_request(shape);
+  rate_limit limit;
+  for (const auto& [key, item] : v.get_object()) {
+    if (key == "requests") {
+      auto n = parse_bounded(item, "rateLimit.requests", 1, rate_limit::max_requests);
+      if (!n)
+        return n.error();
+      limit.requests = static_cast<std::uint32_t>(*n);
+    } else if (key == "perSeconds") {
+      auto n = parse_bounded(item, "rateLimit.perSeconds", 1, rate_limit::max_seconds);
+      if (!n)
+        return n.error();
+      limit.per_seconds = static_cast<std::uint32_t>(*n);
+    } else {
+      return bad_request("unknown field " + quoted(key) +
+                         " in \"rateLimit\"; expected requests, perSeconds");
+    }
+  }
+  if (limit.requests == 0)
+    return bad_request("missing required field \"rateLimit.requests\"");
+  if (limit.per_seconds == 0)
+    return bad_request("missing required field \"rateLimit.perSeconds\"");
+  return std::optional<rate_limit>{limit};
+}
+
+json::object rate_limit_json(const rate_limit& l) {
+  return {{"requests", l.requests}, {"perSeconds", l.per_seconds}};
+}
+
+std::string hex_of(const store::digest& d) {
+  constexpr std::string_view digits = "0123456789abcdef";
+  std::string out;
+  for (auto b : d) {
+    out.push_back(digits[b >> 4]);
+    out.push_back(digits[b & 0xf]);
+  }
+  return out;
+}
+
+std::optional<store::digest> digest_of_hex(std::string_view text) {
+  store::digest d{};
+  if (text.size() != d.size() * 2)
+    return std::nullopt;
+  const auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'a' && c <= 'f')
+      return c - 'a' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < d.size(); ++i) {
+    const int hi = nibble(text[2 * i]);
+    const int lo = nibble(text[2 * i + 1]);
+    if (hi < 0 || lo < 0)
+      return std::nullopt;
+    d[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+  }
+  return d;
+}
+
 // Payload fields: small helpers that fail soft, so a bad record is reported, never thrown.
 const json::value* field(const json::object& o, std::string_view k) { return o.if_contains(k); }
 
@@ -183,6 +267,12 @@ json::object to_api_json(const token& t, std::string_view value) {
     o["lastUsedAt"] = format_rfc3339(*t.last_used_at);
   o["name"] = t.name;
   o["permissions"] = permission_names(t.permissions);
+  if (t.previous_expires_at)
+    o["previousValueExpiresAt"] = format_rfc3339(*t.previous_expires_at);
+  if (t.previous_last_used_at)
+    o["previousValueLastUsedAt"] = format_rfc3339(*t.previous_last_used_at);
+  if (t.rate_limit)
+    o["rateLimit"] = rate_limit_json(*t.rate_limit);
   if (t.rotated_at)
     o["rotatedAt"] = format_rfc3339(*t.rotated_at);
   o["updatedAt"] = format_rfc3339(t.updated_at);
@@ -226,9 +316,14 @@ api_result<token_spec> parse_token_spec(std::string_view body, timestamp now) {
       if (!expiry)
         return expiry.error();
       spec.expires_at = *expiry;
+    } else if (key == "rateLimit") {
+      auto limit = parse_rate_limit(v);
+      if (!limit)
+        return limit.error();
+      spec.rate_limit = *limit;
     } else {
       return bad_request("unknown field " + quoted(key) +
-                         "; expected name, permissions, allowedCIDRBlocks, expiresAt");
+                         "; expected name, permissions, allowedCIDRBlocks, expiresAt, rateLimit");
     }
   }
   if (!has_name)
@@ -236,6 +331,26 @@ api_result<token_spec> parse_token_spec(std::string_view body, timestamp now) {
   if (!has_permissions)
     return bad_request("missing required field \"permissions\"");
   return spec;
+}
+
+api_result<std::int64_t> parse_rotate_body(std::string_view body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos)
+    return api_result<std::int64_t>(boost::system::in_place_value, 0);
+  auto parsed = parse_json(body, "request body");
+  if (!parsed)
+    return parsed.error();
+  if (!parsed->is_object())
+    return bad_request("request body must be a JSON object");
+  std::int64_t overlap = 0;
+  for (const auto& [key, v] : parsed->get_object()) {
+    if (key != "previousValueValidFor")
+      return bad_request("unknown field " + quoted(key) + "; expected previousValueValidFor");
+    auto n = parse_bounded(v, "previousValueValidFor", 0, max_overlap_seconds);
+    if (!n)
+      return n.error();
+    overlap = *n;
+  }
+  return api_result<std::int64_t>(boost::system::in_place_value, overlap);
 }
 
 std::string encode_payload(const token& t) {
@@ -252,6 +367,12 @@ std::string encode_payload(const token& t) {
     o["expires_at"] = t.expires_at->time_since_epoch().count();
   if (t.rotated_at)
     o["rotated_at"] = t.rotated_at->time_since_epoch().count();
+  if (t.previous_digest && t.previous_expires_at) {
+    o["previous_digest"] = hex_of(*t.previous_digest);
+    o["previous_expires_at"] = t.previous_expires_at->time_since_epoch().count();
+  }
+  if (t.rate_limit)
+    o["rate_limit"] = rate_limit_json(*t.rate_limit);
   return json::serialize(o);
 }
 
@@ -300,6 +421,20 @@ std::optional<token> decode_record(const store::token_record& r) {
   t.updated_by = std::move(*updated_by);
   t.expires_at = time_field(o, "expires_at");
   t.rotated_at = time_field(o, "rotated_at");
+  auto previous = field(o, "previous_digest");
+  auto previous_expires_at = time_field(o, "previous_expires_at");
+  if (previous && previous->is_string() && previous_expires_at) {
+    t.previous_digest = digest_of_hex(previous->get_string());
+    if (!t.previous_digest)
+      return std::nullopt;
+    t.previous_expires_at = previous_expires_at;
+  }
+  if (auto limit = field(o, "rate_limit")) {
+    auto parsed = parse_rate_limit(*limit);
+    if (!parsed || !*parsed)
+      return std::nullopt;
+    t.rate_limit = *parsed;
+  }
   return t;
 }
 

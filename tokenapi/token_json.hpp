@@ -18,6 +18,11 @@ namespace tokengate::tokenapi {
 /// `expiresAt`). Errors are 400s whose message names the offending field or value.
 [[nodiscard]] api_result<token_spec> parse_token_spec(std::string_view body, timestamp now);
 
+/// Parses the optional body of rotate (not in Panther's API): empty, or
+/// `{"previousValueValidFor": <seconds, 0 to 604800>}`. The overlap in seconds (0: none).
+/// Errors are 400s naming the field.
+[[nodiscard]] api_result<std::int64_t> parse_rotate_body(std::string_view body);
+
 /// The store payload of a token: every field but id, digest and last use.
 [[nodiscard]] std::string encode_payload(const token& t);
 

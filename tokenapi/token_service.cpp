@@ -1,17 +1,12 @@
 #include "tokenapi/token_service.hpp"
 
+#include "tokenapi/bootstrap_file.hpp"
 #include "tokenapi/token_json.hpp"
 #include "tokenapi/token_value.hpp"
 
-#include <fcntl.h>
 #include <malloc.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <span>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -41,37 +36,8 @@ token bootstrap_token(timestamp now) {
   return t;
 }
 
-std::string trim(std::string s) {
-  const auto space = " \t\r\n";
-  s.erase(s.find_last_not_of(space) + 1);
-  s.erase(0, s.find_first_not_of(space));
-  return s;
-}
-
-std::runtime_error system_failure(const std::string& what, const std::filesystem::path& p) {
-  return std::runtime_error(what + " " + p.string() + ": " + std::strerror(errno));
-}
-
-// Writes a new file with mode 0600 (failing if it exists) and makes it durable.
-void write_secret_file(const std::filesystem::path& file, std::string_view content) {
-  if (file.has_parent_path())
-    std::filesystem::create_directories(file.parent_path());
-  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0)
-    throw system_failure("cannot create bootstrap token file", file);
-  std::string line(content);
-  line.push_back('\n');
-  const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
-                  ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok)
-    throw system_failure("cannot write bootstrap token file", file);
-  const auto dir = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
-  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
+std::runtime_error store_failure() {
+  return std::runtime_error("token store unavailable at start-up");
 }
 
 } // namespace
@@ -133,13 +99,25 @@ api_result<token> token_service::load_token(std::string_view id) const {
   auto t = decode_record(**record);
   if (!t)
     return api_error{500, "stored token is unreadable"};
-  // The in-memory note is fresher than the store's, which is written in the background.
-  if (auto live = auth_.find(t->value_digest)) {
-    const auto seconds = live->last_used();
-    if (seconds != 0)
-      t->last_used_at = timestamp(std::chrono::seconds(seconds));
-  }
+  with_live_notes(*t);
   return std::move(*t);
+}
+
+void token_service::with_live_notes(token& t) const {
+  const auto seconds_of = [](std::int64_t s) { return timestamp(std::chrono::seconds(s)); };
+  // The in-memory notes are fresher than the store's, which is written in the background.
+  if (auto live = auth_.find(t.value_digest)) {
+    if (const auto seconds = live->last_used(); seconds != 0)
+      t.last_used_at = seconds_of(seconds);
+    if (const auto seconds = live->previous_last_used();
+        seconds != 0 && live->has_previous() && t.previous_digest == live->previous_digest())
+      t.previous_last_used_at = seconds_of(seconds);
+  }
+  if (!t.overlapping(clock_.now())) {
+    t.previous_digest.reset();
+    t.previous_expires_at.reset();
+    t.previous_last_used_at.reset();
+  }
 }
 
 api_result<void> token_service::save(const token& t, const store::digest* replaced,
@@ -149,7 +127,7 @@ api_result<void> token_service::save(const token& t, const store::digest* replac
     return unavailable();
   auto entry = auth_entry::from(t);
   if (auto previous = auth_.find(replaced ? *replaced : t.value_digest))
-    entry->set_last_used(std::max(entry->last_used(), previous->last_used()));
+    entry->carry_over(*previous);
   auth_.publish(t.value_digest, std::move(entry), replaced);
   return {};
 }
@@ -181,6 +159,7 @@ api_result<token_service::issued> token_service::create(const auth_entry& caller
   t.created_at = t.updated_at = now;
   t.created_by = t.updated_by = actor::token(std::string(caller.id()));
   t.expires_at = spec.expires_at.value_or(std::nullopt);
+  t.rate_limit = spec.rate_limit.value_or(std::nullopt);
   std::lock_guard lock(write_mutex_);
   return insert(std::move(t));
 }
@@ -201,6 +180,8 @@ api_result<token> token_service::update(const auth_entry& caller, std::string_vi
   t->allowed_cidr_blocks = spec.allowed_cidr_blocks;
   if (spec.expires_at)
     t->expires_at = *spec.expires_at;
+  if (spec.rate_limit)
+    t->rate_limit = *spec.rate_limit;
   t->updated_at = clock_.now();
   t->updated_by = actor::token(std::string(caller.id()));
   if (auto saved = save(*t, nullptr); !saved)
@@ -222,8 +203,8 @@ api_result<void> token_service::erase(std::string_view id) {
   return {};
 }
 
-api_result<token_service::issued> token_service::rotate(const auth_entry& caller,
-                                                        std::string_view id) {
+api_result<token_service::issued>
+token_service::rotate(const auth_entry& caller, std::string_view id, std::chrono::seconds overlap) {
   std::lock_guard lock(write_mutex_);
   auto t = load_token(id);
   if (!t)
@@ -235,8 +216,17 @@ api_result<token_service::issued> token_service::rotate(const auth_entry& caller
   if (!value)
     return api_error{503, "random number generator unavailable"};
   const auto replaced = t->value_digest;
+  const auto now = clock_.now();
   t->value_digest = digest_of(*value);
-  t->rotated_at = clock_.now();
+  t->rotated_at = now;
+  // A rotation ends the overlap of the one before: only the value it replaces may live on.
+  t->previous_digest.reset();
+  t->previous_expires_at.reset();
+  t->previous_last_used_at.reset();
+  if (overlap.count() > 0) {
+    t->previous_digest = replaced;
+    t->previous_expires_at = now + overlap;
+  }
   if (auto saved = save(*t, &replaced); !saved)
     return saved.error();
   return issued{std::move(*t), std::move(*value)};
@@ -256,8 +246,7 @@ api_result<token_service::page> token_service::list(std::string_view after_id,
     auto t = decode_record(r);
     if (!t)
       continue;
-    if (auto live = auth_.find(t->value_digest); live && live->last_used() != 0)
-      t->last_used_at = timestamp(std::chrono::seconds(live->last_used()));
+    with_live_notes(*t);
     p.tokens.push_back(std::move(*t));
   }
   if (more && !records->empty())
@@ -266,52 +255,52 @@ api_result<token_service::page> token_service::list(std::string_view after_id,
 }
 
 token_service::bootstrap_outcome token_service::bootstrap(const std::filesystem::path& file) {
-  const auto fail_store = [] { return std::runtime_error("token store unavailable at start-up"); };
-  std::error_code ec;
-  if (std::filesystem::exists(file, ec)) {
-    std::ifstream in(file);
-    if (!in)
-      throw system_failure("cannot read bootstrap token file", file);
-    std::stringstream content;
-    content << in.rdbuf();
-    auto value = trim(content.str());
-    if (!well_formed(value))
+  auto content = read_bootstrap_file(file);
+  if (!content)
+    throw std::runtime_error(content.error().message());
+  if (*content) {
+    if (!well_formed(**content))
       throw std::runtime_error("bootstrap token file " + file.string() +
                                " does not hold a tokengate key (tg_..., see 'tokengate keygen')");
-    const auto digest = digest_of(value);
-    auto existing = store_.find(digest);
-    if (!existing)
-      throw fail_store();
-    if (*existing)
-      return bootstrap_outcome::present;
-    const auto marker = bootstrap_marker(digest);
-    auto seen = store_.has_marker(marker);
-    if (!seen)
-      throw fail_store();
-    if (*seen)
-      return bootstrap_outcome::revoked;
-    std::lock_guard lock(write_mutex_);
-    if (!insert(bootstrap_token(clock_.now()), marker, std::move(value)))
-      throw fail_store();
-    return bootstrap_outcome::created_from_file;
+    return adopt_bootstrap(std::move(**content));
   }
-
   auto any = store_.scan("", 1);
   if (!any)
-    throw fail_store();
+    throw store_failure();
   if (!any->empty())
     return bootstrap_outcome::not_needed;
   auto value = generate_value();
   if (!value)
     throw std::runtime_error("random number generator unavailable");
   // The file first: a crash before the token is stored leaves a file the next start adopts.
-  write_secret_file(file, *value);
+  if (auto written = write_bootstrap_file(file, *value); !written)
+    throw std::runtime_error(written.error().message());
   // The marker first: computed within the same call, it could see the value already moved from.
   const auto marker = bootstrap_marker(digest_of(*value));
   std::lock_guard lock(write_mutex_);
   if (!insert(bootstrap_token(clock_.now()), marker, std::move(*value)))
-    throw fail_store();
+    throw store_failure();
   return bootstrap_outcome::generated;
+}
+
+// The value of the file becomes the bootstrap token, unless it is one already or was once.
+token_service::bootstrap_outcome token_service::adopt_bootstrap(std::string value) {
+  const auto digest = digest_of(value);
+  auto existing = store_.find(digest);
+  if (!existing)
+    throw store_failure();
+  if (*existing)
+    return bootstrap_outcome::present;
+  const auto marker = bootstrap_marker(digest);
+  auto seen = store_.has_marker(marker);
+  if (!seen)
+    throw store_failure();
+  if (*seen)
+    return bootstrap_outcome::revoked;
+  std::lock_guard lock(write_mutex_);
+  if (!insert(bootstrap_token(clock_.now()), marker, std::move(value)))
+    throw store_failure();
+  return bootstrap_outcome::created_from_file;
 }
 
 void token_service::exclusive(const std::function<void()>& sync) {
@@ -332,7 +321,7 @@ void token_service::apply(const store::replicated_change& change) {
   }
   auto entry = auth_entry::from(*t);
   if (before)
-    entry->set_last_used(std::max(entry->last_used(), before->last_used()));
+    entry->carry_over(*before);
   auth_.publish(t->value_digest, std::move(entry), previous);
 }
 

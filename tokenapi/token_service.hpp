@@ -49,9 +49,11 @@ public:
   [[nodiscard]] api_result<token> update(const auth_entry& caller, std::string_view id,
                                          const token_spec& spec);
   [[nodiscard]] api_result<void> erase(std::string_view id);
-  /// A new value; the old one fails from the moment this returns. 403 when the token holds
+  /// A new value. The old one works on for `overlap` (0: fails from the moment this returns);
+  /// a value an earlier rotation kept alive fails at once. 403 when the token holds
   /// permissions the caller does not (rotating would hand the caller those permissions).
-  [[nodiscard]] api_result<issued> rotate(const auth_entry& caller, std::string_view id);
+  [[nodiscard]] api_result<issued> rotate(const auth_entry& caller, std::string_view id,
+                                          std::chrono::seconds overlap = {});
   /// Up to `limit` tokens with ids after `after_id`, in id order.
   [[nodiscard]] api_result<page> list(std::string_view after_id, std::size_t limit) const;
 
@@ -63,8 +65,10 @@ public:
                        ///< rotated since: it stays revoked
     not_needed,        ///< no file, and the store already holds tokens
   };
-  /// README "Bootstrap". Start-up only; throws std::runtime_error naming the problem (an
-  /// unreadable file, a file that holds no tokengate key, a store failure).
+  /// README "Bootstrap": adopts the key in `file`, or writes a new one there when the store is
+  /// empty (the file itself: tokenapi/bootstrap_file.hpp). Start-up only; throws
+  /// std::runtime_error naming the problem (an unreadable file, a file that holds no tokengate
+  /// key, a store failure).
   bootstrap_outcome bootstrap(const std::filesystem::path& file);
 
   /// Whether the store answers reads (for /readyz).
@@ -80,7 +84,10 @@ public:
 
 private:
   [[nodiscard]] load_report load_records(std::span<const store::token_record> records);
+  bootstrap_outcome adopt_bootstrap(std::string value);
   [[nodiscard]] api_result<token> load_token(std::string_view id) const;
+  /// Adds the last uses noted in memory, and drops an overlap that has ended.
+  void with_live_notes(token& t) const;
   [[nodiscard]] api_result<void> save(const token& t, const store::digest* replaced,
                                       std::string_view marker = {});
   [[nodiscard]] api_result<issued> insert(token t, std::string_view marker = {},

@@ -4,6 +4,7 @@
 #include "proxy/admission.hpp"
 #include "proxy/answer.hpp"
 #include "proxy/client_address.hpp"
+#include "proxy/key_fields.hpp"
 #include "proxy/openapi_document.hpp"
 
 #include <array>
@@ -63,8 +64,20 @@ void session::expire_if_due(steady::time_point now) {
   upstream_.cancel();
 }
 
+void session::take_live_settings() {
+  logging_ = deps_.log.enabled(log_level::info);
+  if (live_ == w_.settings)
+    return;
+  live_ = w_.settings;
+  peer_trusted_ = false;
+  for (const auto& b : live_->trusted_proxies)
+    peer_trusted_ = peer_trusted_ || b.contains(peer_);
+  upstream_.use_limits(live_->limits);
+}
+
 net::awaitable<void> session::serve() {
   for (bool first = true;; first = false) {
+    take_live_settings();
     if (!co_await read_head(first))
       co_return;
     // The head's views stay valid until the next read into in_; nothing uses them after.
@@ -82,13 +95,14 @@ net::awaitable<bool> session::read_head(bool first) {
   std::size_t scanned = 0;
   skip_empty_lines();
   idle_ = in_.empty();
-  deadline_.expire_after(first || !idle_ ? limits_.header_timeout : limits_.idle_timeout);
+  deadline_.expire_after(first || !idle_ ? limits().header_timeout : limits().idle_timeout);
   for (;;) {
     if (!in_.empty()) {
       const auto size = http1::scan_head(in_.data(), scanned);
       if (!size)
         co_return co_await refuse(http1::refusal_for(size.error()));
-      if (*size > limits_.max_header_bytes || (*size == 0 && in_.size() > limits_.max_header_bytes))
+      if (*size > limits().max_header_bytes ||
+          (*size == 0 && in_.size() > limits().max_header_bytes))
         co_return co_await refuse({431, "request header is larger than the limit"});
       if (*size != 0) {
         const auto parsed = http1::parse_request(in_.data().substr(0, *size), head_);
@@ -108,7 +122,7 @@ net::awaitable<bool> session::read_head(bool first) {
       skip_empty_lines();
       idle_ = in_.empty();
       if (!idle_)
-        deadline_.expire_after(limits_.header_timeout);
+        deadline_.expire_after(limits().header_timeout);
     }
   }
 }
@@ -151,13 +165,13 @@ void session::close() {
 net::awaitable<bool> session::answer(unsigned status, std::string_view message, bool close,
                                      std::string_view allow) {
   record_.status = status;
-  build_error_response(out_, status, message, close, allow);
+  build_error_response(out_, status, message, close, allow, key_fields_);
   co_return co_await write_answer(close);
 }
 
 net::awaitable<bool> session::answer_json(const api_response& r, bool close) {
   record_.status = r.status;
-  build_json_response(out_, r.status, r.body, close, r.allow);
+  build_json_response(out_, r.status, r.body, close, r.allow, key_fields_);
   co_return co_await write_answer(close);
 }
 
@@ -178,7 +192,7 @@ net::awaitable<bool> session::serve_request() {
   key_ = admission->key;
   keep_alive_ = admission->keep_alive;
   want_continue_ = admission->want_continue;
-  client_address_ = client_address(peer_, head_, deps_.settings.trusted_proxies);
+  client_address_ = client_address(peer_, head_, live_->trusted_proxies);
   if (tokenapi::api_handler::is_api_path(target_.path))
     co_return co_await serve_api();
   co_return co_await serve_proxy();
@@ -195,9 +209,12 @@ net::awaitable<bool> session::serve_api() {
   if (auto early = deps_.api.refuse_early(request)) {
     api_caller_ = std::move(early->caller_id);
     w_.metrics.count_api_call(early->operation, early->status);
+    if (early->caller)
+      append_key_fields(key_fields_, *early->caller, early->previous_value, nullptr,
+                        deps_.clock.now(), expiry_warning());
     co_return co_await answer_json(*early, closing() || body_pending());
   }
-  if (body_.type == http1::framing::kind::length && body_.length > limits_.max_admin_body_bytes)
+  if (body_.type == http1::framing::kind::length && body_.length > limits().max_admin_body_bytes)
     co_return co_await answer(413, body_limit_message(), true);
   if (want_continue_ && !co_await client_stream().write(continue_line))
     co_return false;
@@ -219,6 +236,9 @@ net::awaitable<bool> session::serve_api() {
       net::use_awaitable);
   api_caller_ = std::move(response.caller_id);
   w_.metrics.count_api_call(response.operation, response.status);
+  if (response.caller)
+    append_key_fields(key_fields_, *response.caller, response.previous_value, nullptr,
+                      deps_.clock.now(), expiry_warning());
   co_return co_await answer_json(response, closing());
 }
 
@@ -243,7 +263,7 @@ net::awaitable<session::body_status> session::read_api_body() {
         co_return body_status::bad_framing;
       in_.consume(step->consumed);
       api_body_.append(step->data);
-      if (api_body_.size() > limits_.max_admin_body_bytes)
+      if (api_body_.size() > limits().max_admin_body_bytes)
         co_return body_status::too_large;
     }
   }
@@ -273,6 +293,8 @@ net::awaitable<bool> session::serve_admin() {
                    render_metrics(shared_.loops, gauges(), openmetrics), close);
     co_return co_await write_answer(close);
   }
+  if (target_.path == "/reload" && head_.method == "POST")
+    co_return co_await serve_reload(close);
   // Fleet mode answers from the follower's state: never a call to the database here.
   admin_state state{draining(), deps_.sync != nullptr || deps_.service.healthy(), std::nullopt};
   if (deps_.sync)
@@ -282,12 +304,26 @@ net::awaitable<bool> session::serve_admin() {
   co_return co_await answer_json(r, close);
 }
 
+net::awaitable<bool> session::serve_reload(bool close) {
+  // Reading the file must not hold up this loop's other connections.
+  const reload_report report = co_await net::co_spawn(
+      shared_.api_pool, [this]() -> net::awaitable<reload_report> { co_return shared_.reload(); },
+      net::use_awaitable);
+  // A configuration that does not load is the operator's to fix: 422, and nothing changed.
+  // (A named value: GCC 12 destroys a braced temporary in a co_await expression twice.)
+  const api_response response{report.applied ? 200u : 422u, report.to_json(), {}, {}};
+  co_return co_await answer_json(response, close);
+}
+
 metrics_gauges session::gauges() const {
   metrics_gauges g;
   g.connections_main = static_cast<std::int64_t>(shared_.connections.load());
   g.connections_admin = static_cast<std::int64_t>(shared_.admin_connections.load());
   g.connections_refused = shared_.refused_connections.load();
   g.tokens = deps_.auth.size();
+  g.tokens_expiring = deps_.auth.count_expiring(deps_.clock.now(), expiry_warning());
+  g.reloads_ok = shared_.reloads_ok.load(std::memory_order_relaxed);
+  g.reloads_failed = shared_.reloads_failed.load(std::memory_order_relaxed);
   g.start_time_seconds = shared_.start_time_seconds;
   return g;
 }
@@ -300,6 +336,7 @@ void session::begin_record(std::string_view method) {
   started_ = steady::now();
   token_.reset();
   api_caller_.clear();
+  key_fields_.clear();
 }
 
 void session::log_access() {

@@ -29,13 +29,11 @@ namespace tokengate::proxy::detail {
 class session : public std::enable_shared_from_this<session> {
 public:
   session(worker& w, tcp::socket socket, bool admin)
-      : w_(w), shared_(w.shared), deps_(w.shared.deps), limits_(deps_.settings.limits),
-        client_(std::move(socket)), admin_(admin),
-        upstream_(w.pool, shared_.upstream_endpoints, limits_, deadline_, w.metrics) {
+      : w_(w), shared_(w.shared), deps_(w.shared.deps), client_(std::move(socket)), admin_(admin),
+        upstream_(w.pool, shared_.upstream_endpoints, w.settings->limits, deadline_, w.metrics) {
     peer_ = address_of(client_);
     peer_text_ = peer_.to_string();
-    for (const auto& b : deps_.settings.trusted_proxies)
-      peer_trusted_ = peer_trusted_ || b.contains(peer_);
+    take_live_settings();
     client_address_ = peer_; // until a request says otherwise, e.g. for refused heads
     boost::system::error_code ignored;
     client_.non_blocking(true, ignored); // for start_write
@@ -51,8 +49,12 @@ public:
 
 private:
   timed_stream<tcp::socket> client_stream() {
-    return {client_, in_, deadline_, limits_.idle_timeout, &record_.bytes_out};
+    return {client_, in_, deadline_, limits().idle_timeout, &record_.bytes_out};
   }
+  /// The limits of the request in hand (of the live settings it started with).
+  const proxy::limits& limits() const { return live_->limits; }
+  /// Takes the loop's live settings when a reload has changed them since the last request.
+  void take_live_settings();
   bool draining() const { return shared_.draining.load(std::memory_order_relaxed); }
   bool closing() const { return !keep_alive_ || draining(); }
   /// Whether an early answer must close: its request body would be left unread.
@@ -97,7 +99,8 @@ private:
   net::awaitable<bool> serve_api();
 
   std::string body_limit_message() const {
-    return "request body is larger than " + std::to_string(limits_.max_admin_body_bytes) + " bytes";
+    return "request body is larger than " + std::to_string(limits().max_admin_body_bytes) +
+           " bytes";
   }
 
   enum class body_status { ok, failed, bad_framing, too_large };
@@ -107,6 +110,16 @@ private:
   net::awaitable<body_status> read_api_body();
 
   net::awaitable<bool> serve_proxy();
+
+  /// The key check of a proxied request on a route that needs a key: the decision, then the
+  /// rate limit; fills key_fields_. The refusal to answer with (status, message), or nullopt to
+  /// go on; a report-only route's refusal is only logged and counted.
+  std::optional<std::pair<unsigned, std::string>> check_key(const route& r);
+
+  std::chrono::seconds expiry_warning() const { return std::chrono::hours(24 * 7); }
+
+  /// Logs, at most once a day per token, that its key expires soon.
+  void warn_expiry(const tokenapi::auth_entry& token, tokenapi::timestamp now);
 
   // ---- the proxy: request out, response back ---------------------------------------------
 
@@ -127,6 +140,9 @@ private:
 
   net::awaitable<bool> serve_admin();
 
+  /// POST /reload: the server's live reload, answered with its report.
+  net::awaitable<bool> serve_reload(bool close);
+
   // ---- access log ------------------------------------------------------------------------
 
   /// Starts the access-log record of a new request (`method` empty for a refused head).
@@ -139,15 +155,15 @@ private:
   worker& w_;
   shared_state& shared_;
   const server_dependencies& deps_;
-  const limits& limits_;
+  std::shared_ptr<const live_settings> live_; ///< routes, trusted proxies, limits in force
   tcp::socket client_;
   deadline deadline_;
-  const bool logging_ = deps_.log.enabled(log_level::info); // the access log, and its timings
+  bool logging_ = false; ///< the access log, and its timings: log_level info or debug
   bool admin_;
   bool idle_ = true; ///< waiting for a request: drain() may close the connection
   tokenapi::ip_address peer_;
   std::string peer_text_;
-  bool peer_trusted_ = false; ///< the peer is one of trusted_proxies
+  bool peer_trusted_ = false; ///< the peer is one of the live trusted_proxies
   tokenapi::ip_address client_address_;
   upstream_exchange upstream_;
 
@@ -173,6 +189,8 @@ private:
   // The access log.
   access_record record_;
   std::shared_ptr<const tokenapi::auth_entry> token_;
+  std::string key_fields_;     ///< response fields about the key (proxy/key_fields), every answer
+  bool send_identity_ = false; ///< X-Token-Id/-Name/-Permissions go upstream (key accepted)
   std::string api_caller_;
   steady::time_point started_{};
 };

@@ -2,6 +2,8 @@
 #include "proxy/admission.hpp"
 #include "proxy/answer.hpp"
 #include "proxy/detail/session.hpp"
+#include "proxy/key_fields.hpp"
+#include "proxy/log.hpp"
 #include "proxy/rewrite.hpp"
 
 #include <array>
@@ -13,20 +15,66 @@ constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
 
 } // namespace
 
+std::optional<std::pair<unsigned, std::string>> session::check_key(const route& r) {
+  const auto now = deps_.clock.now();
+  auto decision = deps_.auth.decide(key_, client_address_, r.permissions, now);
+  w_.metrics.decisions[static_cast<std::size_t>(decision.outcome)].add();
+  const bool authenticated = decision.token && decision.outcome != tokenapi::verdict::expired_key;
+  std::optional<std::pair<unsigned, std::string>> refusal;
+  tokenapi::rate_window::outcome rate;
+  if (!decision.allowed()) {
+    refusal.emplace(decision.status(), decision.message(client_address_));
+  } else if (rate = decision.token->take_rate(now); !rate.allowed) {
+    refusal.emplace(429, "rate limit exceeded: " + std::to_string(decision.token->rate_requests()) +
+                             " requests per " + std::to_string(decision.token->rate_seconds()) +
+                             " s");
+  }
+  if (refusal && !r.enforce) {
+    // Report-only: what would have been refused goes upstream, without the key's identity
+    // unless the key passed (and only its rate limit was exceeded).
+    const auto reason = decision.allowed() ? would_deny_rate_limited
+                                           : static_cast<std::size_t>(decision.outcome) - 1;
+    w_.metrics.would_deny[reason].add();
+    record_.would_deny = would_deny_reasons[reason];
+    refusal.reset();
+    rate.allowed = true; // no Retry-After on an answer that was not refused
+  } else if (refusal && refusal->first == 429) {
+    w_.metrics.rate_limited.add();
+  }
+  if (authenticated) {
+    append_key_fields(key_fields_, *decision.token, decision.previous_value,
+                      decision.allowed() ? &rate : nullptr, now, expiry_warning());
+    warn_expiry(*decision.token, now);
+  }
+  send_identity_ = decision.allowed();
+  token_ = std::move(decision.token); // for the access log, also when refused
+  return refusal;
+}
+
+void session::warn_expiry(const tokenapi::auth_entry& token, tokenapi::timestamp now) {
+  if (!expires_soon(token, now, expiry_warning()))
+    return;
+  const auto today = now.time_since_epoch().count() / 86'400;
+  if (!token.first_expiry_warning_on(today))
+    return;
+  deps_.log.event(log_level::warn, "API key expires soon", [&](json_line& l) {
+    l.add("token_id", token.id())
+        .add("token_name", token.name())
+        .add("expires_at", tokenapi::format_rfc3339(
+                               tokenapi::timestamp(std::chrono::seconds(token.expires_at()))));
+  });
+}
+
 net::awaitable<bool> session::serve_proxy() {
-  const auto* route = deps_.routes.match(head_.method, target_.path);
+  const auto* route = live_->routes.match(head_.method, target_.path);
   if (route == nullptr) {
     w_.metrics.decisions[no_route_outcome].add();
     co_return co_await answer(403, "no route allows this path", closing() || body_pending());
   }
-  tokenapi::decision decision;
+  send_identity_ = false;
   if (!route->open) {
-    decision = deps_.auth.decide(key_, client_address_, route->permissions, deps_.clock.now());
-    w_.metrics.decisions[static_cast<std::size_t>(decision.outcome)].add();
-    token_ = decision.token;
-    if (!decision.allowed())
-      co_return co_await answer(decision.status(), decision.message(client_address_),
-                                closing() || body_pending());
+    if (auto refusal = check_key(*route))
+      co_return co_await answer(refusal->first, refusal->second, closing() || body_pending());
   }
   if (want_continue_ && !co_await client_stream().write(continue_line))
     co_return false;
@@ -36,8 +84,8 @@ net::awaitable<bool> session::serve_proxy() {
       client_address_ == peer_ ? std::string_view(peer_text_)
                                : std::string_view(named_client = client_address_.to_string());
   build_upstream_request(upstream_head_, head_,
-                         {target_, body_, decision.token.get(), peer_text_, peer_trusted_,
-                          client_text, shared_.upstream_authority});
+                         {target_, body_, send_identity_ ? token_.get() : nullptr, peer_text_,
+                          peer_trusted_, client_text, shared_.upstream_authority});
   co_return co_await forward();
 }
 
@@ -101,7 +149,7 @@ net::awaitable<bool> session::relay_response() {
                                                  : client_framing::until_close;
   const bool close = closing() || out_framing == client_framing::until_close;
   record_.status = response_.status;
-  build_client_response(out_, response_, out_framing, close);
+  build_client_response(out_, response_, out_framing, close, key_fields_);
   const bool upstream_keeps = http1::keeps_alive(response_);
   upstream_.consume_head(response_);
 

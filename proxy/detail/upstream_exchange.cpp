@@ -16,7 +16,7 @@ const upstream_failure closed{{502, "upstream closed the connection"}};
 
 upstream_exchange::upstream_exchange(upstream_pool& pool, std::span<const tcp::endpoint> endpoints,
                                      const limits& l, deadline& clock, loop_metrics& metrics)
-    : pool_(pool), endpoints_(endpoints), limits_(l), clock_(clock), metrics_(metrics) {}
+    : pool_(pool), endpoints_(endpoints), limits_(&l), clock_(clock), metrics_(metrics) {}
 
 upstream_failure upstream_exchange::fail(upstream_failure f, upstream_error reason) {
   metrics_.upstream_errors[static_cast<std::size_t>(reason)].add();
@@ -32,7 +32,7 @@ upstream_failure upstream_exchange::failed_read(const io_result& r) {
 net::awaitable<bool> upstream_exchange::connect() {
   connection_ = pool_.make();
   for (const auto& endpoint : endpoints_) {
-    clock_.expire_after(limits_.upstream_connect_timeout);
+    clock_.expire_after(limits_->upstream_connect_timeout);
     auto [ec] = co_await connection_->socket.async_connect(endpoint, nothrow);
     if (!ec) {
       connection_->socket.set_option(tcp::no_delay(true), ec);

@@ -41,8 +41,11 @@ public:
 
   /// The connection as a stream, for the body relays.
   [[nodiscard]] timed_stream<tcp::socket> stream() {
-    return {connection_->socket, connection_->buffer, clock_, limits_.upstream_timeout};
+    return {connection_->socket, connection_->buffer, clock_, limits_->upstream_timeout};
   }
+
+  /// The limits of the next exchanges (after a live reload).
+  void use_limits(const limits& l) { limits_ = &l; }
 
   /// Ends the exchange: the connection goes back to the pool (when `reusable` and nothing is
   /// left unread) or is closed.
@@ -65,7 +68,7 @@ private:
 
   upstream_pool& pool_;
   std::span<const tcp::endpoint> endpoints_;
-  const limits& limits_;
+  const limits* limits_;
   deadline& clock_;
   loop_metrics& metrics_;
   std::unique_ptr<upstream_connection> connection_;

@@ -3,9 +3,12 @@
 #include "proxy/detail/net.hpp"
 #include "proxy/detail/upstream_pool.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/reload.hpp"
 #include "proxy/server.hpp"
 
 #include <atomic>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -18,7 +21,8 @@ class session;
 
 /// What every event loop shares: the dependencies, the resolved upstream, and counters.
 struct shared_state {
-  explicit shared_state(const server_dependencies& d) : deps(d) {}
+  explicit shared_state(const server_dependencies& d)
+      : deps(d), max_connections(d.settings.limits.max_connections) {}
 
   server_dependencies deps;
   std::vector<tcp::endpoint> upstream_endpoints;
@@ -27,15 +31,20 @@ struct shared_state {
   std::atomic<std::size_t> admin_connections{0}; ///< open on the admin listener
   std::atomic<bool> draining{false};
   std::atomic<std::uint64_t> refused_connections{0}; ///< answered 503 at max_connections
-  std::vector<const loop_metrics*> loops;            ///< every worker's figures, for /metrics
-  double start_time_seconds = 0;                     ///< unix time the server was made
-  net::thread_pool api_pool{1}; ///< token API calls (synced store writes) run here
+  std::atomic<std::size_t> max_connections;          ///< live: limits.max_connections
+  std::atomic<std::uint64_t> reloads_ok{0};
+  std::atomic<std::uint64_t> reloads_failed{0};
+  std::function<reload_report()> reload;  ///< the server's reload(), for POST /reload
+  std::vector<const loop_metrics*> loops; ///< every worker's figures, for /metrics
+  double start_time_seconds = 0;          ///< unix time the server was made
+  net::thread_pool api_pool{1};           ///< token API calls (synced store writes) run here
 };
 
 /// One event loop and what belongs to it alone.
 struct worker {
   worker(shared_state& s, std::size_t i)
-      : shared(s), index(i), pool(io, 64, std::chrono::seconds(60)) {}
+      : shared(s), index(i), pool(io, 64, std::chrono::seconds(60)),
+        settings(std::make_shared<const live_settings>(live_settings::from(s.deps.settings))) {}
 
   shared_state& shared;
   std::size_t index;
@@ -43,6 +52,9 @@ struct worker {
   std::optional<tcp::acceptor> acceptor;
   std::optional<tcp::acceptor> admin_acceptor; ///< on worker 0 only
   upstream_pool pool;
+  /// The live settings in force on this loop: a session takes them when a request starts.
+  /// Each loop has its own copy, so taking them costs no shared reference count.
+  std::shared_ptr<const live_settings> settings;
   loop_metrics metrics;                   ///< written on this worker's thread only
   std::unordered_set<session*> live;      ///< touched only on this worker's thread
   std::atomic<std::size_t> live_count{0}; ///< live.size(), readable from other threads

@@ -1,7 +1,6 @@
 #include "tests/support/sidecar.hpp"
 
 #include "proxy/log.hpp"
-#include "proxy/route_table.hpp"
 #include "proxy/server.hpp"
 #include "store/rocksdb_store.hpp"
 #include "tests/support/http_client.hpp"
@@ -9,12 +8,14 @@
 #include "tokenapi/token_service.hpp"
 
 #include <boost/json.hpp>
+#include <boost/system/result.hpp>
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 namespace tokengate::test {
@@ -38,9 +39,9 @@ struct sidecar::impl {
     service.bootstrap(settings.bootstrap_token_file);
     std::ifstream key_file(settings.bootstrap_token_file);
     std::getline(key_file, admin_key);
-    routes = proxy::route_table(settings.routes, settings.default_route);
-    server = std::make_unique<proxy::server>(
-        proxy::server_dependencies{settings, routes, auth, api, service, clock, log});
+    next = settings;
+    server = std::make_unique<proxy::server>(proxy::server_dependencies{
+        settings, auth, api, service, clock, log, nullptr, [this] { return reloaded(); }});
     server->start();
   }
 
@@ -51,7 +52,23 @@ struct sidecar::impl {
   tokenapi::system_clock clock;
   tokenapi::token_service service{*store, auth, clock};
   tokenapi::api_handler api{service, auth, clock};
-  proxy::route_table routes;
+  /// What a reload reads: the settings of the test's reload_with, with this sidecar's
+  /// addresses and directories; a config_error when the test made it fail.
+  proxy::config reloaded() {
+    std::lock_guard lock(reload_mutex);
+    if (!next)
+      throw proxy::config_error(next.error());
+    auto c = *next;
+    c.listen = settings.listen;
+    c.admin_listen = settings.admin_listen;
+    c.upstream = settings.upstream;
+    c.data_dir = settings.data_dir;
+    c.bootstrap_token_file = settings.bootstrap_token_file;
+    return c;
+  }
+
+  std::mutex reload_mutex;
+  boost::system::result<proxy::config, std::string> next = proxy::config{};
   int log_fd = ::open((dir / "log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   proxy::log_sink log{log_fd, proxy::log_level::debug};
   std::unique_ptr<proxy::server> server;
@@ -96,6 +113,17 @@ std::string sidecar::log_text() const {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+void sidecar::reload_with(proxy::config next) {
+  std::lock_guard lock(impl_->reload_mutex);
+  impl_->next = std::move(next);
+}
+
+void sidecar::fail_reload_with(const std::string& error) {
+  std::lock_guard lock(impl_->reload_mutex);
+  impl_->next =
+      boost::system::result<proxy::config, std::string>(boost::system::in_place_error, error);
 }
 
 void sidecar::stop() {

@@ -38,6 +38,12 @@ public:
   /// Everything logged so far.
   [[nodiscard]] std::string log_text() const;
 
+  /// What the next live reload (POST /reload on the admin port) reads: `next`, with this
+  /// sidecar's addresses and directories (so changing those is not what a test sees).
+  void reload_with(proxy::config next);
+  /// Makes the next reload fail as a broken file would, with `error`.
+  void fail_reload_with(const std::string& error);
+
   /// Graceful stop, as on SIGTERM; returns when every thread has ended.
   void stop();
 

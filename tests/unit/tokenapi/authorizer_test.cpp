@@ -353,3 +353,40 @@ TEST_CASE_METHOD(fixture, "an expiry far in the future is honoured as never pass
   const auto past = publish("b", permission_set::all(), {}, timestamp(std::chrono::seconds(-5)));
   CHECK(decide(past).outcome == verdict::expired_key);
 }
+
+TEST_CASE_METHOD(loaded_fixture,
+                 "a token loaded within a rotation's overlap answers to both values",
+                 "[authorizer][load][rotation]") {
+  const auto plain = add("p", set_of({permission::AlertRead}));
+  const auto current = add("r", set_of({permission::AlertRead}), {}, t0 + 1h);
+  const auto replaced = new_value();
+  page.back().previous_digest = digest_of(replaced);
+  page.back().previous_expires_at = t0 + 60s;
+  const auto limited = add("l", set_of({permission::AlertRead}));
+  page.back().rate_limit = rate_limit{2, 60};
+  auth.load(page);
+  CHECK(auth.size() == 3);
+  CHECK(auth.count_expiring(t0, 2h) == 1);
+
+  const auto with_new = decide(current);
+  const auto with_old = decide(replaced, {}, t0 + 59s);
+  REQUIRE(with_new.allowed());
+  REQUIRE(with_old.allowed());
+  CHECK(with_old.previous_value);
+  CHECK(with_old.token->id() == "r");
+  CHECK(with_old.token->previous_expires_at() == (t0 + 60s).time_since_epoch().count());
+  CHECK(decide(replaced, {}, t0 + 60s).outcome == verdict::unknown_key);
+
+  const auto d = decide(limited);
+  REQUIRE(d.allowed());
+  CHECK(d.token->rate_requests() == 2);
+  CHECK(d.token->take_rate(t0).allowed);
+  CHECK(d.token->take_rate(t0).allowed);
+  CHECK_FALSE(d.token->take_rate(t0).allowed);
+  CHECK(decide(plain).token->rate_requests() == 0);
+  CHECK(decide(plain).token->take_rate(t0).allowed);
+
+  auth.remove(digest_of(current));
+  CHECK(decide(replaced, {}, t0 + 1s).outcome == verdict::unknown_key);
+  CHECK(auth.size() == 2);
+}

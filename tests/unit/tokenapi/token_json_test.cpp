@@ -242,7 +242,8 @@ TEST_CASE("names hold no C0, DEL or C1 control characters", "[json][spelling]") 
 
 TEST_CASE("unknown fields are refused by name", "[json]") {
   CHECK(refusal(body_with(R"("value":"tg_x")")) ==
-        "unknown field \"value\"; expected name, permissions, allowedCIDRBlocks, expiresAt");
+        "unknown field \"value\"; expected name, permissions, allowedCIDRBlocks, expiresAt, "
+        "rateLimit");
   CHECK_THAT(refusal(body_with(R"("allowedCidrBlocks":[])")),
              Catch::StartsWith("unknown field \"allowedCidrBlocks\""));
   CHECK_THAT(refusal(body_with(R"("id":"x")")), Catch::StartsWith("unknown field \"id\""));

@@ -1,0 +1,121 @@
+// Report-only routes and expiry warnings (README "Key lifecycle"), through the real sidecar and
+// upstream: a route with "enforce": false lets through what it would refuse, logs why and counts
+// it; a key close to its expiry is told so on every answer, logged once a day, and counted.
+#include "tests/integration/lifecycle_support.hpp"
+#include "tokenapi/rfc3339.hpp"
+
+#include <sstream>
+
+using namespace tokengate;
+using namespace std::chrono_literals;
+using test::eventually;
+using test::lifecycle_fixture;
+using test::request;
+
+namespace {
+
+proxy::config with_report_only_route() {
+  auto c = test::example_routes();
+  tokenapi::permission_set modify;
+  modify.insert(tokenapi::permission::AlertModify);
+  proxy::route shadow{"/shadow", {}, false, modify};
+  shadow.enforce = false;
+  c.routes.insert(c.routes.begin(), shadow);
+  return c;
+}
+
+struct report_only_fixture : lifecycle_fixture {
+  report_only_fixture() : lifecycle_fixture(with_report_only_route()) {}
+
+  /// The access-log line of the `n`th request (from 1) to `path`, once it is written.
+  boost::json::object access_line(std::string_view path, std::size_t n) {
+    std::vector<boost::json::object> lines;
+    eventually([&] {
+      lines.clear();
+      std::istringstream text(gate.log_text());
+      for (std::string line; std::getline(text, line);) {
+        auto v = boost::json::parse(line);
+        if (v.as_object().contains("path") && v.at("path").as_string() == path)
+          lines.push_back(v.as_object());
+      }
+      return lines.size() >= n;
+    });
+    REQUIRE(lines.size() >= n);
+    return lines[n - 1];
+  }
+  std::string metrics() { return test::request(gate.admin_port(), "GET", "/metrics").body; }
+};
+
+std::string in_days(int days) {
+  return tokenapi::format_rfc3339(std::chrono::floor<std::chrono::seconds>(
+      std::chrono::system_clock::now() + std::chrono::hours(24 * days)));
+}
+
+} // namespace
+
+TEST_CASE_METHOD(report_only_fixture,
+                 "a report-only route passes what it would refuse, and logs and counts why",
+                 "[lifecycle][report-only]") {
+  const auto reader = gate.create_token("reader", {"AlertRead"});
+  auto r = get_with(reader.value, "/shadow/1");
+  CHECK(r.status == 200);
+  CHECK(upstream.last().target == "/shadow/1");
+  CHECK_FALSE(upstream.last().header("X-Token-Id")); // no identity for a key it would refuse
+  CHECK_FALSE(upstream.last().header("X-API-Key"));
+  auto line = access_line("/shadow/1", 1);
+  CHECK(line.at("would_deny") == "permission_denied");
+  CHECK(line.at("token_id").as_string() == reader.id);
+  CHECK(line.at("status") == 200);
+
+  CHECK(get("/shadow/2").status == 200);
+  CHECK(access_line("/shadow/2", 1).at("would_deny") == "missing_key");
+
+  // What it allows goes through as on any route, with the identity, and no would_deny.
+  const auto writer = gate.create_token("writer", {"AlertModify"});
+  CHECK(get_with(writer.value, "/shadow/3").status == 200);
+  CHECK(upstream.last().header("X-Token-Id") == writer.id);
+  CHECK_FALSE(access_line("/shadow/3", 1).contains("would_deny"));
+
+  // The enforcing routes beside it still refuse.
+  CHECK(get("/alerts/1").status == 401);
+
+  const auto text = metrics();
+  CHECK_THAT(text, Catch::Contains(R"(tokengate_would_deny_total{reason="permission_denied"} 1)"));
+  CHECK_THAT(text, Catch::Contains(R"(tokengate_would_deny_total{reason="missing_key"} 1)"));
+}
+
+TEST_CASE_METHOD(report_only_fixture,
+                 "a key within expiry_warning of its expiry is told so on every answer",
+                 "[lifecycle][expiry]") {
+  const auto soon_at = in_days(2);
+  const auto soon =
+      create(R"({"name":"soon","permissions":["AlertRead"],"expiresAt":")" + soon_at + R"("})");
+  const auto later = create(R"({"name":"later","permissions":["AlertRead"],"expiresAt":")" +
+                            in_days(30) + R"("})");
+  const auto never = gate.create_token("never", {"AlertRead"});
+
+  CHECK(get_with(soon.value, "/alerts/1").header("X-Token-Expires") == soon_at);
+  CHECK(get_with(soon.value, "/alerts/2").header("X-Token-Expires") == soon_at);
+  // Refusals and the token API's answers carry it too.
+  auto refused = request(gate.port(), "DELETE", "/alerts/1", {{"X-API-Key", soon.value}});
+  CHECK(refused.status == 403);
+  CHECK(refused.header("X-Token-Expires") == soon_at);
+  CHECK(request(gate.port(), "GET", "/api-tokens/self", {{"X-API-Key", soon.value}})
+            .header("X-Token-Expires") == soon_at);
+  CHECK_FALSE(get_with(later.value, "/alerts/1").header("X-Token-Expires"));
+  CHECK_FALSE(get_with(never.value, "/alerts/1").header("X-Token-Expires"));
+
+  // One warning line for the token today, however many requests.
+  std::size_t warnings = 0;
+  eventually([&] {
+    std::istringstream text(gate.log_text());
+    warnings = 0;
+    for (std::string line; std::getline(text, line);)
+      warnings += line.find("API key expires soon") != std::string::npos &&
+                  line.find(soon.id) != std::string::npos;
+    return warnings > 0;
+  });
+  CHECK(warnings == 1);
+  CHECK(gate.log_text().find(soon.value) == std::string::npos);
+  CHECK_THAT(metrics(), Catch::Contains("tokengate_tokens_expiring 1"));
+}
