@@ -44,6 +44,7 @@ log_level as_log_level(const sourced& v, std::string_view name) {
 }
 
 constexpr std::int64_t day_ms = 24LL * 3600 * 1000;
+constexpr std::int64_t year_s = 366LL * 24 * 3600;
 
 // In the order they are applied. The messages of database_url never quote the value: it may
 // hold a password.
@@ -83,6 +84,10 @@ constexpr setting settings[] = {
     {"max_staleness_ms", "--max-staleness-ms", kind::integer,
      [](config& c, std::string_view n, const sourced& v) {
        c.max_staleness = std::chrono::milliseconds(as_integer(v.value, n, v.source, 2000, day_ms));
+     }},
+    {"expiry_warning", "--expiry-warning", kind::integer,
+     [](config& c, std::string_view n, const sourced& v) {
+       c.expiry_warning = std::chrono::seconds(as_integer(v.value, n, v.source, 0, year_s));
      }},
 };
 

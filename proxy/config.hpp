@@ -60,6 +60,8 @@ struct config {
   std::filesystem::path database_password_file; ///< empty: libpq's own means
   /// Fail closed (401 for every key) when cut off from the database longer than this.
   std::optional<std::chrono::milliseconds> max_staleness;
+  /// A key this close to its expiresAt is warned (README "Expiry warnings"); 0: never.
+  std::chrono::seconds expiry_warning{7 * 24 * 3600};
 };
 
 /// A configuration mistake: one line that names the setting, where it came from, and what is

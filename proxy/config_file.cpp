@@ -111,6 +111,10 @@ route as_route(const json::value& v, const std::string& where, const std::string
     } else if (key == "permissions") {
       r.permissions = as_permissions(item, field, source);
       has_permissions = true;
+    } else if (key == "enforce") {
+      if (!item.is_bool())
+        fail(field, source, "must be true or false (false: report only)");
+      r.enforce = item.get_bool();
     } else if (key == "auth") {
       if (!item.is_string() || item.get_string() != "none")
         fail(field, source, "must be \"none\" (or be left out to require a key)");
@@ -123,6 +127,8 @@ route as_route(const json::value& v, const std::string& where, const std::string
     fail(where, source, "needs a \"prefix\"");
   if (r.open && has_permissions)
     fail(where, source, "cannot both be \"auth\": \"none\" and require permissions");
+  if (r.open && !r.enforce)
+    fail(where, source, "cannot both be \"auth\": \"none\" and report only (\"enforce\": false)");
   return r;
 }
 

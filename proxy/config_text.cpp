@@ -74,7 +74,7 @@ Usage:
                   [--upstream URL] [--data-dir DIR] [--bootstrap-token-file FILE]
                   [--audit-log-file FILE] [--threads N] [--log-level debug|info|warn|error]
                   [--database-url URL] [--database-password-file FILE]
-                  [--max-staleness-ms N]
+                  [--max-staleness-ms N] [--expiry-warning SECONDS]
   tokengate migrate --data-dir DIR --database-url URL [--database-password-file FILE]
                         copy a standalone store's tokens into the fleet's database
   tokengate keygen      print a new API key value (for a bootstrap token file)

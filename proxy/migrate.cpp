@@ -76,7 +76,10 @@ int run_migrate(const std::vector<std::string_view>& args, const env_lookup& env
     store::pg_settings settings{a.database_url,
                                 a.password_file.empty() ? "" : read_first_line(a.password_file),
                                 std::chrono::seconds(5)};
-    auto local = store::rocksdb_store::open(a.data_dir);
+    auto opened = store::rocksdb_store::open(a.data_dir);
+    if (!opened)
+      throw std::runtime_error(opened.error().message());
+    auto& local = *opened;
     store::pg_store database(settings);
     if (!database.migrate())
       throw std::runtime_error("cannot reach the token database (" + store::describe(settings) +

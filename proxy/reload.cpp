@@ -5,7 +5,8 @@
 namespace tokengate::proxy {
 
 live_settings live_settings::from(const config& c) {
-  return {route_table(c.routes, c.default_route), c.trusted_proxies, c.limits, c.level};
+  return {route_table(c.routes, c.default_route), c.trusted_proxies, c.limits, c.level,
+          c.expiry_warning};
 }
 
 std::string reload_report::to_json() const {
@@ -43,6 +44,7 @@ reload_report compare_configs(const config& running, const config& loaded) {
   note(live, running.trusted_proxies != loaded.trusted_proxies, "trusted_proxies");
   note(live, running.limits != loaded.limits, "limits");
   note(live, running.level != loaded.level, "log_level");
+  note(live, running.expiry_warning != loaded.expiry_warning, "expiry_warning");
 
   auto& restart = r.restart_required;
   note(restart, running.listen != loaded.listen, "listen");
@@ -66,6 +68,7 @@ config with_live_settings(config running, const config& loaded) {
   running.trusted_proxies = loaded.trusted_proxies;
   running.limits = loaded.limits;
   running.level = loaded.level;
+  running.expiry_warning = loaded.expiry_warning;
   return running;
 }
 

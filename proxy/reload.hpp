@@ -19,6 +19,7 @@ struct live_settings {
   std::vector<tokenapi::cidr_block> trusted_proxies;
   proxy::limits limits;
   log_level level = log_level::info;
+  std::chrono::seconds expiry_warning{};
 
   [[nodiscard]] static live_settings from(const config& c);
 };

@@ -4,6 +4,7 @@
 #include "proxy/audit_log.hpp"
 #include "proxy/fleet.hpp"
 #include "proxy/log.hpp"
+#include "proxy/reload.hpp"
 #include "proxy/server.hpp"
 #include "store/rocksdb_store.hpp"
 #include "tokenapi/api.hpp"
@@ -28,28 +29,29 @@ sigset_t block_signals() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP); // live reload (README "Live reload")
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   // A peer that goes away mid-write is an error value of the write, not the end of the process.
   std::signal(SIGPIPE, SIG_IGN);
   return signals;
 }
 
-/// Takes the blocked signals one at a time and acts on each; returns once one asks to stop.
+/// Takes the blocked signals one at a time and acts on each: SIGHUP reloads the configuration
+/// (README "Live reload"); SIGTERM and SIGINT end the wait, for a graceful stop.
 void wait_for_stop(const sigset_t& signals, server& srv, log_sink& log) {
   for (;;) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0)
       continue;
     switch (signal) {
+    case SIGHUP:
+      (void)srv.reload(); // logged and counted by the server
+      break;
     case SIGTERM:
     case SIGINT:
       log.event(log_level::info, "stopping",
                 [&](json_line& l) { l.add("signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"); });
       return;
-    case SIGHUP:
-      (void)srv.reload(); // logged and counted by the server
-      break;
     default:
       break;
     }
@@ -58,12 +60,20 @@ void wait_for_stop(const sigset_t& signals, server& srv, log_sink& log) {
 
 // ---- The token side: stores, authorizer, service -------------------------------------------
 
+/// The local store in `dir`; throws its one-line reason (e.g. another process holds it).
+std::unique_ptr<store::rocksdb_store> open_local(const std::filesystem::path& dir) {
+  auto opened = store::rocksdb_store::open(dir);
+  if (!opened)
+    throw std::runtime_error(opened.error().message());
+  return std::move(*opened);
+}
+
 /// The local store, in fleet mode the database in front of it, and the token service on them.
 class token_side {
 public:
   /// Opens the local store (and the fleet's connection settings); throws one line when it cannot.
   token_side(const config& c, log_sink& log)
-      : local_(store::rocksdb_store::open(c.data_dir)),
+      : local_(open_local(c.data_dir)),
         fleet_(c.database_url.empty() ? nullptr : std::make_unique<fleet>(c, *local_, log)),
         service_(fleet_ ? fleet_->store() : *local_, auth_, clock_) {}
   // The follower feeds `service_`: it stops before `service_` goes, also when the start fails.
@@ -157,13 +167,13 @@ void start_tokens(const config& c, token_side& tokens, audit_log& audit, log_sin
 // ---- The network side --------------------------------------------------------------------
 
 /// Starts the server on `tokens`, says where it listens, and stops it gracefully once a signal
-/// asks to stop.
+/// asks to stop. A reload reads the configuration from `reload_source`.
 void serve_until_stopped(const config& c, token_side& tokens, audit_log& audit, log_sink& log,
-                         const sigset_t& signals, const config_source& reload_source) {
+                         const sigset_t& signals, config_source reload_source) {
   tokenapi::api_handler api(tokens.service(), tokens.auth(), tokens.clock(), &audit);
   auto* f = tokens.fleet_mode();
   server srv({c, tokens.auth(), api, tokens.service(), tokens.clock(), log,
-              f ? &f->status() : nullptr, reload_source});
+              f ? &f->status() : nullptr, std::move(reload_source)});
   srv.start();
   log.event(log_level::info, "listening", [&](json_line& l) {
     l.add("listen", endpoint{c.listen.host, srv.port()}.to_string())
@@ -177,13 +187,12 @@ void serve_until_stopped(const config& c, token_side& tokens, audit_log& audit, 
   srv.stop();
 }
 
-void run(const config& c, log_sink& log, const sigset_t& signals,
-         const config_source& reload_source) {
+void run(const config& c, log_sink& log, const sigset_t& signals, config_source reload_source) {
   token_side tokens(c, log);
   load_tokens(tokens, log);
   audit_log audit(log, c.audit_log_file);
   start_tokens(c, tokens, audit, log);
-  serve_until_stopped(c, tokens, audit, log, signals, reload_source);
+  serve_until_stopped(c, tokens, audit, log, signals, std::move(reload_source));
   tokens.close(log);
   log.event(log_level::info, "stopped");
 }
@@ -201,6 +210,7 @@ int run_sidecar(const std::vector<std::string_view>& args, const env_lookup& env
   }
   log_sink log(STDOUT_FILENO, c.level);
   try {
+    // A reload reads the configuration as this start did: the same arguments, environment, file.
     run(c, log, signals, [&args, &env] { return load_config(args, env); });
     return 0;
   } catch (const std::exception& e) {

@@ -8,7 +8,8 @@
 namespace tokengate::proxy {
 
 /// `tokengate serve ARGS`: loads the configuration (README "Configuration"), wires the layers
-/// (store, token service, server) and serves until SIGTERM or SIGINT, then stops gracefully.
+/// (store, token service, server) and serves until SIGTERM or SIGINT, then stops gracefully;
+/// SIGHUP reloads the configuration (README "Live reload").
 /// Returns the exit status: 0 after a clean stop, 2 on a configuration error, 1 when the start
 /// fails (each with one line on stderr). Call once, from the main thread, before any other
 /// thread starts: it blocks the signals it waits for.

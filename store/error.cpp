@@ -1,5 +1,7 @@
 #include "store/error.hpp"
 
+#include <stdexcept>
+
 namespace tokengate::store {
 namespace {
 
@@ -24,6 +26,10 @@ public:
 };
 
 } // namespace
+
+void throw_exception_from_error(const open_error& e, const boost::source_location&) {
+  throw std::runtime_error(e.text);
+}
 
 const boost::system::error_category& store_category() noexcept {
   static const category instance;

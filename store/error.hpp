@@ -1,8 +1,10 @@
 #pragma once
 
+#include <boost/assert/source_location.hpp>
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
 
+#include <string>
 #include <type_traits>
 
 namespace tokengate::store {
@@ -23,6 +25,21 @@ enum class errc {
 }
 
 template <class T> using result = boost::system::result<T>;
+
+/// A store that could not be opened: what kind of failure, and one line naming the place and
+/// the engine's reason (e.g. "cannot open token store in ./data: IO error: lock ...").
+struct open_error {
+  errc code = errc::io_error;
+  std::string text;
+  [[nodiscard]] const std::string& message() const { return text; }
+};
+
+template <class T> using open_result = boost::system::result<T, open_error>;
+
+/// Needed by boost::system::result::value(): throws std::runtime_error(e.text). Start-up code
+/// and tests may call value(); everything else tests the result.
+[[noreturn]] void throw_exception_from_error(const open_error& e,
+                                             const boost::source_location& loc);
 
 } // namespace tokengate::store
 

@@ -1,6 +1,7 @@
 #include "store/fleet_follower.hpp"
 
 #include "store/pg_store.hpp"
+#include "store/replica_merge.hpp"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -14,7 +15,7 @@ namespace tokengate::store {
 namespace {
 
 constexpr std::size_t log_page = 1000;
-constexpr std::size_t snapshot_page = 10'000;
+constexpr std::size_t snapshot_page_size = 10'000;
 constexpr auto max_backoff = std::chrono::milliseconds(5000);
 constexpr auto staleness_tick = std::chrono::milliseconds(100);
 constexpr std::int64_t outage_report_ms = 10'000;
@@ -184,51 +185,10 @@ result<void> fleet_follower::apply_changes(std::vector<replicated_change> change
 
 namespace {
 
-using page_map = std::map<std::string, std::optional<token_record>>;
-
 replica_batch meta_only(std::vector<std::pair<std::string, std::string>> meta) {
   replica_batch b;
   b.meta = std::move(meta);
   return b;
-}
-
-// What the replica holds after `after` up to `upto` (everything after `after` when `to_end`).
-result<std::map<std::string, token_record>> held_in(rocksdb_store& replica, std::string after,
-                                                    const std::string& upto, bool to_end) {
-  std::map<std::string, token_record> held;
-  for (;;) {
-    auto chunk = replica.scan(after, snapshot_page);
-    if (!chunk)
-      return chunk.error();
-    for (auto& r : *chunk)
-      if (to_end || r.id <= upto)
-        held.emplace(r.id, std::move(r));
-    if (chunk->size() < snapshot_page || (!to_end && chunk->back().id > upto))
-      return held;
-    after = chunk->back().id;
-  }
-}
-
-// The writes that make the replica's range equal to `page`: differing records, missing ids.
-void diff(page_map& page, std::map<std::string, token_record>& held, replica_batch& batch,
-          std::vector<replicated_change>& changes) {
-  for (auto& [id, record] : held)
-    if (!page.contains(id)) {
-      batch.erases.push_back(id);
-      changes.push_back({id, record.value_digest, std::nullopt});
-    }
-  for (auto& [id, record] : page) {
-    auto h = held.find(id);
-    std::optional<digest> previous;
-    if (h != held.end()) {
-      previous = h->second.value_digest;
-      if (h->second.value_digest == record->value_digest && h->second.payload == record->payload)
-        continue;
-    }
-    batch.puts.push_back(*record);
-    batch.replaced.push_back(previous);
-    changes.push_back({id, previous, std::move(record)});
-  }
 }
 
 } // namespace
@@ -239,11 +199,11 @@ result<std::size_t> fleet_follower::merge_snapshot() {
   std::string done_upto; // every replica id <= this one is settled
   std::size_t total = 0;
   for (bool last = false; !last;) {
-    auto rows = conn_.exec("FETCH " + std::to_string(snapshot_page) + " FROM snap");
+    auto rows = conn_.exec("FETCH " + std::to_string(snapshot_page_size) + " FROM snap");
     if (!rows)
       return rows.error();
-    last = rows->size() < snapshot_page;
-    page_map page;
+    last = rows->size() < snapshot_page_size;
+    snapshot_page page;
     for (const auto& row : *rows) {
       auto r = record_from_row(row);
       if (!r)
@@ -252,12 +212,12 @@ result<std::size_t> fleet_follower::merge_snapshot() {
     }
     total += page.size();
     const std::string upto = page.empty() ? done_upto : page.rbegin()->first;
-    auto held = held_in(replica_, done_upto, upto, last);
+    auto held = held_in(replica_, done_upto, upto, last, snapshot_page_size);
     if (!held)
       return held.error();
     replica_batch batch;
     std::vector<replicated_change> changes;
-    diff(page, *held, batch, changes);
+    merge_page(page, *held, batch, changes);
     if (auto applied = apply_changes(std::move(changes), std::move(batch)); !applied)
       return applied.error();
     done_upto = upto;

@@ -7,7 +7,6 @@
 
 #include <cstdio>
 #include <initializer_list>
-#include <stdexcept>
 
 namespace tokengate::store {
 namespace {
@@ -85,12 +84,12 @@ rocksdb::WriteOptions synced() {
 
 } // namespace
 
-std::unique_ptr<rocksdb_store> rocksdb_store::open(const std::filesystem::path& dir) {
+open_result<std::unique_ptr<rocksdb_store>> rocksdb_store::open(const std::filesystem::path& dir) {
   std::error_code fs_error;
   std::filesystem::create_directories(dir, fs_error);
   if (fs_error)
-    throw std::runtime_error("cannot create data directory " + dir.string() + ": " +
-                             fs_error.message());
+    return open_error{errc::io_error,
+                      "cannot create data directory " + dir.string() + ": " + fs_error.message()};
   rocksdb::Options options;
   options.create_if_missing = true;
   options.keep_log_file_num = 3;
@@ -99,8 +98,8 @@ std::unique_ptr<rocksdb_store> rocksdb_store::open(const std::filesystem::path& 
   rocksdb::DB* raw = nullptr;
   auto status = rocksdb::DB::Open(options, dir.string(), &raw);
   if (!status.ok())
-    throw std::runtime_error("cannot open token store in " + dir.string() + ": " +
-                             status.ToString());
+    return open_error{status.IsCorruption() ? errc::corruption : errc::io_error,
+                      "cannot open token store in " + dir.string() + ": " + status.ToString()};
   return std::unique_ptr<rocksdb_store>(new rocksdb_store(std::unique_ptr<rocksdb::DB>(raw)));
 }
 

@@ -32,9 +32,10 @@ struct replica_batch {
 /// in one WriteBatch with a synced WAL; last-use notes are written unsynced.
 class rocksdb_store final : public token_store {
 public:
-  /// Opens (creating when missing) the store in `dir`. Throws std::runtime_error naming the
-  /// directory and RocksDB's reason when it cannot, e.g. when another process holds it.
-  [[nodiscard]] static std::unique_ptr<rocksdb_store> open(const std::filesystem::path& dir);
+  /// Opens (creating when missing) the store in `dir`. An error names the directory and
+  /// RocksDB's reason when it cannot, e.g. when another process holds it.
+  [[nodiscard]] static open_result<std::unique_ptr<rocksdb_store>>
+  open(const std::filesystem::path& dir);
 
   ~rocksdb_store() override;
   rocksdb_store(const rocksdb_store&) = delete;

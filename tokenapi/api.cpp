@@ -1,5 +1,6 @@
 #include "tokenapi/api.hpp"
 
+#include "tokenapi/page_cursor.hpp"
 #include "tokenapi/token_json.hpp"
 #include "tokenapi/token_value.hpp"
 
@@ -39,48 +40,6 @@ struct route {
   operation op;
   std::string_view id; ///< as written: a token id or "self"
 };
-
-constexpr std::string_view base64url =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-// Cursors are the base64url (unpadded) of the last id of the previous page: opaque to clients,
-// checkable here.
-std::string encode_cursor(std::string_view id) {
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : id) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(base64url[(acc >> bits) & 0x3f]);
-    }
-  }
-  if (bits > 0)
-    out.push_back(base64url[(acc << (6 - bits)) & 0x3f]);
-  return out;
-}
-
-std::optional<std::string> decode_cursor(std::string_view cursor) {
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : cursor) {
-    const auto pos = base64url.find(c);
-    if (pos == std::string_view::npos)
-      return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(pos);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  if (!looks_like_id(out))
-    return std::nullopt;
-  return out;
-}
 
 // Splits "/api-tokens[/id[/rotate]]" into an operation; nullopt for a path the API lacks.
 std::optional<std::pair<std::string_view, std::string_view>> split(std::string_view path) {
@@ -219,43 +178,47 @@ admission admit(const authorizer& auth, timestamp now, const api_request& reques
   return a;
 }
 
+// GET /api-tokens: one page after the cursor, with "next" when there may be more.
+api_response list_page(token_service& service, const api_request& request) {
+  std::size_t limit = default_limit;
+  const auto limit_param = query_param(request.query, "limit");
+  const auto cursor_param = query_param(request.query, "cursor");
+  if (!limit_param)
+    return answer(limit_param.error());
+  if (!cursor_param)
+    return answer(cursor_param.error());
+  if (const auto& text = *limit_param) {
+    auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), limit);
+    if (ec != std::errc() || end != text->data() + text->size() || limit < 1 || limit > max_limit)
+      return answer(bad_request("\"limit\" must be an integer from 1 to 1000"));
+  }
+  std::string after;
+  if (const auto& cursor = *cursor_param; cursor && !cursor->empty()) {
+    auto decoded = decode_cursor(*cursor);
+    if (!decoded)
+      return answer(bad_request("invalid \"cursor\": pass the \"next\" of the previous page"));
+    after = std::move(*decoded);
+  }
+  auto page = service.list(after, limit);
+  if (!page)
+    return answer(page.error());
+  json::array results;
+  for (const auto& t : page->tokens)
+    results.emplace_back(to_api_json(t));
+  json::object body{{"results", std::move(results)}};
+  if (!page->last_id.empty())
+    body["next"] = encode_cursor(page->last_id);
+  return answer(200, body);
+}
+
 // Runs an admitted call: the caller is authenticated and may call this operation.
 api_response perform(token_service& service, timestamp now, const route& r,
                      const auth_entry& caller, const api_request& request) {
   const auto id = r.id == "self" ? caller.id() : r.id;
 
   switch (r.op) {
-  case operation::list: {
-    std::size_t limit = default_limit;
-    const auto limit_param = query_param(request.query, "limit");
-    const auto cursor_param = query_param(request.query, "cursor");
-    if (!limit_param)
-      return answer(limit_param.error());
-    if (!cursor_param)
-      return answer(cursor_param.error());
-    if (const auto& text = *limit_param) {
-      auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), limit);
-      if (ec != std::errc() || end != text->data() + text->size() || limit < 1 || limit > max_limit)
-        return answer(bad_request("\"limit\" must be an integer from 1 to 1000"));
-    }
-    std::string after;
-    if (const auto& cursor = *cursor_param; cursor && !cursor->empty()) {
-      auto decoded = decode_cursor(*cursor);
-      if (!decoded)
-        return answer(bad_request("invalid \"cursor\": pass the \"next\" of the previous page"));
-      after = std::move(*decoded);
-    }
-    auto page = service.list(after, limit);
-    if (!page)
-      return answer(page.error());
-    json::array results;
-    for (const auto& t : page->tokens)
-      results.emplace_back(to_api_json(t));
-    json::object body{{"results", std::move(results)}};
-    if (!page->last_id.empty())
-      body["next"] = encode_cursor(page->last_id);
-    return answer(200, body);
-  }
+  case operation::list:
+    return list_page(service, request);
   case operation::create: {
     auto spec = parse_token_spec(request.body, now);
     if (!spec)

@@ -102,6 +102,10 @@ public:
     return life() != nullptr && life()->previous_expires_at != 0;
   }
   [[nodiscard]] const store::digest& previous_digest() const noexcept;
+  /// Whether `d` is the digest of this token's replaced value (within its overlap or not).
+  [[nodiscard]] bool is_previous(const store::digest& d) const noexcept {
+    return has_previous() && previous_digest() == d;
+  }
   [[nodiscard]] std::int64_t previous_expires_at() const noexcept {
     return life() ? life()->previous_expires_at : 0;
   }

@@ -2,6 +2,7 @@
 
 #include "tokenapi/api_error.hpp"
 #include "tokenapi/token.hpp"
+#include "tokenapi/token_payload.hpp" // encode_payload and decode_record, long declared here
 
 #include <boost/json/fwd.hpp>
 
@@ -22,12 +23,6 @@ namespace tokengate::tokenapi {
 /// `{"previousValueValidFor": <seconds, 0 to 604800>}`. The overlap in seconds (0: none).
 /// Errors are 400s naming the field.
 [[nodiscard]] api_result<std::int64_t> parse_rotate_body(std::string_view body);
-
-/// The store payload of a token: every field but id, digest and last use.
-[[nodiscard]] std::string encode_payload(const token& t);
-
-/// Rebuilds a token from a store record; nullopt when the payload is not one we wrote.
-[[nodiscard]] std::optional<token> decode_record(const store::token_record& r);
 
 /// `{"message": "..."}`
 [[nodiscard]] std::string error_body(std::string_view message);

@@ -77,9 +77,11 @@ void session::take_live_settings() {
 
 net::awaitable<void> session::serve() {
   for (bool first = true;; first = false) {
-    take_live_settings();
+    take_live_settings(); // the limits of the wait for a head
     if (!co_await read_head(first))
       co_return;
+    // A reload while the connection waited applies to the request that ended the wait.
+    take_live_settings();
     // The head's views stay valid until the next read into in_; nothing uses them after.
     in_.consume(head_.size);
     begin_record(head_.method);
@@ -293,8 +295,14 @@ net::awaitable<bool> session::serve_admin() {
                    render_metrics(shared_.loops, gauges(), openmetrics), close);
     co_return co_await write_answer(close);
   }
-  if (target_.path == "/reload" && head_.method == "POST")
+  if (target_.path == "/reload" && head_.method == "POST") {
+    // A browser sends Origin with a cross-site POST (a "simple" request needs no preflight):
+    // a web page must not be able to make the sidecar reload.
+    if (head_.find("origin"))
+      co_return co_await answer(403, "cross-origin requests are refused on the admin listener",
+                                close);
     co_return co_await serve_reload(close);
+  }
   // Fleet mode answers from the follower's state: never a call to the database here.
   admin_state state{draining(), deps_.sync != nullptr || deps_.service.healthy(), std::nullopt};
   if (deps_.sync)

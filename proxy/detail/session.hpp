@@ -116,7 +116,7 @@ private:
   /// go on; a report-only route's refusal is only logged and counted.
   std::optional<std::pair<unsigned, std::string>> check_key(const route& r);
 
-  std::chrono::seconds expiry_warning() const { return std::chrono::hours(24 * 7); }
+  std::chrono::seconds expiry_warning() const { return live_->expiry_warning; }
 
   /// Logs, at most once a day per token, that its key expires soon.
   void warn_expiry(const tokenapi::auth_entry& token, tokenapi::timestamp now);

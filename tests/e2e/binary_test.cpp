@@ -94,6 +94,25 @@ TEST_CASE("help, version and command-line mistakes", "[e2e][cli]") {
   }
 }
 
+TEST_CASE("a data directory another sidecar holds stops the start with one line", "[e2e][cli]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  gate_process first(dir.path(), upstream.port());
+  test::process second({test::tokengate_binary(), "serve", "--listen", "127.0.0.1:0",
+                        "--admin-listen", "127.0.0.1:0", "--upstream",
+                        "http://127.0.0.1:" + std::to_string(upstream.port()), "--data-dir",
+                        "data"},
+                       dir.path());
+  CHECK(second.wait(std::chrono::seconds(10)) == 1);
+  const auto err = second.err();
+  CHECK_THAT(err, Catch::StartsWith("tokengate: cannot open token store in data: "));
+  CHECK_THAT(err, Catch::Contains("LOCK"));
+  CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+  // The first sidecar goes on serving.
+  CHECK(call(first.port(), "GET", "/api-tokens", first.admin_key()).status == 200);
+  CHECK(first.terminate() == 0);
+}
+
 TEST_CASE("the bootstrap token is made once, however often the sidecar restarts",
           "[e2e][bootstrap]") {
   test::temp_dir dir;

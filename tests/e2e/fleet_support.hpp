@@ -17,9 +17,11 @@
 
 namespace tokengate::test {
 
-/// Polls `done` every 5 ms until it holds or `within` has passed; whether it held.
+/// Polls `done` every 5 ms until it holds or `within` has passed; whether it held. The bound
+/// only keeps a broken build from hanging: how fast a change spreads is a benchmark figure
+/// (`./dev bench`'s F1), never a test's, so a loaded CI machine does not fail the suite.
 inline bool eventually(const std::function<bool()>& done,
-                       std::chrono::milliseconds within = std::chrono::seconds(1)) {
+                       std::chrono::milliseconds within = std::chrono::seconds(15)) {
   const auto deadline = std::chrono::steady_clock::now() + within;
   for (;;) {
     if (done())

@@ -1,7 +1,8 @@
-// The /api-tokens body parser (create and update). Properties: every input is a token spec or a
-// 400 with a message that makes valid JSON; an accepted spec holds only what the README allows
-// (a printable name of 1 to 256 bytes, canonical and distinct blocks, a future expiry); a body
-// with a repeated key is never accepted.
+// The /api-tokens body parsers (create and update; rotate). Properties: every input is a token
+// spec or a 400 with a message that makes valid JSON; an accepted spec holds only what the README
+// allows (a printable name of 1 to 256 bytes, canonical and distinct blocks, a future expiry, a
+// rate limit within its ranges); a body with a repeated key is never accepted; rotate's body is
+// an overlap of 0 to 604800 seconds or a 400.
 #include "tests/fuzz/fuzz_check.hpp"
 #include "tokenapi/token_json.hpp"
 
@@ -16,6 +17,10 @@ using namespace std::chrono_literals;
 extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t size) {
   const auto body = tokengate::fuzz::as_text(data, size);
   const timestamp now = std::chrono::sys_days{std::chrono::year{2026} / 11 / 28};
+  if (const auto overlap = parse_rotate_body(body))
+    check(*overlap >= 0 && *overlap <= max_overlap_seconds, "an overlap within 0 to 7 days");
+  else
+    check(overlap.error().status == 400, "a refused rotate body is a 400");
   const auto spec = parse_token_spec(body, now);
   if (!spec) {
     check(spec.error().status == 400, "a refused body is a 400");
@@ -45,6 +50,12 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
   }
   if (spec->expires_at && *spec->expires_at)
     check(**spec->expires_at > now, "an expiry lies in the future");
+  if (spec->rate_limit && *spec->rate_limit) {
+    const auto& limit = **spec->rate_limit;
+    check(limit.requests >= 1 && limit.requests <= rate_limit::max_requests, "requests in range");
+    check(limit.per_seconds >= 1 && limit.per_seconds <= rate_limit::max_seconds,
+          "perSeconds in range");
+  }
 
   // The same body with its first key repeated must be refused.
   boost::system::error_code ec;

@@ -165,3 +165,26 @@ TEST_CASE("/reload takes POST only", "[reload]") {
   CHECK(r.header("Allow") == "POST");
   CHECK(r.message() == "method not allowed");
 }
+
+TEST_CASE("an idle keep-alive connection's next request is decided by the reloaded routes",
+          "[reload]") {
+  proxy_fixture f;
+  const auto plain = f.gate.create_token("plain", {});
+  test::http_client client(f.gate.port());
+  REQUIRE(client.request("GET", "/admin/users", {{"X-API-Key", plain.value}}).status == 200);
+  // The connection now waits for its next head while the routes change.
+  f.gate.reload_with(with_admin_route());
+  REQUIRE(reload(f).status == 200);
+  CHECK(client.request("GET", "/admin/users", {{"X-API-Key", plain.value}}).status == 403);
+}
+
+TEST_CASE("a reload asked for by a web page (with Origin) is refused", "[reload]") {
+  proxy_fixture f;
+  f.gate.reload_with(with_admin_route());
+  const auto r =
+      test::request(f.gate.admin_port(), "POST", "/reload", {{"Origin", "https://evil.example"}});
+  CHECK(r.status == 403);
+  CHECK(r.message() == "cross-origin requests are refused on the admin listener");
+  const auto plain = f.gate.create_token("plain", {});
+  CHECK(f.get_with(plain.value, "/admin/users").status == 200); // nothing reloaded
+}

@@ -85,6 +85,23 @@ TEST_CASE_METHOD(report_only_fixture,
 }
 
 TEST_CASE_METHOD(report_only_fixture,
+                 "a report-only route passes a rate-limited key with its identity",
+                 "[lifecycle][report-only][rate]") {
+  const auto t = create(R"({"name":"w","permissions":["AlertModify"],)"
+                        R"("rateLimit":{"requests":1,"perSeconds":86400}})");
+  CHECK(get_with(t.value, "/shadow/1").status == 200);
+  auto over = get_with(t.value, "/shadow/2");
+  CHECK(over.status == 200);
+  CHECK_THAT(over.header("RateLimit").value_or(""), Catch::StartsWith(R"("default";r=0;t=)"));
+  CHECK_FALSE(over.header("Retry-After"));
+  CHECK(upstream.last().header("X-Token-Id") == t.id);
+  CHECK(access_line("/shadow/2", 1).at("would_deny") == "rate_limited");
+  CHECK_FALSE(access_line("/shadow/1", 1).contains("would_deny"));
+  CHECK(get_with(t.value, "/alerts/1").status == 403); // refused before the limit is counted
+  CHECK(request(gate.port(), "DELETE", "/alerts/1", {{"X-API-Key", t.value}}).status == 429);
+}
+
+TEST_CASE_METHOD(report_only_fixture,
                  "a key within expiry_warning of its expiry is told so on every answer",
                  "[lifecycle][expiry]") {
   const auto soon_at = in_days(2);
@@ -118,4 +135,17 @@ TEST_CASE_METHOD(report_only_fixture,
   CHECK(warnings == 1);
   CHECK(gate.log_text().find(soon.value) == std::string::npos);
   CHECK_THAT(metrics(), Catch::Contains("tokengate_tokens_expiring 1"));
+}
+
+TEST_CASE("expiry_warning sets the window", "[lifecycle][expiry]") {
+  auto settings = test::example_routes();
+  settings.expiry_warning = std::chrono::hours(24);
+  lifecycle_fixture f(settings);
+  const auto in_two_days = in_days(2);
+  const auto two_days = f.create(R"({"name":"two","permissions":["AlertRead"],"expiresAt":")" +
+                                 in_two_days + R"("})");
+  CHECK_FALSE(f.get_with(two_days.value, "/alerts/1").header("X-Token-Expires"));
+  CHECK_THAT(f.gate.log_text(), !Catch::Contains("API key expires soon"));
+  CHECK_THAT(test::request(f.gate.admin_port(), "GET", "/metrics").body,
+             Catch::Contains("tokengate_tokens_expiring 0"));
 }

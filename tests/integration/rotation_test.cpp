@@ -102,7 +102,9 @@ TEST_CASE_METHOD(lifecycle_fixture, "an update keeps the overlap; the old value 
   REQUIRE(
       api("POST", "/api-tokens/" + t.id, R"({"name":"ci","permissions":["AlertModify"]})").status ==
       200);
-  CHECK(get_with(r.old_value, "/alerts/1").status == 403); // AlertRead is gone for both values
+  auto refused = get_with(r.old_value, "/alerts/1");
+  CHECK(refused.status == 403);             // AlertRead is gone for both values
+  CHECK(refused.header("X-Token-Rotated")); // a refusal tells of the replaced value too
   CHECK(request(gate.port(), "DELETE", "/alerts/1", {{"X-API-Key", r.old_value}}).status == 200);
   CHECK(upstream.last().header("X-Token-Permissions") == "AlertModify");
   CHECK(token(t.id).contains("previousValueExpiresAt"));

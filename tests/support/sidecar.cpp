@@ -47,7 +47,7 @@ struct sidecar::impl {
 
   temp_dir dir;
   proxy::config settings;
-  std::unique_ptr<store::rocksdb_store> store = store::rocksdb_store::open(dir / "data");
+  std::unique_ptr<store::rocksdb_store> store = store::rocksdb_store::open(dir / "data").value();
   tokenapi::authorizer auth;
   tokenapi::system_clock clock;
   tokenapi::token_service service{*store, auth, clock};

@@ -181,7 +181,14 @@ struct test_upstream::impl {
     unsigned status = 200;
     if (!status_text.empty())
       status = static_cast<unsigned>(std::stoul(std::string(status_text)));
+    return answer(socket, r, keep_alive, status, path);
+  }
 
+  // The ordinary answer: the echo as JSON with `status` (none for HEAD, 204 and 304), then what
+  // the path asks to happen on the idle connection. False when the connection must end.
+  bool answer(tcp::socket& socket, const seen_request& r, bool keep_alive, unsigned status,
+              std::string_view path) {
+    boost::system::error_code ec;
     if (r.method == "HEAD" || status == 204 || status == 304) {
       http::response<http::empty_body> res{static_cast<http::status>(status), 11};
       res.keep_alive(keep_alive);

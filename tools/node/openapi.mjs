@@ -195,6 +195,11 @@ async function conformance(file, binary, mutate) {
       { key: admin, body: body({ name: "forever", permissions: [], expiresAt: null }) });
     for (const n of ["p1", "p2", "p3"])
       await call(`create ${n}`, 200, "POST", "/api-tokens", { key: admin, body: body({ name: n, permissions: ["AlertRead"] }) });
+    const limited = (await call("create with a rate limit", 200, "POST", "/api-tokens",
+      { key: admin, body: body({ name: "limited", permissions: [], rateLimit: { requests: 5, perSeconds: 60 } }) })).json;
+    if (limited && limited.rateLimit?.requests !== 5) failures.push("rateLimit did not come back");
+    await call("create with a bad rate limit", 400, "POST", "/api-tokens",
+      { key: admin, body: { name: "a", permissions: [], rateLimit: { requests: 0, perSeconds: 60 } } });
     await call("create without a name", 400, "POST", "/api-tokens", { key: admin, body: { permissions: [] } });
     await call("create with malformed JSON", 400, "POST", "/api-tokens", { key: admin, body: "{\"name\":" });
     await call("create with an unknown field", 400, "POST", "/api-tokens", { key: admin, body: { name: "a", permissions: [], allowedCidrBlocks: [] } });
@@ -257,6 +262,15 @@ async function conformance(file, binary, mutate) {
     const rotated = (await call("rotate self without permissions", 200, "POST", "/api-tokens/self/rotate", { key: bare.value })).json;
     await call("the old value after rotation", 401, "GET", "/api-tokens/self", { key: bare.value });
     bare = rotated;
+    const overlapped = (await call("rotate with an overlap", 200, "POST", `/api-tokens/${limited.id}/rotate`,
+      { key: admin, body: { previousValueValidFor: 600 } })).json;
+    const old = await call("get with the replaced value", 200, "GET", "/api-tokens/self", { key: limited.value });
+    if (!old.headers["x-token-rotated"]) failures.push("no X-Token-Rotated for the replaced value");
+    const during = (await call("get a token during its overlap", 200, "GET", `/api-tokens/${limited.id}`, { key: admin })).json;
+    if (!during?.previousValueExpiresAt || !during?.previousValueLastUsedAt) failures.push("no previousValue fields during an overlap");
+    await call("rotate with a bad overlap", 400, "POST", `/api-tokens/${limited.id}/rotate`,
+      { key: admin, body: { previousValueValidFor: 604801 } });
+    await call("the new value after an overlapped rotation", 200, "GET", "/api-tokens/self", { key: overlapped.value });
     await call("rotate with X-API-Key twice", 400, "POST", `/api-tokens/${full.id}/rotate`, { keys: [admin, admin] });
     await call("rotate without a key", 401, "POST", `/api-tokens/${full.id}/rotate`);
     await call("rotate another token without permissions", 403, "POST", `/api-tokens/${full.id}/rotate`, { key: bare.value });

@@ -33,9 +33,10 @@ TEST_CASE("live settings are named as changed, the others as needing a restart",
   next.database_url = "postgresql://db/tokens";
   next.database_password_file = "/run/secrets/db";
   next.max_staleness = std::chrono::milliseconds(5000);
+  next.expiry_warning = std::chrono::seconds(60);
   const auto r = compare_configs(config{}, next);
   CHECK(r.changed == std::vector<std::string>{"routes", "default_route", "trusted_proxies",
-                                              "limits", "log_level"});
+                                              "limits", "log_level", "expiry_warning"});
   CHECK(r.restart_required ==
         std::vector<std::string>{"listen", "admin_listen", "upstream", "data_dir",
                                  "bootstrap_token_file", "audit_log_file", "threads",

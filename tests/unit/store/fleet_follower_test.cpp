@@ -44,7 +44,8 @@ struct recording_sink final : store::change_sink {
 struct follower_fixture {
   test::pg_fixture db; // the writer's database ("another sidecar")
   test::temp_dir dir;
-  std::unique_ptr<store::rocksdb_store> replica = store::rocksdb_store::open(dir / "replica");
+  std::unique_ptr<store::rocksdb_store> replica =
+      store::rocksdb_store::open(dir / "replica").value();
   recording_sink sink;
   std::vector<store::follower_event> events;
 
@@ -166,7 +167,7 @@ TEST_CASE("last-use notes the database missed during an outage reach it afterwar
   store::pg_store primary({own.url(), {}, std::chrono::seconds(2)});
   REQUIRE(primary.migrate());
   test::temp_dir dir;
-  auto replica = store::rocksdb_store::open(dir / "replica");
+  auto replica = store::rocksdb_store::open(dir / "replica").value();
   store::fleet_store fleet(primary, *replica);
   REQUIRE(fleet.put(record("a", 1)));
 

@@ -18,7 +18,7 @@ struct memory_fixture {
 
 struct rocksdb_fixture {
   temp_dir dir;
-  std::unique_ptr<store::rocksdb_store> owned = store::rocksdb_store::open(dir / "db");
+  std::unique_ptr<store::rocksdb_store> owned = store::rocksdb_store::open(dir / "db").value();
   store::token_store& store = *owned;
 };
 
@@ -38,7 +38,8 @@ struct pg_fixture {
 struct fleet_fixture {
   pg_fixture pg;
   temp_dir dir;
-  std::unique_ptr<store::rocksdb_store> replica = store::rocksdb_store::open(dir / "replica");
+  std::unique_ptr<store::rocksdb_store> replica =
+      store::rocksdb_store::open(dir / "replica").value();
   store::fleet_store owned{pg.owned, *replica};
   store::token_store& store = owned;
 };

@@ -92,7 +92,7 @@ TEST_CASE("a bootstrap file whose directory cannot be made is an error naming it
   const auto file = dir / "plain" / "admin-token";
   auto written = tokenapi::write_bootstrap_file(file, "tg_secret");
   REQUIRE_FALSE(written);
-  const auto message = written.error().message(); // a copy: error() is a temporary
+  const auto message = written.error().message();
   CHECK_THAT(message, Catch::StartsWith("cannot create bootstrap token file " + file.string()));
   CHECK(message.find("tg_secret") == std::string::npos);
 }

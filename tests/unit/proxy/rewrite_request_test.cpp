@@ -1,14 +1,12 @@
-// What the upstream and the client receive: the request head rewritten for the upstream, the
-// response head rewritten for the client, and tokengate's own JSON errors. The heads built are
-// read back here with a small parser of the test's own, not the proxy's.
+// What the upstream receives: the request head rewritten for it (path, key, X-Token-*,
+// hop-by-hop and forwarding fields, framing, Host). The heads built are read back with the
+// tests' own parser (rewrite_checks.hpp), not the proxy's.
 #include "proxy/rewrite.hpp"
 
-#include "proxy/answer.hpp"
-
+#include "tests/unit/proxy/rewrite_checks.hpp"
 #include "tokenapi/authorizer.hpp"
 #include "tokenapi/token.hpp"
 
-#include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -21,118 +19,7 @@
 using namespace tokengate;
 using namespace tokengate::proxy;
 using tokenapi::permission;
-
-namespace {
-
-bool same_name(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-// A head as a peer would read it: start line, fields in order, and what follows.
-struct wire_head {
-  std::string start_line;
-  std::vector<std::pair<std::string, std::string>> fields;
-  std::string body;
-
-  [[nodiscard]] std::vector<std::string> all(std::string_view name) const {
-    std::vector<std::string> out;
-    for (const auto& [n, v] : fields)
-      if (same_name(n, name))
-        out.push_back(v);
-    return out;
-  }
-  [[nodiscard]] std::size_t count(std::string_view name) const { return all(name).size(); }
-  // The value of the one field called `name`; fails the test unless there is exactly one.
-  [[nodiscard]] std::string one(std::string_view name) const {
-    const auto values = all(name);
-    INFO("field " << name);
-    REQUIRE(values.size() == 1);
-    return values.front();
-  }
-  [[nodiscard]] bool has_name_starting(std::string_view prefix) const {
-    for (const auto& f : fields)
-      if (f.first.size() >= prefix.size() && same_name(f.first.substr(0, prefix.size()), prefix))
-        return true;
-    return false;
-  }
-};
-
-wire_head read_head(const std::string& bytes) {
-  wire_head h;
-  const auto end = bytes.find("\r\n\r\n");
-  REQUIRE(end != std::string::npos);
-  h.body = bytes.substr(end + 4);
-  std::string_view rest(bytes.data(), end + 2);
-  bool first = true;
-  while (!rest.empty()) {
-    const auto eol = rest.find("\r\n");
-    REQUIRE(eol != std::string_view::npos);
-    const auto line = rest.substr(0, eol);
-    rest.remove_prefix(eol + 2);
-    REQUIRE(line.find('\n') == std::string_view::npos);
-    REQUIRE(line.find('\r') == std::string_view::npos);
-    if (first) {
-      h.start_line = std::string(line);
-      first = false;
-      continue;
-    }
-    const auto colon = line.find(": ");
-    INFO("field line: " << line);
-    REQUIRE(colon != std::string_view::npos);
-    h.fields.emplace_back(std::string(line.substr(0, colon)), std::string(line.substr(colon + 2)));
-  }
-  return h;
-}
-
-std::shared_ptr<tokenapi::auth_entry> sample_token() {
-  tokenapi::token t;
-  t.id = "6f1c2a34-0000-4000-8000-000000000001";
-  t.name = "ci deploy";
-  t.permissions.insert(permission::AlertRead);
-  t.permissions.insert(permission::AlertModify);
-  return tokenapi::auth_entry::from(t);
-}
-
-// A request as the client sent it, and what the proxy knows around it.
-struct forwarding {
-  std::string text;
-  http1::head head;
-  normalized_target target;
-  http1::framing body;
-  tokenapi::ip_address peer = *tokenapi::ip_address::parse("203.0.113.7");
-  bool peer_trusted = false;
-  std::shared_ptr<tokenapi::auth_entry> token = sample_token();
-
-  explicit forwarding(std::string request) : text(std::move(request)) {
-    REQUIRE(http1::parse_request(text, head).has_value());
-    REQUIRE(normalize_target(head.target, target).has_value());
-    const auto framing = http1::request_framing(head);
-    REQUIRE(framing.has_value());
-    body = *framing;
-  }
-
-  wire_head upstream_sees() const {
-    std::string out = "stale bytes";
-    const auto peer_text = peer.to_string();
-    build_upstream_request(
-        out, head,
-        {target, body, token.get(), peer_text, peer_trusted, peer_text, "127.0.0.1:8081"});
-    return read_head(out);
-  }
-};
-
-wire_head client_sees(const std::string& upstream_response, client_framing framing, bool close) {
-  http1::head h;
-  REQUIRE(http1::parse_response(upstream_response, h).has_value());
-  std::string out = "stale bytes";
-  build_client_response(out, h, framing, close);
-  return read_head(out);
-}
-
-} // namespace
+using namespace tokengate::proxy::testing;
 
 TEST_CASE("the upstream gets the normalised path and the query as sent", "[rewrite]") {
   forwarding f("GET /public/../alerts/%7e7//x?q=%2F&y=../z HTTP/1.1\r\nHost: api.example\r\n\r\n");
@@ -381,94 +268,4 @@ TEST_CASE("a full request as the upstream sees it", "[rewrite]") {
                "X-Token-Name: ci deploy\r\n"
                "X-Token-Permissions: AlertModify,AlertRead\r\n"
                "\r\n");
-}
-
-TEST_CASE("the client gets the upstream's response less hop-by-hop fields", "[rewrite]") {
-  const std::string response = "HTTP/1.1 201 Whatever\r\n"
-                               "Content-Type: text/plain\r\n"
-                               "Content-Length: 10\r\n"
-                               "Connection: keep-alive, X-Internal\r\n"
-                               "X-Internal: secret\r\n"
-                               "Keep-Alive: timeout=5\r\n"
-                               "Upgrade: h2c\r\n"
-                               "Proxy-Authenticate: Basic\r\n"
-                               "Trailer: X-Sum\r\n"
-                               "Set-Cookie: a=1\r\n"
-                               "Set-Cookie: b=2\r\n"
-                               "\r\n";
-  SECTION("as the upstream framed it") {
-    const auto c = client_sees(response, client_framing::as_upstream, false);
-    CHECK(c.start_line == "HTTP/1.1 201 Created");
-    CHECK(c.one("Content-Length") == "10");
-    CHECK(c.one("Content-Type") == "text/plain");
-    CHECK(c.all("Set-Cookie") == std::vector<std::string>{"a=1", "b=2"});
-    for (const char* gone : {"Connection", "X-Internal", "Keep-Alive", "Upgrade",
-                             "Proxy-Authenticate", "Trailer", "Transfer-Encoding"}) {
-      INFO(gone);
-      CHECK(c.count(gone) == 0);
-    }
-    CHECK(c.body.empty());
-  }
-  SECTION("with Connection: close when asked") {
-    const auto c = client_sees(response, client_framing::as_upstream, true);
-    CHECK(c.one("Connection") == "close");
-    CHECK(c.count("X-Internal") == 0);
-  }
-  SECTION("re-framed as chunked: no Content-Length") {
-    const auto c = client_sees(response, client_framing::chunked, false);
-    CHECK(c.one("Transfer-Encoding") == "chunked");
-    CHECK(c.count("Content-Length") == 0);
-    CHECK(c.count("Connection") == 0);
-  }
-  SECTION("until close for an HTTP/1.0 client") {
-    const auto c = client_sees(response, client_framing::until_close, true);
-    CHECK(c.count("Transfer-Encoding") == 0);
-    CHECK(c.count("Content-Length") == 0);
-    CHECK(c.one("Connection") == "close");
-  }
-}
-
-TEST_CASE("a chunked upstream response is re-framed once", "[rewrite]") {
-  const auto c = client_sees("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n",
-                             client_framing::chunked, false);
-  CHECK(c.one("Transfer-Encoding") == "chunked");
-  CHECK(c.one("X-A") == "1");
-  const auto until_close =
-      client_sees("HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\n", client_framing::chunked, false);
-  CHECK(until_close.start_line == "HTTP/1.1 200 OK");
-  CHECK(until_close.one("Transfer-Encoding") == "chunked");
-}
-
-TEST_CASE("error responses are JSON with a right Content-Length", "[rewrite]") {
-  std::string out = "stale";
-  const std::string message = "bad \"key\" \\ here\n\ttab \x01 caf\xc3\xa9";
-  build_error_response(out, 401, message, false);
-  const auto r = read_head(out);
-  CHECK(r.start_line == "HTTP/1.1 401 Unauthorized");
-  CHECK(r.one("Content-Type") == "application/json");
-  CHECK(r.one("Content-Length") == std::to_string(r.body.size()));
-  CHECK(r.count("Connection") == 0);
-  CHECK(r.count("Allow") == 0);
-  const auto body = boost::json::parse(r.body);
-  REQUIRE(body.is_object());
-  CHECK(body.as_object().size() == 1);
-  CHECK(body.at("message").as_string() == message);
-
-  SECTION("with Connection: close and Allow") {
-    build_error_response(out, 405, "method not allowed", true, "GET, HEAD");
-    const auto e = read_head(out);
-    CHECK(e.start_line == "HTTP/1.1 405 Method Not Allowed");
-    CHECK(e.one("Allow") == "GET, HEAD");
-    CHECK(e.one("Connection") == "close");
-    CHECK(e.body == R"({"message":"method not allowed"})");
-    CHECK(e.one("Content-Length") == std::to_string(e.body.size()));
-  }
-  SECTION("an empty JSON response for 204") {
-    build_json_response(out, 204, "", false);
-    const auto e = read_head(out);
-    CHECK(e.start_line == "HTTP/1.1 204 No Content");
-    CHECK(e.count("Content-Length") == 0);
-    CHECK(e.count("Content-Type") == 0);
-    CHECK(e.body.empty());
-  }
 }

@@ -1,0 +1,28 @@
+#pragma once
+
+#include "store/change_feed.hpp"
+#include "store/rocksdb_store.hpp"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tokengate::store {
+
+/// One page of a database snapshot, by id in byte order.
+using snapshot_page = std::map<std::string, std::optional<token_record>>;
+
+/// The replica's records with ids after `after` up to `upto` (everything after `after` when
+/// `to_end`), read `page_size` at a time.
+[[nodiscard]] result<std::map<std::string, token_record>>
+held_in(rocksdb_store& replica, std::string after, const std::string& upto, bool to_end,
+        std::size_t page_size);
+
+/// Adds to `batch` the writes that make the replica's range, `held`, equal to `page`: the
+/// records that differ or are missing, and the erasure of ids the page does not hold; and to
+/// `changes` the same as changes for the domain. Moves the records out of `page`.
+void merge_page(snapshot_page& page, const std::map<std::string, token_record>& held,
+                replica_batch& batch, std::vector<replicated_change>& changes);
+
+} // namespace tokengate::store
