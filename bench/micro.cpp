@@ -5,6 +5,7 @@
 #include "proxy/path.hpp"
 #include "proxy/route_table.hpp"
 #include "tokenapi/authorizer.hpp"
+#include "tokenapi/digest_table.hpp"
 #include "tokenapi/token.hpp"
 #include "tokenapi/token_value.hpp"
 
@@ -12,15 +13,18 @@
 
 #include <map>
 #include <memory>
+#include <vector>
 
 using namespace tokengate;
 
 namespace {
 
-// An authorizer holding `n` tokens with AlertRead, and one value among them, built once per n.
+// An authorizer holding `n` tokens with AlertRead loaded as at start-up, and one value among
+// them (and the digests of a few thousand others), built once per n.
 struct population {
   tokenapi::authorizer auth;
   std::string value;
+  std::vector<store::digest> others;
 };
 
 population& populated(std::size_t n) {
@@ -28,13 +32,20 @@ population& populated(std::size_t n) {
   auto& p = cache[n];
   if (!p) {
     p = std::make_unique<population>();
-    tokenapi::token t;
-    t.permissions.insert(tokenapi::permission::AlertRead);
+    std::vector<tokenapi::token> page;
     for (std::size_t i = 0; i < n; ++i) {
+      auto& t = page.emplace_back();
+      t.permissions.insert(tokenapi::permission::AlertRead);
       t.id = *tokenapi::generate_id();
       t.name = "t" + std::to_string(i);
       p->value = *tokenapi::generate_value();
-      p->auth.publish(tokenapi::digest_of(p->value), tokenapi::auth_entry::from(t));
+      t.value_digest = tokenapi::digest_of(p->value);
+      if (i % (n / 4096 + 1) == 0)
+        p->others.push_back(t.value_digest);
+      if (page.size() == 10'000 || i + 1 == n) {
+        p->auth.load(page);
+        page.clear();
+      }
     }
   }
   return *p;
@@ -72,6 +83,38 @@ void digest_lookup(benchmark::State& state) {
     benchmark::DoNotOptimize(p.auth.find(d));
 }
 BENCHMARK(digest_lookup)->Arg(1000)->Arg(1000000);
+
+// Lookups of different tokens in turn: the table's and the entries' cache misses.
+void digest_lookup_spread(benchmark::State& state) {
+  auto& p = populated(static_cast<std::size_t>(state.range(0)));
+  std::size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(p.auth.find(p.others[i]));
+    i = i + 1 == p.others.size() ? 0 : i + 1;
+  }
+}
+BENCHMARK(digest_lookup_spread)->Arg(1000)->Arg(1000000);
+
+// The bare table (tokenapi/digest_table.hpp) at a million digests.
+void digest_table_find(benchmark::State& state) {
+  static std::vector<store::digest> keys;
+  struct key_of {
+    const store::digest& operator()(std::uint32_t v) const noexcept { return keys[v]; }
+  };
+  static tokenapi::digest_table<key_of> table;
+  if (keys.empty()) {
+    for (std::uint32_t i = 0; i < 1'000'000; ++i) {
+      keys.push_back(tokenapi::digest_of(std::to_string(i)));
+      table.insert_or_assign(keys.back(), i);
+    }
+  }
+  std::size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(table.find(keys[i]));
+    i = (i + 7919) % keys.size();
+  }
+}
+BENCHMARK(digest_table_find);
 
 void cidr_match(benchmark::State& state) {
   tokenapi::token t;

@@ -14,7 +14,7 @@ void append_time(std::string& out, std::int64_t unix_seconds) {
 bool expires_soon(const tokenapi::auth_entry& token, tokenapi::timestamp now,
                   std::chrono::seconds expiry_warning) noexcept {
   const auto seconds = now.time_since_epoch().count();
-  return token.expires_at > seconds && token.expires_at - seconds <= expiry_warning.count();
+  return token.expires_at() > seconds && token.expires_at() - seconds <= expiry_warning.count();
 }
 
 void append_key_fields(std::string& out, const tokenapi::auth_entry& token, bool previous_value,
@@ -22,12 +22,12 @@ void append_key_fields(std::string& out, const tokenapi::auth_entry& token, bool
                        std::chrono::seconds expiry_warning) {
   if (previous_value) {
     out.append("X-Token-Rotated: expires=");
-    append_time(out, token.life->previous_expires_at);
+    append_time(out, token.previous_expires_at());
     out.append("\r\n");
   }
   if (expires_soon(token, now, expiry_warning)) {
     out.append("X-Token-Expires: ");
-    append_time(out, token.expires_at);
+    append_time(out, token.expires_at());
     out.append("\r\n");
   }
   if (rate == nullptr || token.rate_requests() == 0)

@@ -226,9 +226,9 @@ void build_upstream_request(std::string& out, const http1::head& request,
   append_framing(out, c.body);
   append_forwarding(out, forwarding, c);
   if (c.token) {
-    append_field(out, "X-Token-Id", c.token->id);
-    append_field(out, "X-Token-Name", c.token->name);
-    append_field(out, "X-Token-Permissions", c.token->permissions_header);
+    append_field(out, "X-Token-Id", c.token->id());
+    append_field(out, "X-Token-Name", c.token->name());
+    append_field(out, "X-Token-Permissions", c.token->permissions_header());
   }
   out.append("\r\n");
 }

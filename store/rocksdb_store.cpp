@@ -234,6 +234,7 @@ result<std::vector<token_record>> rocksdb_store::scan(std::string_view after_id,
   rocksdb::ManagedSnapshot snapshot(db_.get());
   rocksdb::ReadOptions read;
   read.snapshot = snapshot.snapshot();
+  read.fill_cache = false; // a scan reads each block once: keep the cache for point reads
   std::unique_ptr<rocksdb::Iterator> records(db_->NewIterator(read));
   std::unique_ptr<rocksdb::Iterator> usages(db_->NewIterator(read));
 

@@ -90,10 +90,10 @@ api_result<route> resolve(std::string_view method, std::string_view path, std::s
 
 // Reads and modifies need these; `self` may always be read and rotated.
 api_result<void> check_permission(const route& r, const auth_entry& caller) {
-  const bool self = r.id == "self" || r.id == caller.id;
-  const bool can_modify = caller.permissions.contains(permission::OrganizationAPITokenModify);
+  const bool self = r.id == "self" || r.id == caller.id();
+  const bool can_modify = caller.permissions().contains(permission::OrganizationAPITokenModify);
   const bool can_read =
-      can_modify || caller.permissions.contains(permission::OrganizationAPITokenRead);
+      can_modify || caller.permissions().contains(permission::OrganizationAPITokenRead);
   switch (r.op) {
   case operation::get:
     if (self || can_read)
@@ -166,7 +166,7 @@ admission admit(const authorizer& auth, timestamp now, const api_request& reques
   }
   if (auto permitted = check_permission(*r, *who.token); !permitted) {
     a.refusal = answer(permitted.error());
-    a.refusal->caller_id = who.token->id;
+    a.refusal->caller_id = who.token->id();
     a.refusal->caller = who.token;
     a.refusal->previous_value = who.previous_value;
     a.refusal->operation = name_of(r->op);
@@ -214,7 +214,7 @@ api_response list_page(token_service& service, const api_request& request) {
 // Runs an admitted call: the caller is authenticated and may call this operation.
 api_response perform(token_service& service, timestamp now, const route& r,
                      const auth_entry& caller, const api_request& request) {
-  const auto id = r.id == "self" ? std::string_view(caller.id) : r.id;
+  const auto id = r.id == "self" ? caller.id() : r.id;
 
   switch (r.op) {
   case operation::list:
@@ -309,14 +309,14 @@ api_response api_handler::handle(const api_request& request) {
     audit_refusal(request, *a.refusal);
     return std::move(*a.refusal);
   }
-  const auto id = a.r.id == "self" ? std::string_view(a.caller->id) : a.r.id;
+  const auto id = a.r.id == "self" ? a.caller->id() : a.r.id;
   const bool changes = a.r.op != operation::list && a.r.op != operation::get;
   std::optional<token> before;
   if (changes && a.r.op != operation::create)
     if (auto t = service_.get(id))
       before = std::move(*t);
   auto response = perform(service_, now, a.r, *a.caller, request);
-  response.caller_id = a.caller->id;
+  response.caller_id = a.caller->id();
   response.caller = a.caller;
   response.previous_value = a.previous_value;
   response.operation = name_of(a.r.op);

@@ -7,53 +7,6 @@
 
 namespace tokengate::tokenapi {
 
-std::shared_ptr<auth_entry> auth_entry::from(const token& t) {
-  auto e = std::make_shared<auth_entry>();
-  e->id = t.id;
-  e->name = t.name;
-  e->permissions = t.permissions;
-  e->permissions_header = t.permissions.join(",");
-  e->allowed_cidr_blocks = t.allowed_cidr_blocks;
-  if (t.expires_at)
-    e->expires_at = t.expires_at->time_since_epoch().count();
-  if (t.last_used_at)
-    e->last_used = t.last_used_at->time_since_epoch().count();
-  if (!(t.previous_digest && t.previous_expires_at) && !t.rate_limit && !t.expires_at)
-    return e;
-  e->life = std::make_unique<lifecycle_state>();
-  auto& life = *e->life;
-  if (t.previous_digest && t.previous_expires_at) {
-    life.previous_digest = *t.previous_digest;
-    life.previous_expires_at = t.previous_expires_at->time_since_epoch().count();
-    if (t.previous_last_used_at)
-      life.previous_last_used = t.previous_last_used_at->time_since_epoch().count();
-  }
-  if (t.rate_limit) {
-    life.rate_requests = t.rate_limit->requests;
-    life.rate_seconds = t.rate_limit->per_seconds;
-    life.rate = std::make_shared<rate_window>();
-  }
-  return e;
-}
-
-void auth_entry::carry_over(const auth_entry& before) {
-  last_used = std::max(last_used.load(), before.last_used.load());
-  if (!life || !before.life)
-    return;
-  if (has_previous() && before.is_previous(life->previous_digest))
-    life->previous_last_used =
-        std::max(life->previous_last_used.load(), before.life->previous_last_used.load());
-  if (life->rate && before.life->rate)
-    life->rate = before.life->rate;
-  life->expiry_warned_day = before.life->expiry_warned_day.load();
-}
-
-bool auth_entry::allows(const ip_address& client) const noexcept {
-  return allowed_cidr_blocks.empty() ||
-         std::any_of(allowed_cidr_blocks.begin(), allowed_cidr_blocks.end(),
-                     [&](const cidr_block& b) { return b.contains(client); });
-}
-
 unsigned decision::status() const noexcept {
   switch (outcome) {
   case verdict::allow:
@@ -111,77 +64,181 @@ decision authorizer::decide(std::optional<std::string_view> key, const ip_addres
     return d;
   }
   const auto seconds = now.time_since_epoch().count();
-  d.previous_value = d.token->is_previous(digest);
-  if (d.previous_value && d.token->life->previous_expires_at <= seconds) {
+  d.previous_value = d.token->has_previous() && d.token->previous_digest() == digest;
+  if (d.previous_value && d.token->previous_expires_at() <= seconds) {
     // Past its overlap, a replaced value is as unknown as one replaced without.
     d = {};
     d.outcome = verdict::unknown_key;
     return d;
   }
-  if (d.token->expires_at <= seconds) {
+  if (d.token->expires_at() <= seconds) {
     d.outcome = verdict::expired_key;
     return d;
   }
   if (d.previous_value)
-    d.token->life->previous_last_used.store(seconds, std::memory_order_relaxed);
+    d.token->set_previous_last_used(seconds);
   note_use(d.token, now);
   if (!d.token->allows(client)) {
     d.outcome = verdict::address_not_allowed;
     return d;
   }
-  d.missing = required.minus(d.token->permissions);
+  d.missing = required.minus(d.token->permissions());
   d.outcome = d.missing.empty() ? verdict::allow : verdict::missing_permission;
   return d;
 }
 
 void authorizer::note_use(const std::shared_ptr<const auth_entry>& e, timestamp now) const {
   const auto seconds = now.time_since_epoch().count();
-  if (e->last_used.load(std::memory_order_relaxed) == seconds)
+  if (e->last_used() == seconds)
     return;
-  e->last_used.store(seconds, std::memory_order_relaxed);
-  if (e->usage_queued.exchange(true, std::memory_order_acq_rel))
+  e->set_last_used(seconds);
+  if (!e->queue_usage())
     return;
   std::lock_guard lock(usage_mutex_);
   usage_queue_.push_back(e);
 }
 
+authorizer::authorizer() = default;
+
+const store::digest& authorizer::key_of::operator()(std::uint32_t value) const noexcept {
+  if (value & published_bit)
+    return owner->published[value & ~published_bit].digest;
+  return owner->record(value).digest;
+}
+
+void authorizer::shard::put(const store::digest& d, std::uint32_t value) {
+  drop(table.insert_or_assign(d, value));
+}
+
+// A loaded record stays where it is; a published one is released for reuse.
+void authorizer::shard::drop(std::optional<std::uint32_t> value) noexcept {
+  if (!value || !(*value & published_bit))
+    return;
+  const auto i = *value & ~published_bit;
+  if (is_previous(published[i]))
+    --previous_records;
+  published[i].entry.reset();
+  free_published.push_back(i);
+}
+
+const char* authorizer::shard::keep_text(std::string_view id, std::string_view name) {
+  const auto size = id.size() + name.size();
+  if (size > text_block) {
+    text.push_back(std::make_unique<char[]>(size));
+    text_used = text_block; // the current block stays full
+  } else if (text_used + size > text_block) {
+    text.push_back(std::make_unique<char[]>(text_block));
+    text_used = 0;
+  }
+  char* at = size > text_block ? text.back().get() : text.back().get() + text_used;
+  if (size <= text_block)
+    text_used += size;
+  std::memcpy(at, id.data(), id.size());
+  std::memcpy(at + id.size(), name.data(), name.size());
+  return at;
+}
+
+void authorizer::shard::add_loaded(const token& t, const grant* g) {
+  if (loaded % chunk_size == 0)
+    chunks.push_back(std::make_unique<loaded_record[]>(chunk_size));
+  const auto i = static_cast<std::uint32_t>(loaded);
+  auto& r = chunks.back()[i % chunk_size];
+  r.digest = t.value_digest;
+  const auto id = std::string_view(t.id).substr(0, 0xffff);
+  const auto name = std::string_view(t.name).substr(0, 0xffff);
+  r.entry.set(t, keep_text(id, name), id, name, g);
+  ++loaded;
+  put(r.digest, i);
+}
+
+const grant* authorizer::intern(const token& t) {
+  std::lock_guard lock(grants_mutex_);
+  auto& candidates = grant_index_[t.permissions.bits()];
+  for (const auto* g : candidates)
+    if (g->allowed_cidr_blocks == t.allowed_cidr_blocks)
+      return g;
+  auto& g =
+      grants_.emplace_back(grant{t.permissions, t.permissions.join(","), t.allowed_cidr_blocks});
+  candidates.push_back(&g);
+  return &g;
+}
+
+void authorizer::load(std::span<const token> tokens) {
+  const grant* g = nullptr;
+  for (const auto& t : tokens) {
+    if (auth_entry::has_lifecycle(t)) { // a rotation's overlap or a rate limit: few of them
+      publish(t.value_digest, auth_entry::from(t));
+      continue;
+    }
+    // Tokens side by side mostly grant the same: skip the shared index then.
+    if (!g || g->permissions != t.permissions || g->allowed_cidr_blocks != t.allowed_cidr_blocks)
+      g = intern(t);
+    auto& s = shard_for(t.value_digest);
+    std::unique_lock lock(s.mutex);
+    s.add_loaded(t, g);
+  }
+}
+
 void authorizer::publish(const store::digest& d, std::shared_ptr<const auth_entry> entry,
                          const store::digest* replaced) {
   const auto before = find(replaced ? *replaced : d);
-  const auto keeps = [&](const store::digest& x) { return x == d || entry->is_previous(x); };
+  const auto keeps = [&](const store::digest& x) {
+    return x == d || (entry->has_previous() && entry->previous_digest() == x);
+  };
   if (replaced && !keeps(*replaced))
     erase(*replaced);
-  if (before && before->has_previous() && !keeps(before->life->previous_digest))
-    erase(before->life->previous_digest);
+  if (before && before->has_previous() && !keeps(before->previous_digest()))
+    erase(before->previous_digest());
   if (entry->has_previous()) {
-    const auto& previous = entry->life->previous_digest;
-    auto& p = shard_for(previous);
+    auto& p = shard_for(entry->previous_digest());
     std::unique_lock lock(p.mutex);
-    p.map.insert_or_assign(previous, entry);
+    p.add_published(entry->previous_digest(), entry);
   }
   auto& s = shard_for(d);
   std::unique_lock lock(s.mutex);
-  s.map.insert_or_assign(d, std::move(entry));
+  s.add_published(d, std::move(entry));
+}
+
+void authorizer::shard::add_published(const store::digest& d,
+                                      std::shared_ptr<const auth_entry> entry) {
+  std::uint32_t i;
+  if (free_published.empty()) {
+    i = static_cast<std::uint32_t>(published.size());
+    published.push_back({d, std::move(entry)});
+  } else {
+    i = free_published.back();
+    free_published.pop_back();
+    published[i] = {d, std::move(entry)};
+  }
+  if (is_previous(published[i]))
+    ++previous_records;
+  put(d, i | published_bit);
 }
 
 void authorizer::remove(const store::digest& d) {
   const auto entry = find(d);
-  if (entry && entry->has_previous() && entry->life->previous_digest != d)
-    erase(entry->life->previous_digest);
+  if (entry && entry->has_previous() && entry->previous_digest() != d)
+    erase(entry->previous_digest());
   erase(d);
 }
 
 void authorizer::erase(const store::digest& d) {
   auto& s = shard_for(d);
   std::unique_lock lock(s.mutex);
-  s.map.erase(d);
+  s.drop(s.table.erase(d));
 }
 
 std::shared_ptr<const auth_entry> authorizer::find(const store::digest& d) const {
   auto& s = shard_for(d);
   std::shared_lock lock(s.mutex);
-  auto it = s.map.find(d);
-  return it == s.map.end() ? nullptr : it->second;
+  const auto i = s.table.find(d);
+  if (!i)
+    return nullptr;
+  if (*i & published_bit)
+    return s.published[*i & ~published_bit].entry;
+  // Loaded records live as long as the authorizer: a pointer that owns nothing.
+  return std::shared_ptr<const auth_entry>(std::shared_ptr<const auth_entry>(),
+                                           &s.record(*i).entry);
 }
 
 std::size_t authorizer::count_expiring(timestamp now, std::chrono::seconds within) const {
@@ -190,8 +247,14 @@ std::size_t authorizer::count_expiring(timestamp now, std::chrono::seconds withi
   std::size_t n = 0;
   for (auto& s : shards_) {
     std::shared_lock lock(s.mutex);
-    for (const auto& [d, e] : s.map) // a replaced value's digest names the same token: skip it
-      n += e->expires_at > from && e->expires_at <= to && !e->is_previous(d);
+    s.table.for_each([&](std::uint32_t i) {
+      const auth_entry* e = nullptr;
+      if (!(i & published_bit))
+        e = &s.record(i).entry;
+      else if (const auto& r = s.published[i & ~published_bit]; !is_previous(r))
+        e = r.entry.get(); // a replaced value's digest names the same token: skipped
+      n += e && e->expires_at() > from && e->expires_at() <= to;
+    });
   }
   return n;
 }
@@ -200,9 +263,7 @@ std::size_t authorizer::size() const {
   std::size_t n = 0;
   for (auto& s : shards_) {
     std::shared_lock lock(s.mutex);
-    n += s.map.size();
-    for (const auto& [d, e] : s.map) // a replaced value's digest is not a token of its own
-      n -= e->is_previous(d);
+    n += s.table.size() - s.previous_records;
   }
   return n;
 }
@@ -216,8 +277,8 @@ std::vector<store::usage> authorizer::take_usage() {
   std::vector<store::usage> notes;
   notes.reserve(queued.size());
   for (const auto& e : queued) {
-    e->usage_queued.store(false, std::memory_order_release);
-    notes.push_back({e->id, e->last_used.load(std::memory_order_relaxed)});
+    e->usage_taken();
+    notes.push_back({std::string(e->id()), e->last_used()});
   }
   return notes;
 }

@@ -1,6 +1,8 @@
 #pragma once
 
 #include "store/token_store.hpp"
+#include "tokenapi/auth_entry.hpp"
+#include "tokenapi/digest_table.hpp"
 #include "tokenapi/ip.hpp"
 #include "tokenapi/permissions.hpp"
 #include "tokenapi/rate_window.hpp"
@@ -8,13 +10,16 @@
 
 #include <boost/unordered/unordered_flat_map.hpp>
 
+#include <array>
 #include <atomic>
 #include <cstring>
+#include <deque>
 #include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,62 +27,6 @@
 namespace tokengate::tokenapi {
 
 struct token;
-
-/// What the request path needs to know of a live token. Immutable once published, except the
-/// last-use note, which is kept in memory and written to the store in the background.
-struct auth_entry {
-  std::string id;
-  std::string name;
-  permission_set permissions;
-  std::string permissions_header; ///< comma-separated names, for X-Token-Permissions
-  std::vector<cidr_block> allowed_cidr_blocks;
-  std::int64_t expires_at = std::numeric_limits<std::int64_t>::max(); ///< unix seconds
-  mutable std::atomic<std::int64_t> last_used{0};                     ///< unix seconds, 0: never
-  mutable std::atomic<bool> usage_queued{false};
-
-  /// What only some tokens have: a rotation's overlap, a rate limit, an expiry to warn of. Kept
-  /// apart, so that a token with none of them costs one pointer.
-  struct lifecycle_state {
-    /// The value a rotation replaced, also indexed under its digest until previous_expires_at.
-    store::digest previous_digest{};
-    std::int64_t previous_expires_at = 0;                    ///< unix seconds; 0: none
-    mutable std::atomic<std::int64_t> previous_last_used{0}; ///< unix seconds, 0: never
-    /// The rate limit (0 requests: none) and its count, shared by the entries that replace
-    /// this one, so a change of the token never resets the count.
-    std::uint32_t rate_requests = 0;
-    std::uint32_t rate_seconds = 0;
-    std::shared_ptr<rate_window> rate;
-    /// The day (unix seconds / 86400) an expiry warning was last logged for this token.
-    mutable std::atomic<std::int64_t> expiry_warned_day{0};
-  };
-  std::unique_ptr<lifecycle_state> life; ///< null: none of the above
-
-  [[nodiscard]] static std::shared_ptr<auth_entry> from(const token& t);
-  [[nodiscard]] bool allows(const ip_address& client) const noexcept;
-  [[nodiscard]] bool has_previous() const noexcept {
-    return life && life->previous_expires_at != 0;
-  }
-  /// Whether `d` is the digest of this token's replaced value (within its overlap or not).
-  [[nodiscard]] bool is_previous(const store::digest& d) const noexcept {
-    return has_previous() && life->previous_digest == d;
-  }
-  [[nodiscard]] std::uint32_t rate_requests() const noexcept {
-    return life ? life->rate_requests : 0;
-  }
-  [[nodiscard]] std::uint32_t rate_seconds() const noexcept {
-    return life ? life->rate_seconds : 0;
-  }
-  /// Takes over what `before` (the entry this one replaces) noted in memory: last uses, the
-  /// rate count, the expiry warning's day.
-  void carry_over(const auth_entry& before);
-  /// Counts a request at `now` against the rate limit; always allowed without one.
-  [[nodiscard]] rate_window::outcome take_rate(timestamp now) const noexcept {
-    if (!life || !life->rate)
-      return {};
-    return life->rate->take(life->rate_requests, life->rate_seconds,
-                            now.time_since_epoch().count());
-  }
-};
 
 /// Why a key was let through or not. Values, never exceptions.
 enum class verdict : std::uint8_t {
@@ -110,12 +59,28 @@ struct decision {
 /// Every live token is here (the service loads them at start-up and publishes every change
 /// before it answers), so deciding never reads the store. Thread-safe: readers take a shared
 /// lock on one of 64 shards; writers replace entries whole.
+///
+/// Memory: each shard is a flat open-addressing table (8 bytes a slot) over records of the
+/// digest and a 32-byte entry. Tokens loaded at start-up live in chunks with their id and name
+/// in one text arena and their grant interned; a record replaced or removed later stays in its
+/// chunk (a decision may still point at it), so that waste is bounded by the start-up load.
+/// Tokens published later (and those with a lifecycle) are entries of their own, freed when
+/// replaced and no longer used. A replaced value within its overlap is a record of its own
+/// holding the same entry.
 class authorizer {
 public:
+  authorizer();
+  authorizer(const authorizer&) = delete;
+  authorizer& operator=(const authorizer&) = delete;
+
   /// Decides on a request's key (nullopt: no X-API-Key header) from `client` needing all of
   /// `required`. An authenticated key's use at `now` is noted for lastUsedAt.
   [[nodiscard]] decision decide(std::optional<std::string_view> key, const ip_address& client,
                                 permission_set required, timestamp now) const;
+
+  /// Start-up: adds `tokens` (each under its value_digest), replacing any entry of the same
+  /// digest. May be called page after page; compact (see the class comment).
+  void load(std::span<const token> tokens);
 
   /// Publishes `entry` under `d`, and under its previous_digest when it has one, dropping
   /// `replaced` (the digest before a rotation) if given, unless it is the entry's previous
@@ -138,26 +103,60 @@ public:
   [[nodiscard]] std::vector<store::usage> take_usage();
 
 private:
-  struct digest_hash {
-    using is_avalanching = void; // SHA-256 bytes are uniform already
-    std::size_t operator()(const store::digest& d) const noexcept {
-      std::size_t h;
-      std::memcpy(&h, d.data(), sizeof h);
-      return h;
-    }
+  // A loaded token: its digest beside its entry, in chunks that never move.
+  struct loaded_record {
+    store::digest digest{};
+    auth_entry entry;
+  };
+  // A published token: shared with the decisions that hold it.
+  struct published_record {
+    store::digest digest{};
+    std::shared_ptr<const auth_entry> entry;
+  };
+  static bool is_previous(const published_record& r) noexcept {
+    return r.entry && r.entry->has_previous() && r.entry->previous_digest() == r.digest;
+  }
+  static constexpr std::uint32_t published_bit = 0x80000000;
+  static constexpr std::size_t chunk_size = 512;
+  static constexpr std::size_t text_block = 16384;
+
+  struct shard;
+  struct key_of {
+    const shard* owner = nullptr;
+    const store::digest& operator()(std::uint32_t value) const noexcept;
   };
   struct shard {
     mutable std::shared_mutex mutex;
-    boost::unordered_flat_map<store::digest, std::shared_ptr<const auth_entry>, digest_hash> map;
+    digest_table<key_of> table{key_of{this}};
+    std::vector<std::unique_ptr<loaded_record[]>> chunks;
+    std::size_t loaded = 0;
+    std::vector<std::unique_ptr<char[]>> text;
+    std::size_t text_used = text_block;
+    std::vector<published_record> published;
+    std::vector<std::uint32_t> free_published;
+    std::size_t previous_records = 0; ///< published records of a replaced value's digest
+
+    const loaded_record& record(std::uint32_t i) const noexcept {
+      return chunks[i / chunk_size][i % chunk_size];
+    }
+    void add_loaded(const token& t, const grant* g);
+    const char* keep_text(std::string_view id, std::string_view name);
+    void put(const store::digest& d, std::uint32_t value);
+    void add_published(const store::digest& d, std::shared_ptr<const auth_entry> entry);
+    void drop(std::optional<std::uint32_t> value) noexcept;
   };
   static constexpr std::size_t shard_count = 64;
 
   shard& shard_for(const store::digest& d) const noexcept { return shards_[d[31] % shard_count]; }
+  const grant* intern(const token& t);
   void note_use(const std::shared_ptr<const auth_entry>& e, timestamp now) const;
   void erase(const store::digest& d);
 
   mutable std::array<shard, shard_count> shards_;
   std::atomic<bool> closed_{false};
+  std::mutex grants_mutex_;
+  std::deque<grant> grants_;
+  boost::unordered_flat_map<std::uint64_t, std::vector<const grant*>> grant_index_;
   mutable std::mutex usage_mutex_;
   mutable std::vector<std::shared_ptr<const auth_entry>> usage_queue_;
 };

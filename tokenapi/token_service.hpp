@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,7 @@ public:
   void fail_closed(bool on) override;
 
 private:
+  [[nodiscard]] load_report load_records(std::span<const store::token_record> records);
   bootstrap_outcome adopt_bootstrap(std::string value);
   [[nodiscard]] api_result<token> load_token(std::string_view id) const;
   /// Adds the last uses noted in memory, and drops an overlap that has ended.

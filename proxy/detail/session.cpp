@@ -412,7 +412,7 @@ void session::log_access() {
                            took);
   if (!logging_)
     return;
-  record_.token_id = token_ ? std::string_view(token_->id) : std::string_view(api_caller_);
+  record_.token_id = token_ ? token_->id() : std::string_view(api_caller_);
   record_.client = client_address_.to_string();
   record_.duration_ms = std::chrono::duration<double, std::milli>(took).count();
   deps_.log.write(record_.to_line());

@@ -52,18 +52,16 @@ std::optional<std::pair<unsigned, std::string>> session::check_key(const route& 
 }
 
 void session::warn_expiry(const tokenapi::auth_entry& token, tokenapi::timestamp now) {
-  if (!token.life || !expires_soon(token, now, expiry_warning()))
+  if (!expires_soon(token, now, expiry_warning()))
     return;
   const auto today = now.time_since_epoch().count() / 86'400;
-  auto& day = token.life->expiry_warned_day;
-  auto warned = day.load(std::memory_order_relaxed);
-  if (warned == today || !day.compare_exchange_strong(warned, today, std::memory_order_relaxed))
+  if (!token.first_expiry_warning_on(today))
     return;
   deps_.log.event(log_level::warn, "API key expires soon", [&](json_line& l) {
-    l.add("token_id", token.id)
-        .add("token_name", token.name)
-        .add("expires_at",
-             tokenapi::format_rfc3339(tokenapi::timestamp(std::chrono::seconds(token.expires_at))));
+    l.add("token_id", token.id())
+        .add("token_name", token.name())
+        .add("expires_at", tokenapi::format_rfc3339(
+                               tokenapi::timestamp(std::chrono::seconds(token.expires_at()))));
   });
 }
 

@@ -272,8 +272,10 @@ TEST_CASE("limits merge key by key: file, then TOKENGATE_LIMITS, then one variab
   CHECK(c.limits.upstream_timeout == 9000ms);
   CHECK(c.limits.max_connections == 9);
   CHECK(c.limits.header_timeout == proxy::limits{}.header_timeout);
-  CHECK_THAT(error_of({"--config", f.path}, {{"TOKENGATE_LIMITS", R"({"idle_ms": 1})"}}),
-             Catch::Contains("idle_ms") && Catch::Contains("(from TOKENGATE_LIMITS)"));
+  // One matcher per check: Catch2 2.x's `a && b` keeps references to the temporaries.
+  const auto error = error_of({"--config", f.path}, {{"TOKENGATE_LIMITS", R"({"idle_ms": 1})"}});
+  CHECK_THAT(error, Catch::Contains("idle_ms"));
+  CHECK_THAT(error, Catch::Contains("(from TOKENGATE_LIMITS)"));
 }
 
 TEST_CASE("fleet settings: database_url, database_password_file, max_staleness_ms",

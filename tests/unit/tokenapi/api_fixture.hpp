@@ -151,9 +151,11 @@ struct api_core {
   issued_token issue(std::string name, tokenapi::permission_set permissions,
                      std::vector<std::string_view> cidrs = {},
                      std::optional<tokenapi::timestamp> expires_at = std::nullopt) {
-    tokenapi::auth_entry root;
-    root.id = "test-root";
-    root.permissions = tokenapi::permission_set::all();
+    tokenapi::token root_token;
+    root_token.id = "test-root";
+    root_token.permissions = tokenapi::permission_set::all();
+    const auto root_entry = tokenapi::auth_entry::from(root_token);
+    const auto& root = *root_entry;
     tokenapi::token_spec spec;
     spec.name = std::move(name);
     spec.permissions = permissions;

@@ -60,8 +60,8 @@ TEST_CASE_METHOD(fixture, "a live key holding the permissions is allowed", "[aut
   CHECK(d.allowed());
   CHECK(d.status() == 200);
   REQUIRE(d.token);
-  CHECK(d.token->id == "a");
-  CHECK(d.token->permissions_header == "AlertRead,RuleRead");
+  CHECK(d.token->id() == "a");
+  CHECK(d.token->permissions_header() == "AlertRead,RuleRead");
 
   CHECK(decide(key).allowed()); // an empty requirement: any valid key
   CHECK(decide(key, set_of({permission::AlertRead, permission::RuleRead})).allowed());
@@ -220,7 +220,7 @@ TEST_CASE_METHOD(fixture, "usage is reported once per token with its latest seco
   REQUIRE(notes.size() == 1);
   CHECK(notes[0].id == "a");
   CHECK(notes[0].at == (t0 + 3s).time_since_epoch().count());
-  CHECK(auth.find(digest_of(a))->last_used == (t0 + 3s).time_since_epoch().count());
+  CHECK(auth.find(digest_of(a))->last_used() == (t0 + 3s).time_since_epoch().count());
 }
 
 TEST_CASE_METHOD(fixture, "refused keys leave no usage behind", "[authorizer]") {
@@ -230,5 +230,163 @@ TEST_CASE_METHOD(fixture, "refused keys leave no usage behind", "[authorizer]") 
   (void)decide(new_value());
   (void)decide(key, {}, t0 + 1s); // expired
   CHECK(auth.take_usage().empty());
-  CHECK(auth.find(digest_of(key))->last_used == 0);
+  CHECK(auth.find(digest_of(key))->last_used() == 0);
+}
+
+namespace {
+
+// Tokens as the store hands them over at start-up: each with a value and its digest.
+struct loaded_fixture : fixture {
+  std::vector<token> page;
+  std::vector<std::string> values;
+
+  std::string add(std::string id, permission_set permissions,
+                  std::vector<std::string_view> cidrs = {},
+                  std::optional<timestamp> expires_at = std::nullopt) {
+    auto& t = page.emplace_back();
+    t.id = std::move(id);
+    t.name = "loaded " + t.id;
+    t.permissions = permissions;
+    for (auto c : cidrs)
+      t.allowed_cidr_blocks.push_back(*cidr_block::parse(c));
+    t.expires_at = expires_at;
+    values.push_back(new_value());
+    t.value_digest = digest_of(values.back());
+    return values.back();
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(loaded_fixture, "tokens loaded at start-up decide as published ones do",
+                 "[authorizer][load]") {
+  const auto reader = add("r", set_of({permission::AlertRead, permission::RuleRead}));
+  const auto fenced = add("f", set_of({permission::AlertRead}), {"10.0.0.0/8"});
+  const auto expiring = add("e", set_of({permission::AlertRead}), {}, t0 + 10s);
+  const auto same_grant = add("s", set_of({permission::AlertRead, permission::RuleRead}));
+  auth.load(page);
+  CHECK(auth.size() == 4);
+
+  auto d = decide(reader, set_of({permission::AlertRead}));
+  CHECK(d.allowed());
+  REQUIRE(d.token);
+  CHECK(d.token->id() == "r");
+  CHECK(d.token->name() == "loaded r");
+  CHECK(d.token->permissions_header() == "AlertRead,RuleRead");
+  CHECK(decide(same_grant, set_of({permission::RuleRead})).token->name() == "loaded s");
+  CHECK(decide(reader, set_of({permission::UserRead})).outcome == verdict::missing_permission);
+
+  CHECK(decide(fenced).allowed());
+  CHECK(auth.decide(fenced, ip("192.0.2.1"), {}, t0).outcome == verdict::address_not_allowed);
+  CHECK(decide(expiring, {}, t0 + 9s).allowed());
+  CHECK(decide(expiring, {}, t0 + 10s).outcome == verdict::expired_key);
+  CHECK(decide(new_value()).outcome == verdict::unknown_key);
+}
+
+TEST_CASE_METHOD(loaded_fixture, "a loaded token can be replaced, rotated and removed",
+                 "[authorizer][load]") {
+  const auto kept = add("k", set_of({permission::AlertRead}));
+  const auto changed = add("c", set_of({permission::AlertRead}));
+  const auto rotated = add("o", set_of({permission::AlertRead}));
+  const auto removed = add("x", set_of({permission::AlertRead}));
+  auth.load(page);
+  const auto before = decide(removed);
+  REQUIRE(before.allowed());
+
+  token t;
+  t.id = "c";
+  t.name = "changed";
+  t.permissions = set_of({permission::RuleRead});
+  const auto changed_digest = digest_of(changed);
+  auth.publish(changed_digest, auth_entry::from(t), &changed_digest);
+  const auto rotated_digest = digest_of(rotated);
+  const auto new_value_of_rotated = new_value();
+  t.id = "o";
+  t.name = "rotated";
+  auth.publish(digest_of(new_value_of_rotated), auth_entry::from(t), &rotated_digest);
+  auth.remove(digest_of(removed));
+
+  CHECK(decide(kept).allowed());
+  CHECK(decide(changed, set_of({permission::AlertRead})).outcome == verdict::missing_permission);
+  CHECK(decide(changed, set_of({permission::RuleRead})).token->name() == "changed");
+  CHECK(decide(rotated).outcome == verdict::unknown_key);
+  CHECK(decide(new_value_of_rotated).token->name() == "rotated");
+  CHECK(decide(removed).outcome == verdict::unknown_key);
+  CHECK(auth.size() == 3);
+  // A decision taken before the removal still reads the token it was made on.
+  CHECK(before.token->id() == "x");
+  CHECK(before.token->name() == "loaded x");
+}
+
+TEST_CASE_METHOD(loaded_fixture, "loading replaces a token of the same digest, page after page",
+                 "[authorizer][load]") {
+  const auto key = add("first", set_of({permission::AlertRead}));
+  auth.load(page);
+  page.back().id = "second";
+  page.back().permissions = set_of({permission::RuleRead});
+  auth.load(page);
+  CHECK(auth.size() == 1);
+  CHECK(decide(key).token->id() == "second");
+  CHECK(decide(key, set_of({permission::RuleRead})).allowed());
+}
+
+TEST_CASE_METHOD(loaded_fixture, "use of a loaded token is noted and reported",
+                 "[authorizer][load]") {
+  const auto key = add("a", permission_set::all());
+  page.back().last_used_at = t0 - 1h;
+  auth.load(page);
+  CHECK(auth.find(digest_of(key))->last_used() == (t0 - 1h).time_since_epoch().count());
+  REQUIRE(decide(key, {}, t0 + 5s).allowed());
+  auto notes = auth.take_usage();
+  REQUIRE(notes.size() == 1);
+  CHECK(notes[0].id == "a");
+  CHECK(notes[0].at == (t0 + 5s).time_since_epoch().count());
+  CHECK(auth.find(digest_of(key))->last_used() == (t0 + 5s).time_since_epoch().count());
+}
+
+TEST_CASE_METHOD(fixture, "an expiry far in the future is honoured as never passing",
+                 "[authorizer]") {
+  const auto far =
+      timestamp(std::chrono::sys_days{std::chrono::year{9999} / 12 / 31}.time_since_epoch());
+  const auto key = publish("a", permission_set::all(), {}, far);
+  CHECK(decide(key, {}, t0 + 24h * 365 * 50).allowed());
+  const auto past = publish("b", permission_set::all(), {}, timestamp(std::chrono::seconds(-5)));
+  CHECK(decide(past).outcome == verdict::expired_key);
+}
+
+TEST_CASE_METHOD(loaded_fixture,
+                 "a token loaded within a rotation's overlap answers to both values",
+                 "[authorizer][load][rotation]") {
+  const auto plain = add("p", set_of({permission::AlertRead}));
+  const auto current = add("r", set_of({permission::AlertRead}), {}, t0 + 1h);
+  const auto replaced = new_value();
+  page.back().previous_digest = digest_of(replaced);
+  page.back().previous_expires_at = t0 + 60s;
+  const auto limited = add("l", set_of({permission::AlertRead}));
+  page.back().rate_limit = rate_limit{2, 60};
+  auth.load(page);
+  CHECK(auth.size() == 3);
+  CHECK(auth.count_expiring(t0, 2h) == 1);
+
+  const auto with_new = decide(current);
+  const auto with_old = decide(replaced, {}, t0 + 59s);
+  REQUIRE(with_new.allowed());
+  REQUIRE(with_old.allowed());
+  CHECK(with_old.previous_value);
+  CHECK(with_old.token->id() == "r");
+  CHECK(with_old.token->previous_expires_at() == (t0 + 60s).time_since_epoch().count());
+  CHECK(decide(replaced, {}, t0 + 60s).outcome == verdict::unknown_key);
+
+  const auto d = decide(limited);
+  REQUIRE(d.allowed());
+  CHECK(d.token->rate_requests() == 2);
+  CHECK(d.token->take_rate(t0).allowed);
+  CHECK(d.token->take_rate(t0).allowed);
+  CHECK_FALSE(d.token->take_rate(t0).allowed);
+  CHECK(decide(plain).token->rate_requests() == 0);
+  CHECK(decide(plain).token->take_rate(t0).allowed);
+
+  auth.remove(digest_of(current));
+  CHECK(decide(replaced, {}, t0 + 1s).outcome == verdict::unknown_key);
+  CHECK(auth.size() == 2);
 }

@@ -61,7 +61,7 @@ TEST_CASE_METHOD(overlap_fixture, "during an overlap both values are the same to
   CHECK(with_new.token == with_old.token);
   CHECK_FALSE(with_new.previous_value);
   CHECK(with_old.previous_value);
-  CHECK(with_old.token->life->previous_last_used.load() == (t0 + 59s).time_since_epoch().count());
+  CHECK(with_old.token->previous_last_used() == (t0 + 59s).time_since_epoch().count());
   CHECK(auth.size() == 1);
 
   const auto after = decide(old_value, t0 + 60s);

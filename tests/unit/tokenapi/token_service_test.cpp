@@ -226,6 +226,42 @@ TEST_CASE_METHOD(api_world, "after a restart, loading the store brings back ever
   CHECK(next.as(deleted.value).get("/api-tokens/self").status == 401);
 }
 
+TEST_CASE_METHOD(api_world, "loading a store of several pages brings back every key",
+                 "[service][load]") {
+  // The store is read in pages of 10,000: a page and a half, and exactly two pages.
+  const auto count = GENERATE(15'000, 19'999);
+  std::vector<store::token_record> records;
+  std::vector<std::string> values;
+  for (int i = 0; i < count; ++i) {
+    tokenapi::token t;
+    t.id = *tokenapi::generate_id();
+    t.name = "bulk " + std::to_string(i);
+    t.permissions = i % 2 ? set_of({permission::AlertRead}) : set_of({permission::RuleRead});
+    t.created_at = t.updated_at = t0;
+    values.push_back(new_value());
+    t.value_digest = tokenapi::digest_of(values.back());
+    records.push_back({t.id, t.value_digest, tokenapi::encode_payload(t), std::nullopt});
+  }
+  REQUIRE(store.put_many(records));
+
+  restarted next(store, clock);
+  auto report = next.service.load();
+  REQUIRE(report);
+  CHECK(report->loaded == static_cast<std::size_t>(count) + 1); // and the admin
+  CHECK(report->unreadable == 0);
+  CHECK(next.auth.size() == static_cast<std::size_t>(count) + 1);
+  for (int i : {0, 1, 9'999, 10'000, count - 1}) {
+    auto me = next.as(values[static_cast<std::size_t>(i)]).get("/api-tokens/self");
+    CHECK(me.status == 200);
+    CHECK(me.text("name") == "bulk " + std::to_string(i));
+  }
+  auto d = next.auth.decide(values.back(), ip("10.0.0.1"), set_of({permission::RuleRead}), t0);
+  CHECK(d.allowed() == ((count - 1) % 2 == 0));
+  REQUIRE(d.token);
+  CHECK(d.token->name() == "bulk " + std::to_string(count - 1));
+  CHECK(next.as(admin.value).get("/api-tokens/self").status == 200);
+}
+
 TEST_CASE_METHOD(api_world, "a record that cannot be read is reported and never authenticates",
                  "[service][load]") {
   const auto value = new_value();
