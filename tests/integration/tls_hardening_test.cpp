@@ -42,7 +42,7 @@ bool eventually_closed(std::uint16_t port) {
 
 } // namespace
 
-TEST_CASE("a failed upstream TLS handshake is a 502 with a fixed message; the detail is logged",
+TEST_CASE("a failed upstream TLS handshake is a 502 with a fixed message, the detail is logged",
           "[tls][upstream]") {
   test::temp_dir d;
   test::test_ca ca(d.path(), "upstream-ca");
@@ -108,7 +108,7 @@ TEST_CASE("a TLS request refused before its large body is read: the client reads
   CHECK(f.upstream.requests().empty());
 }
 
-TEST_CASE("handshakes beyond max_tls_handshakes are closed; a finished one frees its place",
+TEST_CASE("handshakes beyond max_tls_handshakes are closed, a finished one frees its place",
           "[tls][limits]") {
   test::temp_dir d;
   test::test_ca ca(d.path(), "ca");

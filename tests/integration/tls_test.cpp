@@ -20,7 +20,7 @@ using test::tls_fixture;
 using test::trusting;
 namespace fs = std::filesystem;
 
-TEST_CASE("TLS 1.2 and 1.3 are accepted with ALPN http/1.1; older versions are refused", "[tls]") {
+TEST_CASE("TLS 1.2 and 1.3 are accepted with ALPN http/1.1, older versions are refused", "[tls]") {
   tls_fixture f;
   auto options = f.trusting();
   options.max_version = TLS1_2_VERSION;
@@ -52,7 +52,7 @@ TEST_CASE("min_version 1.3 refuses TLS 1.2", "[tls]") {
   CHECK(test::handshake_error(f.gate.port(), options).empty());
 }
 
-TEST_CASE("the token API and the proxy work over TLS; the upstream hears https", "[tls]") {
+TEST_CASE("the token API and the proxy work over TLS, the upstream hears https", "[tls]") {
   tls_fixture f;
   const auto key = f.create_token("reader", "AlertRead");
   tls_client c(f.gate.port(), f.trusting());
@@ -116,8 +116,8 @@ TEST_CASE("mutual TLS: only clients with a certificate of the client CA get in, 
   CHECK(seen.count("x-forwarded_client-cert") == 0);
 }
 
-TEST_CASE("a new certificate swapped in through the secret's symlink serves new connections; "
-          "open ones keep theirs; a broken one is refused and reported",
+TEST_CASE("a new certificate swapped in through the secret's symlink serves new connections, "
+          "open ones keep theirs, a broken one is refused and reported",
           "[tls][reload]") {
   tls_fixture f({}, true);
   tls_client old_connection(f.gate.port(), f.trusting());
@@ -238,7 +238,7 @@ TEST_CASE("the admin listener speaks TLS with an admin_tls block of its own", "[
              Catch::Contains("tokengate_tls_certificate_expiry_seconds{listener=\"admin\"}"));
 }
 
-TEST_CASE("an expired certificate is served with a warning; a bad cipher list stops the start",
+TEST_CASE("an expired certificate is served with a warning, a bad cipher list stops the start",
           "[tls]") {
   test::temp_dir d;
   test::test_ca ca(d.path(), "ca");
