@@ -34,6 +34,7 @@ struct limits {
   std::chrono::milliseconds upstream_connect_timeout{2000};
   std::chrono::milliseconds upstream_timeout{30000};
   std::size_t max_connections = 10000;
+  std::size_t max_tls_handshakes = 1000;             ///< TLS handshakes under way at once
   std::chrono::milliseconds shutdown_timeout{10000}; ///< longest wait for in-flight requests
 
   bool operator==(const limits&) const = default;

@@ -38,6 +38,8 @@ constexpr limit_setting limit_settings[] = {
      [](limits& l, std::int64_t n) { l.upstream_timeout = ms(n); }},
     {"max_connections", 1, 1'000'000,
      [](limits& l, std::int64_t n) { l.max_connections = size(n); }},
+    {"max_tls_handshakes", 1, 1'000'000,
+     [](limits& l, std::int64_t n) { l.max_tls_handshakes = size(n); }},
     {"shutdown_timeout_ms", 1, day_ms,
      [](limits& l, std::int64_t n) { l.shutdown_timeout = ms(n); }},
 };

@@ -28,6 +28,11 @@ std::string reload_report::to_json() const {
   list(out, changed);
   out += R"(,"restartRequired":)";
   list(out, restart_required);
+  if (!certificate_error.empty()) {
+    out += R"(,"certificates":"failed","certificateError":")";
+    append_json_escaped(out, certificate_error);
+    out += '"';
+  }
   return out + "}";
 }
 

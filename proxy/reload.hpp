@@ -31,6 +31,9 @@ struct reload_report {
   std::string error;                         ///< why nothing changed; empty when applied
   std::vector<std::string> changed;          ///< settings in force from now on
   std::vector<std::string> restart_required; ///< settings that differ but need a restart
+  /// Why a TLS certificate pair failed to load again (the previous one is still served); empty
+  /// when every pair loaded or none changed. The reload then counts as a failure.
+  std::string certificate_error;
 
   /// The body of POST /reload's answer, e.g. {"result":"applied","changed":["routes"],
   /// "restartRequired":["listen"]} or {"result":"failed","message":"..."}.

@@ -61,23 +61,29 @@ constexpr std::string_view replaced_on_request[]{
     "x-http-method",
     "x-method-override",
     "expect",
-    // Client-certificate fields that proxies in front of a backend commonly set.
-    "x-forwarded-client-cert",
-    "x-client-cert",
     "x-client-verify",
     "x-client-dn",
-    "x-ssl-client-cert",
-    "x-ssl-client-verify",
-    "x-ssl-client-s-dn",
-    "ssl-client-cert",
-    "ssl-client-verify",
+    "x-arr-clientcert",
 };
-constexpr std::string_view token_field_prefix = "x-token-";
+// Families of names removed whatever follows the prefix: X-Token-*, and the client-certificate
+// fields that proxies in front of a backend commonly set (RFC 9440's Client-Cert and
+// Client-Cert-Chain, Envoy's X-Forwarded-Client-Cert, ingress-nginx's ssl-client-*, Apache's
+// and HAProxy's X-SSL-*, Traefik's X-Forwarded-Tls-Client-Cert*, AWS's X-Amzn-Mtls-*).
+constexpr std::string_view replaced_prefixes[]{
+    "x-token-",
+    "x-forwarded-client-cert",
+    "x-forwarded-tls-client-cert",
+    "client-cert",
+    "x-client-cert",
+    "x-ssl-",
+    "ssl-client-",
+    "x-amzn-mtls-",
+};
 
 bool is_replaced(std::string_view name) {
-  if (name.size() >= token_field_prefix.size() &&
-      backend_equals(name.substr(0, token_field_prefix.size()), token_field_prefix))
-    return true;
+  for (auto prefix : replaced_prefixes)
+    if (name.size() >= prefix.size() && backend_equals(name.substr(0, prefix.size()), prefix))
+      return true;
   for (auto h : replaced_on_request)
     if (backend_equals(name, h))
       return true;

@@ -39,14 +39,16 @@ std::string utc_text(std::int64_t unix_seconds) {
   return text;
 }
 
+// `trigger`: "start", "watch" (the files changed on disk) or "reload" (SIGHUP, POST /reload).
 void log_certificate(log_sink& log, std::string_view listener, const tls_settings& s,
-                     const certificate_facts& f) {
+                     const certificate_facts& f, std::string_view trigger) {
   const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   log.event(f.not_after <= now ? log_level::warn : log_level::info,
             f.not_after <= now ? "TLS certificate loaded, and it has expired"
                                : "TLS certificate loaded",
             [&](json_line& l) {
               l.add("listener", listener)
+                  .add("trigger", trigger)
                   .add("cert_file", s.cert_file.string())
                   .add("subject", f.subject)
                   .add("serial", f.serial)
@@ -60,7 +62,7 @@ std::unique_ptr<server_certificates> load_certificates(log_sink& log, std::strin
   if (!s.enabled())
     return nullptr;
   auto loaded = std::make_unique<server_certificates>(s);
-  log_certificate(log, listener, s, loaded->facts());
+  log_certificate(log, listener, s, loaded->facts(), "start");
   return loaded;
 }
 
@@ -93,8 +95,9 @@ struct server::impl {
   net::awaitable<void> usage_loop();
   void count_expiring();
   static constexpr unsigned expiring_interval = 5; ///< seconds between two expiring counts
-  /// Reloads each listener's pair (all, or those whose files changed); false on a failure.
-  bool reload_certificates(bool only_changed);
+  /// Reloads the listeners' pairs whose files changed (`forced`: also those whose last load
+  /// failed); the first failure's text, or nullopt.
+  std::optional<std::string> reload_certificates(bool forced);
   static net::awaitable<void> sweep_loop(worker& w);
 
   /// Hands `next` to every loop; each takes it between two of its requests.
@@ -135,8 +138,11 @@ net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool adm
     const auto limit =
         admin ? max_admin_connections : shared.max_connections.load(std::memory_order_relaxed);
     if (counter.load(std::memory_order_relaxed) >= limit) {
-      ::send(socket.native_handle(), over_capacity().data(), over_capacity().size(),
-             MSG_DONTWAIT | MSG_NOSIGNAL);
+      // A TLS client could not read a plaintext answer: its connection is only closed.
+      const bool tls = (admin ? shared.admin_tls : shared.tls) != nullptr;
+      if (!tls)
+        ::send(socket.native_handle(), over_capacity().data(), over_capacity().size(),
+               MSG_DONTWAIT | MSG_NOSIGNAL);
       shared.refused_connections.fetch_add(1, std::memory_order_relaxed);
       boost::system::error_code ignored;
       socket.shutdown(tcp::socket::shutdown_both, ignored);
@@ -181,33 +187,37 @@ net::awaitable<void> server::impl::usage_loop() {
     co_await usage_timer->async_wait(nothrow);
     // A changed certificate is seen within about two seconds.
     if (tick % 2 == 1)
-      (void)reload_certificates(true);
+      (void)reload_certificates(false);
     if (auto written = shared.deps.service.flush_usage(); !written)
       log.event(log_level::warn, "could not write last-use times",
                 [&](json_line& l) { l.add("error", written.error().message()); });
   }
 }
 
-bool server::impl::reload_certificates(bool only_changed) {
-  bool ok = true;
+std::optional<std::string> server::impl::reload_certificates(bool forced) {
+  std::optional<std::string> first_error;
   const auto& settings = shared.deps.settings;
   const std::pair<server_certificates*, std::pair<std::string_view, const tls_settings*>> pairs[] =
       {{shared.tls.get(), {"main", &settings.tls}},
        {shared.admin_tls.get(), {"admin", &settings.admin_tls}}};
   for (const auto& [certificates, which] : pairs) {
-    if (certificates == nullptr || (only_changed && !certificates->changed_on_disk()))
+    // Unchanged files are not loaded again: a new context would drop every TLS session.
+    if (certificates == nullptr ||
+        (!certificates->changed_on_disk() && !(forced && certificates->error())))
       continue;
     const auto& [listener, tls] = which;
     if (auto failed = certificates->reload()) {
-      ok = false;
+      if (!first_error)
+        first_error = *failed;
       shared.deps.log.event(
           log_level::error, "TLS certificate reload failed; the previous one is still served",
           [&](json_line& l) { l.add("listener", listener).add("error", *failed); });
       continue;
     }
-    log_certificate(shared.deps.log, listener, *tls, certificates->facts());
+    log_certificate(shared.deps.log, listener, *tls, certificates->facts(),
+                    forced ? "reload" : "watch");
   }
-  return ok;
+  return first_error;
 }
 
 void server::impl::apply(const config& next) {
@@ -223,8 +233,9 @@ void server::impl::apply(const config& next) {
 reload_report server::reload() {
   auto& s = *impl_;
   auto& log = s.shared.deps.log;
-  // The TLS certificates are read again too, whatever becomes of the configuration.
-  (void)s.reload_certificates(false);
+  // The TLS certificates are read again too (those that changed, or failed to load last time),
+  // whatever becomes of the configuration.
+  const auto certificate_error = s.reload_certificates(true);
   std::lock_guard lock(s.reload_mutex);
   reload_report report;
   try {
@@ -234,7 +245,7 @@ reload_report server::reload() {
     report = compare_configs(s.current, loaded);
     s.current = with_live_settings(std::move(s.current), loaded);
   } catch (const config_error& e) {
-    report = {false, e.what(), {}, {}};
+    report = {false, e.what(), {}, {}, {}};
   }
   if (!report.applied) {
     s.shared.reloads_failed.fetch_add(1, std::memory_order_relaxed);
@@ -243,7 +254,13 @@ reload_report server::reload() {
     return report;
   }
   s.apply(s.current);
-  s.shared.reloads_ok.fetch_add(1, std::memory_order_relaxed);
+  if (certificate_error) {
+    // The configuration is applied, but a certificate pair that did not load is a failure.
+    report.certificate_error = *certificate_error;
+    s.shared.reloads_failed.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    s.shared.reloads_ok.fetch_add(1, std::memory_order_relaxed);
+  }
   log.event(log_level::info, "configuration reloaded", [&](json_line& l) {
     l.add("changed", report.changed).add("restart_required", report.restart_required);
   });
@@ -283,7 +300,7 @@ server::server(const server_dependencies& deps) : impl_(std::make_unique<impl>(d
 
 server::~server() { stop(); }
 
-bool server::reload_certificates() { return impl_->reload_certificates(false); }
+bool server::reload_certificates() { return !impl_->reload_certificates(true); }
 
 std::uint16_t server::port() const {
   return impl_->workers.front()->acceptor->local_endpoint().port();

@@ -108,9 +108,18 @@ net::awaitable<bool> session::start_tls() {
   // A TLS connection opens with a handshake record (content type 22); anything else is plain.
   if (first != 0x16)
     co_return co_await refuse({400, "this port expects TLS: use https://"});
+  // Handshakes under way are capped: each holds a TLS layer's buffers for an unknown client.
+  if (shared_.tls_handshakes.fetch_add(1) >= limits().max_tls_handshakes) {
+    shared_.tls_handshakes.fetch_sub(1);
+    deps_.log.event(log_level::debug, "TLS handshake refused: too many under way",
+                    [&](json_line& l) { l.add("client", peer_text_); });
+    co_return false;
+  }
   tls_context_ = certificates->current();
   auto& tls = client_.start_tls(*tls_context_);
-  if (auto [ec] = co_await tls.async_handshake(net::ssl::stream_base::server, nothrow); ec) {
+  auto [ec] = co_await tls.async_handshake(net::ssl::stream_base::server, nothrow);
+  shared_.tls_handshakes.fetch_sub(1);
+  if (ec) {
     deps_.log.event(log_level::debug, "TLS handshake failed",
                     [&](json_line& l) { l.add("client", peer_text_).add("error", ec.message()); });
     co_return false;
@@ -172,11 +181,15 @@ net::awaitable<bool> session::refuse(http1::refusal why) {
 net::awaitable<void> session::linger() {
   if (auto* tls = client_.tls()) {
     // TLS says it is over with close_notify; the peer's answer (or its close) ends the wait.
-    if (tls_up_) {
-      deadline_.expire_after(linger_time);
-      co_await tls->async_shutdown(nothrow);
-    }
-    co_return;
+    if (!tls_up_)
+      co_return;
+    deadline_.expire_after(linger_time);
+    auto [e] = co_await tls->async_shutdown(nothrow);
+    // Request bytes the client still sends (a refused body) fail the shutdown: they are
+    // dropped below, encrypted as they are, so that the close does not reset the connection
+    // before the client has read the answer.
+    if (!e || deadline_.timed_out)
+      co_return;
   }
   boost::system::error_code ec;
   client_.socket().shutdown(tcp::socket::shutdown_send, ec);
@@ -185,7 +198,7 @@ net::awaitable<void> session::linger() {
   deadline_.expire_after(linger_time);
   std::array<char, 4096> sink;
   for (std::size_t dropped = 0; dropped < max_linger_bytes;) {
-    auto [e, n] = co_await client_.async_read_some(net::buffer(sink), nothrow);
+    auto [e, n] = co_await client_.socket().async_read_some(net::buffer(sink), nothrow);
     if (e)
       co_return;
     dropped += n;
@@ -358,7 +371,8 @@ net::awaitable<bool> session::serve_reload(bool close) {
       net::use_awaitable);
   // A configuration that does not load is the operator's to fix: 422, and nothing changed.
   // (A named value: GCC 12 destroys a braced temporary in a co_await expression twice.)
-  const api_response response{report.applied ? 200u : 422u, report.to_json(), {}, {}};
+  const bool ok = report.applied && report.certificate_error.empty();
+  const api_response response{ok ? 200u : 422u, report.to_json(), {}, {}};
   co_return co_await answer_json(response, close);
 }
 

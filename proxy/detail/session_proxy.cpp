@@ -101,9 +101,14 @@ net::awaitable<bool> session::forward() {
           : 0;
   const std::array<net::const_buffer, 2> first{net::buffer(upstream_head_),
                                                net::buffer(in_.data().data(), early_body)};
-  if (auto failed = co_await upstream_.send(first, retryable(method_, body_, early_body)))
+  if (auto failed = co_await upstream_.send(first, retryable(method_, body_, early_body))) {
+    if (!failed->detail.empty())
+      deps_.log.event(log_level::warn, "upstream TLS handshake failed", [&](json_line& l) {
+        l.add("upstream", deps_.settings.upstream.host).add("error", failed->detail);
+      });
     co_return co_await answer(failed->answer.status, failed->answer.message,
                               failed->must_close || closing() || body_pending());
+  }
   in_.consume(early_body);
   record_.bytes_in = early_body;
 

@@ -81,6 +81,13 @@ certificate_facts facts_of(const X509* cert) {
   return f;
 }
 
+// The password callback: notes that a password was asked for, and gives none.
+int no_password(char*, int, int, void* asked) {
+  if (asked != nullptr)
+    *static_cast<bool*>(asked) = true;
+  return 0;
+}
+
 void load_pair(SSL_CTX* native, const std::filesystem::path& cert, const std::filesystem::path& key,
                std::string_view what) {
   if (SSL_CTX_use_certificate_chain_file(native, cert.c_str()) != 1)
@@ -91,7 +98,19 @@ void load_pair(SSL_CTX* native, const std::filesystem::path& cert, const std::fi
     fail(std::string(what) + " key " + key.string() + " does not match certificate " +
          cert.string());
   };
-  if (SSL_CTX_use_PrivateKey_file(native, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+  // An encrypted key asks for its password through this callback (OpenSSL's default prompts
+  // on the terminal and blocks): none is given, and the key is named as encrypted.
+  bool asked_password = false;
+  SSL_CTX_set_default_passwd_cb(native, no_password);
+  SSL_CTX_set_default_passwd_cb_userdata(native, &asked_password);
+  const bool loaded = SSL_CTX_use_PrivateKey_file(native, key.c_str(), SSL_FILETYPE_PEM) == 1;
+  SSL_CTX_set_default_passwd_cb_userdata(native, nullptr);
+  if (asked_password && !loaded) {
+    ERR_clear_error();
+    fail("cannot load " + std::string(what) + " key " + key.string() +
+         ": the key file is encrypted (give it unencrypted)");
+  }
+  if (!loaded) {
     if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
       mismatch();
     fail("cannot load " + std::string(what) + " key " + key.string() + ": " + openssl_reason());
@@ -106,7 +125,11 @@ std::pair<context_ptr, certificate_facts> build_server_context(const tls_setting
   auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
   SSL_CTX* native = context->native_handle();
   SSL_CTX_set_min_proto_version(native, s.tls13_only ? TLS1_3_VERSION : TLS1_2_VERSION);
-  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  // No session tickets: their key would never rotate. Sessions resume from the context's
+  // cache instead (TLS 1.3 tickets then name a cached session), until a reload replaces it.
+  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
+  // OpenSSL's record buffers are freed while a connection is idle (most of a keep-alive's life).
+  SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
   const auto& ciphers = s.ciphers.empty() ? std::string(intermediate_ciphers) : s.ciphers;
   if (SSL_CTX_set_cipher_list(native, ciphers.c_str()) != 1)
     fail("tls.ciphers: no usable cipher in \"" + ciphers + "\"");
@@ -249,26 +272,26 @@ std::shared_ptr<net::ssl::context> upstream_context(const upstream_tls_settings&
   return context;
 }
 
-void expect_upstream_host(tls_stream& tls, std::string_view name) {
+bool expect_upstream_host(tls_stream& tls, std::string_view name) {
   SSL* ssl = tls.native_handle();
   const std::string host(name);
   boost::system::error_code ec;
   (void)net::ip::make_address(host, ec);
-  if (ec) {
-    SSL_set_tlsext_host_name(ssl, host.c_str());
-    SSL_set1_host(ssl, host.c_str());
-  } else {
-    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
-  }
+  const bool set =
+      ec ? SSL_set_tlsext_host_name(ssl, host.c_str()) == 1 && SSL_set1_host(ssl, host.c_str()) == 1
+         : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str()) == 1;
+  ERR_clear_error();
+  return set;
 }
 
-std::string upstream_tls_error(tls_stream& tls, const boost::system::error_code& ec) {
+upstream_tls_failure upstream_tls_error(tls_stream& tls, const boost::system::error_code& ec) {
   const auto verify = SSL_get_verify_result(tls.native_handle());
   ERR_clear_error();
-  if (verify != X509_V_OK)
-    return std::string("upstream TLS certificate not accepted: ") +
-           X509_verify_cert_error_string(verify);
-  return "upstream TLS handshake failed: " + ec.message();
+  if (verify != X509_V_OK) {
+    std::string reason = X509_verify_cert_error_string(verify);
+    return {"upstream TLS certificate not accepted: " + reason, reason};
+  }
+  return {"upstream TLS handshake failed", ec.message()};
 }
 
 std::string client_identity(tls_stream& tls) {

@@ -56,7 +56,10 @@ net::awaitable<std::optional<upstream_failure>> upstream_exchange::connect() {
 
 net::awaitable<std::optional<upstream_failure>> upstream_exchange::handshake() {
   auto& tls = connection_->stream.start_tls(*tls_.context);
-  expect_upstream_host(tls, tls_.host);
+  if (!expect_upstream_host(tls, tls_.host)) {
+    tls_error_ = {"upstream TLS handshake failed", "the upstream host name cannot be checked"};
+    co_return fail({{502, tls_error_.answer}, false, tls_error_.detail}, upstream_error::connect);
+  }
   pool_.offer_session(tls);
   // The handshake counts as part of connecting.
   clock_.expire_after(limits_->upstream_connect_timeout);
@@ -66,7 +69,7 @@ net::awaitable<std::optional<upstream_failure>> upstream_exchange::handshake() {
   if (clock_.timed_out)
     co_return fail(timed_out, upstream_error::timeout);
   tls_error_ = upstream_tls_error(tls, ec);
-  co_return fail({{502, tls_error_}, false}, upstream_error::connect);
+  co_return fail({{502, tls_error_.answer}, false, tls_error_.detail}, upstream_error::connect);
 }
 
 net::awaitable<std::optional<upstream_failure>>

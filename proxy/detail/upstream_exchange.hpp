@@ -2,6 +2,7 @@
 
 #include "proxy/config.hpp"
 #include "proxy/detail/stream_io.hpp"
+#include "proxy/detail/tls_context.hpp"
 #include "proxy/detail/upstream_pool.hpp"
 #include "proxy/http1.hpp"
 #include "proxy/metrics.hpp"
@@ -18,6 +19,9 @@ namespace tokengate::proxy::detail {
 struct upstream_failure {
   http1::refusal answer;
   bool must_close = true;
+  /// What went wrong in more detail than the answer tells the client, for a warn log line
+  /// ("" when the answer says it all).
+  std::string_view detail{};
 };
 
 /// How to speak TLS to the upstream: `context` null for plain HTTP.
@@ -81,7 +85,7 @@ private:
   deadline& clock_;
   loop_metrics& metrics_;
   upstream_tls tls_;
-  std::string tls_error_; ///< the text of the last TLS failure's answer
+  upstream_tls_failure tls_error_; ///< the last TLS failure: the answer's text, the detail
   std::unique_ptr<upstream_connection> connection_;
 };
 

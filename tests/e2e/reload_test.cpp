@@ -47,7 +47,7 @@ std::string create_plain_token(std::uint16_t port, const std::string& admin) {
 
 } // namespace
 
-TEST_CASE("SIGHUP applies a route from the config file; a broken file changes nothing",
+TEST_CASE("SIGHUP applies a route from the config file, and a broken file changes nothing",
           "[e2e][reload]") {
   test::temp_dir dir;
   test::test_upstream upstream;

@@ -67,7 +67,7 @@ TEST_CASE_METHOD(proxy_fixture, "request smuggling attempts get 400 and a closed
         200);
 }
 
-TEST_CASE("oversized headers get 431; slow headers and idle connections are closed", "[limits]") {
+TEST_CASE("oversized headers get 431, slow headers and idle connections are closed", "[limits]") {
   auto settings = test::example_routes();
   settings.limits.max_header_bytes = 4096;
   settings.limits.header_timeout = 300ms;

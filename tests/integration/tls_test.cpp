@@ -1,9 +1,7 @@
 // TLS on the main listener (README "TLS"): handshakes with an independent client (Asio SSL and
 // Beast), mutual TLS and the client-certificate header, plain HTTP on a TLS port, and
 // certificates reloaded through a Kubernetes-style symlink swap. Certificates are made here.
-#include "tests/integration/proxy_fixture.hpp"
-#include "tests/support/test_certificates.hpp"
-#include "tests/support/tls_client.hpp"
+#include "tests/integration/tls_fixture.hpp"
 
 #include <catch2/catch.hpp>
 #include <openssl/ssl.h>
@@ -12,106 +10,17 @@
 #include <thread>
 
 using namespace tokengate;
+using test::client_ca;
+using test::eventually;
+using test::serial;
+using test::tls13_only;
 using test::tls_client;
 using test::tls_client_options;
-
-namespace {
-
+using test::tls_fixture;
+using test::trusting;
 namespace fs = std::filesystem;
 
-test::certificate_request serial(long n) {
-  test::certificate_request r;
-  r.serial = n;
-  return r;
-}
-
-proxy::tls_settings tls13_only() {
-  proxy::tls_settings s;
-  s.tls13_only = true;
-  return s;
-}
-
-proxy::tls_settings client_ca(const fs::path& file) {
-  proxy::tls_settings s;
-  s.client_ca_file = file;
-  return s;
-}
-
-tls_client_options trusting(const fs::path& ca) {
-  tls_client_options o;
-  o.ca_file = ca;
-  return o;
-}
-
-/// A CA, a server certificate for localhost, and a sidecar serving it over TLS.
-struct tls_fixture {
-  explicit tls_fixture(proxy::tls_settings tls = {}, bool symlinked = false)
-      : ca(dir.path(), "ca"), other_ca(dir.path(), "other-ca"),
-        gate(upstream.port(), settings(std::move(tls), symlinked)) {}
-
-  // The pair lives in `secret/` as a Kubernetes secret volume lays it out when `symlinked`:
-  // tls.crt -> ..data/tls.crt, ..data -> ..v1.
-  proxy::config settings(proxy::tls_settings tls, bool symlinked) {
-    auto c = test::example_routes();
-    const auto issued = ca.issue(dir.path(), "server", serial(0x1001));
-    if (symlinked) {
-      fs::create_directories(dir / "secret" / "..v1");
-      fs::copy_file(issued.cert, dir / "secret" / "..v1" / "tls.crt");
-      fs::copy_file(issued.key, dir / "secret" / "..v1" / "tls.key");
-      fs::create_directory_symlink("..v1", dir / "secret" / "..data");
-      fs::create_symlink("..data/tls.crt", dir / "secret" / "tls.crt");
-      fs::create_symlink("..data/tls.key", dir / "secret" / "tls.key");
-      tls.cert_file = dir / "secret" / "tls.crt";
-      tls.key_file = dir / "secret" / "tls.key";
-    } else {
-      tls.cert_file = issued.cert;
-      tls.key_file = issued.key;
-    }
-    c.tls = std::move(tls);
-    return c;
-  }
-
-  /// Swaps the secret's `..data` to a new version holding `cert` and `key`, atomically.
-  void swap_secret(const std::string& version, const fs::path& cert, const fs::path& key) {
-    const auto v = dir / "secret" / version;
-    fs::create_directories(v);
-    fs::copy_file(cert, v / "tls.crt");
-    fs::copy_file(key, v / "tls.key");
-    fs::create_directory_symlink(version, dir / "secret" / "..data_tmp");
-    fs::rename(dir / "secret" / "..data_tmp", dir / "secret" / "..data");
-  }
-
-  tls_client_options trusting() const { return ::trusting(ca.cert_file()); }
-
-  /// Creates a token through the API over TLS.
-  std::string create_token(const std::string& name, const std::string& permission) {
-    tls_client c(gate.port(), trusting());
-    auto r = c.request("POST", "/api-tokens", {{"X-API-Key", gate.admin_key()}},
-                       R"({"name":")" + name + R"(","permissions":[")" + permission + R"("]})");
-    REQUIRE(r.status == 200);
-    return r.json().at("value").as_string().c_str();
-  }
-
-  test::temp_dir dir;
-  test::test_ca ca;
-  test::test_ca other_ca;
-  test::test_upstream upstream;
-  test::sidecar gate;
-};
-
-/// Waits (at most 20 s) until `done` holds: the files are polled every two seconds.
-template <class Predicate> bool eventually(Predicate done) {
-  for (int i = 0; i < 200; ++i) {
-    if (done())
-      return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return done();
-}
-
-} // namespace
-
-TEST_CASE("TLS 1.2 and 1.3 are accepted with ALPN http/1.1; older versions are refused", "[tls]") {
+TEST_CASE("TLS 1.2 and 1.3 are accepted with ALPN http/1.1, older versions are refused", "[tls]") {
   tls_fixture f;
   auto options = f.trusting();
   options.max_version = TLS1_2_VERSION;
@@ -143,7 +52,7 @@ TEST_CASE("min_version 1.3 refuses TLS 1.2", "[tls]") {
   CHECK(test::handshake_error(f.gate.port(), options).empty());
 }
 
-TEST_CASE("the token API and the proxy work over TLS; the upstream hears https", "[tls]") {
+TEST_CASE("the token API and the proxy work over TLS, the upstream hears https", "[tls]") {
   tls_fixture f;
   const auto key = f.create_token("reader", "AlertRead");
   tls_client c(f.gate.port(), f.trusting());
@@ -207,8 +116,8 @@ TEST_CASE("mutual TLS: only clients with a certificate of the client CA get in, 
   CHECK(seen.count("x-forwarded_client-cert") == 0);
 }
 
-TEST_CASE("a new certificate swapped in through the secret's symlink serves new connections; "
-          "open ones keep theirs; a broken one is refused and reported",
+TEST_CASE("a new certificate swapped in through the secret's symlink serves new connections, "
+          "open ones keep theirs, a broken one is refused and reported",
           "[tls][reload]") {
   tls_fixture f({}, true);
   tls_client old_connection(f.gate.port(), f.trusting());
@@ -329,7 +238,7 @@ TEST_CASE("the admin listener speaks TLS with an admin_tls block of its own", "[
              Catch::Contains("tokengate_tls_certificate_expiry_seconds{listener=\"admin\"}"));
 }
 
-TEST_CASE("an expired certificate is served with a warning; a bad cipher list stops the start",
+TEST_CASE("an expired certificate is served with a warning, a bad cipher list stops the start",
           "[tls]") {
   test::temp_dir d;
   test::test_ca ca(d.path(), "ca");

@@ -78,9 +78,17 @@ http_response tls_client::request(std::string_view method, std::string_view targ
     req.prepare_payload();
   }
   http::write(impl_->stream, req);
+  return read_response(method == "HEAD");
+}
+
+void tls_client::send(std::string_view bytes) {
+  net::write(impl_->stream, net::buffer(bytes.data(), bytes.size()));
+}
+
+http_response tls_client::read_response(bool head) {
   http::response_parser<http::string_body> parser;
   parser.body_limit(boost::none);
-  if (method == "HEAD")
+  if (head)
     parser.skip(true);
   http::read(impl_->stream, impl_->buffer, parser);
   const auto& res = parser.get();
@@ -91,6 +99,11 @@ http_response tls_client::request(std::string_view method, std::string_view targ
   out.body = res.body();
   out.keep_alive = res.keep_alive();
   return out;
+}
+
+bool tls_client::has_ticket() const {
+  const SSL_SESSION* session = SSL_get_session(impl_->stream.native_handle());
+  return session != nullptr && SSL_SESSION_has_ticket(session) == 1;
 }
 
 std::string tls_client::peer_serial() const {

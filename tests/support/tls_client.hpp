@@ -31,10 +31,17 @@ public:
   http_response request(std::string_view method, std::string_view target,
                         const header_list& headers = {}, std::string_view body = {});
 
+  /// Sends raw bytes (a request written by hand); throws on a transport error.
+  void send(std::string_view bytes);
+  /// Reads one answer; throws on a transport error (a reset connection, say).
+  http_response read_response(bool head = false);
+
   /// The server certificate's serial number (hex), the protocol ("TLSv1.3") and ALPN's choice.
   [[nodiscard]] std::string peer_serial() const;
   [[nodiscard]] std::string version() const;
   [[nodiscard]] std::string alpn() const;
+  /// Whether the server gave a session ticket (a stateless one in TLS 1.2).
+  [[nodiscard]] bool has_ticket() const;
 
 private:
   struct impl;

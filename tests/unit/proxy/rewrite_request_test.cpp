@@ -196,6 +196,36 @@ TEST_CASE("X-Forwarded-Client-Cert is stated by tokengate only, in no client spe
   CHECK(up.one("X-Forwarded-Client-Cert") == R"(Subject="CN=job")");
 }
 
+TEST_CASE("every client-certificate field a backend may trust is removed, by family",
+          "[rewrite][tls]") {
+  const std::vector<std::string> names = {"Client-Cert",
+                                          "Client-Cert-Chain",
+                                          "ssl-client-subject-dn",
+                                          "ssl-client-issuer-dn",
+                                          "ssl-client-verify",
+                                          "ssl-client-cert",
+                                          "X-SSL-Cert",
+                                          "X-SSL-Client-Serial",
+                                          "X-Client-Cert-Chain",
+                                          "X-Amzn-Mtls-Clientcert",
+                                          "X-Amzn-Mtls-Clientcert-Leaf",
+                                          "X-Forwarded-Tls-Client-Cert",
+                                          "X-Forwarded-Tls-Client-Cert-Info",
+                                          "X-ARR-ClientCert",
+                                          "X-Forwarded-Client-Cert-Chain"};
+  std::string text = "GET / HTTP/1.1\r\nHost: api.example\r\nX-Client-Version: 7\r\n";
+  for (const auto& n : names)
+    text += n + ": forged\r\n";
+  forwarding f(text + "\r\n");
+  const auto up = f.upstream_sees();
+  for (const auto& n : names) {
+    INFO(n);
+    CHECK(up.count(n) == 0);
+  }
+  // A name that only looks alike goes through.
+  CHECK(up.one("X-Client-Version") == "7");
+}
+
 TEST_CASE("the client certificate's names are one quoted, escaped line", "[rewrite][tls]") {
   CHECK(format_client_certificate("CN=job,O=Example", {}) == R"(Subject="CN=job,O=Example")");
   CHECK(format_client_certificate(

@@ -1,0 +1,105 @@
+#pragma once
+
+// The TLS tests' fixture: a CA, a server certificate for localhost, and a sidecar serving it.
+#include "tests/integration/proxy_fixture.hpp"
+#include "tests/support/test_certificates.hpp"
+#include "tests/support/tls_client.hpp"
+
+#include <chrono>
+#include <thread>
+
+namespace tokengate::test {
+
+namespace fs = std::filesystem;
+
+inline certificate_request serial(long n) {
+  test::certificate_request r;
+  r.serial = n;
+  return r;
+}
+
+inline proxy::tls_settings tls13_only() {
+  proxy::tls_settings s;
+  s.tls13_only = true;
+  return s;
+}
+
+inline proxy::tls_settings client_ca(const fs::path& file) {
+  proxy::tls_settings s;
+  s.client_ca_file = file;
+  return s;
+}
+
+inline tls_client_options trusting(const fs::path& ca) {
+  tls_client_options o;
+  o.ca_file = ca;
+  return o;
+}
+
+/// A CA, a server certificate for localhost, and a sidecar serving it over TLS.
+struct tls_fixture {
+  explicit tls_fixture(proxy::tls_settings tls = {}, bool symlinked = false)
+      : ca(dir.path(), "ca"), other_ca(dir.path(), "other-ca"),
+        gate(upstream.port(), settings(std::move(tls), symlinked)) {}
+
+  // The pair lives in `secret/` as a Kubernetes secret volume lays it out when `symlinked`:
+  // tls.crt -> ..data/tls.crt, ..data -> ..v1.
+  proxy::config settings(proxy::tls_settings tls, bool symlinked) {
+    auto c = test::example_routes();
+    const auto issued = ca.issue(dir.path(), "server", serial(0x1001));
+    if (symlinked) {
+      fs::create_directories(dir / "secret" / "..v1");
+      fs::copy_file(issued.cert, dir / "secret" / "..v1" / "tls.crt");
+      fs::copy_file(issued.key, dir / "secret" / "..v1" / "tls.key");
+      fs::create_directory_symlink("..v1", dir / "secret" / "..data");
+      fs::create_symlink("..data/tls.crt", dir / "secret" / "tls.crt");
+      fs::create_symlink("..data/tls.key", dir / "secret" / "tls.key");
+      tls.cert_file = dir / "secret" / "tls.crt";
+      tls.key_file = dir / "secret" / "tls.key";
+    } else {
+      tls.cert_file = issued.cert;
+      tls.key_file = issued.key;
+    }
+    c.tls = std::move(tls);
+    return c;
+  }
+
+  /// Swaps the secret's `..data` to a new version holding `cert` and `key`, atomically.
+  void swap_secret(const std::string& version, const fs::path& cert, const fs::path& key) {
+    const auto v = dir / "secret" / version;
+    fs::create_directories(v);
+    fs::copy_file(cert, v / "tls.crt");
+    fs::copy_file(key, v / "tls.key");
+    fs::create_directory_symlink(version, dir / "secret" / "..data_tmp");
+    fs::rename(dir / "secret" / "..data_tmp", dir / "secret" / "..data");
+  }
+
+  inline tls_client_options trusting() const { return test::trusting(ca.cert_file()); }
+
+  /// Creates a token through the API over TLS.
+  std::string create_token(const std::string& name, const std::string& permission) {
+    tls_client c(gate.port(), trusting());
+    auto r = c.request("POST", "/api-tokens", {{"X-API-Key", gate.admin_key()}},
+                       R"({"name":")" + name + R"(","permissions":[")" + permission + R"("]})");
+    REQUIRE(r.status == 200);
+    return r.json().at("value").as_string().c_str();
+  }
+
+  test::temp_dir dir;
+  test::test_ca ca;
+  test::test_ca other_ca;
+  test::test_upstream upstream;
+  test::sidecar gate;
+};
+
+/// Waits (at most 20 s) until `done` holds: the files are polled every two seconds.
+template <class Predicate> bool eventually(Predicate done) {
+  for (int i = 0; i < 200; ++i) {
+    if (done())
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return done();
+}
+
+} // namespace tokengate::test
