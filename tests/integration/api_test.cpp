@@ -251,7 +251,8 @@ TEST_CASE_METHOD(api_fixture, "delete and rotate by id take effect at once", "[a
   check_error(admin("GET", "/api-tokens/" + t.id), 404);
 }
 
-TEST_CASE_METHOD(api_fixture, "update replaces the token; expiresAt stays unless given", "[api]") {
+TEST_CASE_METHOD(api_fixture, "update replaces the token, and expiresAt stays unless given",
+                 "[api]") {
   const auto later = tokenapi::format_rfc3339(
       std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()) +
       std::chrono::hours(24));

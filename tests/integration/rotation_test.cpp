@@ -101,7 +101,8 @@ TEST_CASE_METHOD(lifecycle_fixture, "deleting a token ends both of its values",
   CHECK(get_with(r.new_value, "/alerts/1").status == 401);
 }
 
-TEST_CASE_METHOD(lifecycle_fixture, "an update keeps the overlap; the old value follows the token",
+TEST_CASE_METHOD(lifecycle_fixture,
+                 "an update keeps the overlap, and the old value follows the token",
                  "[lifecycle][rotation]") {
   const auto t = gate.create_token("ci", {"AlertRead"});
   const auto r = rotate(*this, t.id, t.value, R"({"previousValueValidFor": 600})");

@@ -261,7 +261,8 @@ TEST_CASE_METHOD(api_world, "a deleted token's value fails at once", "[api][dele
   CHECK(as(other).get("/api-tokens/self").status == 200);
 }
 
-TEST_CASE_METHOD(api_world, "update replaces name, permissions and blocks; expiry only when given",
+TEST_CASE_METHOD(api_world,
+                 "update replaces name, permissions and blocks, and expiry only when given",
                  "[api][update]") {
   auto made = as_admin().post("/api-tokens", R"({"name":"ci",
       "permissions":["AlertRead","OrganizationAPITokenRead"],
