@@ -1,5 +1,7 @@
 #include "tests/support/http_client.hpp"
 
+#include "tests/support/read_response.hpp"
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -81,19 +83,7 @@ http_response http_client::request(std::string_view method, std::string_view tar
   impl_->stream.expires_after(std::chrono::seconds(30));
   http::write(impl_->stream, req);
 
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(boost::none);
-  if (method == "HEAD")
-    parser.skip(true);
-  http::read(impl_->stream, impl_->buffer, parser);
-  const auto& res = parser.get();
-  http_response out;
-  out.status = res.result_int();
-  for (const auto& f : res)
-    out.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-  out.body = res.body();
-  out.keep_alive = res.keep_alive();
-  return out;
+  return read_response(impl_->stream, impl_->buffer, method == "HEAD");
 }
 
 bool http_client::closed_by_peer(std::chrono::milliseconds wait) {

@@ -1,5 +1,7 @@
 #include "tests/support/tls_client.hpp"
 
+#include "tests/support/read_response.hpp"
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -86,19 +88,7 @@ void tls_client::send(std::string_view bytes) {
 }
 
 http_response tls_client::read_response(bool head) {
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(boost::none);
-  if (head)
-    parser.skip(true);
-  http::read(impl_->stream, impl_->buffer, parser);
-  const auto& res = parser.get();
-  http_response out;
-  out.status = res.result_int();
-  for (const auto& f : res)
-    out.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-  out.body = res.body();
-  out.keep_alive = res.keep_alive();
-  return out;
+  return test::read_response(impl_->stream, impl_->buffer, head);
 }
 
 bool tls_client::has_ticket() const {
