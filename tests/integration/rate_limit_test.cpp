@@ -135,6 +135,24 @@ TEST_CASE_METHOD(lifecycle_fixture, "a limit changed through the API applies to 
   CHECK_FALSE(free.header("RateLimit-Policy"));
 }
 
+TEST_CASE_METHOD(lifecycle_fixture, "an update that keeps the limit keeps the count",
+                 "[lifecycle][rate]") {
+  const auto t = create(limited("3"));
+  REQUIRE(get_with(t.value, "/alerts/1").status == 200);
+  REQUIRE(get_with(t.value, "/alerts/1").status == 200);
+  // A rename, and an update naming the same limit: neither resets the window.
+  REQUIRE(api("POST", "/api-tokens/" + t.id, R"({"name":"renamed","permissions":["AlertRead"]})")
+              .status == 200);
+  REQUIRE(api("POST", "/api-tokens/" + t.id,
+              R"({"name":"renamed","permissions":["AlertRead"],)"
+              R"("rateLimit":{"requests":3,"perSeconds":86400}})")
+              .status == 200);
+  const auto third = get_with(t.value, "/alerts/1");
+  CHECK(third.status == 200);
+  CHECK(remaining(third) == 0);
+  CHECK(get_with(t.value, "/alerts/1").status == 429);
+}
+
 TEST_CASE_METHOD(lifecycle_fixture, "rateLimit is checked field by field", "[lifecycle][rate]") {
   const std::pair<std::string_view, std::string_view> bad[]{
       {R"({"requests":0,"perSeconds":60})", "rateLimit.requests"},
