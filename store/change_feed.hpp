@@ -11,12 +11,8 @@
 
 namespace tokengate::store {
 
-/// One token as a fleet's change log left it, already applied to this sidecar's replica.
-struct replicated_change {
-  std::string id;
-  std::optional<digest> previous;      ///< the digest the replica held for `id`, if any
-  std::optional<token_record> current; ///< nullopt: the token was deleted
-};
+// replicated_change (token_store.hpp): one token as a fleet's change log left it, already
+// applied to this sidecar's replica.
 
 /// Where a change feed delivers: the domain's in-memory view of the tokens.
 class change_sink {

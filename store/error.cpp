@@ -20,6 +20,8 @@ public:
       return "token database is unreachable";
     case errc::conflict:
       return "a different token already holds this id";
+    case errc::stale:
+      return "the token changed since it was read";
     }
     return "unknown token store error";
   }

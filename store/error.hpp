@@ -16,6 +16,7 @@ enum class errc {
   busy,         ///< the engine is shutting down or temporarily unavailable
   unavailable,  ///< the database (PostgreSQL) cannot be reached
   conflict,     ///< a different record already holds this id (migration)
+  stale,        ///< a conditional write found the record changed or gone since the caller read it
 };
 
 [[nodiscard]] const boost::system::error_category& store_category() noexcept;

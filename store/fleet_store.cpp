@@ -31,6 +31,40 @@ result<bool> fleet_store::erase(std::string_view id) {
   return *erased;
 }
 
+result<void> fleet_store::replace(const token_record& record, const token_record& expected) {
+  if (auto committed = primary_.replace(record, expected); !committed)
+    return committed;
+  (void)replica_.put(record);
+  return {};
+}
+
+result<void> fleet_store::erase_if(const token_record& expected) {
+  if (auto committed = primary_.erase_if(expected); !committed)
+    return committed;
+  (void)replica_.erase(expected.id);
+  return {};
+}
+
+// The follower later applies the same change from the log; finding the replica already equal,
+// it changes nothing, as after this sidecar's own writes.
+result<std::optional<replicated_change>> fleet_store::refresh(std::string_view id) {
+  auto current = primary_.get(id);
+  if (!current)
+    return current.error();
+  auto held = replica_.get(id);
+  if (!held)
+    return held.error();
+  replicated_change change{std::string(id), std::nullopt, std::move(*current)};
+  if (*held)
+    change.previous = (*held)->value_digest;
+  if (change.current) {
+    if (auto copied = replica_.put(*change.current); !copied)
+      return copied.error();
+  } else if (auto erased = replica_.erase(id); !erased)
+    return erased.error();
+  return std::optional<replicated_change>{std::move(change)};
+}
+
 result<void> fleet_store::write_last_used(std::span<const usage> notes) {
   auto local = replica_.write_last_used(notes);
   std::lock_guard lock(pending_mutex_);

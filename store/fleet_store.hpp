@@ -33,6 +33,15 @@ public:
   result<void> put(const token_record& record, std::string_view marker = {}) override;
   result<void> put_many(std::span<const token_record> records) override;
   result<bool> erase(std::string_view id) override;
+  /// Conditional in the database, which decides; the replica then takes the write as `put`
+  /// does. The caller's expectation comes from the replica, which may lag: see `refresh`.
+  result<void> replace(const token_record& record, const token_record& expected) override;
+  result<void> erase_if(const token_record& expected) override;
+  /// Copies the database's record (or its absence) into the replica at once, ahead of the
+  /// follower, and returns what the replica held before. `unavailable` when the database
+  /// cannot be reached. The caller holds off the follower (change_sink::exclusive), as for its
+  /// own writes.
+  result<std::optional<replicated_change>> refresh(std::string_view id) override;
   /// Both: the replica's for this sidecar, the database's for the fleet (one statement). Notes
   /// the database could not take are kept (the latest per id) and sent with the next batch;
   /// only the replica's failure is reported.

@@ -55,6 +55,30 @@ result<bool> memory_store::erase(std::string_view id) {
   return true;
 }
 
+bool memory_store::holds_locked(const token_record& expected) const {
+  auto it = records_.find(expected.id);
+  return it != records_.end() && it->second.value_digest == expected.value_digest &&
+         it->second.payload == expected.payload;
+}
+
+result<void> memory_store::replace(const token_record& record, const token_record& expected) {
+  std::lock_guard lock(mutex_);
+  if (record.id != expected.id || !holds_locked(expected))
+    return errc::stale;
+  put_locked(record);
+  return {};
+}
+
+result<void> memory_store::erase_if(const token_record& expected) {
+  std::lock_guard lock(mutex_);
+  if (!holds_locked(expected))
+    return errc::stale;
+  auto it = records_.find(expected.id);
+  by_digest_.erase(it->second.value_digest);
+  records_.erase(it);
+  return {};
+}
+
 result<std::vector<token_record>> memory_store::scan(std::string_view after_id,
                                                      std::size_t limit) const {
   std::lock_guard lock(mutex_);

@@ -17,6 +17,8 @@ public:
   result<void> put(const token_record& record, std::string_view marker = {}) override;
   result<void> put_many(std::span<const token_record> records) override;
   result<bool> erase(std::string_view id) override;
+  result<void> replace(const token_record& record, const token_record& expected) override;
+  result<void> erase_if(const token_record& expected) override;
   result<std::vector<token_record>> scan(std::string_view after_id,
                                          std::size_t limit) const override;
   result<void> write_last_used(std::span<const usage> notes) override;
@@ -25,6 +27,7 @@ public:
 
 private:
   void put_locked(const token_record& record);
+  [[nodiscard]] bool holds_locked(const token_record& expected) const;
 
   mutable std::mutex mutex_;
   std::map<std::string, token_record, std::less<>> records_;

@@ -186,11 +186,17 @@ result<void> pg_store::upsert_logged(const token_record& record) {
       {record.id, hex(record.value_digest), record.payload});
   if (!written)
     return written.error();
+  return log_change(record.id);
+}
+
+// Appends `id` to the change log and notifies the followers; the caller holds the mutex inside
+// the transaction that changed the record.
+result<void> pg_store::log_change(std::string_view id) {
   // The meta row's lock serializes writers: seqs are handed out and committed in order.
   auto logged =
       conn_.exec("WITH s AS (UPDATE tokengate_meta SET last_seq = last_seq + 1 RETURNING last_seq) "
                  "INSERT INTO tokengate_changes (seq, id) SELECT last_seq, $1 FROM s RETURNING seq",
-                 {record.id});
+                 {id});
   if (!logged)
     return logged.error();
   if (logged->empty() || !logged->front().at(0))
@@ -234,17 +240,44 @@ result<bool> pg_store::erase(std::string_view id) {
       return {boost::system::in_place_error, gone.error()};
     if (gone->empty())
       return false;
-    auto logged = conn_.exec(
-        "WITH s AS (UPDATE tokengate_meta SET last_seq = last_seq + 1 RETURNING last_seq) "
-        "INSERT INTO tokengate_changes (seq, id) SELECT last_seq, $1 FROM s RETURNING seq",
-        {id});
-    if (!logged)
+    if (auto logged = log_change(id); !logged)
       return {boost::system::in_place_error, logged.error()};
-    if (logged->empty() || !logged->front().at(0))
-      return {boost::system::in_place_error, errc::corruption};
-    if (auto n = conn_.exec("SELECT pg_notify('tokengate_changes', $1)", {*logged->front()[0]}); !n)
-      return {boost::system::in_place_error, n.error()};
     return true;
+  });
+}
+
+// Under READ COMMITTED a row another transaction changed meanwhile is checked again as that
+// one left it: the condition sees the latest committed record, never the one read before.
+result<void> pg_store::replace(const token_record& record, const token_record& expected) {
+  if (record.id != expected.id)
+    return errc::stale;
+  std::lock_guard lock(mutex_);
+  return in_transaction(conn_, [&]() -> result<void> {
+    auto written =
+        conn_.exec("UPDATE tokengate_tokens SET digest = decode($2, 'hex'), payload = $3 "
+                   "WHERE id = $1 AND digest = decode($4, 'hex') AND payload = $5 RETURNING id",
+                   {record.id, hex(record.value_digest), record.payload, hex(expected.value_digest),
+                    expected.payload});
+    if (!written)
+      return written.error();
+    if (written->empty())
+      return errc::stale;
+    return log_change(record.id);
+  });
+}
+
+result<void> pg_store::erase_if(const token_record& expected) {
+  std::lock_guard lock(mutex_);
+  return in_transaction(conn_, [&]() -> result<void> {
+    auto gone = conn_.exec("DELETE FROM tokengate_tokens "
+                           "WHERE id = $1 AND digest = decode($2, 'hex') AND payload = $3 "
+                           "RETURNING id",
+                           {expected.id, hex(expected.value_digest), expected.payload});
+    if (!gone)
+      return gone.error();
+    if (gone->empty())
+      return errc::stale;
+    return log_change(expected.id);
   });
 }
 

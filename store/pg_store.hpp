@@ -42,6 +42,11 @@ public:
   result<void> put(const token_record& record, std::string_view marker = {}) override;
   result<void> put_many(std::span<const token_record> records) override;
   result<bool> erase(std::string_view id) override;
+  /// One conditional statement (`UPDATE`/`DELETE ... WHERE` digest and payload are those read)
+  /// and the change-log entry, in one transaction: of two sidecars changing what they both
+  /// read, the second finds no row and gets `errc::stale`.
+  result<void> replace(const token_record& record, const token_record& expected) override;
+  result<void> erase_if(const token_record& expected) override;
   result<std::vector<token_record>> scan(std::string_view after_id,
                                          std::size_t limit) const override;
   /// One statement for the whole batch; the later time wins.
@@ -51,6 +56,7 @@ public:
 
 private:
   [[nodiscard]] result<void> upsert_logged(const token_record& record);
+  [[nodiscard]] result<void> log_change(std::string_view id);
   [[nodiscard]] result<std::optional<token_record>> select_one(std::string_view where,
                                                                std::string_view param) const;
 

@@ -206,16 +206,27 @@ result<void> rocksdb_store::put_many(std::span<const token_record> records) {
 
 result<bool> rocksdb_store::erase(std::string_view id) {
   std::lock_guard lock(write_mutex_);
+  auto erased = erase_locked(id);
+  if (!erased) {
+    if (erased.error() == errc::stale)
+      return false;
+    return {boost::system::in_place_error, erased.error()};
+  }
+  return true;
+}
+
+// Removes the record, its digest index and its usage; `stale` when there is none.
+result<void> rocksdb_store::erase_locked(std::string_view id) {
   const auto record_key = key(record_prefix, id);
   std::string previous;
   auto s = db_->Get(rocksdb::ReadOptions(), slice(record_key), &previous);
   if (s.IsNotFound())
-    return false;
+    return errc::stale;
   if (!s.ok())
     return to_error(s);
   auto old = decode_record(id, previous);
   if (!old)
-    return {boost::system::in_place_error, old.error()};
+    return old.error();
   rocksdb::WriteBatch batch;
   s = first_failure({batch.Delete(slice(record_key)),
                      batch.Delete(slice(key(digest_prefix, as_view(old->value_digest)))),
@@ -224,7 +235,45 @@ result<bool> rocksdb_store::erase(std::string_view id) {
     s = db_->Write(synced(), &batch);
   if (!s.ok())
     return to_error(s);
-  return true;
+  return {};
+}
+
+result<bool> rocksdb_store::holds_locked(const token_record& expected) const {
+  std::string value;
+  auto s = db_->Get(rocksdb::ReadOptions(), slice(key(record_prefix, expected.id)), &value);
+  if (s.IsNotFound())
+    return false;
+  if (!s.ok())
+    return to_error(s);
+  auto held = decode_record(expected.id, value);
+  if (!held)
+    return {boost::system::in_place_error, held.error()};
+  return held->value_digest == expected.value_digest && held->payload == expected.payload;
+}
+
+result<void> rocksdb_store::replace(const token_record& record, const token_record& expected) {
+  std::lock_guard lock(write_mutex_);
+  auto holds = holds_locked(expected);
+  if (!holds)
+    return holds.error();
+  if (!*holds || record.id != expected.id)
+    return errc::stale;
+  rocksdb::WriteBatch batch;
+  if (auto staged = stage_known(record, expected.value_digest, batch); !staged)
+    return staged;
+  if (auto s = db_->Write(synced(), &batch); !s.ok())
+    return to_error(s);
+  return {};
+}
+
+result<void> rocksdb_store::erase_if(const token_record& expected) {
+  std::lock_guard lock(write_mutex_);
+  auto holds = holds_locked(expected);
+  if (!holds)
+    return holds.error();
+  if (!*holds)
+    return errc::stale;
+  return erase_locked(expected.id);
 }
 
 result<std::vector<token_record>> rocksdb_store::scan(std::string_view after_id,

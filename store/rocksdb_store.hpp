@@ -46,6 +46,10 @@ public:
   result<void> put(const token_record& record, std::string_view marker = {}) override;
   result<void> put_many(std::span<const token_record> records) override;
   result<bool> erase(std::string_view id) override;
+  /// The check reads the record under the writers' mutex, so no write of this process
+  /// comes between it and the write (the directory is one process' alone).
+  result<void> replace(const token_record& record, const token_record& expected) override;
+  result<void> erase_if(const token_record& expected) override;
   result<std::vector<token_record>> scan(std::string_view after_id,
                                          std::size_t limit) const override;
   result<void> write_last_used(std::span<const usage> notes) override;
@@ -64,6 +68,9 @@ public:
 private:
   explicit rocksdb_store(std::unique_ptr<rocksdb::DB> db);
   [[nodiscard]] result<void> stage(const token_record& record, rocksdb::WriteBatch& batch);
+  /// Whether the record with `expected.id` is `expected`; the caller holds `write_mutex_`.
+  [[nodiscard]] result<bool> holds_locked(const token_record& expected) const;
+  [[nodiscard]] result<void> erase_locked(std::string_view id);
   [[nodiscard]] static result<void> stage_known(const token_record& record,
                                                 const std::optional<digest>& replaced,
                                                 rocksdb::WriteBatch& batch);

@@ -32,6 +32,14 @@ struct usage {
   std::int64_t at = 0; ///< unix seconds
 };
 
+/// One token as the source of truth now has it, copied into a store that lags it (a fleet's
+/// replica): what the caller's view of the tokens must take in too.
+struct replicated_change {
+  std::string id;
+  std::optional<digest> previous;      ///< the digest the copy held for `id`, if any
+  std::optional<token_record> current; ///< nullopt: the token was deleted
+};
+
 /// The durable home of tokens: records by id, a digest index, and small markers.
 ///
 /// Writes of records (`put`, `erase`) are atomic (record and index in one batch) and durable
@@ -58,6 +66,27 @@ public:
 
   /// Removes the record, its digest index and its usage. False when there was none. Durable.
   [[nodiscard]] virtual result<bool> erase(std::string_view id) = 0;
+
+  /// Read-modify-write without losing a concurrent change (optimistic concurrency): replaces
+  /// the record with `record.id` by `record` only while it is still `expected`, the record the
+  /// caller read (same digest and payload bytes; last use is not compared). `errc::stale`, and
+  /// nothing written, when it has changed or is gone since; the check and the write are one
+  /// atomic step, also against other processes sharing the store. Durable.
+  [[nodiscard]] virtual result<void> replace(const token_record& record,
+                                             const token_record& expected) = 0;
+
+  /// Removes the record (as `erase`) only while it is still `expected`; `errc::stale`, and
+  /// nothing removed, when it has changed or is gone since. Durable.
+  [[nodiscard]] virtual result<void> erase_if(const token_record& expected) = 0;
+
+  /// After `errc::stale`: brings this store's copy of `id` up to its source of truth, so that
+  /// the next read sees what the conditional write was compared with. Returns what changed in
+  /// the copy (for the caller's in-memory view), or nullopt when the store is its own source
+  /// of truth and reads are current already (the default).
+  [[nodiscard]] virtual result<std::optional<replicated_change>> refresh(std::string_view id) {
+    (void)id;
+    return std::optional<replicated_change>{};
+  }
 
   /// Up to `limit` records with ids strictly after `after_id` (empty: from the start), in
   /// byte order of their ids.
