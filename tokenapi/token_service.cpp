@@ -17,6 +17,29 @@ constexpr std::size_t load_page = 10'000;
 
 api_error not_found_error() { return not_found("api token not found"); }
 
+// How many times a change is read and written again while other sidecars keep changing the
+// same token under it.
+constexpr int write_attempts = 8;
+
+api_error contended() {
+  return api_error{503, "the api token was changed elsewhere at the same time, again and again; "
+                        "nothing was changed, try again"};
+}
+
+// Runs `once` (one read-modify-write) until it writes (a value), fails (an error), or has found
+// the token changed under it `write_attempts` times (nullopt each).
+template <class F>
+auto retried(F&& once) -> api_result<typename decltype(once())::value_type::value_type> {
+  for (int attempt = 0; attempt < write_attempts; ++attempt) {
+    auto done = once();
+    if (!done)
+      return done.error();
+    if (*done)
+      return {boost::system::in_place_value, std::move(**done)};
+  }
+  return contended();
+}
+
 std::string bootstrap_marker(const store::digest& d) {
   constexpr std::string_view hex = "0123456789abcdef";
   std::string m = "bootstrap:";
@@ -99,6 +122,13 @@ store::result<token_service::load_report> token_service::load() {
 }
 
 api_result<token> token_service::load_token(std::string_view id) const {
+  auto current = load_for_change(id);
+  if (!current)
+    return current.error();
+  return std::move(current->t);
+}
+
+api_result<token_service::loaded> token_service::load_for_change(std::string_view id) const {
   auto record = store_.get(id);
   if (!record)
     return unavailable();
@@ -108,7 +138,7 @@ api_result<token> token_service::load_token(std::string_view id) const {
   if (!t)
     return api_error{500, "stored token is unreadable"};
   with_live_notes(*t);
-  return std::move(*t);
+  return loaded{std::move(**record), std::move(*t)};
 }
 
 void token_service::with_live_notes(token& t) const {
@@ -137,6 +167,33 @@ api_result<void> token_service::save(const token& t, const store::digest* replac
   if (auto previous = auth_.find(replaced ? *replaced : t.value_digest))
     entry->carry_over(*previous);
   auth_.publish(t.value_digest, std::move(entry), replaced);
+  return {};
+}
+
+api_result<bool> token_service::save_over(const token& t, const store::token_record& expected,
+                                          const store::digest* replaced) {
+  store::token_record record{t.id, t.value_digest, encode_payload(t), std::nullopt};
+  auto written = store_.replace(record, expected);
+  if (!written) {
+    if (written.error() != store::errc::stale)
+      return unavailable();
+    if (auto caught_up = catch_up(t.id); !caught_up)
+      return caught_up.error();
+    return {boost::system::in_place_value, false};
+  }
+  auto entry = auth_entry::from(t);
+  if (auto previous = auth_.find(replaced ? *replaced : t.value_digest))
+    entry->carry_over(*previous);
+  auth_.publish(t.value_digest, std::move(entry), replaced);
+  return {boost::system::in_place_value, true};
+}
+
+api_result<void> token_service::catch_up(std::string_view id) {
+  auto change = store_.refresh(id);
+  if (!change)
+    return unavailable();
+  if (*change)
+    apply(**change);
   return {};
 }
 
@@ -180,64 +237,97 @@ api_result<token> token_service::update(const auth_entry& caller, std::string_vi
     return forbidden("cannot grant permissions the caller does not hold: " +
                      spec.permissions.minus(caller.permissions()).join(", "));
   std::lock_guard lock(write_mutex_);
-  auto t = load_token(id);
-  if (!t)
-    return t.error();
-  t->name = spec.name;
-  t->permissions = spec.permissions;
-  t->allowed_cidr_blocks = spec.allowed_cidr_blocks;
+  return retried([&] { return update_once(caller, id, spec); });
+}
+
+api_result<std::optional<token>>
+token_service::update_once(const auth_entry& caller, std::string_view id, const token_spec& spec) {
+  auto current = load_for_change(id);
+  if (!current)
+    return current.error();
+  auto& t = current->t;
+  t.name = spec.name;
+  t.permissions = spec.permissions;
+  t.allowed_cidr_blocks = spec.allowed_cidr_blocks;
   if (spec.expires_at)
-    t->expires_at = *spec.expires_at;
+    t.expires_at = *spec.expires_at;
   if (spec.rate_limit)
-    t->rate_limit = *spec.rate_limit;
-  t->updated_at = clock_.now();
-  t->updated_by = actor::token(std::string(caller.id()));
-  if (auto saved = save(*t, nullptr); !saved)
+    t.rate_limit = *spec.rate_limit;
+  t.updated_at = clock_.now();
+  t.updated_by = actor::token(std::string(caller.id()));
+  auto saved = save_over(t, current->record, nullptr);
+  if (!saved)
     return saved.error();
-  return t;
+  if (!*saved)
+    return std::optional<token>{};
+  return std::optional<token>{std::move(t)};
 }
 
 api_result<void> token_service::erase(std::string_view id) {
   std::lock_guard lock(write_mutex_);
+  auto done = retried([&] { return erase_once(id); });
+  if (!done)
+    return done.error();
+  return {};
+}
+
+// Deletes the record as read, so that the digest dropped from the authorizer is the one the
+// store held.
+api_result<std::optional<bool>> token_service::erase_once(std::string_view id) {
   auto record = store_.get(id);
   if (!record)
     return unavailable();
   if (!*record)
     return not_found_error();
-  auto erased = store_.erase(id);
-  if (!erased)
-    return unavailable();
+  auto erased = store_.erase_if(**record);
+  if (!erased) {
+    if (erased.error() != store::errc::stale)
+      return unavailable();
+    if (auto caught_up = catch_up(id); !caught_up)
+      return caught_up.error();
+    return std::optional<bool>{};
+  }
   auth_.remove((*record)->value_digest);
-  return {};
+  return std::optional<bool>{true};
 }
 
 api_result<token_service::issued>
 token_service::rotate(const auth_entry& caller, std::string_view id, std::chrono::seconds overlap) {
   std::lock_guard lock(write_mutex_);
-  auto t = load_token(id);
-  if (!t)
-    return t.error();
-  if (!caller.permissions().includes(t->permissions))
+  return retried([&] { return rotate_once(caller, id, overlap); });
+}
+
+api_result<std::optional<token_service::issued>>
+token_service::rotate_once(const auth_entry& caller, std::string_view id,
+                           std::chrono::seconds overlap) {
+  auto current = load_for_change(id);
+  if (!current)
+    return current.error();
+  auto& t = current->t;
+  if (!caller.permissions().includes(t.permissions))
     return forbidden("cannot rotate a token that holds permissions the caller does not hold: " +
-                     t->permissions.minus(caller.permissions()).join(", "));
+                     t.permissions.minus(caller.permissions()).join(", "));
   auto value = generate_value();
   if (!value)
     return api_error{503, "random number generator unavailable"};
-  const auto replaced = t->value_digest;
+  const auto replaced = t.value_digest;
   const auto now = clock_.now();
-  t->value_digest = digest_of(*value);
-  t->rotated_at = now;
+  t.value_digest = digest_of(*value);
+  t.rotated_at = now;
   // A rotation ends the overlap of the one before: only the value it replaces may live on.
-  t->previous_digest.reset();
-  t->previous_expires_at.reset();
-  t->previous_last_used_at.reset();
+  t.previous_digest.reset();
+  t.previous_expires_at.reset();
+  t.previous_last_used_at.reset();
   if (overlap.count() > 0) {
-    t->previous_digest = replaced;
-    t->previous_expires_at = now + overlap;
+    t.previous_digest = replaced;
+    t.previous_expires_at = now + overlap;
   }
-  if (auto saved = save(*t, &replaced); !saved)
+  auto saved = save_over(t, current->record, &replaced);
+  if (!saved)
     return saved.error();
-  return issued{std::move(*t), std::move(*value)};
+  if (!*saved)
+    return std::optional<issued>{};
+  return std::optional<issued>{issued{std::move(t), std::move(*value)}};
 }
 
 api_result<token_service::page> token_service::list(std::string_view after_id,

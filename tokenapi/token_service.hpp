@@ -19,6 +19,11 @@ namespace tokengate::tokenapi {
 /// store (durably) and then published to the authorizer, before the call returns, so the next
 /// request sees it. Store failures become 503s. Thread-safe; writes are serialized.
 ///
+/// A change to a stored token is written only over the record it was read from (the store's
+/// conditional write): when another sidecar of a fleet changed or deleted the token meanwhile,
+/// the change is applied again to the token as it is now (a few times), or answered 404 when
+/// it is gone; never lost, never answered 200 unwritten. 503 when the token keeps changing.
+///
 /// In a fleet it is also the sink of the change feed: other sidecars' changes are published to
 /// the authorizer as the follower applies them, never interleaved with a local write.
 class token_service final : public store::change_sink {
@@ -86,10 +91,29 @@ private:
   [[nodiscard]] load_report load_records(std::span<const store::token_record> records);
   bootstrap_outcome adopt_bootstrap(std::string value);
   [[nodiscard]] api_result<token> load_token(std::string_view id) const;
+  /// A token with the record it was read from, for a change to be written over.
+  struct loaded {
+    store::token_record record;
+    token t;
+  };
+  [[nodiscard]] api_result<loaded> load_for_change(std::string_view id) const;
+  /// After a conditional write found the token changed: brings the store and the authorizer up
+  /// to the token as it is now.
+  [[nodiscard]] api_result<void> catch_up(std::string_view id);
   /// Adds the last uses noted in memory, and drops an overlap that has ended.
   void with_live_notes(token& t) const;
   [[nodiscard]] api_result<void> save(const token& t, const store::digest* replaced,
                                       std::string_view marker = {});
+  /// Writes `t` over `expected`, the record it was read from, and publishes it. False when the
+  /// record has changed or gone meanwhile: nothing written, `catch_up` done, read it again.
+  [[nodiscard]] api_result<bool> save_over(const token& t, const store::token_record& expected,
+                                           const store::digest* replaced);
+  // One read-modify-write each; nullopt (false): the token changed meanwhile, try again.
+  [[nodiscard]] api_result<std::optional<token>>
+  update_once(const auth_entry& caller, std::string_view id, const token_spec& spec);
+  [[nodiscard]] api_result<std::optional<issued>>
+  rotate_once(const auth_entry& caller, std::string_view id, std::chrono::seconds overlap);
+  [[nodiscard]] api_result<std::optional<bool>> erase_once(std::string_view id);
   [[nodiscard]] api_result<issued> insert(token t, std::string_view marker = {},
                                           std::optional<std::string> value = std::nullopt);
 
