@@ -116,7 +116,8 @@ rocksdb_store::~rocksdb_store() {
       std::fprintf(stderr, "tokengate: closing the token store: %s\n", s->ToString().c_str());
 }
 
-result<std::optional<token_record>> rocksdb_store::get(std::string_view id) const {
+// The record stored under `id`, without its last use; nullopt when there is none.
+result<std::optional<token_record>> rocksdb_store::stored(std::string_view id) const {
   std::string value;
   auto s = db_->Get(rocksdb::ReadOptions(), slice(key(record_prefix, id)), &value);
   if (s.IsNotFound())
@@ -126,13 +127,20 @@ result<std::optional<token_record>> rocksdb_store::get(std::string_view id) cons
   auto record = decode_record(id, value);
   if (!record)
     return record.error();
+  return std::optional<token_record>{std::move(*record)};
+}
+
+result<std::optional<token_record>> rocksdb_store::get(std::string_view id) const {
+  auto record = stored(id);
+  if (!record || !*record)
+    return record;
   std::string used;
-  s = db_->Get(rocksdb::ReadOptions(), slice(key(usage_prefix, id)), &used);
+  auto s = db_->Get(rocksdb::ReadOptions(), slice(key(usage_prefix, id)), &used);
   if (s.ok())
-    record->last_used = decode_usage(used);
+    (*record)->last_used = decode_usage(used);
   else if (!s.IsNotFound())
     return to_error(s);
-  return std::optional<token_record>{std::move(*record)};
+  return record;
 }
 
 result<std::optional<token_record>> rocksdb_store::find(const digest& d) const {
@@ -147,17 +155,12 @@ result<std::optional<token_record>> rocksdb_store::find(const digest& d) const {
 
 // Adds the writes of one record (and the removal of the digest it replaces) to `batch`.
 result<void> rocksdb_store::stage(const token_record& record, rocksdb::WriteBatch& batch) {
-  std::string previous;
-  auto s = db_->Get(rocksdb::ReadOptions(), slice(key(record_prefix, record.id)), &previous);
-  if (!s.ok() && !s.IsNotFound())
-    return to_error(s);
+  auto previous = stored(record.id);
+  if (!previous)
+    return previous.error();
   std::optional<digest> replaced;
-  if (s.ok()) {
-    auto old = decode_record(record.id, previous);
-    if (!old)
-      return old.error();
-    replaced = old->value_digest;
-  }
+  if (*previous)
+    replaced = (*previous)->value_digest;
   return stage_known(record, replaced, batch);
 }
 
@@ -204,59 +207,46 @@ result<void> rocksdb_store::put_many(std::span<const token_record> records) {
   return {};
 }
 
-result<bool> rocksdb_store::erase(std::string_view id) {
-  std::lock_guard lock(write_mutex_);
-  auto erased = erase_locked(id);
-  if (!erased) {
-    if (erased.error() == errc::stale)
-      return false;
-    return {boost::system::in_place_error, erased.error()};
-  }
-  return true;
-}
-
-// Removes the record, its digest index and its usage; `stale` when there is none.
-result<void> rocksdb_store::erase_locked(std::string_view id) {
-  const auto record_key = key(record_prefix, id);
-  std::string previous;
-  auto s = db_->Get(rocksdb::ReadOptions(), slice(record_key), &previous);
-  if (s.IsNotFound())
-    return errc::stale;
-  if (!s.ok())
-    return to_error(s);
-  auto old = decode_record(id, previous);
-  if (!old)
-    return old.error();
-  rocksdb::WriteBatch batch;
-  s = first_failure({batch.Delete(slice(record_key)),
-                     batch.Delete(slice(key(digest_prefix, as_view(old->value_digest)))),
-                     batch.Delete(slice(key(usage_prefix, id)))});
-  if (s.ok())
-    s = db_->Write(synced(), &batch);
+// Adds the removal of `old`: record, digest index and usage.
+result<void> rocksdb_store::stage_removal(const token_record& old, rocksdb::WriteBatch& batch) {
+  auto s = first_failure({batch.Delete(slice(key(record_prefix, old.id))),
+                          batch.Delete(slice(key(digest_prefix, as_view(old.value_digest)))),
+                          batch.Delete(slice(key(usage_prefix, old.id)))});
   if (!s.ok())
     return to_error(s);
   return {};
 }
 
-result<bool> rocksdb_store::holds_locked(const token_record& expected) const {
-  std::string value;
-  auto s = db_->Get(rocksdb::ReadOptions(), slice(key(record_prefix, expected.id)), &value);
-  if (s.IsNotFound())
+result<bool> rocksdb_store::erase(std::string_view id) {
+  std::lock_guard lock(write_mutex_);
+  auto old = stored(id);
+  if (!old)
+    return {boost::system::in_place_error, old.error()};
+  if (!*old)
     return false;
-  if (!s.ok())
+  rocksdb::WriteBatch batch;
+  if (auto staged = stage_removal(**old, batch); !staged)
+    return {boost::system::in_place_error, staged.error()};
+  if (auto s = db_->Write(synced(), &batch); !s.ok())
     return to_error(s);
-  auto held = decode_record(expected.id, value);
-  if (!held)
-    return {boost::system::in_place_error, held.error()};
-  return held->value_digest == expected.value_digest && held->payload == expected.payload;
+  return true;
 }
+
+namespace {
+
+// Whether `held`, read from the store, is still the record the caller read.
+bool still(const std::optional<token_record>& held, const token_record& expected) {
+  return held && held->value_digest == expected.value_digest && held->payload == expected.payload;
+}
+
+} // namespace
 
 result<void> rocksdb_store::replace(const token_record& record, const token_record& expected) {
   std::lock_guard lock(write_mutex_);
-  auto holds = holds_locked(expected);
-  if (!holds)
-    return holds.error();
-  if (!*holds || record.id != expected.id)
+  auto held = stored(expected.id);
+  if (!held)
+    return held.error();
+  if (!still(*held, expected) || record.id != expected.id)
     return errc::stale;
   rocksdb::WriteBatch batch;
   if (auto staged = stage_known(record, expected.value_digest, batch); !staged)
@@ -268,12 +258,17 @@ result<void> rocksdb_store::replace(const token_record& record, const token_reco
 
 result<void> rocksdb_store::erase_if(const token_record& expected) {
   std::lock_guard lock(write_mutex_);
-  auto holds = holds_locked(expected);
-  if (!holds)
-    return holds.error();
-  if (!*holds)
+  auto held = stored(expected.id);
+  if (!held)
+    return held.error();
+  if (!still(*held, expected))
     return errc::stale;
-  return erase_locked(expected.id);
+  rocksdb::WriteBatch batch;
+  if (auto staged = stage_removal(**held, batch); !staged)
+    return staged;
+  if (auto s = db_->Write(synced(), &batch); !s.ok())
+    return to_error(s);
+  return {};
 }
 
 result<std::vector<token_record>> rocksdb_store::scan(std::string_view after_id,
@@ -378,20 +373,12 @@ result<void> rocksdb_store::apply(const replica_batch& changes) {
         return to_error(s);
   }
   for (const auto& id : changes.erases) {
-    std::string previous;
-    auto s = db_->Get(rocksdb::ReadOptions(), slice(key(record_prefix, id)), &previous);
-    if (s.IsNotFound())
-      continue;
-    if (!s.ok())
-      return to_error(s);
-    auto old = decode_record(id, previous);
+    auto old = stored(id);
     if (!old)
       return old.error();
-    s = first_failure({batch.Delete(slice(key(record_prefix, id))),
-                       batch.Delete(slice(key(digest_prefix, as_view(old->value_digest)))),
-                       batch.Delete(slice(key(usage_prefix, id)))});
-    if (!s.ok())
-      return to_error(s);
+    if (*old)
+      if (auto staged = stage_removal(**old, batch); !staged)
+        return staged;
   }
   for (const auto& [name, value] : changes.meta)
     if (auto s = batch.Put(slice(key(meta_prefix, name)), slice(value)); !s.ok())

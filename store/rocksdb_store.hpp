@@ -68,9 +68,9 @@ public:
 private:
   explicit rocksdb_store(std::unique_ptr<rocksdb::DB> db);
   [[nodiscard]] result<void> stage(const token_record& record, rocksdb::WriteBatch& batch);
-  /// Whether the record with `expected.id` is `expected`; the caller holds `write_mutex_`.
-  [[nodiscard]] result<bool> holds_locked(const token_record& expected) const;
-  [[nodiscard]] result<void> erase_locked(std::string_view id);
+  [[nodiscard]] result<std::optional<token_record>> stored(std::string_view id) const;
+  [[nodiscard]] static result<void> stage_removal(const token_record& old,
+                                                  rocksdb::WriteBatch& batch);
   [[nodiscard]] static result<void> stage_known(const token_record& record,
                                                 const std::optional<digest>& replaced,
                                                 rocksdb::WriteBatch& batch);
