@@ -42,8 +42,9 @@ struct replicated_change {
 
 /// The durable home of tokens: records by id, a digest index, and small markers.
 ///
-/// Writes of records (`put`, `erase`) are atomic (record and index in one batch) and durable
-/// once they return. Reads see every write that has returned. All functions are thread-safe.
+/// Writes of records (`put`, `erase`, and the conditional `replace`, `erase_if`) are atomic
+/// (record and index in one batch) and durable once they return. Reads see every write that has
+/// returned. All functions are thread-safe.
 class token_store {
 public:
   virtual ~token_store() = default;

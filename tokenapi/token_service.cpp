@@ -133,15 +133,12 @@ void token_service::with_live_notes(token& t) const {
   }
 }
 
-api_result<void> token_service::save(const token& t, const store::digest* replaced,
-                                     std::string_view marker) {
+// A new id, which no other sidecar can be writing: no condition needed.
+api_result<void> token_service::save_new(const token& t, std::string_view marker) {
   store::token_record record{t.id, t.value_digest, encode_payload(t), std::nullopt};
   if (!store_.put(record, marker))
     return unavailable();
-  auto entry = auth_entry::from(t);
-  if (auto previous = auth_.find(replaced ? *replaced : t.value_digest))
-    entry->carry_over(*previous);
-  auth_.publish(t.value_digest, std::move(entry), replaced);
+  auth_.publish(t.value_digest, auth_entry::from(t), nullptr);
   return {};
 }
 
@@ -181,7 +178,7 @@ api_result<token_service::issued> token_service::insert(token t, std::string_vie
     return api_error{503, "random number generator unavailable"};
   t.id = std::move(*id);
   t.value_digest = digest_of(*value);
-  if (auto saved = save(t, nullptr, marker); !saved)
+  if (auto saved = save_new(t, marker); !saved)
     return saved.error();
   return issued{std::move(t), std::move(*value)};
 }

@@ -102,8 +102,8 @@ private:
   [[nodiscard]] api_result<void> catch_up(std::string_view id);
   /// Adds the last uses noted in memory, and drops an overlap that has ended.
   void with_live_notes(token& t) const;
-  [[nodiscard]] api_result<void> save(const token& t, const store::digest* replaced,
-                                      std::string_view marker = {});
+  /// Writes a new token and publishes it.
+  [[nodiscard]] api_result<void> save_new(const token& t, std::string_view marker = {});
   /// Writes `t` over `expected`, the record it was read from, and publishes it. False when the
   /// record has changed or gone meanwhile: nothing written, `catch_up` done, read it again.
   [[nodiscard]] api_result<bool> save_over(const token& t, const store::token_record& expected,
