@@ -83,7 +83,8 @@ public:
   /// digest. May be called page after page; compact (see the class comment).
   void load(std::span<const token> tokens);
   /// The same for tokens without a lifecycle read by `read_plain_record`, whose CIDR blocks
-  /// are in `blocks`.
+  /// are in `blocks`: at start-up, and for the tokens a fleet's snapshot adds (a record loaded
+  /// so and later replaced stays in its chunk, so that waste is bounded by the tokens added).
   void load(std::span<const plain_token> tokens, std::span<const cidr_block> blocks);
 
   /// Publishes `entry` under `d`, and under its previous_digest when it has one, dropping

@@ -327,6 +327,16 @@ void token_service::exclusive(const std::function<void()>& sync) {
 
 void token_service::apply(const store::replicated_change& change) {
   const store::digest* previous = change.previous ? &*change.previous : nullptr;
+  if (change.from_snapshot && !previous && change.current) {
+    // A snapshot's token new to this sidecar (all of them when it joins a fleet): held compact,
+    // as the tokens read at start-up are, when it has no lifecycle. Not the log's: a record
+    // held so stays in its chunk once removed, and tokens come and go for as long as it runs.
+    std::vector<cidr_block> blocks;
+    if (auto p = read_plain_record(*change.current, blocks)) {
+      auth_.load(std::span(&*p, 1), blocks);
+      return;
+    }
+  }
   auto before = previous ? auth_.find(*previous) : nullptr;
   std::optional<token> t;
   if (change.current)
