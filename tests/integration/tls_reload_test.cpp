@@ -75,7 +75,7 @@ test::certificate_files client_pair(const test::test_ca& ca, const fs::path& dir
 } // namespace
 
 TEST_CASE("a new upstream client pair swapped in through its secret's symlink is shown on new "
-          "upstream connections; a broken one is kept out and reported",
+          "upstream connections, a broken one is kept out and reported",
           "[tls][upstream][reload]") {
   test::temp_dir d;
   test::test_ca ca(d.path(), "upstream-ca");
