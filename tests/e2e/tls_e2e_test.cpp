@@ -1,5 +1,6 @@
 // The real binary over TLS (README "TLS"): configured by flags and variables, reached by curl,
-// reloaded on SIGHUP, refusing to start on a broken pair, and speaking TLS to an https upstream.
+// reloaded on SIGHUP, refusing to start on a broken pair, and speaking TLS to an https upstream
+// (whose CA file can be replaced without a restart).
 #include "tests/e2e/gate_process.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_certificates.hpp"
@@ -130,7 +131,8 @@ TEST_CASE("an https upstream is reached by name, verified against upstream_tls.c
   CHECK(gate.terminate() == 0);
 }
 
-TEST_CASE("a new upstream CA is taken on SIGHUP without a restart", "[e2e][tls][upstream]") {
+TEST_CASE("a new upstream CA file is taken without a restart (SIGHUP, or the file watch first)",
+          "[e2e][tls][upstream]") {
   test::temp_dir dir;
   test::test_ca first_ca(dir.path(), "first-ca");
   test::test_ca next_ca(dir.path(), "next-ca");
