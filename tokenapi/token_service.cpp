@@ -1,6 +1,7 @@
 #include "tokenapi/token_service.hpp"
 
 #include "tokenapi/bootstrap_file.hpp"
+#include "tokenapi/plain_record.hpp"
 #include "tokenapi/token_json.hpp"
 #include "tokenapi/token_value.hpp"
 
@@ -45,13 +46,20 @@ std::runtime_error store_failure() {
 token_service::token_service(store::token_store& store, authorizer& auth, const clock& clock)
     : store_(store), auth_(auth), clock_(clock) {}
 
-// Decodes `records` and hands them to the authorizer in one call.
+// Decodes `records` and hands them to the authorizer: those of the shape the store mostly
+// holds without a JSON document, the rest (a lifecycle, an unusual spelling) decoded whole.
 token_service::load_report
 token_service::load_records(std::span<const store::token_record> records) {
   load_report report;
-  std::vector<token> tokens;
-  tokens.reserve(records.size());
+  std::vector<plain_token> plain;
+  std::vector<cidr_block> blocks;
+  std::vector<token> whole;
+  plain.reserve(records.size());
   for (const auto& r : records) {
+    if (auto p = read_plain_record(r, blocks)) {
+      plain.push_back(*p);
+      continue;
+    }
     auto t = decode_record(r);
     if (!t) {
       ++report.unreadable;
@@ -63,10 +71,11 @@ token_service::load_records(std::span<const store::token_record> records) {
       t->previous_expires_at.reset();
       t->previous_last_used_at.reset();
     }
-    tokens.push_back(std::move(*t));
+    whole.push_back(std::move(*t));
   }
-  auth_.load(tokens);
-  report.loaded = tokens.size();
+  auth_.load(plain, blocks);
+  auth_.load(whole);
+  report.loaded = plain.size() + whole.size();
   return report;
 }
 

@@ -226,6 +226,32 @@ TEST_CASE_METHOD(api_world, "after a restart, loading the store brings back ever
   CHECK(next.as(deleted.value).get("/api-tokens/self").status == 401);
 }
 
+TEST_CASE_METHOD(api_world,
+                 "after a restart, names to unescape, blocks and expiries decide as before",
+                 "[service][load]") {
+  // Start-up reads most records without a JSON document and the rest whole: both kinds here.
+  const auto later = t0 + std::chrono::hours(1);
+  const auto quoted =
+      issue("say \"hi\" caf\xc3\xa9", {permission::AlertRead}, {"10.0.0.0/8"}, later);
+  const auto plain =
+      issue("plain", {permission::AlertRead}, {"10.0.0.0/8", "2001:db8::/32"}, later);
+  restarted next(store, clock);
+  REQUIRE(next.service.load());
+  for (const auto* t : {&quoted, &plain}) {
+    const auto read = set_of({permission::AlertRead});
+    CHECK(next.auth.decide(t->value, ip("10.9.9.9"), read, t0).allowed());
+    CHECK(next.auth.decide(t->value, ip("2001:db8::1"), read, t0).allowed() == (t == &plain));
+    CHECK(next.auth.decide(t->value, ip("192.0.2.1"), read, t0).outcome ==
+          tokenapi::verdict::address_not_allowed);
+    CHECK(next.auth.decide(t->value, ip("10.9.9.9"), read, later).outcome ==
+          tokenapi::verdict::expired_key);
+    CHECK(next.auth.decide(t->value, ip("10.9.9.9"), set_of({permission::RuleRead}), t0).outcome ==
+          tokenapi::verdict::missing_permission);
+  }
+  CHECK(next.as(quoted.value).from("10.1.1.1").get("/api-tokens/self").text("name") ==
+        "say \"hi\" caf\xc3\xa9");
+}
+
 TEST_CASE_METHOD(api_world, "loading a store of several pages brings back every key",
                  "[service][load]") {
   // The store is read in pages of 10,000: a page and a half, and exactly two pages.
