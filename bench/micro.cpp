@@ -6,7 +6,9 @@
 #include "proxy/route_table.hpp"
 #include "tokenapi/authorizer.hpp"
 #include "tokenapi/digest_table.hpp"
+#include "tokenapi/plain_record.hpp"
 #include "tokenapi/token.hpp"
+#include "tokenapi/token_payload.hpp"
 #include "tokenapi/token_value.hpp"
 
 #include <benchmark/benchmark.h>
@@ -176,6 +178,36 @@ void whole_decision_bad_key(benchmark::State& state) {
     benchmark::DoNotOptimize(p.auth.decide(std::string_view(bad), client, {}, now));
 }
 BENCHMARK(whole_decision_bad_key);
+
+// Start-up reads every stored record (README "Memory and start-up" in BENCHMARKS.md): the fast
+// reader of the usual shape beside the full JSON decoder it falls back to.
+store::token_record stored_record() {
+  tokenapi::token t;
+  t.id = *tokenapi::generate_id();
+  t.name = "seed-123456";
+  t.permissions.insert(tokenapi::permission::AlertRead);
+  t.created_at = t.updated_at = now;
+  t.created_by = t.updated_by = tokenapi::actor::system();
+  t.value_digest = tokenapi::digest_of(*tokenapi::generate_value());
+  return {t.id, t.value_digest, tokenapi::encode_payload(t), std::nullopt};
+}
+
+void stored_record_read(benchmark::State& state) {
+  const auto r = stored_record();
+  std::vector<tokenapi::cidr_block> blocks;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(tokenapi::read_plain_record(r, blocks));
+    blocks.clear();
+  }
+}
+BENCHMARK(stored_record_read);
+
+void stored_record_decode(benchmark::State& state) {
+  const auto r = stored_record();
+  for (auto _ : state)
+    benchmark::DoNotOptimize(tokenapi::decode_record(r));
+}
+BENCHMARK(stored_record_decode);
 
 // A token's rate limit (README "Per-token rate limits"): one compare-and-swap per request, alone
 // and with two threads counting on the same token (the event loops sharing one hot key).

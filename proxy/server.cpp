@@ -1,6 +1,7 @@
 #include "proxy/server.hpp"
 
 #include "proxy/answer.hpp"
+#include "proxy/detail/tls_log.hpp"
 #include "proxy/detail/worker.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -8,7 +9,6 @@
 #include <sys/socket.h>
 
 #include <condition_variable>
-#include <ctime>
 #include <mutex>
 #include <stdexcept>
 
@@ -30,38 +30,12 @@ const std::string& over_capacity() {
   return answer;
 }
 
-std::string utc_text(std::int64_t unix_seconds) {
-  const auto t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
-
-// `trigger`: "start", "watch" (the files changed on disk) or "reload" (SIGHUP, POST /reload).
-void log_certificate(log_sink& log, std::string_view listener, const tls_settings& s,
-                     const certificate_facts& f, std::string_view trigger) {
-  const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  log.event(f.not_after <= now ? log_level::warn : log_level::info,
-            f.not_after <= now ? "TLS certificate loaded, and it has expired"
-                               : "TLS certificate loaded",
-            [&](json_line& l) {
-              l.add("listener", listener)
-                  .add("trigger", trigger)
-                  .add("cert_file", s.cert_file.string())
-                  .add("subject", f.subject)
-                  .add("serial", f.serial)
-                  .add("not_after", utc_text(f.not_after));
-            });
-}
-
 // Loads a listener's pair at start-up; a failure stops the start with one line.
-std::unique_ptr<server_certificates> load_certificates(log_sink& log, std::string_view listener,
-                                                       const tls_settings& s) {
+std::unique_ptr<reloadable_context> load_certificates(log_sink& log, std::string_view listener,
+                                                      const tls_settings& s) {
   if (!s.enabled())
     return nullptr;
-  auto loaded = std::make_unique<server_certificates>(s);
+  auto loaded = server_certificates(s);
   log_certificate(log, listener, s, loaded->facts(), "start");
   return loaded;
 }
@@ -95,9 +69,12 @@ struct server::impl {
   net::awaitable<void> usage_loop();
   void count_expiring();
   static constexpr unsigned expiring_interval = 5; ///< seconds between two expiring counts
-  /// Reloads the listeners' pairs whose files changed (`forced`: also those whose last load
-  /// failed); the first failure's text, or nullopt.
+  /// Reloads the listeners' pairs and the upstream's files where they changed (`forced`: also
+  /// those whose last load failed); the first failure's text, or nullopt.
   std::optional<std::string> reload_certificates(bool forced);
+  /// Reloads one of them when it is due; the failure's text, or nullopt.
+  std::optional<std::string> reload_one(reloadable_context& context, std::string_view which,
+                                        bool forced);
   static net::awaitable<void> sweep_loop(worker& w);
 
   /// Hands `next` to every loop; each takes it between two of its requests.
@@ -196,28 +173,41 @@ net::awaitable<void> server::impl::usage_loop() {
 
 std::optional<std::string> server::impl::reload_certificates(bool forced) {
   std::optional<std::string> first_error;
-  const auto& settings = shared.deps.settings;
-  const std::pair<server_certificates*, std::pair<std::string_view, const tls_settings*>> pairs[] =
-      {{shared.tls.get(), {"main", &settings.tls}},
-       {shared.admin_tls.get(), {"admin", &settings.admin_tls}}};
-  for (const auto& [certificates, which] : pairs) {
-    // Unchanged files are not loaded again: a new context would drop every TLS session.
-    if (certificates == nullptr ||
-        (!certificates->changed_on_disk() && !(forced && certificates->error())))
+  const std::pair<reloadable_context*, std::string_view> contexts[] = {
+      {shared.tls.get(), "main"},
+      {shared.admin_tls.get(), "admin"},
+      {shared.upstream_tls.get(), "upstream"}};
+  for (const auto& [context, which] : contexts) {
+    if (context == nullptr)
       continue;
-    const auto& [listener, tls] = which;
-    if (auto failed = certificates->reload()) {
-      if (!first_error)
-        first_error = *failed;
-      shared.deps.log.event(
-          log_level::error, "TLS certificate reload failed; the previous one is still served",
-          [&](json_line& l) { l.add("listener", listener).add("error", *failed); });
-      continue;
-    }
-    log_certificate(shared.deps.log, listener, *tls, certificates->facts(),
-                    forced ? "reload" : "watch");
+    auto failed = reload_one(*context, which, forced);
+    if (failed && !first_error)
+      first_error = std::move(failed);
   }
   return first_error;
+}
+
+std::optional<std::string> server::impl::reload_one(reloadable_context& context,
+                                                    std::string_view which, bool forced) {
+  // Unchanged files are not loaded again: a new context would drop every TLS session.
+  if (!context.changed_on_disk() && !(forced && context.error()))
+    return std::nullopt;
+  auto& log = shared.deps.log;
+  const auto& settings = shared.deps.settings;
+  const bool upstream = which == "upstream";
+  auto failed = context.reload();
+  if (failed && upstream)
+    log.event(log_level::error, "upstream TLS reload failed; the previous files are still used",
+              [&](json_line& l) { l.add("error", *failed); });
+  else if (failed)
+    log.event(log_level::error, "TLS certificate reload failed; the previous one is still served",
+              [&](json_line& l) { l.add("listener", which).add("error", *failed); });
+  else if (upstream)
+    log_upstream_files(log, settings.upstream_tls, context.facts(), forced ? "reload" : "watch");
+  else
+    log_certificate(log, which, which == "main" ? settings.tls : settings.admin_tls,
+                    context.facts(), forced ? "reload" : "watch");
+  return failed;
 }
 
 void server::impl::apply(const config& next) {
@@ -291,8 +281,11 @@ server::server(const server_dependencies& deps) : impl_(std::make_unique<impl>(d
   impl_->shared.upstream_authority = settings.upstream.to_string();
   impl_->shared.tls = load_certificates(deps.log, "main", settings.tls);
   impl_->shared.admin_tls = load_certificates(deps.log, "admin", settings.admin_tls);
-  if (settings.upstream_tls.enabled)
-    impl_->shared.upstream_tls = upstream_context(settings.upstream_tls);
+  if (settings.upstream_tls.enabled) {
+    impl_->shared.upstream_tls = upstream_certificates(settings.upstream_tls);
+    log_upstream_files(deps.log, settings.upstream_tls, impl_->shared.upstream_tls->facts(),
+                       "start");
+  }
 
   first.acceptor.emplace(bind(first.io, settings.listen));
   first.admin_acceptor.emplace(bind(first.io, settings.admin_listen));

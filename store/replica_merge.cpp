@@ -26,7 +26,7 @@ void merge_page(snapshot_page& page, const std::map<std::string, token_record>& 
   for (const auto& [id, record] : held)
     if (!page.contains(id)) {
       batch.erases.push_back(id);
-      changes.push_back({id, record.value_digest, std::nullopt});
+      changes.push_back({id, record.value_digest, std::nullopt, true});
     }
   for (auto& [id, record] : page) {
     auto h = held.find(id);
@@ -38,7 +38,7 @@ void merge_page(snapshot_page& page, const std::map<std::string, token_record>& 
     }
     batch.puts.push_back(*record);
     batch.replaced.push_back(previous);
-    changes.push_back({id, previous, std::move(record)});
+    changes.push_back({id, previous, std::move(record), true});
   }
 }
 

@@ -110,8 +110,11 @@ rocksdb_store::~rocksdb_store() {
     return;
   // No caller is left to hand a failure to (flush() is the checked way): say it on stderr.
   const auto synced_wal = db_->SyncWAL();
+  // Writing the memtable out now spares the next start replaying the log into one (with a
+  // freshly seeded million tokens, the larger part of the start-up).
+  const auto flushed = db_->Flush(rocksdb::FlushOptions{});
   const auto closed = db_->Close();
-  for (const auto* s : {&synced_wal, &closed})
+  for (const auto* s : {&synced_wal, &flushed, &closed})
     if (!s->ok())
       std::fprintf(stderr, "tokengate: closing the token store: %s\n", s->ToString().c_str());
 }

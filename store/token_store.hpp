@@ -38,6 +38,9 @@ struct replicated_change {
   std::string id;
   std::optional<digest> previous;      ///< the digest the copy held for `id`, if any
   std::optional<token_record> current; ///< nullopt: the token was deleted
+  /// Part of a snapshot (a sidecar joining, or one whose log position was pruned): many
+  /// changes at once, rather than one of the log's.
+  bool from_snapshot = false;
 };
 
 /// The durable home of tokens: records by id, a digest index, and small markers.

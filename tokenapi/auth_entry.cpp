@@ -28,14 +28,21 @@ struct owned_entry {
 
 } // namespace
 
-void auth_entry::set(const token& t, const char* text, std::string_view id, std::string_view name,
+std::optional<std::int64_t> unix_seconds(const std::optional<timestamp>& t) noexcept {
+  if (!t)
+    return std::nullopt;
+  return t->time_since_epoch().count();
+}
+
+void auth_entry::set(std::optional<std::int64_t> expires_at, std::optional<std::int64_t> last_used,
+                     const char* text, std::string_view id, std::string_view name,
                      const grant* g) noexcept {
   text_ = text;
   id_size_ = static_cast<std::uint16_t>(id.size());
   name_size_ = static_cast<std::uint16_t>(name.size());
   grant_ = g;
-  expires_at_ = t.expires_at ? to_seconds(t.expires_at->time_since_epoch().count()) : never;
-  last_used_ = t.last_used_at ? to_seconds(t.last_used_at->time_since_epoch().count()) : 0;
+  expires_at_ = expires_at ? to_seconds(*expires_at) : never;
+  last_used_ = last_used ? to_seconds(*last_used) : 0;
 }
 
 bool auth_entry::has_lifecycle(const token& t) noexcept {
@@ -52,7 +59,8 @@ std::shared_ptr<auth_entry> auth_entry::from(const token& t) {
   g.permissions = t.permissions;
   g.permissions_header = t.permissions.join(",");
   g.allowed_cidr_blocks = t.allowed_cidr_blocks;
-  owned->entry.set(t, owned->text.data(), id, name, &g);
+  owned->entry.set(unix_seconds(t.expires_at), unix_seconds(t.last_used_at), owned->text.data(), id,
+                   name, &g);
   owned->entry.has_life_ = has_lifecycle(t);
   if (t.previous_digest && t.previous_expires_at) {
     g.life.previous_digest = *t.previous_digest;

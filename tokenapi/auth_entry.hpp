@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,9 @@
 namespace tokengate::tokenapi {
 
 struct token;
+
+/// Unix seconds of `t`, nullopt for none.
+[[nodiscard]] std::optional<std::int64_t> unix_seconds(const std::optional<timestamp>& t) noexcept;
 
 /// What a token lets its holder do: shared by every token granting the same (interned when
 /// the authorizer loads the store), so a million tokens with a few distinct grants hold a few.
@@ -143,8 +147,9 @@ private:
   static std::uint32_t to_seconds(std::int64_t s) noexcept {
     return static_cast<std::uint32_t>(std::clamp<std::int64_t>(s, 0, never));
   }
-  void set(const token& t, const char* text, std::string_view id, std::string_view name,
-           const grant* g) noexcept;
+  /// `expires_at` and `last_used` in unix seconds, nullopt for never.
+  void set(std::optional<std::int64_t> expires_at, std::optional<std::int64_t> last_used,
+           const char* text, std::string_view id, std::string_view name, const grant* g) noexcept;
   // The lifecycle lives beside the grant of an entry made by from(), when it has one.
   [[nodiscard]] const lifecycle* life() const noexcept {
     return has_life_ ? &static_cast<const grant_with_lifecycle*>(grant_)->life : nullptr;

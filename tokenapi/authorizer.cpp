@@ -138,29 +138,39 @@ const char* authorizer::shard::keep_text(std::string_view id, std::string_view n
   return at;
 }
 
-void authorizer::shard::add_loaded(const token& t, const grant* g) {
+void authorizer::shard::add_loaded(const plain_token& t, const grant* g) {
   if (loaded % chunk_size == 0)
     chunks.push_back(std::make_unique<loaded_record[]>(chunk_size));
   const auto i = static_cast<std::uint32_t>(loaded);
   auto& r = chunks.back()[i % chunk_size];
   r.digest = t.value_digest;
-  const auto id = std::string_view(t.id).substr(0, 0xffff);
-  const auto name = std::string_view(t.name).substr(0, 0xffff);
-  r.entry.set(t, keep_text(id, name), id, name, g);
+  const auto id = t.id.substr(0, 0xffff);
+  const auto name = t.name.substr(0, 0xffff);
+  r.entry.set(t.expires_at, t.last_used, keep_text(id, name), id, name, g);
   ++loaded;
   put(r.digest, i);
 }
 
-const grant* authorizer::intern(const token& t) {
+const grant* authorizer::intern(permission_set permissions, std::span<const cidr_block> blocks) {
   std::lock_guard lock(grants_mutex_);
-  auto& candidates = grant_index_[t.permissions.bits()];
+  auto& candidates = grant_index_[permissions.bits()];
   for (const auto* g : candidates)
-    if (g->allowed_cidr_blocks == t.allowed_cidr_blocks)
+    if (std::ranges::equal(g->allowed_cidr_blocks, blocks))
       return g;
-  auto& g =
-      grants_.emplace_back(grant{t.permissions, t.permissions.join(","), t.allowed_cidr_blocks});
+  auto& g = grants_.emplace_back(
+      grant{permissions, permissions.join(","), {blocks.begin(), blocks.end()}});
   candidates.push_back(&g);
   return &g;
+}
+
+void authorizer::add_plain(const plain_token& t, std::span<const cidr_block> blocks,
+                           const grant*& g) {
+  // Tokens side by side mostly grant the same: skip the shared index then.
+  if (!g || g->permissions != t.permissions || !std::ranges::equal(g->allowed_cidr_blocks, blocks))
+    g = intern(t.permissions, blocks);
+  auto& s = shard_for(t.value_digest);
+  std::unique_lock lock(s.mutex);
+  s.add_loaded(t, g);
 }
 
 void authorizer::load(std::span<const token> tokens) {
@@ -170,13 +180,22 @@ void authorizer::load(std::span<const token> tokens) {
       publish(t.value_digest, auth_entry::from(t));
       continue;
     }
-    // Tokens side by side mostly grant the same: skip the shared index then.
-    if (!g || g->permissions != t.permissions || g->allowed_cidr_blocks != t.allowed_cidr_blocks)
-      g = intern(t);
-    auto& s = shard_for(t.value_digest);
-    std::unique_lock lock(s.mutex);
-    s.add_loaded(t, g);
+    plain_token p{t.id,
+                  t.name,
+                  t.value_digest,
+                  t.permissions,
+                  0,
+                  static_cast<std::uint32_t>(t.allowed_cidr_blocks.size()),
+                  unix_seconds(t.expires_at),
+                  unix_seconds(t.last_used_at)};
+    add_plain(p, t.allowed_cidr_blocks, g);
   }
+}
+
+void authorizer::load(std::span<const plain_token> tokens, std::span<const cidr_block> blocks) {
+  const grant* g = nullptr;
+  for (const auto& t : tokens)
+    add_plain(t, blocks.subspan(t.first_block, t.blocks), g);
 }
 
 void authorizer::publish(const store::digest& d, std::shared_ptr<const auth_entry> entry,

@@ -5,6 +5,7 @@
 #include "tokenapi/digest_table.hpp"
 #include "tokenapi/ip.hpp"
 #include "tokenapi/permissions.hpp"
+#include "tokenapi/plain_record.hpp"
 #include "tokenapi/rate_window.hpp"
 #include "tokenapi/rfc3339.hpp"
 
@@ -81,6 +82,10 @@ public:
   /// Start-up: adds `tokens` (each under its value_digest), replacing any entry of the same
   /// digest. May be called page after page; compact (see the class comment).
   void load(std::span<const token> tokens);
+  /// The same for tokens without a lifecycle read by `read_plain_record`, whose CIDR blocks
+  /// are in `blocks`: at start-up, and for the tokens a fleet's snapshot adds (a record loaded
+  /// so and later replaced stays in its chunk, so that waste is bounded by the tokens added).
+  void load(std::span<const plain_token> tokens, std::span<const cidr_block> blocks);
 
   /// Publishes `entry` under `d`, and under its previous_digest when it has one, dropping
   /// `replaced` (the digest before a rotation) if given, unless it is the entry's previous
@@ -140,7 +145,7 @@ private:
     const loaded_record& record(std::uint32_t i) const noexcept {
       return chunks[i / chunk_size][i % chunk_size];
     }
-    void add_loaded(const token& t, const grant* g);
+    void add_loaded(const plain_token& t, const grant* g);
     const char* keep_text(std::string_view id, std::string_view name);
     void put(const store::digest& d, std::uint32_t value);
     void add_published(const store::digest& d, std::shared_ptr<const auth_entry> entry);
@@ -149,7 +154,10 @@ private:
   static constexpr std::size_t shard_count = 64;
 
   shard& shard_for(const store::digest& d) const noexcept { return shards_[d[31] % shard_count]; }
-  const grant* intern(const token& t);
+  const grant* intern(permission_set permissions, std::span<const cidr_block> blocks);
+  // Adds a token without a lifecycle; `g` is the grant of the one added before, reused while
+  // tokens side by side grant the same.
+  void add_plain(const plain_token& t, std::span<const cidr_block> blocks, const grant*& g);
   void note_use(const std::shared_ptr<const auth_entry>& e, timestamp now) const;
   void erase(const store::digest& d);
 

@@ -33,6 +33,9 @@ struct rate_limit {
   bool operator==(const rate_limit&) const = default;
 };
 
+/// The most allowedCIDRBlocks a token may list.
+inline constexpr std::size_t max_cidr_blocks = 256;
+
 /// The longest overlap a rotation grants the replaced value: 7 days.
 inline constexpr std::int64_t max_overlap_seconds = 604'800;
 

@@ -14,7 +14,6 @@ using namespace detail;
 namespace {
 
 constexpr std::size_t max_name_bytes = 256;
-constexpr std::size_t max_cidr_blocks = 256;
 constexpr std::size_t max_echo = 64; // longest user input quoted back in a message
 
 std::string quoted(std::string_view s) {

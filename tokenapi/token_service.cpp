@@ -1,5 +1,6 @@
 #include "tokenapi/token_service.hpp"
 
+#include "tokenapi/plain_record.hpp"
 #include "tokenapi/token_json.hpp"
 #include "tokenapi/token_value.hpp"
 
@@ -43,13 +44,20 @@ auto retried(F&& once) -> api_result<typename decltype(once())::value_type::valu
 token_service::token_service(store::token_store& store, authorizer& auth, const clock& clock)
     : store_(store), auth_(auth), clock_(clock) {}
 
-// Decodes `records` and hands them to the authorizer in one call.
+// Decodes `records` and hands them to the authorizer: those of the shape the store mostly
+// holds without a JSON document, the rest (a lifecycle, an unusual spelling) decoded whole.
 token_service::load_report
 token_service::load_records(std::span<const store::token_record> records) {
   load_report report;
-  std::vector<token> tokens;
-  tokens.reserve(records.size());
+  std::vector<plain_token> plain;
+  std::vector<cidr_block> blocks;
+  std::vector<token> whole;
+  plain.reserve(records.size());
   for (const auto& r : records) {
+    if (auto p = read_plain_record(r, blocks)) {
+      plain.push_back(*p);
+      continue;
+    }
     auto t = decode_record(r);
     if (!t) {
       ++report.unreadable;
@@ -61,10 +69,11 @@ token_service::load_records(std::span<const store::token_record> records) {
       t->previous_expires_at.reset();
       t->previous_last_used_at.reset();
     }
-    tokens.push_back(std::move(*t));
+    whole.push_back(std::move(*t));
   }
-  auth_.load(tokens);
-  report.loaded = tokens.size();
+  auth_.load(plain, blocks);
+  auth_.load(whole);
+  report.loaded = plain.size() + whole.size();
   return report;
 }
 
@@ -331,6 +340,16 @@ void token_service::exclusive(const std::function<void()>& sync) {
 
 void token_service::apply(const store::replicated_change& change) {
   const store::digest* previous = change.previous ? &*change.previous : nullptr;
+  if (change.from_snapshot && !previous && change.current) {
+    // A snapshot's token new to this sidecar (all of them when it joins a fleet): held compact,
+    // as the tokens read at start-up are, when it has no lifecycle. Not the log's: a record
+    // held so stays in its chunk once removed, and tokens come and go for as long as it runs.
+    std::vector<cidr_block> blocks;
+    if (auto p = read_plain_record(*change.current, blocks)) {
+      auth_.load(std::span(&*p, 1), blocks);
+      return;
+    }
+  }
   auto before = previous ? auth_.find(*previous) : nullptr;
   std::optional<token> t;
   if (change.current)

@@ -354,7 +354,7 @@ net::awaitable<bool> session::serve_admin() {
   // Fleet mode answers from the follower's state: never a call to the database here.
   admin_state state{draining(), deps_.sync != nullptr || deps_.service.healthy(), std::nullopt,
                     std::nullopt};
-  for (const auto* c : {shared_.tls.get(), shared_.admin_tls.get()})
+  for (const auto* c : {shared_.tls.get(), shared_.admin_tls.get(), shared_.upstream_tls.get()})
     if (c != nullptr && !state.tls_reload_error)
       state.tls_reload_error = c->error();
   if (deps_.sync)

@@ -149,6 +149,28 @@ std::pair<context_ptr, certificate_facts> build_server_context(const tls_setting
   return {std::move(context), std::move(facts)};
 }
 
+// A whole client context for the upstream from the files, or an exception.
+std::pair<context_ptr, certificate_facts> build_upstream_context(const upstream_tls_settings& s) {
+  ERR_clear_error();
+  auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_client);
+  SSL_CTX* native = context->native_handle();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  const bool loaded = s.ca_file.empty()
+                          ? SSL_CTX_set_default_verify_paths(native) == 1
+                          : SSL_CTX_load_verify_locations(native, s.ca_file.c_str(), nullptr) == 1;
+  if (!loaded)
+    fail("cannot load upstream_tls.ca_file " + s.ca_file.string() + ": " + openssl_reason());
+  if (!s.cert_file.empty())
+    load_pair(native, s.cert_file, s.key_file, "upstream_tls");
+  SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
+  static constexpr unsigned char http11[] = "\x08http/1.1";
+  SSL_CTX_set_alpn_protos(native, http11, sizeof http11 - 1);
+  auto facts = facts_of(SSL_CTX_get0_certificate(native));
+  ERR_clear_error();
+  return {std::move(context), std::move(facts)};
+}
+
 std::string asn1_text(const ASN1_STRING* s) {
   return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
                      static_cast<std::size_t>(ASN1_STRING_length(s)));
@@ -199,18 +221,19 @@ std::vector<certificate_name> alternative_names(X509* cert) {
 
 } // namespace
 
-server_certificates::server_certificates(tls_settings settings) : settings_(std::move(settings)) {
+reloadable_context::reloadable_context(builder build, std::vector<std::filesystem::path> files)
+    : build_(std::move(build)), files_(std::move(files)) {
   stamp_ = read_stamp();
-  auto [context, facts] = build_server_context(settings_);
+  auto [context, facts] = build_();
   context_.store(std::move(context));
   facts_ = std::move(facts);
 }
 
-std::optional<std::string> server_certificates::reload() {
+std::optional<std::string> reloadable_context::reload() {
   std::lock_guard lock(mutex_);
   stamp_ = read_stamp();
   try {
-    auto [context, facts] = build_server_context(settings_);
+    auto [context, facts] = build_();
     context_.store(std::move(context));
     facts_ = std::move(facts);
     error_.reset();
@@ -221,29 +244,27 @@ std::optional<std::string> server_certificates::reload() {
   return error_;
 }
 
-bool server_certificates::changed_on_disk() const {
+bool reloadable_context::changed_on_disk() const {
   const auto now = read_stamp();
   std::lock_guard lock(mutex_);
   return now != stamp_;
 }
 
-certificate_facts server_certificates::facts() const {
+certificate_facts reloadable_context::facts() const {
   std::lock_guard lock(mutex_);
   return facts_;
 }
 
-std::optional<std::string> server_certificates::error() const {
+std::optional<std::string> reloadable_context::error() const {
   std::lock_guard lock(mutex_);
   return error_;
 }
 
-server_certificates::stamp server_certificates::read_stamp() const {
-  stamp s{};
-  const std::filesystem::path* files[] = {&settings_.cert_file, &settings_.key_file,
-                                          &settings_.client_ca_file};
-  for (std::size_t i = 0; i < 3; ++i) {
+reloadable_context::stamp reloadable_context::read_stamp() const {
+  stamp s(files_.size());
+  for (std::size_t i = 0; i < files_.size(); ++i) {
     struct stat st {};
-    if (files[i]->empty() || ::stat(files[i]->c_str(), &st) != 0)
+    if (files_[i].empty() || ::stat(files_[i].c_str(), &st) != 0)
       continue;
     s[i] = {static_cast<std::int64_t>(st.st_dev), static_cast<std::int64_t>(st.st_ino),
             static_cast<std::int64_t>(st.st_size), static_cast<std::int64_t>(st.st_mtim.tv_sec),
@@ -252,24 +273,16 @@ server_certificates::stamp server_certificates::read_stamp() const {
   return s;
 }
 
-std::shared_ptr<net::ssl::context> upstream_context(const upstream_tls_settings& s) {
-  ERR_clear_error();
-  auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_client);
-  SSL_CTX* native = context->native_handle();
-  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-  const bool loaded = s.ca_file.empty()
-                          ? SSL_CTX_set_default_verify_paths(native) == 1
-                          : SSL_CTX_load_verify_locations(native, s.ca_file.c_str(), nullptr) == 1;
-  if (!loaded)
-    fail("cannot load upstream_tls.ca_file " + s.ca_file.string() + ": " + openssl_reason());
-  if (!s.cert_file.empty())
-    load_pair(native, s.cert_file, s.key_file, "upstream_tls");
-  SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
-  static constexpr unsigned char http11[] = "\x08http/1.1";
-  SSL_CTX_set_alpn_protos(native, http11, sizeof http11 - 1);
-  ERR_clear_error();
-  return context;
+std::unique_ptr<reloadable_context> server_certificates(const tls_settings& s) {
+  return std::make_unique<reloadable_context>(
+      [s] { return build_server_context(s); },
+      std::vector<std::filesystem::path>{s.cert_file, s.key_file, s.client_ca_file});
+}
+
+std::unique_ptr<reloadable_context> upstream_certificates(const upstream_tls_settings& s) {
+  return std::make_unique<reloadable_context>(
+      [s] { return build_upstream_context(s); },
+      std::vector<std::filesystem::path>{s.ca_file, s.cert_file, s.key_file});
 }
 
 bool expect_upstream_host(tls_stream& tls, std::string_view name) {

@@ -11,10 +11,14 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace tokengate::proxy::detail {
 
@@ -25,17 +29,24 @@ struct certificate_facts {
   std::int64_t not_after = 0; ///< unix seconds
 };
 
-/// A listener's certificate pair, reloadable while connections run (README "TLS"). New
-/// handshakes take `current()`; a connection keeps the context it started with, so a reload
-/// never touches open connections. A pair that fails to load, or whose key does not match,
-/// leaves the previous context in place. Every member is thread-safe.
-class server_certificates {
+/// TLS files loaded into an OpenSSL context that can be loaded again while connections run
+/// (README "TLS"): a listener's certificate pair, or the upstream's CAs and client pair. New
+/// connections take `current()`; a connection keeps the context it started with, so a reload
+/// never touches open connections. Files that fail to load, or a key that does not match its
+/// certificate, leave the previous context in place: never half of a new one. Every member is
+/// thread-safe.
+class reloadable_context {
 public:
-  /// Loads the pair; throws std::runtime_error with one line naming the file when it cannot.
-  explicit server_certificates(tls_settings settings);
+  using context_ptr = std::shared_ptr<net::ssl::context>;
+  /// Builds a whole context from the files, or throws std::runtime_error with one line.
+  using builder = std::function<std::pair<context_ptr, certificate_facts>()>;
 
-  /// The context for the next handshake.
-  [[nodiscard]] std::shared_ptr<net::ssl::context> current() const { return context_.load(); }
+  /// Loads the context with `build`; `files` are those it reads (an empty path is skipped),
+  /// watched by `changed_on_disk`. Throws what `build` throws.
+  reloadable_context(builder build, std::vector<std::filesystem::path> files);
+
+  /// The context for the next connection.
+  [[nodiscard]] context_ptr current() const { return context_.load(); }
 
   /// Loads the files again: the new context replaces the old one when it loads whole; the
   /// error otherwise (also kept for `error()` until a reload succeeds).
@@ -45,29 +56,34 @@ public:
   /// changes them) differ from those of the last reload or its attempt.
   [[nodiscard]] bool changed_on_disk() const;
 
-  /// The loaded certificate's facts.
+  /// The loaded certificate's facts (empty when the context has no certificate of its own).
   [[nodiscard]] certificate_facts facts() const;
   /// Why the last reload failed, or nullopt when it succeeded.
   [[nodiscard]] std::optional<std::string> error() const;
 
 private:
   /// Device, inode, size and modification time of each file, followed through symlinks.
-  using stamp = std::array<std::array<std::int64_t, 5>, 3>;
+  using stamp = std::vector<std::array<std::int64_t, 5>>;
   [[nodiscard]] stamp read_stamp() const;
 
-  tls_settings settings_;
-  std::atomic<std::shared_ptr<net::ssl::context>> context_;
+  builder build_;
+  std::vector<std::filesystem::path> files_;
+  std::atomic<context_ptr> context_;
   mutable std::mutex mutex_; ///< facts_, error_, stamp_, and one reload at a time
   certificate_facts facts_;
   std::optional<std::string> error_;
-  stamp stamp_{};
+  stamp stamp_;
 };
+
+/// A listener's certificate pair (the `tls` or `admin_tls` block). Throws std::runtime_error
+/// with one line naming the file when it cannot be loaded.
+[[nodiscard]] std::unique_ptr<reloadable_context> server_certificates(const tls_settings& settings);
 
 /// The context tokengate connects to an https:// upstream with: peer verification against
 /// `ca_file` (or the system's store), TLS 1.2 or later, the client pair if set. Throws
 /// std::runtime_error with one line when a file cannot be loaded.
-[[nodiscard]] std::shared_ptr<net::ssl::context>
-upstream_context(const upstream_tls_settings& settings);
+[[nodiscard]] std::unique_ptr<reloadable_context>
+upstream_certificates(const upstream_tls_settings& settings);
 
 /// Prepares a client TLS layer for `host`: SNI (for a name) and the host name or IP address
 /// check of the upstream's certificate. False when OpenSSL refused to set the check up: the

@@ -55,12 +55,13 @@ net::awaitable<std::optional<upstream_failure>> upstream_exchange::connect() {
 }
 
 net::awaitable<std::optional<upstream_failure>> upstream_exchange::handshake() {
-  auto& tls = connection_->stream.start_tls(*tls_.context);
+  connection_->tls_context = tls_.context->current();
+  auto& tls = connection_->stream.start_tls(*connection_->tls_context);
   if (!expect_upstream_host(tls, tls_.host)) {
     tls_error_ = {"upstream TLS handshake failed", "the upstream host name cannot be checked"};
     co_return fail({{502, tls_error_.answer}, false, tls_error_.detail}, upstream_error::connect);
   }
-  pool_.offer_session(tls);
+  pool_.offer_session(tls, connection_->tls_context.get());
   // The handshake counts as part of connecting.
   clock_.expire_after(limits_->upstream_connect_timeout);
   auto [ec] = co_await tls.async_handshake(net::ssl::stream_base::client, nothrow);
@@ -127,7 +128,7 @@ upstream_exchange::read_head(http1::head& response) {
 
 void upstream_exchange::finish(bool reusable) {
   if (connection_ && connection_->stream.is_tls())
-    pool_.keep_session(*connection_->stream.tls());
+    pool_.keep_session(*connection_->stream.tls(), connection_->tls_context);
   if (connection_ && reusable)
     pool_.give_back(std::move(connection_));
   discard();

@@ -24,9 +24,10 @@ struct upstream_failure {
   std::string_view detail{};
 };
 
-/// How to speak TLS to the upstream: `context` null for plain HTTP.
+/// How to speak TLS to the upstream: `context` null for plain HTTP. A new connection takes the
+/// context's current() (a reload may have replaced it); a pooled one keeps the one it began with.
 struct upstream_tls {
-  net::ssl::context* context = nullptr;
+  const reloadable_context* context = nullptr;
   std::string_view host; ///< the name (or address) its certificate must carry
 };
 

@@ -42,16 +42,24 @@ upstream_pool::~upstream_pool() {
 
 // Copies, not shared objects: OpenSSL marks a connection's session unresumable when that
 // connection fails, which a pooled connection the upstream closed will.
-void upstream_pool::keep_session(tls_stream& tls) {
+void upstream_pool::keep_session(tls_stream& tls,
+                                 const std::shared_ptr<net::ssl::context>& context) {
   const SSL_SESSION* s = SSL_get0_session(tls.native_handle());
   if (s == nullptr || SSL_SESSION_is_resumable(s) != 1)
     return;
   if (tls_session_)
     SSL_SESSION_free(tls_session_);
   tls_session_ = SSL_SESSION_dup(s);
+  if (session_context_ != context) // after a reload only: no reference count churn otherwise
+    session_context_ = context;
 }
 
-void upstream_pool::offer_session(tls_stream& tls) {
+void upstream_pool::offer_session(tls_stream& tls, const net::ssl::context* context) {
+  if (tls_session_ != nullptr && session_context_.get() != context) {
+    SSL_SESSION_free(tls_session_);
+    tls_session_ = nullptr;
+    session_context_.reset();
+  }
   if (tls_session_ == nullptr)
     return;
   if (SSL_SESSION* copy = SSL_SESSION_dup(tls_session_)) {

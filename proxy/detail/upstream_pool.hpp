@@ -25,6 +25,8 @@ struct upstream_connection {
     gauge.fetch_add(1, std::memory_order_relaxed);
   }
 
+  /// The TLS context the connection was made with (declared first: it outlives the stream).
+  std::shared_ptr<net::ssl::context> tls_context;
   flex_stream stream; ///< plain, or TLS to an https:// upstream
   byte_buffer buffer;
   steady::time_point idle_since{};
@@ -55,10 +57,12 @@ public:
   /// Keeps `c` for a later request (or closes it when the pool is full).
   void give_back(std::unique_ptr<upstream_connection> c);
 
-  /// Keeps the TLS session of `tls` when it can be resumed, for the next handshake.
-  void keep_session(tls_stream& tls);
-  /// Offers the kept TLS session (if any) in the handshake of `tls`.
-  void offer_session(tls_stream& tls);
+  /// Keeps the TLS session of `tls`, made with `context`, when it can be resumed, for the next
+  /// handshake.
+  void keep_session(tls_stream& tls, const std::shared_ptr<net::ssl::context>& context);
+  /// Offers the kept TLS session (if any) in the handshake of `tls` when it was made with the
+  /// same `context`: a session of a replaced context would resume the old client certificate.
+  void offer_session(tls_stream& tls, const net::ssl::context* context);
 
 private:
   net::io_context& io_;
@@ -66,6 +70,8 @@ private:
   std::chrono::seconds max_idle_time_;
   std::vector<std::unique_ptr<upstream_connection>> idle_;
   SSL_SESSION* tls_session_ = nullptr; ///< owned: the last resumable session
+  /// The context tls_session_ was made with, held so that its address names no other.
+  std::shared_ptr<net::ssl::context> session_context_;
 };
 
 } // namespace tokengate::proxy::detail

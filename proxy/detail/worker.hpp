@@ -38,13 +38,13 @@ struct shared_state {
   std::atomic<std::uint64_t> reloads_failed{0};
   /// tokengate_tokens_expiring, counted off the event loops every few seconds (server.cpp)
   std::atomic<std::uint64_t> tokens_expiring{0};
-  std::function<reload_report()> reload;    ///< the server's reload(), for POST /reload
-  std::vector<const loop_metrics*> loops;   ///< every worker's figures, for /metrics
-  double start_time_seconds = 0;            ///< unix time the server was made
-  net::thread_pool api_pool{1};             ///< token API calls (synced store writes) run here
-  std::unique_ptr<server_certificates> tls; ///< the main listener's, when TLS is on
-  std::unique_ptr<server_certificates> admin_tls;  ///< the admin listener's, when TLS is on
-  std::shared_ptr<net::ssl::context> upstream_tls; ///< set for an https:// upstream
+  std::function<reload_report()> reload;         ///< the server's reload(), for POST /reload
+  std::vector<const loop_metrics*> loops;        ///< every worker's figures, for /metrics
+  double start_time_seconds = 0;                 ///< unix time the server was made
+  net::thread_pool api_pool{1};                  ///< token API calls (synced store writes) run here
+  std::unique_ptr<reloadable_context> tls;       ///< the main listener's, when TLS is on
+  std::unique_ptr<reloadable_context> admin_tls; ///< the admin listener's, when TLS is on
+  std::unique_ptr<reloadable_context> upstream_tls; ///< set for an https:// upstream
 };
 
 /// One event loop and what belongs to it alone.

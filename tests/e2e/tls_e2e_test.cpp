@@ -1,5 +1,6 @@
 // The real binary over TLS (README "TLS"): configured by flags and variables, reached by curl,
-// reloaded on SIGHUP, refusing to start on a broken pair, and speaking TLS to an https upstream.
+// reloaded on SIGHUP, refusing to start on a broken pair, and speaking TLS to an https upstream
+// (whose CA file can be replaced without a restart).
 #include "tests/e2e/gate_process.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_certificates.hpp"
@@ -10,6 +11,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <memory>
+#include <thread>
 
 using namespace tokengate;
 
@@ -125,5 +128,52 @@ TEST_CASE("an https upstream is reached by name, verified against upstream_tls.c
   auto r = test::request(gate.port(), "GET", "/public/x", {{"X-API-Key", gate.admin_key()}});
   CHECK(r.status == 200);
   CHECK(upstream.tls_handshakes() == 1);
+  CHECK(gate.terminate() == 0);
+}
+
+TEST_CASE("a new upstream CA file is taken without a restart (SIGHUP, or the file watch first)",
+          "[e2e][tls][upstream]") {
+  test::temp_dir dir;
+  test::test_ca first_ca(dir.path(), "first-ca");
+  test::test_ca next_ca(dir.path(), "next-ca");
+  const auto first = first_ca.issue(dir.path(), "first");
+  const auto next = next_ca.issue(dir.path(), "next");
+  const auto trusted = dir / "upstream-ca.crt";
+  fs::copy_file(first_ca.cert_file(), trusted);
+  auto upstream = std::make_unique<test::test_upstream>(
+      0, test::upstream_tls_files{first.cert.string(), first.key.string()});
+  const auto port = upstream->port();
+  test::gate_process gate(dir.path(), port,
+                          {"--upstream", "https://127.0.0.1:" + std::to_string(port),
+                           "--upstream-tls-ca-file", trusted.string()});
+  const test::header_list key{{"X-API-Key", gate.admin_key()}};
+  CHECK(test::request(gate.port(), "GET", "/public/x", key).status == 200);
+
+  // The upstream comes back on the same port with a certificate of the next CA.
+  upstream.reset();
+  upstream = std::make_unique<test::test_upstream>(
+      port, test::upstream_tls_files{next.cert.string(), next.key.string()});
+  const auto refused = test::request(gate.port(), "GET", "/public/x", key);
+  CHECK(refused.status == 502);
+  CHECK_THAT(refused.message(), Catch::StartsWith("upstream TLS certificate not accepted"));
+
+  // The CA file is replaced whole (a rename), then SIGHUP.
+  fs::copy_file(next_ca.cert_file(), dir / "upstream-ca.new");
+  fs::rename(dir / "upstream-ca.new", trusted);
+  gate.proc().signal(SIGHUP);
+  // The signal's reload loads it (or the 2-second file watch, when it saw the file first).
+  const auto loaded = [&] {
+    const auto out = gate.proc().out();
+    return out.find(R"("msg":"upstream TLS files loaded","trigger":"reload")") !=
+               std::string::npos ||
+           out.find(R"("msg":"upstream TLS files loaded","trigger":"watch")") != std::string::npos;
+  };
+  bool seen = loaded();
+  for (int i = 0; i < 200 && !seen; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    seen = loaded();
+  }
+  CHECK(seen);
+  CHECK(test::request(gate.port(), "GET", "/public/x", key).status == 200);
   CHECK(gate.terminate() == 0);
 }

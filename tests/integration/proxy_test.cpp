@@ -286,13 +286,18 @@ TEST_CASE_METHOD(proxy_fixture, "many connections and long keep-alive all succee
     c.join();
   CHECK(ok == 200 * 20);
 
+  // Upstream connections are pooled, not opened per request. How many the burst opened depends
+  // on how the 200 clients overlapped (the pool keeps 64 idle a loop); far fewer than requests.
+  CHECK(upstream.connections() < 200 * 20 / 4);
+
+  const auto before = upstream.connections();
   test::http_client one(gate.port());
   int on_one = 0;
   for (int i = 0; i < 200; ++i)
     on_one += one.request("GET", "/alerts", key).status == 200 ? 1 : 0;
   CHECK(on_one == 200);
-  // Upstream connections are pooled, not opened per request.
-  CHECK(upstream.connections() < 300);
+  // One request after another: each takes a pooled connection back.
+  CHECK(upstream.connections() - before <= 2);
 }
 
 namespace {

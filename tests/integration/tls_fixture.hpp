@@ -36,6 +36,27 @@ inline tls_client_options trusting(const fs::path& ca) {
   return o;
 }
 
+/// Lays `cert` and `key` out in `dir` as a Kubernetes secret volume does: tls.crt ->
+/// ..data/tls.crt, tls.key -> ..data/tls.key, ..data -> ..v1.
+inline void make_secret(const fs::path& dir, const fs::path& cert, const fs::path& key) {
+  fs::create_directories(dir / "..v1");
+  fs::copy_file(cert, dir / "..v1" / "tls.crt");
+  fs::copy_file(key, dir / "..v1" / "tls.key");
+  fs::create_directory_symlink("..v1", dir / "..data");
+  fs::create_symlink("..data/tls.crt", dir / "tls.crt");
+  fs::create_symlink("..data/tls.key", dir / "tls.key");
+}
+
+/// Swaps the secret's `..data` in `dir` to a new version holding `cert` and `key`, atomically.
+inline void swap_secret(const fs::path& dir, const std::string& version, const fs::path& cert,
+                        const fs::path& key) {
+  fs::create_directories(dir / version);
+  fs::copy_file(cert, dir / version / "tls.crt");
+  fs::copy_file(key, dir / version / "tls.key");
+  fs::create_directory_symlink(version, dir / "..data_tmp");
+  fs::rename(dir / "..data_tmp", dir / "..data");
+}
+
 /// A CA, a server certificate for localhost, and a sidecar serving it over TLS.
 struct tls_fixture {
   explicit tls_fixture(proxy::tls_settings tls = {}, bool symlinked = false)
@@ -48,12 +69,7 @@ struct tls_fixture {
     auto c = test::example_routes();
     const auto issued = ca.issue(dir.path(), "server", serial(0x1001));
     if (symlinked) {
-      fs::create_directories(dir / "secret" / "..v1");
-      fs::copy_file(issued.cert, dir / "secret" / "..v1" / "tls.crt");
-      fs::copy_file(issued.key, dir / "secret" / "..v1" / "tls.key");
-      fs::create_directory_symlink("..v1", dir / "secret" / "..data");
-      fs::create_symlink("..data/tls.crt", dir / "secret" / "tls.crt");
-      fs::create_symlink("..data/tls.key", dir / "secret" / "tls.key");
+      make_secret(dir / "secret", issued.cert, issued.key);
       tls.cert_file = dir / "secret" / "tls.crt";
       tls.key_file = dir / "secret" / "tls.key";
     } else {
@@ -66,12 +82,7 @@ struct tls_fixture {
 
   /// Swaps the secret's `..data` to a new version holding `cert` and `key`, atomically.
   void swap_secret(const std::string& version, const fs::path& cert, const fs::path& key) {
-    const auto v = dir / "secret" / version;
-    fs::create_directories(v);
-    fs::copy_file(cert, v / "tls.crt");
-    fs::copy_file(key, v / "tls.key");
-    fs::create_directory_symlink(version, dir / "secret" / "..data_tmp");
-    fs::rename(dir / "secret" / "..data_tmp", dir / "secret" / "..data");
+    test::swap_secret(dir / "secret", version, cert, key);
   }
 
   inline tls_client_options trusting() const { return test::trusting(ca.cert_file()); }

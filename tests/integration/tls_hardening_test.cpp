@@ -1,5 +1,6 @@
 // TLS failure paths (README "TLS"): what the client and the log are told when the upstream's
-// handshake fails, an encrypted key, and what a TLS client gets when tokengate refuses it early.
+// handshake fails, an encrypted key, what a TLS client gets when tokengate refuses it early,
+// and the handshake deadline.
 #include "tests/integration/tls_fixture.hpp"
 
 #include <catch2/catch.hpp>
@@ -136,4 +137,23 @@ TEST_CASE("handshakes beyond max_tls_handshakes are closed, a finished one frees
   half_open.clear();
   CHECK(test::eventually(
       [&] { return test::handshake_error(gate.port(), test::trusting(ca.cert_file())).empty(); }));
+}
+
+TEST_CASE("a TLS client that starts a handshake and goes silent is closed after "
+          "header_timeout_ms",
+          "[tls][limits]") {
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "ca");
+  const auto pair = ca.issue(d.path(), "server");
+  auto c = test::example_routes();
+  c.tls.cert_file = pair.cert;
+  c.tls.key_file = pair.key;
+  c.limits.header_timeout = std::chrono::milliseconds(300);
+  test::test_upstream upstream;
+  test::sidecar gate(upstream.port(), c);
+  test::raw_connection silent(gate.port());
+  REQUIRE(silent.send("\x16\x03\x01")); // a handshake record's first bytes, and no more
+  CHECK(silent.closed_within(std::chrono::seconds(10)));
+  // The server is not stuck: a whole handshake still gets through.
+  CHECK(test::handshake_error(gate.port(), test::trusting(ca.cert_file())).empty());
 }

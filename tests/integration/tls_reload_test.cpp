@@ -1,5 +1,6 @@
 // TLS sessions and certificate reloads through POST /reload (README "TLS", "Live reload"): no
-// TLS 1.2 session tickets, unchanged files kept, and a pair that fails to load reported.
+// TLS 1.2 session tickets, unchanged files kept, a pair that fails to load reported, and the
+// upstream's client pair replaced without a restart.
 #include "tests/integration/tls_fixture.hpp"
 
 #include <catch2/catch.hpp>
@@ -7,6 +8,7 @@
 
 using namespace tokengate;
 using test::tls_fixture;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -57,4 +59,71 @@ TEST_CASE("a reload whose certificate pair fails to load says so and counts as a
   CHECK_THAT(metrics, Catch::Contains(R"(tokengate_config_reloads_total{result="success"} 0)"));
   // The previous pair is still served.
   CHECK(test::tls_client(f.gate.port(), f.trusting()).peer_serial() == "1001");
+}
+
+namespace {
+
+/// A client certificate of `ca` named `name` with serial `n`.
+test::certificate_files client_pair(const test::test_ca& ca, const fs::path& dir,
+                                    const std::string& name, long n) {
+  test::certificate_request r;
+  r.common_name = name;
+  r.serial = n;
+  return ca.issue(dir, name, r);
+}
+
+} // namespace
+
+TEST_CASE("a new upstream client pair swapped in through its secret's symlink is shown on new "
+          "upstream connections, a broken one is kept out and reported",
+          "[tls][upstream][reload]") {
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "upstream-ca");
+  test::test_ca clients(d.path(), "clients");
+  const auto server = ca.issue(d.path(), "upstream");
+  const auto first = client_pair(clients, d.path(), "gate-1", 0x1111);
+  const auto second = client_pair(clients, d.path(), "gate-2", 0x2222);
+  test::make_secret(d / "client", first.cert, first.key);
+  test::test_upstream upstream(
+      0, {server.cert.string(), server.key.string(), clients.cert_file().string()});
+  auto c = test::example_routes();
+  c.upstream_tls.enabled = true;
+  c.upstream_tls.ca_file = ca.cert_file();
+  c.upstream_tls.cert_file = d / "client" / "tls.crt";
+  c.upstream_tls.key_file = d / "client" / "tls.key";
+  test::sidecar gate(upstream.port(), c);
+  test::http_client client(gate.port());
+  REQUIRE(client.request("GET", "/public/x").status == 200);
+  CHECK(upstream.last().tls.client_serial == "1111");
+
+  test::swap_secret(d / "client", "..v2", second.cert, second.key);
+  CHECK(test::request(gate.admin_port(), "POST", "/reload").status == 200);
+  CHECK_THAT(gate.log_text(),
+             Catch::Contains(R"("msg":"upstream TLS files loaded","trigger":"reload")"));
+  // The pooled connection keeps the pair it was made with; the upstream closes it after this
+  // answer, and the next request goes out on a new connection with the new pair (not a
+  // resumption of the old pair's session).
+  CHECK(client.request("GET", "/public/drop-after").status == 200);
+  CHECK(upstream.last().tls.client_serial == "1111");
+  CHECK(client.request("GET", "/public/x").status == 200);
+  CHECK(upstream.last().tls.client_serial == "2222");
+  CHECK(upstream.last().tls.client_subject == "CN=gate-2,O=tokengate tests");
+
+  // A certificate with another certificate's key, seen by the file watch: never loaded.
+  test::swap_secret(d / "client", "..v3", first.cert, second.key);
+  CHECK(test::eventually([&] {
+    auto r = test::request(gate.admin_port(), "GET", "/readyz");
+    return r.status == 200 && r.json().as_object().contains("tls_reload_error");
+  }));
+  CHECK_THAT(gate.log_text(),
+             Catch::Contains("upstream TLS reload failed; the previous files are still used"));
+  const auto r = test::request(gate.admin_port(), "POST", "/reload");
+  CHECK(r.status == 422);
+  CHECK(r.json().at("certificates").as_string() == "failed");
+  CHECK_THAT(std::string(r.json().at("certificateError").as_string()),
+             Catch::Contains("does not match"));
+  CHECK(client.request("GET", "/public/drop-after").status == 200);
+  CHECK(client.request("GET", "/public/x").status == 200);
+  CHECK(upstream.last().tls.client_serial == "2222");
+  CHECK(upstream.tls_resumed() == 1); // the unchanged context's session
 }

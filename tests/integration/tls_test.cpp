@@ -116,6 +116,38 @@ TEST_CASE("mutual TLS: only clients with a certificate of the client CA get in, 
   CHECK(seen.count("x-forwarded_client-cert") == 0);
 }
 
+TEST_CASE("a resumed mutual-TLS session still names the client to the upstream", "[tls][mtls]") {
+  test::temp_dir certs;
+  test::test_ca clients(certs.path(), "clients");
+  tls_fixture f(client_ca(clients.cert_file()));
+  test::certificate_request job;
+  job.common_name = "report-job";
+  job.dns_names = {"job.example"};
+  const auto pair = clients.issue(certs.path(), "job", job);
+  for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    auto options = f.trusting();
+    options.cert_file = pair.cert;
+    options.key_file = pair.key;
+    options.min_version = options.max_version = version;
+    test::tls_session session;
+    {
+      tls_client first(f.gate.port(), options);
+      REQUIRE(first.request("GET", "/public/x").status == 200);
+      CHECK_FALSE(first.resumed());
+      session = first.session();
+    }
+    const auto header = f.upstream.last().header("X-Forwarded-Client-Cert");
+    CHECK(header ==
+          R"(Subject="CN=report-job,O=tokengate tests";DNS="job.example";IP="127.0.0.1")");
+    options.resume = session;
+    tls_client second(f.gate.port(), options);
+    CHECK(second.resumed());
+    CHECK(second.request("GET", "/public/x", {{"X-Forwarded-Client-Cert", "Subject=\"CN=admin\""}})
+              .status == 200);
+    CHECK(f.upstream.last().header("X-Forwarded-Client-Cert") == header);
+  }
+}
+
 TEST_CASE("a new certificate swapped in through the secret's symlink serves new connections, "
           "open ones keep theirs, a broken one is refused and reported",
           "[tls][reload]") {
@@ -188,6 +220,8 @@ TEST_CASE("an https upstream is verified, its connections kept alive and its ses
   CHECK(upstream.connections() == 1);
   CHECK(upstream.tls_handshakes() == 1);
   CHECK(upstream.last().header("X-Forwarded-Proto") == "http");
+  // An IP address is checked in the certificate, never sent in SNI (RFC 6066).
+  CHECK(upstream.last().tls.server_name.empty());
 
   // The upstream closes this one after answering; the next request needs a new handshake,
   // which resumes the session.
@@ -217,6 +251,34 @@ TEST_CASE("an https upstream with a certificate of another CA or for another nam
     CHECK_THAT(r.message(), Catch::StartsWith("upstream TLS certificate not accepted: "));
     CHECK(upstream.requests().empty());
   }
+}
+
+TEST_CASE("an https upstream named by a DNS name is sent it in SNI, and its certificate must carry "
+          "it",
+          "[tls][upstream]") {
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "upstream-ca");
+  test::certificate_request elsewhere;
+  elsewhere.dns_names = {"elsewhere.example"};
+  elsewhere.ip_addresses = {"127.0.0.1"}; // the address would pass: the name is checked
+  test::certificate_request localhost;
+  localhost.ip_addresses = {};
+  auto c = https_upstream(ca.cert_file());
+  c.upstream.host = "localhost";
+  {
+    const auto wrong = ca.issue(d.path(), "elsewhere", elsewhere);
+    test::test_upstream upstream(0, {wrong.cert.string(), wrong.key.string()});
+    test::sidecar gate(upstream.port(), c);
+    auto r = test::request(gate.port(), "GET", "/public/x");
+    CHECK(r.status == 502);
+    CHECK(r.message() == "upstream TLS certificate not accepted: hostname mismatch");
+    CHECK(upstream.requests().empty());
+  }
+  const auto right = ca.issue(d.path(), "localhost", localhost);
+  test::test_upstream upstream(0, {right.cert.string(), right.key.string()});
+  test::sidecar gate(upstream.port(), c);
+  CHECK(test::request(gate.port(), "GET", "/public/x").status == 200);
+  CHECK(upstream.last().tls.server_name == "localhost");
 }
 
 TEST_CASE("the admin listener speaks TLS with an admin_tls block of its own", "[tls][admin]") {

@@ -31,7 +31,7 @@ struct sidecar::impl {
   impl(std::uint16_t upstream_port, proxy::config s) : settings(std::move(s)) {
     settings.listen = {"127.0.0.1", 0};
     settings.admin_listen = {"127.0.0.1", 0};
-    settings.upstream = {"127.0.0.1", upstream_port};
+    settings.upstream.port = upstream_port; // the host stays: 127.0.0.1 unless a test names one
     settings.data_dir = dir / "data";
     settings.bootstrap_token_file = dir / "data" / "admin-token";
     if (!service.load())

@@ -14,7 +14,8 @@ namespace tokengate::test {
 /// 127.0.0.1:0, the upstream on `upstream_port`, the access log in a file the test can read.
 class sidecar {
 public:
-  /// `settings`: listen, admin_listen, upstream and data_dir are filled in here.
+  /// `settings`: listen, admin_listen, the upstream's port and data_dir are filled in here (the
+  /// upstream's host is the default 127.0.0.1 unless `settings` names another).
   sidecar(std::uint16_t upstream_port, proxy::config settings = {});
   ~sidecar();
   sidecar(const sidecar&) = delete;

@@ -9,6 +9,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include <sys/socket.h>
 
 #include <charconv>
@@ -53,6 +56,30 @@ std::string echo_json(const seen_request& r) {
                                                     {"body_hash", r.body_hash}});
 }
 
+// The SNI name and the client certificate of a server-side TLS connection.
+seen_tls tls_facts(SSL* ssl) {
+  seen_tls t;
+  if (const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name))
+    t.server_name = name;
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (cert == nullptr)
+    return t;
+  BIO* bio = BIO_new(BIO_s_mem());
+  X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
+  char* data = nullptr;
+  const auto size = BIO_get_mem_data(bio, &data);
+  t.client_subject.assign(data, static_cast<std::size_t>(size > 0 ? size : 0));
+  BIO_free(bio);
+  if (BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr)) {
+    char* hex = BN_bn2hex(bn);
+    t.client_serial = hex;
+    OPENSSL_free(hex);
+    BN_free(bn);
+  }
+  X509_free(cert);
+  return t;
+}
+
 template <class Stream>
 void write_raw(Stream& s, std::string_view bytes, boost::system::error_code& ec) {
   net::write(s, net::buffer(bytes.data(), bytes.size()), ec);
@@ -93,6 +120,9 @@ struct test_upstream::impl {
     if (!files.client_ca_file.empty()) {
       tls->load_verify_file(files.client_ca_file);
       tls->set_verify_mode(net::ssl::verify_peer | net::ssl::verify_fail_if_no_peer_cert);
+      // Without it OpenSSL refuses to resume a verified client's session (an internal error).
+      static constexpr unsigned char id[] = "test-upstream";
+      SSL_CTX_set_session_id_context(tls->native_handle(), id, sizeof id - 1);
     }
   }
 
@@ -110,7 +140,7 @@ struct test_upstream::impl {
     ++tls_handshakes;
     if (SSL_session_reused(stream.native_handle()))
       ++tls_resumed;
-    serve(stream);
+    serve(stream, tls_facts(stream.native_handle()));
   }
 
   void accept_loop() {
@@ -144,7 +174,7 @@ struct test_upstream::impl {
     seen.push_back(r);
   }
 
-  template <class Stream> void serve(Stream& socket) {
+  template <class Stream> void serve(Stream& socket, const seen_tls& handshake = {}) {
     boost::beast::flat_buffer buffer;
     std::vector<char> chunk(64 * 1024);
     for (;;) {
@@ -155,6 +185,7 @@ struct test_upstream::impl {
       if (ec)
         return;
       seen_request r;
+      r.tls = handshake;
       const auto& head = parser.get();
       r.method = std::string(head.method_string());
       r.target = std::string(head.target());

@@ -11,6 +11,13 @@
 
 namespace tokengate::test {
 
+/// What the TLS handshake of a request's connection told the upstream (empty over plain HTTP).
+struct seen_tls {
+  std::string server_name;    ///< the name the client sent in SNI
+  std::string client_subject; ///< the client certificate's subject (RFC 2253), if it showed one
+  std::string client_serial;  ///< its serial number (hex)
+};
+
 /// What the upstream received in one request.
 struct seen_request {
   std::string method;
@@ -19,6 +26,7 @@ struct seen_request {
   std::uint64_t body_bytes = 0;
   std::uint64_t body_hash = 0; ///< FNV-1a over the whole body
   std::string body;            ///< the first 64 KiB
+  seen_tls tls;                ///< of the connection the request came on
 
   /// The first value of `name` (case-insensitive), or nullopt.
   [[nodiscard]] std::optional<std::string> header(std::string_view name) const;

@@ -59,6 +59,8 @@ tls_client::tls_client(std::uint16_t port, const tls_client_options& o)
   SSL_set_tlsext_host_name(s.native_handle(), o.server_name.c_str());
   if (!o.ca_file.empty())
     SSL_set1_host(s.native_handle(), o.server_name.c_str());
+  if (o.resume)
+    SSL_set_session(s.native_handle(), o.resume.get());
   boost::system::error_code ec;
   s.handshake(ssl::stream_base::client, ec);
   if (ec)
@@ -95,6 +97,15 @@ bool tls_client::has_ticket() const {
   const SSL_SESSION* session = SSL_get_session(impl_->stream.native_handle());
   return session != nullptr && SSL_SESSION_has_ticket(session) == 1;
 }
+
+// A copy: OpenSSL marks a connection's own session unresumable when it ends without a TLS
+// close, as this client's do.
+tls_session tls_client::session() const {
+  const SSL_SESSION* s = SSL_get0_session(impl_->stream.native_handle());
+  return {s ? SSL_SESSION_dup(s) : nullptr, SSL_SESSION_free};
+}
+
+bool tls_client::resumed() const { return SSL_session_reused(impl_->stream.native_handle()) == 1; }
 
 std::string tls_client::peer_serial() const {
   X509* cert = SSL_get1_peer_certificate(impl_->stream.native_handle());

@@ -7,7 +7,12 @@
 #include <memory>
 #include <string>
 
+struct ssl_session_st; // OpenSSL's SSL_SESSION
+
 namespace tokengate::test {
+
+/// A TLS session a later client can offer to resume.
+using tls_session = std::shared_ptr<ssl_session_st>;
 
 /// How a `tls_client` connects.
 struct tls_client_options {
@@ -17,6 +22,7 @@ struct tls_client_options {
   std::string server_name = "localhost"; ///< SNI and the name checked in the certificate
   int min_version = 0;                   ///< e.g. TLS1_2_VERSION; 0: the library's default
   int max_version = 0;                   ///< 0: the newest
+  tls_session resume;                    ///< offered in the handshake, when set
 };
 
 /// An HTTPS client on one keep-alive connection to 127.0.0.1 (Boost.Asio SSL and Beast): an
@@ -42,6 +48,11 @@ public:
   [[nodiscard]] std::string alpn() const;
   /// Whether the server gave a session ticket (a stateless one in TLS 1.2).
   [[nodiscard]] bool has_ticket() const;
+  /// The connection's session, for a later client to resume (in TLS 1.3 it arrives after the
+  /// handshake: take it after a request).
+  [[nodiscard]] tls_session session() const;
+  /// Whether the handshake resumed the session in `tls_client_options::resume`.
+  [[nodiscard]] bool resumed() const;
 
 private:
   struct impl;
