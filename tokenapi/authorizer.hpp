@@ -62,12 +62,12 @@ struct decision {
 /// lock on one of 64 shards; writers replace entries whole.
 ///
 /// Memory: each shard is a flat open-addressing table (8 bytes a slot) over records of the
-/// digest and a 32-byte entry. Tokens loaded at start-up live in chunks with their id and name
-/// in one text arena and their grant interned; a record replaced or removed later stays in its
-/// chunk (a decision may still point at it), so that waste is bounded by the start-up load.
-/// Tokens published later (and those with a lifecycle) are entries of their own, freed when
-/// replaced and no longer used. A replaced value within its overlap is a record of its own
-/// holding the same entry.
+/// digest and a 32-byte entry. Tokens loaded at start-up (and those a fleet's snapshot adds)
+/// live in chunks with their id and name in one text arena and their grant interned; a record
+/// replaced or removed later stays in its chunk (a decision may still point at it), so that
+/// waste is bounded by the tokens loaded so. Tokens published one at a time (and those with a
+/// lifecycle) are entries of their own, freed when replaced and no longer used. A replaced value
+/// within its overlap is a record of its own holding the same entry.
 class authorizer {
 public:
   authorizer();
@@ -165,6 +165,7 @@ private:
   std::atomic<bool> closed_{false};
   std::mutex grants_mutex_;
   std::deque<grant> grants_;
+  /// Grants by a hash of their permissions and blocks (see grant_key in authorizer.cpp).
   boost::unordered_flat_map<std::uint64_t, std::vector<const grant*>> grant_index_;
   mutable std::mutex usage_mutex_;
   mutable std::vector<std::shared_ptr<const auth_entry>> usage_queue_;

@@ -35,5 +35,7 @@ struct plain_token {
 /// The token would point into a record about to go.
 std::optional<plain_token> read_plain_record(store::token_record&&,
                                              std::vector<cidr_block>&) = delete;
+std::optional<plain_token> read_plain_record(const store::token_record&&,
+                                             std::vector<cidr_block>&) = delete;
 
 } // namespace tokengate::tokenapi

@@ -340,7 +340,10 @@ void token_service::exclusive(const std::function<void()>& sync) {
 
 void token_service::apply(const store::replicated_change& change) {
   const store::digest* previous = change.previous ? &*change.previous : nullptr;
-  if (change.from_snapshot && !previous && change.current) {
+  // (Unless the digest is already here: a token this sidecar wrote whose replica write failed
+  // comes back in a snapshot, and replacing its entry keeps what that entry noted.)
+  if (change.from_snapshot && !previous && change.current &&
+      !auth_.find(change.current->value_digest)) {
     // A snapshot's token new to this sidecar (all of them when it joins a fleet): held compact,
     // as the tokens read at start-up are, when it has no lifecycle. Not the log's: a record
     // held so stays in its chunk once removed, and tokens come and go for as long as it runs.

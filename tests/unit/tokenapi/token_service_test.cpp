@@ -252,6 +252,33 @@ TEST_CASE_METHOD(api_world,
         "say \"hi\" caf\xc3\xa9");
 }
 
+TEST_CASE_METHOD(api_world, "after a restart, each token keeps its own blocks, however many differ",
+                 "[service][load]") {
+  // One page of tokens each pinned to a /32 of its own (and one with two blocks): each is
+  // allowed from its addresses only.
+  std::vector<issued_token> pinned;
+  for (int i = 0; i < 300; ++i)
+    pinned.push_back(issue("pinned " + std::to_string(i), {permission::AlertRead},
+                           {"10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256)}));
+  const auto two = issue("two", {permission::AlertRead}, {"192.0.2.0/24", "10.0.0.7"});
+  restarted next(store, clock);
+  REQUIRE(next.service.load());
+  const auto read = set_of({permission::AlertRead});
+  const auto address = [](int i) {
+    return ip("10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256));
+  };
+  for (int i : {0, 1, 7, 150, 299}) {
+    const auto& t = pinned[static_cast<std::size_t>(i)];
+    CHECK(next.auth.decide(t.value, address(i), read, t0).allowed());
+    CHECK(next.auth.decide(t.value, address(i + 1), read, t0).outcome ==
+          tokenapi::verdict::address_not_allowed);
+  }
+  CHECK(next.auth.decide(two.value, ip("192.0.2.9"), read, t0).allowed());
+  CHECK(next.auth.decide(two.value, address(7), read, t0).allowed());
+  CHECK(next.auth.decide(two.value, address(8), read, t0).outcome ==
+        tokenapi::verdict::address_not_allowed);
+}
+
 TEST_CASE_METHOD(api_world, "a fleet snapshot's tokens decide, change and go like any other",
                  "[service][fleet]") {
   // A sidecar joining a fleet receives every token as a snapshot's change (held compact when
@@ -284,6 +311,8 @@ TEST_CASE_METHOD(api_world, "a fleet snapshot's tokens decide, change and go lik
   REQUIRE(as_admin().del("/api-tokens/" + other.id).status == 204);
   joined.service.apply({other.id, tokenapi::digest_of(other.value), std::nullopt});
   CHECK(joined.auth.decide(rotation.value(), ip("10.1.1.1"), read, t0).allowed());
+  CHECK(joined.auth.decide(reader.value, ip("10.1.1.1"), read, t0).outcome ==
+        tokenapi::verdict::unknown_key); // the replaced value, its compact record dropped
   CHECK(joined.auth.decide(other.value, ip("10.1.1.1"), read, t0).outcome ==
         tokenapi::verdict::unknown_key);
   CHECK(joined.auth.size() == 2);
