@@ -390,6 +390,9 @@ metrics_gauges session::gauges() const {
     g.tls_not_after.emplace_back("main", double(shared_.tls->facts().not_after));
   if (shared_.admin_tls)
     g.tls_not_after.emplace_back("admin", double(shared_.admin_tls->facts().not_after));
+  // The client certificate shown to the upstream, when there is one.
+  if (shared_.upstream_tls && shared_.upstream_tls->facts().not_after != 0)
+    g.tls_not_after.emplace_back("upstream", double(shared_.upstream_tls->facts().not_after));
   return g;
 }
 

@@ -192,6 +192,8 @@ TEST_CASE("the served certificate's expiry is logged and in /metrics", "[tls][me
   const auto metrics = test::request(f.gate.admin_port(), "GET", "/metrics").body;
   CHECK_THAT(metrics,
              Catch::Contains("tokengate_tls_certificate_expiry_seconds{listener=\"main\"}"));
+  // No client certificate for the upstream here: no figure for it.
+  CHECK_THAT(metrics, !Catch::Contains("listener=\"upstream\""));
 }
 
 namespace {
@@ -345,4 +347,7 @@ TEST_CASE("upstream_tls.cert_file and key_file show a client certificate to the 
   test::sidecar gate(upstream.port(), with);
   CHECK(test::request(gate.port(), "GET", "/public/x").status == 200);
   CHECK(upstream.requests().size() == 1);
+  // Its expiry is watched as the served certificates' are.
+  CHECK_THAT(test::request(gate.admin_port(), "GET", "/metrics").body,
+             Catch::Contains("tokengate_tls_certificate_expiry_seconds{listener=\"upstream\"}"));
 }
