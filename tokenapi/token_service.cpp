@@ -227,6 +227,11 @@ token_service::update_once(const auth_entry& caller, std::string_view id, const 
   if (!current)
     return current.error();
   auto& t = current->t;
+  // A token changing itself holds what the store says it holds now: a lowering of its
+  // permissions elsewhere that raced this request (and made it read again) is not undone.
+  if (t.id == caller.id() && !t.permissions.includes(spec.permissions))
+    return forbidden("cannot grant permissions the caller does not hold: " +
+                     spec.permissions.minus(t.permissions).join(", "));
   t.name = spec.name;
   t.permissions = spec.permissions;
   t.allowed_cidr_blocks = spec.allowed_cidr_blocks;

@@ -180,6 +180,29 @@ TEST_CASE_METHOD(two_sidecars,
   CHECK(status(a, token.value) == 401);
 }
 
+TEST_CASE_METHOD(two_sidecars,
+                 "a token asking for its permissions back while another sidecar lowers them "
+                 "is refused",
+                 "[service][race]") {
+  // T holds AlertRead and RuleRead; an admin on B takes RuleRead away while T, on A, updates
+  // itself asking for both: A reads again and finds T without RuleRead, so T cannot grant it.
+  auto both = spec("self");
+  both.permissions.insert(permission::RuleRead);
+  auto made_t = a.service.create(*root, both);
+  REQUIRE(made_t);
+  const auto t_entry = tokenapi::auth_entry::from(made_t->t); // T as A admitted its request
+  racing.interfere = [&] { REQUIRE(b.service.update(*root, made_t->t.id, spec("lowered"))); };
+
+  auto updated = a.service.update(*t_entry, made_t->t.id, both);
+  REQUIRE_FALSE(updated);
+  CHECK(updated.error().status == 403);
+  CHECK(updated.error().message == "cannot grant permissions the caller does not hold: RuleRead");
+  auto stored = b.service.get(made_t->t.id);
+  REQUIRE(stored);
+  CHECK(stored->name == "lowered");
+  CHECK_FALSE(stored->permissions.contains(permission::RuleRead));
+}
+
 TEST_CASE_METHOD(two_sidecars, "a delete racing a rotation elsewhere deletes the rotated token",
                  "[service][race]") {
   const auto token = made();
