@@ -79,7 +79,9 @@ template <class F> auto in_transaction(pg_connection& c, F&& body) -> decltype(b
   for (int attempt = 0;; ++attempt) {
     if (auto opened = c.connect(); !opened)
       return failed(opened.error());
-    auto begun = c.exec("BEGIN");
+    // Named, not the server's default: a conditional write relies on READ COMMITTED's recheck
+    // of a row another session changed (a stricter default would fail it instead).
+    auto begun = c.exec("BEGIN ISOLATION LEVEL READ COMMITTED");
     if (!begun) {
       if (begun.error() == errc::unavailable && attempt == 0)
         continue;
