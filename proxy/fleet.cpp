@@ -35,6 +35,12 @@ fleet::fleet(const config& settings, store::rocksdb_store& replica, log_sink& lo
       store_(primary_, replica), max_staleness_(settings.max_staleness) {
   log_.event(log_level::info, "fleet mode: PostgreSQL is the source of truth",
              [&](json_line& l) { l.add("database", store::describe(settings_)); });
+  store_.on_replica_failure([this](std::string_view id, boost::system::error_code why) {
+    log_.event(log_level::error,
+               "the local replica did not take a token write the database committed: the token "
+               "is refused on this sidecar until the change log brings it in",
+               [&](json_line& l) { l.add("token_id", id).add("error", why.message()); });
+  });
 }
 
 fleet::~fleet() { stop(); }

@@ -22,6 +22,8 @@ public:
       return "a different token already holds this id";
     case errc::stale:
       return "the token changed since it was read";
+    case errc::replica_behind:
+      return "the local replica did not take a write the database committed";
     }
     return "unknown token store error";
   }

@@ -9,7 +9,8 @@
 
 namespace tokengate::store {
 
-/// Failures a token store reports. Callers fail closed on any of them.
+/// Failures a token store reports. Callers fail closed on any of them (`replica_behind`: see
+/// there).
 enum class errc {
   io_error = 1, ///< the disk or the engine refused the operation
   corruption,   ///< a stored entry could not be decoded
@@ -17,6 +18,9 @@ enum class errc {
   unavailable,  ///< the database (PostgreSQL) cannot be reached
   conflict,     ///< a different record already holds this id (migration)
   stale,        ///< a conditional write found the record changed or gone since the caller read it
+  /// Fleet mode: the database committed the write (it stands), but the local replica did not
+  /// take it; reads here lag it until the follower brings the change in from the log.
+  replica_behind,
 };
 
 [[nodiscard]] const boost::system::error_category& store_category() noexcept;

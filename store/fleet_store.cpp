@@ -7,19 +7,28 @@ constexpr std::size_t max_pending = 100'000;
 
 } // namespace
 
-// Once the database has committed, the write stands: a replica that fails to take it gets it
-// again from the follower, so its failure is not reported as a failed write.
+// Once the database has committed, the write stands, whatever the replica says: its failure is
+// `replica_behind`, not a failed write.
+boost::system::error_code fleet_store::behind(std::string_view id,
+                                              boost::system::error_code why) const {
+  if (on_replica_failure_)
+    on_replica_failure_(id, why);
+  return errc::replica_behind;
+}
+
 result<void> fleet_store::put(const token_record& record, std::string_view marker) {
   if (auto committed = primary_.put(record, marker); !committed)
     return committed;
-  (void)replica_.put(record, marker);
+  if (auto copied = replica_.put(record, marker); !copied)
+    return behind(record.id, copied.error());
   return {};
 }
 
 result<void> fleet_store::put_many(std::span<const token_record> records) {
   if (auto committed = primary_.put_many(records); !committed)
     return committed;
-  (void)replica_.put_many(records);
+  if (auto copied = replica_.put_many(records); !copied)
+    return behind({}, copied.error());
   return {};
 }
 
@@ -27,21 +36,24 @@ result<bool> fleet_store::erase(std::string_view id) {
   auto erased = primary_.erase(id);
   if (!erased)
     return erased;
-  (void)replica_.erase(id);
+  if (auto copied = replica_.erase(id); !copied)
+    return {boost::system::in_place_error, behind(id, copied.error())};
   return *erased;
 }
 
 result<void> fleet_store::replace(const token_record& record, const token_record& expected) {
   if (auto committed = primary_.replace(record, expected); !committed)
     return committed;
-  (void)replica_.put(record);
+  if (auto copied = replica_.put(record); !copied)
+    return behind(record.id, copied.error());
   return {};
 }
 
 result<void> fleet_store::erase_if(const token_record& expected) {
   if (auto committed = primary_.erase_if(expected); !committed)
     return committed;
-  (void)replica_.erase(expected.id);
+  if (auto copied = replica_.erase(expected.id); !copied)
+    return behind(expected.id, copied.error());
   return {};
 }
 

@@ -48,6 +48,10 @@ struct replicated_change {
 /// Writes of records (`put`, `erase`, and the conditional `replace`, `erase_if`) are atomic
 /// (record and index in one batch) and durable once they return. Reads see every write that has
 /// returned. All functions are thread-safe.
+///
+/// A store that copies a source of truth (fleet mode) may fail a record write with
+/// `errc::replica_behind`: the write was made there and stands, but reads here do not show it
+/// until the copy catches up (see `replicated_change`).
 class token_store {
 public:
   virtual ~token_store() = default;

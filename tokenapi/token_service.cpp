@@ -39,6 +39,17 @@ auto retried(F&& once) -> api_result<typename decltype(once())::value_type::valu
   return contended();
 }
 
+// A fleet's write the database committed but this sidecar's replica did not take: it stands
+// (the caller is answered as for any write), but the authorizer must not show it. The follower
+// later applies the change from the log as a change from the digest the replica holds to the
+// database's record, dropping that digest from the authorizer: had the authorizer published the
+// write's new digest, a later delete or rotation elsewhere, applied from the same replica, would
+// never drop it, and the key would be accepted here until a restart. So the token is refused
+// here (failing closed) until the follower brings its record in.
+template <class T> bool replica_behind(const store::result<T>& written) {
+  return !written && written.error() == store::errc::replica_behind;
+}
+
 } // namespace
 
 token_service::token_service(store::token_store& store, authorizer& auth, const clock& clock)
@@ -145,9 +156,11 @@ void token_service::with_live_notes(token& t) const {
 // A new id, which no other sidecar can be writing: no condition needed.
 api_result<void> token_service::save_new(const token& t, std::string_view marker) {
   store::token_record record{t.id, t.value_digest, encode_payload(t), std::nullopt};
-  if (!store_.put(record, marker))
+  auto written = store_.put(record, marker);
+  if (!written && !replica_behind(written))
     return unavailable();
-  auth_.publish(t.value_digest, auth_entry::from(t), nullptr);
+  if (written)
+    auth_.publish(t.value_digest, auth_entry::from(t), nullptr);
   return {};
 }
 
@@ -155,6 +168,13 @@ api_result<bool> token_service::save_over(const token& t, const store::token_rec
                                           const store::digest* replaced) {
   store::token_record record{t.id, t.value_digest, encode_payload(t), std::nullopt};
   auto written = store_.replace(record, expected);
+  if (replica_behind(written)) {
+    // Written, but this sidecar's replica still holds `expected`: the token is refused here
+    // (both values) until the follower brings the write in, so that its view never differs
+    // from the replica's (see replica_behind above).
+    auth_.remove(expected.value_digest);
+    return {boost::system::in_place_value, true};
+  }
   if (!written) {
     if (written.error() != store::errc::stale)
       return unavailable();
@@ -266,7 +286,7 @@ api_result<std::optional<bool>> token_service::erase_once(std::string_view id) {
   if (!*record)
     return not_found_error();
   auto erased = store_.erase_if(**record);
-  if (!erased) {
+  if (!erased && !replica_behind(erased)) {
     if (erased.error() != store::errc::stale)
       return unavailable();
     if (auto caught_up = catch_up(id); !caught_up)

@@ -17,7 +17,9 @@ namespace tokengate::tokenapi {
 
 /// The operations of the token API on authenticated callers: every change is written to the
 /// store (durably) and then published to the authorizer, before the call returns, so the next
-/// request sees it. Store failures become 503s. Thread-safe; writes are serialized.
+/// request sees it. Store failures become 503s. Thread-safe; writes are serialized. A fleet's
+/// write the local replica missed (`errc::replica_behind`) stands and is answered, but the
+/// token is refused here until the follower brings it in (token_service.cpp says why).
 ///
 /// A change to a stored token is written only over the record it was read from (the store's
 /// conditional write): when another sidecar of a fleet changed or deleted the token meanwhile,
