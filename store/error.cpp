@@ -24,6 +24,8 @@ public:
       return "the token changed since it was read";
     case errc::replica_behind:
       return "the local replica did not take a write the database committed";
+    case errc::commit_unknown:
+      return "the token database was lost during a commit: the write may have been applied";
     }
     return "unknown token store error";
   }

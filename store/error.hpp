@@ -21,6 +21,8 @@ enum class errc {
   /// Fleet mode: the database committed the write (it stands), but the local replica did not
   /// take it; reads here lag it until the follower brings the change in from the log.
   replica_behind,
+  /// The session broke during COMMIT: the database may or may not have committed the write.
+  commit_unknown,
 };
 
 [[nodiscard]] const boost::system::error_category& store_category() noexcept;

@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <memory>
+#include <utility>
 
 namespace tokengate::store {
 namespace {
@@ -141,6 +142,18 @@ result<pg_rows> pg_connection::exec(std::string_view sql,
     }
   }
   return rows;
+}
+
+result<void> pg_connection::commit() {
+  auto done = exec("COMMIT");
+  if (done && lose_commit_reply_) {
+    auto meanwhile = std::exchange(lose_commit_reply_, nullptr);
+    meanwhile();
+    done = lost("server closed the connection during COMMIT (test hook)");
+  }
+  if (!done)
+    return done.error() == errc::unavailable ? errc::commit_unknown : done.error();
+  return {};
 }
 
 int pg_connection::socket() const { return connected() ? PQsocket(conn_) : -1; }

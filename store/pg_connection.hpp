@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -53,6 +54,15 @@ public:
   [[nodiscard]] result<pg_rows>
   exec(std::string_view sql, std::initializer_list<std::optional<std::string_view>> params = {});
 
+  /// Ends the open transaction. `commit_unknown` when the session breaks meanwhile: the
+  /// database may have committed or not (the reply was lost).
+  [[nodiscard]] result<void> commit();
+  /// Test hook: the next COMMIT that succeeds is answered as if the session had broken before
+  /// its reply came (closed, `commit_unknown`), after running `meanwhile`.
+  void lose_next_commit_reply(std::function<void()> meanwhile = [] {}) {
+    lose_commit_reply_ = std::move(meanwhile);
+  }
+
   /// The socket to poll() for notifications; -1 when not connected.
   [[nodiscard]] int socket() const;
   /// Reads what arrived on the socket and returns the payloads of the notifications received.
@@ -67,10 +77,12 @@ private:
   pg_settings settings_;
   pg_conn* conn_ = nullptr;
   std::string last_error_;
+  std::function<void()> lose_commit_reply_;
 };
 
 /// Runs `body` between BEGIN and COMMIT (ROLLBACK when it fails). A session found broken at
-/// BEGIN is reopened and the transaction tried once more: nothing of it was sent yet.
+/// BEGIN is reopened and the transaction tried once more: nothing of it was sent yet. One that
+/// breaks during COMMIT is `commit_unknown` (see `commit`).
 template <class F> auto in_transaction(pg_connection& c, F&& body) -> decltype(body()) {
   using out_type = decltype(body());
   const auto failed = [](boost::system::error_code ec) {
@@ -95,7 +107,7 @@ template <class F> auto in_transaction(pg_connection& c, F&& body) -> decltype(b
       (void)c.exec("ROLLBACK");
     return out;
   }
-  if (auto committed = c.exec("COMMIT"); !committed)
+  if (auto committed = c.commit(); !committed)
     return failed(committed.error());
   return out;
 }

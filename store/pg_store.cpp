@@ -208,18 +208,39 @@ result<void> pg_store::log_change(std::string_view id) {
 }
 
 result<void> pg_store::put(const token_record& record, std::string_view marker) {
-  std::lock_guard lock(mutex_);
-  return in_transaction(conn_, [&]() -> result<void> {
-    if (auto done = upsert_logged(record); !done)
-      return done;
-    if (!marker.empty()) {
-      auto set = conn_.exec(
-          "INSERT INTO tokengate_markers (name) VALUES ($1) ON CONFLICT DO NOTHING", {marker});
-      if (!set)
-        return set.error();
-    }
-    return {};
-  });
+  auto written = [&] {
+    std::lock_guard lock(mutex_);
+    return in_transaction(conn_, [&]() -> result<void> {
+      if (auto done = upsert_logged(record); !done)
+        return done;
+      if (!marker.empty()) {
+        auto set = conn_.exec(
+            "INSERT INTO tokengate_markers (name) VALUES ($1) ON CONFLICT DO NOTHING", {marker});
+        if (!set)
+          return set.error();
+      }
+      return {};
+    });
+  }();
+  return settled(written, record.id, &record);
+}
+
+// A write whose session broke during COMMIT may have been committed all the same (the reply was
+// lost): the record the database holds now tells. `intended` is the record the write leaves
+// (nullptr: none). Its digest is new and random, or its payload new (the time and author of the
+// change), so finding it proves the commit; finding anything else leaves `commit_unknown` (the
+// commit may still be under way).
+result<void> pg_store::settled(const result<void>& written, std::string_view id,
+                               const token_record* intended) const {
+  if (written || written.error() != errc::commit_unknown)
+    return written;
+  auto now = get(id);
+  if (!now)
+    return written;
+  const bool done = intended ? *now && (*now)->value_digest == intended->value_digest &&
+                                   (*now)->payload == intended->payload
+                             : !*now;
+  return done ? result<void>{} : written;
 }
 
 result<void> pg_store::put_many(std::span<const token_record> records) {
@@ -251,34 +272,40 @@ result<bool> pg_store::erase(std::string_view id) {
 result<void> pg_store::replace(const token_record& record, const token_record& expected) {
   if (record.id != expected.id)
     return errc::stale;
-  std::lock_guard lock(mutex_);
-  return in_transaction(conn_, [&]() -> result<void> {
-    auto written =
-        conn_.exec("UPDATE tokengate_tokens SET digest = decode($2, 'hex'), payload = $3 "
-                   "WHERE id = $1 AND digest = decode($4, 'hex') AND payload = $5 RETURNING id",
-                   {record.id, hex(record.value_digest), record.payload, hex(expected.value_digest),
-                    expected.payload});
-    if (!written)
-      return written.error();
-    if (written->empty())
-      return errc::stale;
-    return log_change(record.id);
-  });
+  auto written = [&] {
+    std::lock_guard lock(mutex_);
+    return in_transaction(conn_, [&]() -> result<void> {
+      auto updated =
+          conn_.exec("UPDATE tokengate_tokens SET digest = decode($2, 'hex'), payload = $3 "
+                     "WHERE id = $1 AND digest = decode($4, 'hex') AND payload = $5 RETURNING id",
+                     {record.id, hex(record.value_digest), record.payload,
+                      hex(expected.value_digest), expected.payload});
+      if (!updated)
+        return updated.error();
+      if (updated->empty())
+        return errc::stale;
+      return log_change(record.id);
+    });
+  }();
+  return settled(written, record.id, &record);
 }
 
 result<void> pg_store::erase_if(const token_record& expected) {
-  std::lock_guard lock(mutex_);
-  return in_transaction(conn_, [&]() -> result<void> {
-    auto gone = conn_.exec("DELETE FROM tokengate_tokens "
-                           "WHERE id = $1 AND digest = decode($2, 'hex') AND payload = $3 "
-                           "RETURNING id",
-                           {expected.id, hex(expected.value_digest), expected.payload});
-    if (!gone)
-      return gone.error();
-    if (gone->empty())
-      return errc::stale;
-    return log_change(expected.id);
-  });
+  auto written = [&] {
+    std::lock_guard lock(mutex_);
+    return in_transaction(conn_, [&]() -> result<void> {
+      auto gone = conn_.exec("DELETE FROM tokengate_tokens "
+                             "WHERE id = $1 AND digest = decode($2, 'hex') AND payload = $3 "
+                             "RETURNING id",
+                             {expected.id, hex(expected.value_digest), expected.payload});
+      if (!gone)
+        return gone.error();
+      if (gone->empty())
+        return errc::stale;
+      return log_change(expected.id);
+    });
+  }();
+  return settled(written, expected.id, nullptr);
 }
 
 result<std::vector<token_record>> pg_store::scan(std::string_view after_id,

@@ -34,6 +34,13 @@ public:
   [[nodiscard]] result<std::size_t> import(std::span<const token_record> records,
                                            std::string& clash);
 
+  /// Test hook: the next commit is answered as if the session broke before its reply came, after
+  /// running `meanwhile` (pg_connection::lose_next_commit_reply).
+  void lose_next_commit_reply(std::function<void()> meanwhile = [] {}) {
+    std::lock_guard lock(mutex_);
+    conn_.lose_next_commit_reply(std::move(meanwhile));
+  }
+
   /// Why the last call failed (libpq's words, never a password).
   [[nodiscard]] std::string last_error() const;
 
@@ -45,6 +52,8 @@ public:
   /// One conditional statement (`UPDATE`/`DELETE ... WHERE` digest and payload are those read)
   /// and the change-log entry, in one transaction: of two sidecars changing what they both
   /// read, the second finds no row and gets `errc::stale`.
+  /// A session that breaks during COMMIT (the reply lost) is read again: the write is done when
+  /// the database holds what it leaves, else `commit_unknown`. So also for `put` and `erase_if`.
   result<void> replace(const token_record& record, const token_record& expected) override;
   result<void> erase_if(const token_record& expected) override;
   result<std::vector<token_record>> scan(std::string_view after_id,
@@ -57,6 +66,8 @@ public:
 private:
   [[nodiscard]] result<void> upsert_logged(const token_record& record);
   [[nodiscard]] result<void> log_change(std::string_view id);
+  [[nodiscard]] result<void> settled(const result<void>& written, std::string_view id,
+                                     const token_record* intended) const;
   [[nodiscard]] result<std::optional<token_record>> select_one(std::string_view where,
                                                                std::string_view param) const;
 

@@ -39,6 +39,16 @@ auto retried(F&& once) -> api_result<typename decltype(once())::value_type::valu
   return contended();
 }
 
+// A failed write as the caller hears it: one whose commit may have been made all the same (the
+// database's reply lost, and the record found unchanged or not at all when read again) is not
+// said to have changed nothing.
+api_error write_failed(const boost::system::error_code& e) {
+  if (e == store::errc::commit_unknown)
+    return {503, "the token database was lost while committing this change: it may have been "
+                 "applied; read the token to see"};
+  return unavailable();
+}
+
 // A fleet's write the database committed but this sidecar's replica did not take: it stands
 // (the caller is answered as for any write), but the authorizer must not show it. The follower
 // later applies the change from the log as a change from the digest the replica holds to the
@@ -158,7 +168,7 @@ api_result<void> token_service::save_new(const token& t, std::string_view marker
   store::token_record record{t.id, t.value_digest, encode_payload(t), std::nullopt};
   auto written = store_.put(record, marker);
   if (!written && !replica_behind(written))
-    return unavailable();
+    return write_failed(written.error());
   if (written)
     auth_.publish(t.value_digest, auth_entry::from(t), nullptr);
   return {};
@@ -177,7 +187,7 @@ api_result<bool> token_service::save_over(const token& t, const store::token_rec
   }
   if (!written) {
     if (written.error() != store::errc::stale)
-      return unavailable();
+      return write_failed(written.error());
     if (auto caught_up = catch_up(t.id); !caught_up)
       return caught_up.error();
     return {boost::system::in_place_value, false};
@@ -288,7 +298,7 @@ api_result<std::optional<bool>> token_service::erase_once(std::string_view id) {
   auto erased = store_.erase_if(**record);
   if (!erased && !replica_behind(erased)) {
     if (erased.error() != store::errc::stale)
-      return unavailable();
+      return write_failed(erased.error());
     if (auto caught_up = catch_up(id); !caught_up)
       return caught_up.error();
     return std::optional<bool>{};

@@ -147,3 +147,36 @@ TEST_CASE("fleet: a write over a replica that lags is refused, and refresh bring
   CHECK_FALSE(f.store.get("a1").value().has_value());
   CHECK_FALSE(f.store.find(digest_of(2)).value().has_value());
 }
+
+TEST_CASE("pg: a write whose session breaks during COMMIT, the reply lost, is found committed "
+          "and is done",
+          "[store][pg][conditional]") {
+  test::pg_fixture f;
+  f.owned.lose_next_commit_reply();
+  REQUIRE(f.store.put(record("a1", 1, "v1")));
+  f.owned.lose_next_commit_reply();
+  REQUIRE(f.store.replace(record("a1", 2, "v2"), record("a1", 1, "v1")));
+  CHECK(read(f.store, "a1").value_digest == digest_of(2));
+  f.owned.lose_next_commit_reply();
+  REQUIRE(f.store.erase_if(record("a1", 2, "v2")));
+  CHECK_FALSE(f.store.get("a1").value().has_value());
+  CHECK(test::pg_cluster::shared().query(
+            "SELECT string_agg(seq || ':' || id, ',' ORDER BY seq) FROM tokengate_changes",
+            f.database) == "1:a1,2:a1,3:a1");
+}
+
+TEST_CASE("pg: a write whose COMMIT reply is lost with the database itself is 'commit_unknown', "
+          "and may indeed have been committed",
+          "[store][pg][conditional]") {
+  test::pg_cluster own;
+  store::pg_store primary({own.url(), {}, std::chrono::seconds(2)});
+  REQUIRE(primary.migrate());
+  REQUIRE(primary.put(record("a1", 1, "v1")));
+
+  primary.lose_next_commit_reply([&] { own.kill(); });
+  auto rotated = primary.replace(record("a1", 2, "v2"), record("a1", 1, "v1"));
+  REQUIRE_FALSE(rotated);
+  CHECK(rotated.error() == store::errc::commit_unknown);
+  own.start();
+  CHECK(read(primary, "a1").value_digest == digest_of(2)); // it was committed
+}

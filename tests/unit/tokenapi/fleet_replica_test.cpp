@@ -175,3 +175,47 @@ TEST_CASE_METHOD(fleet_pair,
   CHECK(accepted(a, created->value));
   CHECK(replica->get(made->t.id).value()->value_digest == tokenapi::digest_of(rotated->value));
 }
+
+TEST_CASE_METHOD(fleet_pair,
+                 "a rotation whose COMMIT reply was lost, though committed, hands out a key "
+                 "that works",
+                 "[service][fleet]") {
+  auto made = a.service.create(*root, spec("ci"));
+  REQUIRE(made);
+  a_primary.lose_next_commit_reply();
+  auto rotated = a.service.rotate(*root, made->t.id);
+  REQUIRE(rotated);
+  CHECK(accepted(a, rotated->value));
+  CHECK_FALSE(accepted(a, made->value));
+  REQUIRE(b.service.load());
+  CHECK(accepted(b, rotated->value));
+  CHECK_FALSE(accepted(b, made->value));
+}
+
+TEST_CASE("a change whose COMMIT reply is lost with the database answers 503 saying it may "
+          "have been applied",
+          "[service][fleet]") {
+  pg_cluster own;
+  store::pg_store primary({own.url(), {}, std::chrono::seconds(2)});
+  REQUIRE(primary.migrate());
+  tokenapi::manual_clock clock{t0};
+  restarted s{primary, clock};
+  tokenapi::token_spec all;
+  all.name = "admin";
+  all.permissions = tokenapi::permission_set::all();
+  tokenapi::token root_token;
+  root_token.permissions = tokenapi::permission_set::all();
+  auto admin = s.service.create(*tokenapi::auth_entry::from(root_token), all);
+  REQUIRE(admin);
+  auto target = s.service.create(*tokenapi::auth_entry::from(root_token), fleet_pair::spec("ci"));
+  REQUIRE(target);
+
+  primary.lose_next_commit_reply([&] { own.kill(); });
+  auto answer = s.as(admin->value).post("/api-tokens/" + target->t.id + "/rotate");
+  CHECK(answer.status == 503);
+  CHECK(answer.message() == "the token database was lost while committing this change: it may "
+                            "have been applied; read the token to see");
+  own.start();
+  // It was: the token's value changed (to one nobody received).
+  CHECK(primary.get(target->t.id).value()->value_digest != target->t.value_digest);
+}
