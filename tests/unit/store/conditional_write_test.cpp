@@ -5,6 +5,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <functional>
+#include <thread>
+
 using namespace tokengate;
 using test::digest_of;
 using test::record;
@@ -40,6 +43,9 @@ TEMPLATE_TEST_CASE("a conditional write over a fresh read is taken, over a stale
   CHECK(is_stale(f.store.replace(record("a1", 3, "v3"), first)));
   // Same digest, other payload bytes: refused too.
   CHECK(is_stale(f.store.replace(record("a1", 3, "v3"), record("a1", 2, "v2 "))));
+  // Same payload, other digest (a rotation elsewhere that left the payload's bytes alone):
+  // refused too.
+  CHECK(is_stale(f.store.replace(record("a1", 3, "v3"), record("a1", 9, "v2"))));
   CHECK(read(f.store, "a1").payload == "v2");
   CHECK(read(f.store, "a1").value_digest == digest_of(2));
   CHECK_FALSE(f.store.find(digest_of(3)).value().has_value());
@@ -62,6 +68,10 @@ TEMPLATE_TEST_CASE("a conditional erase removes only the record as it was read",
   REQUIRE(f.store.put(record("a1", 2, "v2"))); // changed since `first` was read
 
   CHECK(is_stale(f.store.erase_if(first)));
+  CHECK(read(f.store, "a1").payload == "v2");
+  // Only the digest differs from what is stored, or only the payload: refused either way.
+  CHECK(is_stale(f.store.erase_if(record("a1", 9, "v2"))));
+  CHECK(is_stale(f.store.erase_if(record("a1", 2, "v1"))));
   CHECK(read(f.store, "a1").payload == "v2");
   CHECK(f.store.find(digest_of(2)).value().has_value());
 
@@ -108,6 +118,71 @@ TEST_CASE("pg: of two sessions changing what they both read, the second is refus
   REQUIRE(other.erase_if(read(other, "a1")));
   CHECK(pg.query("SELECT count(*) FROM tokengate_changes", f.database) == "3");
   CHECK(pg.query("SELECT count(*) FROM tokengate_tokens", f.database) == "0");
+}
+
+namespace {
+
+// Runs `write` on a thread of its own while another session holds an open transaction that has
+// changed (`change`) the row of "a1", then ends that transaction (`end`: COMMIT or ROLLBACK) once
+// the write waits for its row lock; returns what the write returned.
+store::result<void> while_held(const std::string& database, std::string_view change,
+                               std::string_view end,
+                               const std::function<store::result<void>()>& write) {
+  auto& pg = test::pg_cluster::shared();
+  store::pg_connection held({pg.url(database), {}, std::chrono::seconds(5)});
+  REQUIRE(held.connect());
+  REQUIRE(held.exec("BEGIN"));
+  REQUIRE(held.exec(change));
+  store::result<void> written = store::errc::io_error;
+  std::thread writer([&] { written = write(); });
+  const auto waiting = [&] {
+    return pg.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'",
+                    database) == "1";
+  };
+  // Until the write blocks on the row (bounded: a write that never waits fails the test).
+  bool blocked = false;
+  for (int i = 0; i < 3000 && !(blocked = waiting()); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(blocked);
+  CHECK(held.exec(end));
+  writer.join();
+  return written;
+}
+
+} // namespace
+
+TEST_CASE("pg: a conditional write waiting on another session's open transaction is refused "
+          "when that one commits a change, taken when it rolls back",
+          "[store][pg][conditional]") {
+  test::pg_fixture f;
+  REQUIRE(f.store.put(record("a1", 1, "v1")));
+  const auto seen = read(f.store, "a1");
+
+  // The other session renames the token and commits while this one's rotation waits.
+  auto rotated =
+      while_held(f.database, "UPDATE tokengate_tokens SET payload = 'renamed' WHERE id = 'a1'",
+                 "COMMIT", [&] { return f.store.replace(record("a1", 2, "rotated"), seen); });
+  CHECK(is_stale(rotated));
+  CHECK(read(f.store, "a1").payload == "renamed"); // not overwritten: nothing lost
+  CHECK(read(f.store, "a1").value_digest == digest_of(1));
+
+  // The other session's rotation (digest only) commits while this one's delete waits.
+  const auto renamed = read(f.store, "a1");
+  auto erased = while_held(
+      f.database,
+      "UPDATE tokengate_tokens SET digest = decode(repeat('ab', 32), 'hex') WHERE id = 'a1'",
+      "COMMIT", [&] { return f.store.erase_if(renamed); });
+  CHECK(is_stale(erased));
+  REQUIRE(f.store.get("a1").value().has_value()); // the rotated token is not deleted
+
+  // One that rolls back changed nothing: the waiting write goes through.
+  const auto current = read(f.store, "a1");
+  auto taken =
+      while_held(f.database, "UPDATE tokengate_tokens SET payload = 'never' WHERE id = 'a1'",
+                 "ROLLBACK", [&] { return f.store.replace(record("a1", 3, "v3"), current); });
+  CHECK(taken);
+  CHECK(read(f.store, "a1").payload == "v3");
 }
 
 TEST_CASE("fleet: a write over a replica that lags is refused, and refresh brings the replica "
