@@ -222,9 +222,16 @@ api_response list_page(token_service& service, const api_request& request) {
   return answer(200, body);
 }
 
-// Runs an admitted call: the caller is authenticated and may call this operation.
+// The token a change found (the version it wrote over) and the one it left: the audit trail's.
+struct change_versions {
+  std::optional<token> before;
+  std::optional<token> after;
+};
+
+// Runs an admitted call: the caller is authenticated and may call this operation. A change that
+// is made notes its versions in `v`.
 api_response perform(token_service& service, timestamp now, const route& r,
-                     const auth_entry& caller, const api_request& request) {
+                     const auth_entry& caller, const api_request& request, change_versions& v) {
   const auto id = r.id == "self" ? caller.id() : r.id;
 
   switch (r.op) {
@@ -237,6 +244,7 @@ api_response perform(token_service& service, timestamp now, const route& r,
     auto created = service.create(caller, *spec);
     if (!created)
       return answer(created.error());
+    v.after = created->t;
     return answer(200, to_api_json(created->t, created->value));
   }
   case operation::get: {
@@ -249,13 +257,16 @@ api_response perform(token_service& service, timestamp now, const route& r,
     auto spec = parse_token_spec(request.body, now);
     if (!spec)
       return answer(spec.error());
-    auto t = service.update(caller, id, *spec);
+    v.before.emplace();
+    auto t = service.update(caller, id, *spec, &*v.before);
     if (!t)
       return answer(t.error());
+    v.after = *t;
     return answer(200, to_api_json(*t));
   }
   case operation::erase: {
-    if (auto erased = service.erase(id); !erased)
+    v.before.emplace();
+    if (auto erased = service.erase(id, &*v.before); !erased)
       return answer(erased.error());
     return {204, {}, {}, {}};
   }
@@ -263,9 +274,11 @@ api_response perform(token_service& service, timestamp now, const route& r,
     auto overlap = parse_rotate_body(request.body);
     if (!overlap)
       return answer(overlap.error());
-    auto rotated = service.rotate(caller, id, std::chrono::seconds(*overlap));
+    v.before.emplace();
+    auto rotated = service.rotate(caller, id, std::chrono::seconds(*overlap), &*v.before);
     if (!rotated)
       return answer(rotated.error());
+    v.after = rotated->t;
     return answer(200, to_api_json(rotated->t, rotated->value));
   }
   }
@@ -326,13 +339,19 @@ api_response api_handler::handle(const api_request& request) {
   if (changes && a.r.op != operation::create)
     if (auto t = service_.get(id))
       before = std::move(*t);
-  auto response = perform(service_, now, a.r, *a.caller, request);
+  change_versions versions;
+  auto response = perform(service_, now, a.r, *a.caller, request, versions);
   response.caller_id = a.caller->id();
   response.caller = a.caller;
   response.previous_value = a.previous_value;
   response.operation = name_of(a.r.op);
-  if (changes)
-    audit_change(request, response.operation, id, before, response);
+  if (changes) {
+    // The versions the change went between, when it was made (a token changed elsewhere
+    // meanwhile was read again): not the one read above.
+    if (response.status < 300 && versions.before && !versions.before->id.empty())
+      before = std::move(versions.before);
+    audit_change(request, response.operation, id, before, versions.after, response);
+  }
   return response;
 }
 
@@ -350,7 +369,7 @@ void api_handler::audit_refusal(const api_request& request, const api_response& 
 
 void api_handler::audit_change(const api_request& request, std::string_view operation,
                                std::string_view id, const std::optional<token>& before,
-                               const api_response& response) {
+                               const std::optional<token>& after, const api_response& response) {
   if (!audit_)
     return;
   audit_event e;
@@ -361,18 +380,9 @@ void api_handler::audit_change(const api_request& request, std::string_view oper
   e.target_id = id;
   if (before)
     e.target_name = before->name;
-  std::optional<token> after;
-  if (response.status == 200 && operation != "delete") {
-    // The answer holds the token as it is now: its id (new for create) and name.
-    boost::system::error_code ec;
-    const auto doc = json::parse(response.body, ec);
-    if (!ec && doc.is_object() && doc.as_object().contains("id")) {
-      e.target_id = doc.as_object().at("id").as_string();
-      if (auto t = service_.get(e.target_id)) {
-        e.target_name = t->name;
-        after = std::move(*t);
-      }
-    }
+  if (after) { // its id (new for create) and name as the change left them
+    e.target_id = after->id;
+    e.target_name = after->name;
   }
   if (response.status < 300)
     e.changed = changed_fields(operation, before, after);

@@ -58,8 +58,11 @@ public:
 
 private:
   void audit_refusal(const api_request& request, const api_response& refusal) const;
+  /// `before`, `after`: the token as the change found and left it (`before` as read ahead of a
+  /// change that failed).
   void audit_change(const api_request& request, std::string_view operation, std::string_view id,
-                    const std::optional<token>& before, const api_response& response);
+                    const std::optional<token>& before, const std::optional<token>& after,
+                    const api_response& response);
 
   token_service& service_;
   const authorizer& auth_;

@@ -243,20 +243,23 @@ api_result<token_service::issued> token_service::create(const auth_entry& caller
 api_result<token> token_service::get(std::string_view id) const { return load_token(id); }
 
 api_result<token> token_service::update(const auth_entry& caller, std::string_view id,
-                                        const token_spec& spec) {
+                                        const token_spec& spec, token* replaced) {
   if (!caller.permissions().includes(spec.permissions))
     return forbidden("cannot grant permissions the caller does not hold: " +
                      spec.permissions.minus(caller.permissions()).join(", "));
   std::lock_guard lock(write_mutex_);
-  return retried([&] { return update_once(caller, id, spec); });
+  return retried([&] { return update_once(caller, id, spec, replaced); });
 }
 
-api_result<std::optional<token>>
-token_service::update_once(const auth_entry& caller, std::string_view id, const token_spec& spec) {
+api_result<std::optional<token>> token_service::update_once(const auth_entry& caller,
+                                                            std::string_view id,
+                                                            const token_spec& spec,
+                                                            token* replaced) {
   auto current = load_for_change(id);
   if (!current)
     return current.error();
   auto& t = current->t;
+  const token before = t;
   // A token changing itself holds what the store says it holds now: a lowering of its
   // permissions elsewhere that raced this request (and made it read again) is not undone.
   if (t.id == caller.id() && !t.permissions.includes(spec.permissions))
@@ -276,12 +279,14 @@ token_service::update_once(const auth_entry& caller, std::string_view id, const 
     return saved.error();
   if (!*saved)
     return std::optional<token>{};
+  if (replaced)
+    *replaced = before;
   return std::optional<token>{std::move(t)};
 }
 
-api_result<void> token_service::erase(std::string_view id) {
+api_result<void> token_service::erase(std::string_view id, token* replaced) {
   std::lock_guard lock(write_mutex_);
-  auto done = retried([&] { return erase_once(id); });
+  auto done = retried([&] { return erase_once(id, replaced); });
   if (!done)
     return done.error();
   return {};
@@ -289,7 +294,7 @@ api_result<void> token_service::erase(std::string_view id) {
 
 // Deletes the record as read, so that the digest dropped from the authorizer is the one the
 // store held.
-api_result<std::optional<bool>> token_service::erase_once(std::string_view id) {
+api_result<std::optional<bool>> token_service::erase_once(std::string_view id, token* replaced) {
   auto record = store_.get(id);
   if (!record)
     return unavailable();
@@ -304,29 +309,35 @@ api_result<std::optional<bool>> token_service::erase_once(std::string_view id) {
     return std::optional<bool>{};
   }
   auth_.remove((*record)->value_digest);
+  if (replaced)
+    if (auto t = decode_record(**record))
+      *replaced = std::move(*t);
   return std::optional<bool>{true};
 }
 
-api_result<token_service::issued>
-token_service::rotate(const auth_entry& caller, std::string_view id, std::chrono::seconds overlap) {
+api_result<token_service::issued> token_service::rotate(const auth_entry& caller,
+                                                        std::string_view id,
+                                                        std::chrono::seconds overlap,
+                                                        token* replaced) {
   std::lock_guard lock(write_mutex_);
-  return retried([&] { return rotate_once(caller, id, overlap); });
+  return retried([&] { return rotate_once(caller, id, overlap, replaced); });
 }
 
 api_result<std::optional<token_service::issued>>
 token_service::rotate_once(const auth_entry& caller, std::string_view id,
-                           std::chrono::seconds overlap) {
+                           std::chrono::seconds overlap, token* replaced) {
   auto current = load_for_change(id);
   if (!current)
     return current.error();
   auto& t = current->t;
+  const token before = t;
   if (!caller.permissions().includes(t.permissions))
     return forbidden("cannot rotate a token that holds permissions the caller does not hold: " +
                      t.permissions.minus(caller.permissions()).join(", "));
   auto value = generate_value();
   if (!value)
     return api_error{503, "random number generator unavailable"};
-  const auto replaced = t.value_digest;
+  const auto old_digest = t.value_digest;
   const auto now = clock_.now();
   t.value_digest = digest_of(*value);
   t.rotated_at = now;
@@ -335,14 +346,16 @@ token_service::rotate_once(const auth_entry& caller, std::string_view id,
   t.previous_expires_at.reset();
   t.previous_last_used_at.reset();
   if (overlap.count() > 0) {
-    t.previous_digest = replaced;
+    t.previous_digest = old_digest;
     t.previous_expires_at = now + overlap;
   }
-  auto saved = save_over(t, current->record, &replaced);
+  auto saved = save_over(t, current->record, &old_digest);
   if (!saved)
     return saved.error();
   if (!*saved)
     return std::optional<issued>{};
+  if (replaced)
+    *replaced = before;
   return std::optional<issued>{issued{std::move(t), std::move(*value)}};
 }
 

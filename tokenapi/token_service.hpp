@@ -52,15 +52,19 @@ public:
   /// 403 when `spec` grants what `caller` does not hold.
   [[nodiscard]] api_result<issued> create(const auth_entry& caller, const token_spec& spec);
   [[nodiscard]] api_result<token> get(std::string_view id) const;
+  // update, erase, rotate: `replaced`, when given, receives the token as the change found it
+  // when it succeeds (the version written over, after any read again: for the audit trail).
+
   /// Replaces name, permissions and CIDR blocks (and expiry when given). 403 on escalation.
   [[nodiscard]] api_result<token> update(const auth_entry& caller, std::string_view id,
-                                         const token_spec& spec);
-  [[nodiscard]] api_result<void> erase(std::string_view id);
+                                         const token_spec& spec, token* replaced = nullptr);
+  [[nodiscard]] api_result<void> erase(std::string_view id, token* replaced = nullptr);
   /// A new value. The old one works on for `overlap` (0: fails from the moment this returns);
   /// a value an earlier rotation kept alive fails at once. 403 when the token holds
   /// permissions the caller does not (rotating would hand the caller those permissions).
   [[nodiscard]] api_result<issued> rotate(const auth_entry& caller, std::string_view id,
-                                          std::chrono::seconds overlap = {});
+                                          std::chrono::seconds overlap = {},
+                                          token* replaced = nullptr);
   /// Up to `limit` tokens with ids after `after_id`, in id order.
   [[nodiscard]] api_result<page> list(std::string_view after_id, std::size_t limit) const;
 
@@ -111,11 +115,15 @@ private:
   [[nodiscard]] api_result<bool> save_over(const token& t, const store::token_record& expected,
                                            const store::digest* replaced);
   // One read-modify-write each; nullopt (false): the token changed meanwhile, try again.
-  [[nodiscard]] api_result<std::optional<token>>
-  update_once(const auth_entry& caller, std::string_view id, const token_spec& spec);
-  [[nodiscard]] api_result<std::optional<issued>>
-  rotate_once(const auth_entry& caller, std::string_view id, std::chrono::seconds overlap);
-  [[nodiscard]] api_result<std::optional<bool>> erase_once(std::string_view id);
+  [[nodiscard]] api_result<std::optional<token>> update_once(const auth_entry& caller,
+                                                             std::string_view id,
+                                                             const token_spec& spec,
+                                                             token* replaced);
+  [[nodiscard]] api_result<std::optional<issued>> rotate_once(const auth_entry& caller,
+                                                              std::string_view id,
+                                                              std::chrono::seconds overlap,
+                                                              token* replaced);
+  [[nodiscard]] api_result<std::optional<bool>> erase_once(std::string_view id, token* replaced);
   [[nodiscard]] api_result<issued> insert(token t, std::string_view marker = {},
                                           std::optional<std::string> value = std::nullopt);
 

@@ -241,3 +241,47 @@ TEST_CASE_METHOD(two_sidecars,
   CHECK(renamed > 1);
   CHECK(b.service.get(token.id).value().name == "b" + std::to_string(renamed));
 }
+
+namespace {
+
+struct recording_audit final : tokenapi::audit_sink {
+  void record(const tokenapi::audit_event& e) override { events.push_back(e); }
+  std::vector<tokenapi::audit_event> events;
+};
+
+} // namespace
+
+TEST_CASE_METHOD(two_sidecars,
+                 "the audit trail of a change applied again names the fields changed from the "
+                 "version it replaced",
+                 "[service][race][audit]") {
+  const auto token = made();
+  recording_audit trail;
+  tokenapi::api_handler audited{a.service, a.auth, clock, &trail};
+  tokenapi::token_spec all;
+  all.name = "admin";
+  all.permissions = tokenapi::permission_set::all();
+  const auto admin = a.service.create(*root, all).value().value;
+  // B renames the token and adds a permission between A's read and A's write; A's request
+  // asks for the name and permissions the token had when A first read it.
+  racing.interfere = [&] {
+    auto wider = spec("b-name");
+    wider.permissions.insert(permission::RuleRead);
+    REQUIRE(b.service.update(*root, token.id, wider));
+  };
+
+  auto answer =
+      client(audited, admin).post("/api-tokens/" + token.id, spec_body("ci", {"AlertRead"}));
+  CHECK(answer.status == 200);
+  CHECK(racing.refused == 1);
+  REQUIRE(trail.events.size() == 1);
+  CHECK(trail.events[0].target_name == "ci");
+  CHECK(trail.events[0].changed == std::vector<std::string>{"name", "permissions"});
+
+  // A delete racing a rename elsewhere names the token as it deleted it.
+  racing.interfere = [&] { REQUIRE(b.service.update(*root, token.id, spec("renamed"))); };
+  CHECK(client(audited, admin).del("/api-tokens/" + token.id).status == 204);
+  REQUIRE(trail.events.size() == 2);
+  CHECK(trail.events[1].operation == "delete");
+  CHECK(trail.events[1].target_name == "renamed");
+}
