@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <condition_variable>
+#include <csignal>
 #include <mutex>
 #include <stdexcept>
 
@@ -309,6 +310,9 @@ void server::start() {
   if (s.started)
     return;
   s.started = true;
+  // OpenSSL writes a TLS socket with write(2): a peer gone mid-write must be EPIPE, an error
+  // value of that write, not a signal that ends the process.
+  std::signal(SIGPIPE, SIG_IGN);
   auto& first = *s.workers.front();
   net::co_spawn(first.io, s.accept_loop(*first.acceptor, false), net::detached);
   net::co_spawn(first.io, s.accept_loop(*first.admin_acceptor, true), net::detached);

@@ -2,15 +2,29 @@
 
 // A connection that is plain TCP or TLS over TCP, decided when it starts: one stream type for
 // the session and the upstream exchange instead of a second copy of either. A plain
-// connection costs one branch per operation; a TLS one adds the TLS layer on the same socket.
+// connection costs one branch per operation.
+//
+// TLS runs OpenSSL on the socket's own descriptor, as nginx and HAProxy do: OpenSSL reads and
+// writes the non-blocking socket itself, and the stream waits for the readiness it asks for
+// (SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE). Asio's ssl::stream instead passes every byte
+// through a memory BIO pair, with a copy and a composed operation per step and about 68 KiB
+// of buffers per connection; BENCHMARKS.md ("TLS beside nginx") has what that cost.
 
 #include "proxy/detail/net.hpp"
 
+#include <openssl/ssl.h>
+
 #include <memory>
+#include <span>
+#include <string>
+#include <tuple>
 
 namespace tokengate::proxy::detail {
 
-using tls_stream = net::ssl::stream<tcp::socket&>;
+/// An error code and a byte count: what a read or a write gives back.
+using io_outcome = std::tuple<boost::system::error_code, std::size_t>;
+
+enum class tls_role { server, client };
 
 class flex_stream {
 public:
@@ -18,7 +32,6 @@ public:
 
   explicit flex_stream(tcp::socket socket) : socket_(std::move(socket)) {}
   explicit flex_stream(const net::any_io_executor& ex) : socket_(ex) {}
-  // The TLS layer refers to socket_: the stream never moves.
   flex_stream(const flex_stream&) = delete;
   flex_stream& operator=(const flex_stream&) = delete;
 
@@ -26,40 +39,23 @@ public:
 
   /// The TCP socket: for connect, options, shutdown and close, and for plain I/O.
   tcp::socket& socket() noexcept { return socket_; }
-  /// The TLS layer, or nullptr on a plain connection.
-  tls_stream* tls() noexcept { return tls_.get(); }
-  [[nodiscard]] bool is_tls() const noexcept { return tls_ != nullptr; }
+  /// The TLS session, or nullptr on a plain connection.
+  [[nodiscard]] SSL* tls() const noexcept { return ssl_.get(); }
+  [[nodiscard]] bool is_tls() const noexcept { return ssl_ != nullptr; }
 
-  /// Puts a TLS layer made from `context` over the socket (before the handshake). The context
-  /// must outlive the layer.
-  tls_stream& start_tls(net::ssl::context& context) {
-    tls_ = std::make_unique<tls_stream>(socket_, context);
-    return *tls_;
-  }
+  /// Puts a TLS session made from `context` over the socket (before the handshake). False
+  /// when OpenSSL cannot make one. The context must outlive the stream.
+  [[nodiscard]] bool start_tls(net::ssl::context& context, tls_role role);
 
-  template <class MutableBuffers, class Token>
-  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
-    return net::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
-        [this](auto handler, const MutableBuffers& b) {
-          if (tls_)
-            tls_->async_read_some(b, std::move(handler));
-          else
-            socket_.async_read_some(b, std::move(handler));
-        },
-        token, buffers);
-  }
-
-  template <class ConstBuffers, class Token>
-  auto async_write_some(const ConstBuffers& buffers, Token&& token) {
-    return net::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
-        [this](auto handler, const ConstBuffers& b) {
-          if (tls_)
-            tls_->async_write_some(b, std::move(handler));
-          else
-            socket_.async_write_some(b, std::move(handler));
-        },
-        token, buffers);
-  }
+  /// The TLS handshake; eof or stream_truncated when the peer closes during it.
+  net::awaitable<boost::system::error_code> handshake();
+  /// Reads what has arrived (at least one byte): eof after the peer's close_notify,
+  /// stream_truncated after a close without one.
+  net::awaitable<io_outcome> tls_read_some(net::mutable_buffer into);
+  /// Writes every byte of `buffers`; small ones go out together in one TLS record.
+  net::awaitable<io_outcome> tls_write(std::span<const net::const_buffer> buffers);
+  /// Sends close_notify and waits for the peer's.
+  net::awaitable<boost::system::error_code> tls_shutdown();
 
   /// Cancels the socket's waits (a TLS operation waits on the socket too).
   void cancel() noexcept {
@@ -67,15 +63,25 @@ public:
     socket_.cancel(ignored);
   }
 
-  /// Closes the socket (the TLS layer, if any, goes with the stream).
+  /// Closes the socket. The TLS session stays until the stream goes, but makes no more calls:
+  /// every TLS step first checks that the socket is open (its descriptor may be reused).
   void close() noexcept {
     boost::system::error_code ignored;
     socket_.close(ignored);
   }
 
 private:
+  struct ssl_free {
+    void operator()(SSL* s) const noexcept { SSL_free(s); }
+  };
+
+  /// Runs `step` (one OpenSSL call on the session) until it completes, waiting on the socket
+  /// for what it asks.
+  template <class Step> net::awaitable<io_outcome> drive(Step step);
+
   tcp::socket socket_;
-  std::unique_ptr<tls_stream> tls_;
+  std::unique_ptr<SSL, ssl_free> ssl_;
+  std::string gather_; ///< small buffers written as one record
 };
 
 } // namespace tokengate::proxy::detail

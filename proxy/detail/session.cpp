@@ -114,8 +114,9 @@ net::awaitable<bool> session::start_tls() {
     co_return false;
   }
   tls_context_ = certificates->current();
-  auto& tls = client_.start_tls(*tls_context_);
-  auto [ec] = co_await tls.async_handshake(net::ssl::stream_base::server, nothrow);
+  boost::system::error_code ec = net::error::no_memory;
+  if (client_.start_tls(*tls_context_, tls_role::server))
+    ec = co_await client_.handshake();
   shared_.tls_handshakes.fetch_sub(1);
   if (ec) {
     deps_.log.event(log_level::debug, "TLS handshake failed",
@@ -123,7 +124,7 @@ net::awaitable<bool> session::start_tls() {
     co_return false;
   }
   tls_up_ = true;
-  client_certificate_ = client_identity(tls);
+  client_certificate_ = client_identity(client_.tls());
   co_return true;
 }
 
@@ -149,8 +150,13 @@ net::awaitable<bool> session::read_head(bool first) {
     }
     if (idle_ && draining())
       co_return false;
-    auto [ec, n] = co_await client_.async_read_some(
-        net::buffer(in_.prepare(read_chunk).data(), read_chunk), nothrow);
+    const auto into = net::buffer(in_.prepare(read_chunk).data(), read_chunk);
+    io_outcome got;
+    if (tls_up_)
+      got = co_await client_.tls_read_some(into);
+    else
+      got = co_await client_.socket().async_read_some(into, nothrow);
+    const auto [ec, n] = got;
     if (ec)
       co_return false;
     in_.commit(n);
@@ -177,12 +183,12 @@ net::awaitable<bool> session::refuse(http1::refusal why) {
 }
 
 net::awaitable<void> session::linger() {
-  if (auto* tls = client_.tls()) {
+  if (client_.is_tls()) {
     // TLS says it is over with close_notify; the peer's answer (or its close) ends the wait.
     if (!tls_up_)
       co_return;
     deadline_.expire_after(linger_time);
-    auto [e] = co_await tls->async_shutdown(nothrow);
+    const auto e = co_await client_.tls_shutdown();
     // Request bytes the client still sends (a refused body) fail the shutdown: they are
     // dropped below, encrypted as they are, so that the close does not reset the connection
     // before the client has read the answer.

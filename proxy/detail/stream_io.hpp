@@ -8,7 +8,7 @@
 
 #include <array>
 #include <span>
-#include <type_traits>
+#include <tuple>
 
 namespace tokengate::proxy::detail {
 
@@ -86,8 +86,13 @@ template <class Stream> struct timed_stream {
   /// Reads at most `max` more bytes into `buffer`.
   net::awaitable<io_result> read(std::size_t max) {
     clock.expire_after(timeout);
-    auto [ec, n] =
-        co_await stream.async_read_some(net::buffer(buffer.prepare(max).data(), max), nothrow);
+    const auto into = net::buffer(buffer.prepare(max).data(), max);
+    io_outcome got;
+    if (stream.is_tls())
+      got = co_await stream.tls_read_some(into);
+    else
+      got = co_await stream.socket().async_read_some(into, nothrow);
+    const auto [ec, n] = got;
     buffer.commit(n);
     co_return io_result{ec, n, ec && clock.timed_out};
   }
@@ -98,23 +103,20 @@ template <class Stream> struct timed_stream {
   write(const Buffers& buffers) {
     clock.expire_after(timeout);
     started_write w;
-    tcp::socket* plain = nullptr;
-    if constexpr (std::is_same_v<Stream, tcp::socket>)
-      plain = &stream;
-    else if constexpr (std::is_same_v<Stream, flex_stream>)
-      plain = stream.is_tls() ? nullptr : &stream.socket();
-    if (plain) {
-      w = start_write(*plain, buffers);
-    } else {
+    if (stream.is_tls()) {
+      std::array<net::const_buffer, 4> parts{};
+      std::size_t count = 0;
       for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers);
            ++it)
-        if (it->size() != 0)
-          w.rest[w.rest_count++] = *it;
-    }
-    if (w.rest_count != 0) {
-      auto [ec, n] = co_await net::async_write(stream, w.remaining(), nothrow);
-      w.ec = ec;
-      w.written += n;
+        parts.at(count++) = *it;
+      std::tie(w.ec, w.written) = co_await stream.tls_write({parts.data(), count});
+    } else {
+      w = start_write(stream.socket(), buffers);
+      if (w.rest_count != 0) {
+        auto [ec, n] = co_await net::async_write(stream.socket(), w.remaining(), nothrow);
+        w.ec = ec;
+        w.written += n;
+      }
     }
     if (written)
       *written += w.written;

@@ -128,6 +128,10 @@ std::pair<context_ptr, certificate_facts> build_server_context(const tls_setting
   // No session tickets: their key would never rotate. Sessions resume from the context's
   // cache instead (TLS 1.3 tickets then name a cached session), until a reload replaces it.
   SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
+  // A client that closes without close_notify (most do) ends its connection, not its session:
+  // OpenSSL would otherwise take it for an attack and drop the session from the cache. A
+  // request's end is told by its framing, never by the close.
+  SSL_CTX_set_options(native, SSL_OP_IGNORE_UNEXPECTED_EOF);
   // OpenSSL's record buffers are freed while a connection is idle (most of a keep-alive's life).
   SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
   const auto& ciphers = s.ciphers.empty() ? std::string(intermediate_ciphers) : s.ciphers;
@@ -285,8 +289,8 @@ std::unique_ptr<reloadable_context> upstream_certificates(const upstream_tls_set
       std::vector<std::filesystem::path>{s.ca_file, s.cert_file, s.key_file});
 }
 
-bool expect_upstream_host(tls_stream& tls, std::string_view name) {
-  SSL* ssl = tls.native_handle();
+bool expect_upstream_host(SSL* tls, std::string_view name) {
+  SSL* ssl = tls;
   const std::string host(name);
   boost::system::error_code ec;
   (void)net::ip::make_address(host, ec);
@@ -297,8 +301,8 @@ bool expect_upstream_host(tls_stream& tls, std::string_view name) {
   return set;
 }
 
-upstream_tls_failure upstream_tls_error(tls_stream& tls, const boost::system::error_code& ec) {
-  const auto verify = SSL_get_verify_result(tls.native_handle());
+upstream_tls_failure upstream_tls_error(SSL* tls, const boost::system::error_code& ec) {
+  const auto verify = SSL_get_verify_result(tls);
   ERR_clear_error();
   if (verify != X509_V_OK) {
     std::string reason = X509_verify_cert_error_string(verify);
@@ -307,8 +311,8 @@ upstream_tls_failure upstream_tls_error(tls_stream& tls, const boost::system::er
   return {"upstream TLS handshake failed", ec.message()};
 }
 
-std::string client_identity(tls_stream& tls) {
-  X509* cert = SSL_get1_peer_certificate(tls.native_handle());
+std::string client_identity(SSL* tls) {
+  X509* cert = SSL_get1_peer_certificate(tls);
   if (cert == nullptr)
     return {};
   const auto names = alternative_names(cert);

@@ -88,7 +88,7 @@ upstream_certificates(const upstream_tls_settings& settings);
 /// Prepares a client TLS layer for `host`: SNI (for a name) and the host name or IP address
 /// check of the upstream's certificate. False when OpenSSL refused to set the check up: the
 /// connection must not go on.
-[[nodiscard]] bool expect_upstream_host(tls_stream& tls, std::string_view name);
+[[nodiscard]] bool expect_upstream_host(SSL* tls, std::string_view name);
 
 /// Why a client handshake with the upstream failed: the 502's message (fixed texts, and the
 /// certificate check's reason), and OpenSSL's detail for the log.
@@ -96,11 +96,11 @@ struct upstream_tls_failure {
   std::string answer;
   std::string detail;
 };
-[[nodiscard]] upstream_tls_failure upstream_tls_error(tls_stream& tls,
+[[nodiscard]] upstream_tls_failure upstream_tls_error(SSL* tls,
                                                       const boost::system::error_code& ec);
 
 /// The names in the verified client certificate of a TLS connection (subject and SANs), as
 /// `format_client_certificate` writes them; "" when the client showed none.
-[[nodiscard]] std::string client_identity(tls_stream& tls);
+[[nodiscard]] std::string client_identity(SSL* tls);
 
 } // namespace tokengate::proxy::detail

@@ -56,20 +56,21 @@ net::awaitable<std::optional<upstream_failure>> upstream_exchange::connect() {
 
 net::awaitable<std::optional<upstream_failure>> upstream_exchange::handshake() {
   connection_->tls_context = tls_.context->current();
-  auto& tls = connection_->stream.start_tls(*connection_->tls_context);
-  if (!expect_upstream_host(tls, tls_.host)) {
+  auto& stream = connection_->stream;
+  if (!stream.start_tls(*connection_->tls_context, tls_role::client) ||
+      !expect_upstream_host(stream.tls(), tls_.host)) {
     tls_error_ = {"upstream TLS handshake failed", "the upstream host name cannot be checked"};
     co_return fail({{502, tls_error_.answer}, false, tls_error_.detail}, upstream_error::connect);
   }
-  pool_.offer_session(tls, connection_->tls_context.get());
+  pool_.offer_session(stream.tls(), connection_->tls_context.get());
   // The handshake counts as part of connecting.
   clock_.expire_after(limits_->upstream_connect_timeout);
-  auto [ec] = co_await tls.async_handshake(net::ssl::stream_base::client, nothrow);
+  const auto ec = co_await stream.handshake();
   if (!ec)
     co_return std::nullopt;
   if (clock_.timed_out)
     co_return fail(timed_out, upstream_error::timeout);
-  tls_error_ = upstream_tls_error(tls, ec);
+  tls_error_ = upstream_tls_error(stream.tls(), ec);
   co_return fail({{502, tls_error_.answer}, false, tls_error_.detail}, upstream_error::connect);
 }
 
@@ -128,7 +129,7 @@ upstream_exchange::read_head(http1::head& response) {
 
 void upstream_exchange::finish(bool reusable) {
   if (connection_ && connection_->stream.is_tls())
-    pool_.keep_session(*connection_->stream.tls(), connection_->tls_context);
+    pool_.keep_session(connection_->stream.tls(), connection_->tls_context);
   if (connection_ && reusable)
     pool_.give_back(std::move(connection_));
   discard();

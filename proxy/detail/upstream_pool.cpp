@@ -42,9 +42,8 @@ upstream_pool::~upstream_pool() {
 
 // Copies, not shared objects: OpenSSL marks a connection's session unresumable when that
 // connection fails, which a pooled connection the upstream closed will.
-void upstream_pool::keep_session(tls_stream& tls,
-                                 const std::shared_ptr<net::ssl::context>& context) {
-  const SSL_SESSION* s = SSL_get0_session(tls.native_handle());
+void upstream_pool::keep_session(SSL* tls, const std::shared_ptr<net::ssl::context>& context) {
+  const SSL_SESSION* s = SSL_get0_session(tls);
   if (s == nullptr || SSL_SESSION_is_resumable(s) != 1)
     return;
   if (tls_session_)
@@ -54,7 +53,7 @@ void upstream_pool::keep_session(tls_stream& tls,
     session_context_ = context;
 }
 
-void upstream_pool::offer_session(tls_stream& tls, const net::ssl::context* context) {
+void upstream_pool::offer_session(SSL* tls, const net::ssl::context* context) {
   if (tls_session_ != nullptr && session_context_.get() != context) {
     SSL_SESSION_free(tls_session_);
     tls_session_ = nullptr;
@@ -63,7 +62,7 @@ void upstream_pool::offer_session(tls_stream& tls, const net::ssl::context* cont
   if (tls_session_ == nullptr)
     return;
   if (SSL_SESSION* copy = SSL_SESSION_dup(tls_session_)) {
-    SSL_set_session(tls.native_handle(), copy);
+    SSL_set_session(tls, copy);
     SSL_SESSION_free(copy);
   }
 }

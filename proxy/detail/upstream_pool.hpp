@@ -59,10 +59,10 @@ public:
 
   /// Keeps the TLS session of `tls`, made with `context`, when it can be resumed, for the next
   /// handshake.
-  void keep_session(tls_stream& tls, const std::shared_ptr<net::ssl::context>& context);
+  void keep_session(SSL* tls, const std::shared_ptr<net::ssl::context>& context);
   /// Offers the kept TLS session (if any) in the handshake of `tls` when it was made with the
   /// same `context`: a session of a replaced context would resume the old client certificate.
-  void offer_session(tls_stream& tls, const net::ssl::context* context);
+  void offer_session(SSL* tls, const net::ssl::context* context);
 
 private:
   net::io_context& io_;

@@ -1,0 +1,133 @@
+#include "proxy/detail/flex_stream.hpp"
+
+#include <openssl/err.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace tokengate::proxy::detail {
+namespace {
+
+/// What an OpenSSL call's result asks for next.
+enum class tls_next { done, read, write };
+
+/// A TLS record carries at most this much: smaller buffers are gathered up to it.
+constexpr std::size_t max_record = 16 * 1024;
+
+/// Reads the outcome of an OpenSSL call that returned `ret` (with `saved_errno` as it left it):
+/// done (with the error code, if any), or the readiness to wait for before calling again. The
+/// codes are those Asio's TLS streams give, so callers compare with the same constants.
+tls_next settle(SSL* ssl, int ret, int saved_errno, boost::system::error_code& ec) {
+  if (ret == 1)
+    return tls_next::done;
+  switch (SSL_get_error(ssl, ret)) {
+  case SSL_ERROR_WANT_READ:
+    return tls_next::read;
+  case SSL_ERROR_WANT_WRITE:
+    return tls_next::write;
+  case SSL_ERROR_ZERO_RETURN: // the peer's close_notify
+    ec = net::error::eof;
+    break;
+  case SSL_ERROR_SYSCALL: // a reset, or a close without close_notify
+    ec = saved_errno != 0 ? boost::system::error_code(saved_errno, boost::system::system_category())
+                          : boost::system::error_code(net::ssl::error::stream_truncated);
+    break;
+  case SSL_ERROR_SSL: {
+    const auto e = ERR_peek_error();
+    if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+      ec = net::ssl::error::stream_truncated;
+    else
+      ec = {static_cast<int>(e), net::error::get_ssl_category()};
+    break;
+  }
+  default:
+    ec = net::ssl::error::unspecified_system_error;
+    break;
+  }
+  ERR_clear_error();
+  return tls_next::done;
+}
+
+} // namespace
+
+bool flex_stream::start_tls(net::ssl::context& context, tls_role role) {
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
+  std::unique_ptr<SSL, ssl_free> ssl(SSL_new(context.native_handle()));
+  if (ec || !ssl || SSL_set_fd(ssl.get(), socket_.native_handle()) != 1) {
+    ERR_clear_error();
+    return false;
+  }
+  // Take what the socket has in one read, not a record header and then its body.
+  SSL_set_read_ahead(ssl.get(), 1);
+  if (role == tls_role::server)
+    SSL_set_accept_state(ssl.get());
+  else
+    SSL_set_connect_state(ssl.get());
+  ssl_ = std::move(ssl);
+  return true;
+}
+
+template <class Step> net::awaitable<io_outcome> flex_stream::drive(Step step) {
+  for (;;) {
+    if (!socket_.is_open())
+      co_return io_outcome{net::error::bad_descriptor, 0};
+    // OpenSSL reads its error queue to classify a failure: it must hold only this call's.
+    ERR_clear_error();
+    errno = 0;
+    std::size_t n = 0;
+    const int ret = step(ssl_.get(), n);
+    boost::system::error_code ec;
+    const auto next = settle(ssl_.get(), ret, errno, ec);
+    if (next == tls_next::done)
+      co_return io_outcome{ec, n};
+    const auto wait = next == tls_next::read ? tcp::socket::wait_read : tcp::socket::wait_write;
+    if (auto [waited] = co_await socket_.async_wait(wait, nothrow); waited)
+      co_return io_outcome{waited, 0};
+  }
+}
+
+net::awaitable<boost::system::error_code> flex_stream::handshake() {
+  auto [ec, n] = co_await drive([](SSL* s, std::size_t&) { return SSL_do_handshake(s); });
+  co_return ec;
+}
+
+net::awaitable<io_outcome> flex_stream::tls_read_some(net::mutable_buffer into) {
+  co_return co_await drive(
+      [into](SSL* s, std::size_t& n) { return SSL_read_ex(s, into.data(), into.size(), &n); });
+}
+
+net::awaitable<io_outcome> flex_stream::tls_write(std::span<const net::const_buffer> buffers) {
+  std::size_t written = 0;
+  for (std::size_t i = 0; i < buffers.size();) {
+    // One record for a head and a small body, as a plain write takes both in one syscall.
+    net::const_buffer out = buffers[i++];
+    if (i < buffers.size() && out.size() + buffers[i].size() <= max_record) {
+      gather_.assign(static_cast<const char*>(out.data()), out.size());
+      for (; i < buffers.size() && gather_.size() + buffers[i].size() <= max_record; ++i)
+        gather_.append(static_cast<const char*>(buffers[i].data()), buffers[i].size());
+      out = net::buffer(gather_);
+    }
+    if (out.size() == 0)
+      continue;
+    // Without partial writes, SSL_write_ex reports success only when all of `out` is sent.
+    auto [ec, n] = co_await drive([out](SSL* s, std::size_t& sent) {
+      return SSL_write_ex(s, out.data(), out.size(), &sent);
+    });
+    if (ec)
+      co_return io_outcome{ec, written};
+    written += n;
+  }
+  co_return io_outcome{boost::system::error_code{}, written};
+}
+
+net::awaitable<boost::system::error_code> flex_stream::tls_shutdown() {
+  // 0 means close_notify went out and the peer's has not come: the next call waits for it.
+  auto [ec, n] = co_await drive([](SSL* s, std::size_t&) {
+    const int sent = SSL_shutdown(s);
+    return sent == 0 ? SSL_shutdown(s) : sent;
+  });
+  co_return ec;
+}
+
+} // namespace tokengate::proxy::detail
