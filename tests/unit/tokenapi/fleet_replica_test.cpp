@@ -177,6 +177,34 @@ TEST_CASE_METHOD(fleet_pair,
 }
 
 TEST_CASE_METHOD(fleet_pair,
+                 "an update or a delete the replica missed stands, and the token is refused "
+                 "until the follower brings the change in",
+                 "[service][fleet]") {
+  auto kept = a.service.create(*root, spec("kept"));
+  auto gone = a.service.create(*root, spec("gone"));
+  REQUIRE(kept);
+  REQUIRE(gone);
+  sync();
+
+  wrapper.failing = true;
+  auto renamed = a.service.update(*root, kept->t.id, spec("renamed"));
+  REQUIRE(renamed);
+  CHECK(renamed->name == "renamed");
+  REQUIRE(a.service.erase(gone->t.id));
+  wrapper.failing = false;
+  CHECK_FALSE(accepted(a, kept->value));
+  CHECK_FALSE(accepted(a, gone->value));
+  CHECK(b.service.get(kept->t.id).value().name == "renamed");
+  CHECK(b.service.get(gone->t.id).error().status == 404);
+
+  sync();
+  CHECK(accepted(a, kept->value));
+  CHECK(a.auth.find(tokenapi::digest_of(kept->value))->name() == "renamed");
+  CHECK_FALSE(accepted(a, gone->value));
+  CHECK_FALSE(replica->get(gone->t.id).value().has_value());
+}
+
+TEST_CASE_METHOD(fleet_pair,
                  "a rotation whose COMMIT reply was lost, though committed, hands out a key "
                  "that works",
                  "[service][fleet]") {
