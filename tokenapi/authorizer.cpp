@@ -4,6 +4,7 @@
 #include "tokenapi/token_value.hpp"
 
 #include <algorithm>
+#include <unordered_set>
 
 namespace tokengate::tokenapi {
 
@@ -260,6 +261,24 @@ void authorizer::remove(const store::digest& d) {
   if (entry && entry->has_previous() && entry->previous_digest() != d)
     erase(entry->previous_digest());
   erase(d);
+}
+
+void authorizer::remove_tokens(std::span<const std::string> ids) {
+  const std::unordered_set<std::string_view> wanted(ids.begin(), ids.end());
+  std::vector<store::digest> found;
+  for (auto& s : shards_) {
+    std::shared_lock lock(s.mutex);
+    s.table.for_each([&](std::uint32_t i) {
+      if (!(i & published_bit)) {
+        if (const auto& r = s.record(i); wanted.contains(r.entry.id()))
+          found.push_back(r.digest);
+      } else if (const auto& r = s.published[i & ~published_bit];
+                 r.entry && wanted.contains(r.entry->id()))
+        found.push_back(r.digest);
+    });
+  }
+  for (const auto& d : found)
+    erase(d);
 }
 
 void authorizer::erase(const store::digest& d) {

@@ -94,6 +94,9 @@ public:
                const store::digest* replaced = nullptr);
   /// Removes the entry under `d`, and its previous value's digest with it.
   void remove(const store::digest& d);
+  /// Removes every entry of the tokens with these ids, each value of theirs. Walks the whole
+  /// index: for when a token's digest is not known (a fleet's replica that cannot be read).
+  void remove_tokens(std::span<const std::string> ids);
   [[nodiscard]] std::shared_ptr<const auth_entry> find(const store::digest& d) const;
   [[nodiscard]] std::size_t size() const;
 

@@ -318,6 +318,34 @@ TEST_CASE_METHOD(loaded_fixture, "a loaded token can be replaced, rotated and re
   CHECK(before.token->name() == "loaded x");
 }
 
+TEST_CASE_METHOD(loaded_fixture,
+                 "tokens removed by id lose every value of theirs, loaded or published",
+                 "[authorizer][load]") {
+  const auto kept = add("k", set_of({permission::AlertRead}));
+  const auto loaded = add("x", set_of({permission::AlertRead}));
+  auth.load(page);
+  token t;
+  t.id = "p";
+  t.name = "rotated, in its overlap";
+  t.permissions = set_of({permission::AlertRead});
+  const auto replaced = new_value();
+  const auto current = new_value();
+  t.value_digest = digest_of(current);
+  t.previous_digest = digest_of(replaced);
+  t.previous_expires_at = t0 + 1h;
+  auth.publish(t.value_digest, auth_entry::from(t));
+  REQUIRE(decide(replaced).allowed());
+  REQUIRE(decide(current).allowed());
+
+  const std::vector<std::string> ids{"x", "p", "not-held"};
+  auth.remove_tokens(ids);
+  CHECK(decide(kept).allowed());
+  CHECK(decide(loaded).outcome == verdict::unknown_key);
+  CHECK(decide(replaced).outcome == verdict::unknown_key);
+  CHECK(decide(current).outcome == verdict::unknown_key);
+  CHECK(auth.size() == 1);
+}
+
 TEST_CASE_METHOD(loaded_fixture, "loading replaces a token of the same digest, page after page",
                  "[authorizer][load]") {
   const auto key = add("first", set_of({permission::AlertRead}));
