@@ -39,7 +39,11 @@ fleet::fleet(const config& settings, store::rocksdb_store& replica, log_sink& lo
     log_.event(log_level::error,
                "the local replica did not take a token write the database committed: the token "
                "is refused on this sidecar until the change log brings it in",
-               [&](json_line& l) { l.add("token_id", id).add("error", why.message()); });
+               [&](json_line& l) {
+                 l.add("token_id", id).add("error", why.message());
+                 if (auto reason = replica_.last_error(); !reason.empty())
+                   l.add("reason", reason);
+               });
   });
 }
 
@@ -85,6 +89,21 @@ void fleet::report(const store::follower_event& e) {
     break;
   case kind::fail_open:
     log_.event(log_level::info, "in sync with the token database again: checking keys");
+    break;
+  case kind::replica_write_failed:
+  case kind::replica_read_failed:
+    log_.event(log_level::error,
+               e.what == kind::replica_write_failed
+                   ? "replica write failed: the tokens changed in the database since are refused "
+                     "on this sidecar until the local replica takes the change; retrying with "
+                     "backoff"
+                   : "replica read failed: the tokens changed in the database since are refused "
+                     "on this sidecar until the local replica can be read; retrying with backoff",
+               [&](json_line& l) { l.add("reason", e.detail).add("staleness_ms", staleness); });
+    break;
+  case kind::replica_recovered:
+    log_.event(log_level::info, "the local replica takes the token changes again: in sync",
+               [&](json_line& l) { l.add("staleness_ms", staleness); });
     break;
   }
 }

@@ -4,6 +4,7 @@
 #include "proxy/log.hpp"
 #include "store/fleet_follower.hpp"
 #include "store/fleet_store.hpp"
+#include "store/rocksdb_store.hpp"
 #include "tokenapi/token_service.hpp"
 
 #include <functional>

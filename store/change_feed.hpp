@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 
 namespace tokengate::store {
@@ -23,6 +24,10 @@ public:
   virtual void exclusive(const std::function<void()>& sync) = 0;
   /// Publishes one change. Called only from within `exclusive`.
   virtual void apply(const replicated_change& change) = 0;
+  /// Drops every value of these tokens from the view: the replica could not tell which digest
+  /// it holds for them, and the database changed them. Walks the whole view (a failure path
+  /// only). Called only from within `exclusive`.
+  virtual void forget(std::span<const std::string> ids) = 0;
   /// Turns failing closed on or off (the sidecar has been cut off for too long).
   virtual void fail_closed(bool on) = 0;
 };

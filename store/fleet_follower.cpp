@@ -1,7 +1,6 @@
 #include "store/fleet_follower.hpp"
 
 #include "store/pg_store.hpp"
-#include "store/replica_merge.hpp"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -15,7 +14,6 @@ namespace tokengate::store {
 namespace {
 
 constexpr std::size_t log_page = 1000;
-constexpr std::size_t snapshot_page_size = 10'000;
 constexpr auto max_backoff = std::chrono::milliseconds(5000);
 constexpr auto staleness_tick = std::chrono::milliseconds(100);
 constexpr std::int64_t outage_report_ms = 10'000;
@@ -28,32 +26,38 @@ std::int64_t to_int(const std::optional<std::string>& text) {
   return v;
 }
 
-struct log_state {
-  std::string database_id;
-  std::int64_t last_seq = 0;
-  std::int64_t pruned_below = 0;
-};
-
-result<log_state> read_state(pg_connection& c) {
-  auto rows = c.exec("SELECT database_id, last_seq, pruned_below FROM tokengate_meta");
-  if (!rows)
-    return rows.error();
-  if (rows->empty() || !rows->front()[0])
-    return errc::corruption;
-  const auto& row = rows->front();
-  return log_state{*row[0], to_int(row[1]), to_int(row[2])};
+// The digest the replica holds for `id` (nullopt: it holds no such token).
+result<std::optional<digest>> digest_in(replica_store& replica, const std::string& id) {
+  auto previous = replica.get(id);
+  if (!previous)
+    return previous.error();
+  if (*previous)
+    return std::optional<digest>{(*previous)->value_digest};
+  return std::optional<digest>{};
 }
 
-std::optional<digest> digest_in(rocksdb_store& replica, const std::string& id) {
-  auto previous = replica.get(id);
-  if (previous && *previous)
-    return (*previous)->value_digest;
-  return std::nullopt;
+// Each token of a page of the log (seq, id, digest, payload, last use) as the database holds it
+// now (nullopt: deleted).
+result<std::map<std::string, std::optional<token_record>>> latest_in(const pg_rows& rows) {
+  std::map<std::string, std::optional<token_record>> latest;
+  for (const auto& row : rows) {
+    if (!row[1])
+      return errc::corruption;
+    if (!row[2]) {
+      latest[*row[1]] = std::nullopt;
+      continue;
+    }
+    auto r = record_from_row({row[1], row[2], row[3], row[4]});
+    if (!r)
+      return r.error();
+    latest[*row[1]] = std::move(*r);
+  }
+  return latest;
 }
 
 } // namespace
 
-fleet_follower::fleet_follower(pg_settings settings, rocksdb_store& replica, change_sink& sink,
+fleet_follower::fleet_follower(pg_settings settings, replica_store& replica, change_sink& sink,
                                follower_options options)
     : conn_(std::move(settings)), replica_(replica), sink_(sink), options_(std::move(options)),
       wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
@@ -89,6 +93,7 @@ void fleet_follower::report(follower_event e) const {
 }
 
 result<void> fleet_follower::connect_and_sync() {
+  replica_failure_.reset();
   if (auto up = migrate_schema(conn_); !up)
     return up;
   if (auto listening = conn_.exec("LISTEN tokengate_changes"); !listening)
@@ -107,8 +112,18 @@ result<void> fleet_follower::catch_up() {
   return {};
 }
 
+result<fleet_follower::log_state> fleet_follower::read_state() {
+  auto rows = conn_.exec("SELECT database_id, last_seq, pruned_below FROM tokengate_meta");
+  if (!rows)
+    return rows.error();
+  if (rows->empty() || !rows->front()[0])
+    return errc::corruption;
+  const auto& row = rows->front();
+  return log_state{*row[0], to_int(row[1]), to_int(row[2])};
+}
+
 result<void> fleet_follower::catch_up_locked() {
-  auto state = read_state(conn_);
+  auto state = read_state();
   if (!state)
     return state.error();
   auto pos = stored_position();
@@ -142,30 +157,30 @@ result<std::int64_t> fleet_follower::apply_log(std::int64_t after) {
     return after;
   if (to_int(rows->front()[0]) != after + 1)
     return std::int64_t{-1};
-  std::map<std::string, std::optional<token_record>> latest;
-  for (const auto& row : *rows) {
-    if (!row[1])
-      return errc::corruption;
-    if (!row[2]) {
-      latest[*row[1]] = std::nullopt;
-      continue;
-    }
-    auto r = record_from_row({row[1], row[2], row[3], row[4]});
-    if (!r)
-      return r.error();
-    latest[*row[1]] = std::move(*r);
-  }
+  auto latest = latest_in(*rows);
+  if (!latest)
+    return latest.error();
   const auto reached = to_int(rows->back()[0]);
   replica_batch batch;
   std::vector<replicated_change> changes;
-  for (auto& [id, current] : latest) {
+  std::vector<std::string> unknown; // ids whose digest the replica could not tell
+  for (auto& [id, current] : *latest) {
     auto previous = digest_in(replica_, id);
+    if (!previous) {
+      unknown.push_back(id);
+      continue;
+    }
     if (current) {
       batch.puts.push_back(*current);
-      batch.replaced.push_back(previous);
-    } else if (previous)
+      batch.replaced.push_back(*previous);
+    } else if (*previous)
       batch.erases.push_back(id);
-    changes.push_back({id, previous, std::move(current)});
+    changes.push_back({id, *previous, std::move(current)});
+  }
+  if (!unknown.empty()) {
+    withhold(changes, unknown);
+    replica_failure_ = follower_event::kind::replica_read_failed;
+    return errc::io_error;
   }
   batch.meta.emplace_back("applied_seq", std::to_string(reached));
   if (auto applied = apply_changes(std::move(changes), std::move(batch)); !applied)
@@ -174,89 +189,30 @@ result<std::int64_t> fleet_follower::apply_log(std::int64_t after) {
   return reached;
 }
 
+// A page the replica did not take (or could not read): its changes reach neither the replica
+// nor the seq, and the follower reads them again. Meanwhile the view drops every key the
+// replica held for these tokens, so that it holds no key the database may no longer hold: a
+// token deleted or rotated elsewhere is refused here, not accepted until the replica takes the
+// change (the view only ever holds a part of what the replica holds, never more).
+void fleet_follower::withhold(const std::vector<replicated_change>& changes,
+                              std::span<const std::string> unknown) {
+  for (const auto& c : changes)
+    if (c.previous)
+      sink_.apply({c.id, c.previous, std::nullopt});
+  if (!unknown.empty())
+    sink_.forget(unknown);
+}
+
 result<void> fleet_follower::apply_changes(std::vector<replicated_change> changes,
                                            replica_batch batch) {
-  if (auto written = replica_.apply(batch); !written)
+  if (auto written = replica_.apply(batch); !written) {
+    withhold(changes, {});
+    replica_failure_ = follower_event::kind::replica_write_failed;
     return written;
+  }
   for (const auto& c : changes)
     sink_.apply(c);
   return {};
-}
-
-namespace {
-
-replica_batch meta_only(std::vector<std::pair<std::string, std::string>> meta) {
-  replica_batch b;
-  b.meta = std::move(meta);
-  return b;
-}
-
-} // namespace
-
-// Reads the open snapshot cursor to its end, merging each page into the replica (ids in byte
-// order on both sides). Returns how many tokens the database holds.
-result<std::size_t> fleet_follower::merge_snapshot() {
-  std::string done_upto; // every replica id <= this one is settled
-  std::size_t total = 0;
-  for (bool last = false; !last;) {
-    auto rows = conn_.exec("FETCH " + std::to_string(snapshot_page_size) + " FROM snap");
-    if (!rows)
-      return rows.error();
-    last = rows->size() < snapshot_page_size;
-    snapshot_page page;
-    for (const auto& row : *rows) {
-      auto r = record_from_row(row);
-      if (!r)
-        return r.error();
-      page.emplace(r->id, std::move(*r));
-    }
-    total += page.size();
-    const std::string upto = page.empty() ? done_upto : page.rbegin()->first;
-    auto held = held_in(replica_, done_upto, upto, last, snapshot_page_size);
-    if (!held)
-      return held.error();
-    replica_batch batch;
-    std::vector<replicated_change> changes;
-    merge_page(page, *held, batch, changes);
-    if (auto applied = apply_changes(std::move(changes), std::move(batch)); !applied)
-      return applied.error();
-    done_upto = upto;
-  }
-  return total;
-}
-
-// Every token from one consistent read (a repeatable-read transaction) replaces the replica's.
-result<void> fleet_follower::snapshot() {
-  // Until it completes, the replica does not claim to be in sync with any database.
-  if (auto reset = replica_.apply(meta_only({{"database_id", ""}})); !reset)
-    return reset;
-  auto body = [&]() -> result<log_state> {
-    auto state = read_state(conn_);
-    if (!state)
-      return state.error();
-    if (auto d = conn_.exec("DECLARE snap NO SCROLL CURSOR FOR SELECT " +
-                            std::string(record_columns) + " FROM tokengate_tokens ORDER BY id");
-        !d)
-      return d.error();
-    auto total = merge_snapshot();
-    if (!total)
-      return total.error();
-    report({follower_event::kind::snapshot, {}, 0, *total});
-    return state;
-  };
-  if (auto begun = conn_.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); !begun)
-    return begun.error();
-  auto state = body();
-  if (!state) {
-    if (conn_.connected())
-      (void)conn_.exec("ROLLBACK");
-    return state.error();
-  }
-  if (auto ended = conn_.exec("COMMIT"); !ended)
-    return ended.error();
-  status_.set_applied(state->last_seq);
-  return replica_.apply(meta_only(
-      {{"database_id", state->database_id}, {"applied_seq", std::to_string(state->last_seq)}}));
 }
 
 void fleet_follower::start(bool first_sync_done) {
@@ -313,21 +269,16 @@ void fleet_follower::check_staleness() {
 }
 
 // Connects (with backoff while it cannot) and reports the outage's start, every 10 s of it,
-// and its end. True once connected and in sync.
+// and its end; a replica that fails to take (or read) the changes is reported as such, not as
+// the database's outage. True once connected and in sync.
 bool fleet_follower::reconnect(outage& o) {
   status_.set_connected(false);
   const auto staleness = status_.staleness_ms();
+  if (replica_failure_) // RocksDB takes no write after a failed one until it is resumed
+    (void)replica_.resume();
   if (auto up = bring_up(); !up) {
     conn_.close();
-    const auto now = sync_status::now_ms();
-    if (!o.reported || now >= o.next_report) {
-      report({o.reported ? follower_event::kind::still_disconnected
-                         : follower_event::kind::disconnected,
-              conn_.last_error().empty() ? up.error().message() : conn_.last_error(),
-              status_.staleness_ms(), 0});
-      o.reported = true;
-      o.next_report = now + outage_report_ms;
-    }
+    report_failure(o, up.error());
     for (auto waited = std::chrono::milliseconds(0); waited < o.backoff && !stopping_;
          waited += staleness_tick) {
       wait_for_input(staleness_tick);
@@ -337,11 +288,32 @@ bool fleet_follower::reconnect(outage& o) {
     return false;
   }
   if (o.reported)
-    report({follower_event::kind::connected, {}, staleness, 0});
+    report({o.replica ? follower_event::kind::replica_recovered : follower_event::kind::connected,
+            {},
+            staleness,
+            0});
   o = outage{};
   status_.set_connected(true);
   check_staleness();
   return true;
+}
+
+void fleet_follower::report_failure(outage& o, boost::system::error_code why) {
+  const auto now = sync_status::now_ms();
+  const bool replica = replica_failure_.has_value();
+  if (o.reported && replica == o.replica && now < o.next_report)
+    return;
+  if (replica) {
+    const auto reason = replica_.last_error();
+    report({*replica_failure_, reason.empty() ? why.message() : reason, status_.staleness_ms(), 0});
+  } else
+    report({o.reported && !o.replica ? follower_event::kind::still_disconnected
+                                     : follower_event::kind::disconnected,
+            conn_.last_error().empty() ? why.message() : conn_.last_error(), status_.staleness_ms(),
+            0});
+  o.reported = true;
+  o.replica = replica;
+  o.next_report = now + outage_report_ms;
 }
 
 void fleet_follower::run() {

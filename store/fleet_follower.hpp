@@ -2,11 +2,12 @@
 
 #include "store/change_feed.hpp"
 #include "store/pg_connection.hpp"
-#include "store/rocksdb_store.hpp"
+#include "store/replica_store.hpp"
 
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 
@@ -21,6 +22,12 @@ struct follower_event {
     snapshot,           ///< reloaded every token (`count`): new replica or pruned log
     fail_closed,        ///< cut off longer than max_staleness: every key is refused
     fail_open,          ///< back in sync: keys are checked again
+    /// The replica did not take a page of changes (`detail`: the engine's reason), or could not
+    /// read what it held of them: the changed tokens are refused here until it does. Once, then
+    /// every 10 s while it lasts.
+    replica_write_failed,
+    replica_read_failed,
+    replica_recovered, ///< the replica takes the changes again; in sync
   };
   kind what;
   std::string detail;
@@ -47,9 +54,13 @@ struct follower_options {
 /// notification would miss. When the log no longer reaches back to the replica's seq (pruned),
 /// or the replica belongs to another database, every token is reloaded from one consistent
 /// snapshot. Reconnects with backoff (100 ms doubling to 5 s). One thread of its own.
+///
+/// The sink only ever holds a part of what the replica holds: when the replica cannot take (or
+/// read) a page of the log, the page's tokens are dropped from the sink, the seq does not move
+/// on, and the page is read again with the same backoff (the replica resumed before each try).
 class fleet_follower {
 public:
-  fleet_follower(pg_settings settings, rocksdb_store& replica, change_sink& sink,
+  fleet_follower(pg_settings settings, replica_store& replica, change_sink& sink,
                  follower_options options);
   ~fleet_follower();
   fleet_follower(const fleet_follower&) = delete;
@@ -75,17 +86,28 @@ private:
     std::int64_t applied = 0;
   };
   [[nodiscard]] position stored_position() const;
+  /// The database's change log: whose it is, its last seq, and where pruning left it.
+  struct log_state {
+    std::string database_id;
+    std::int64_t last_seq = 0;
+    std::int64_t pruned_below = 0;
+  };
+  [[nodiscard]] result<log_state> read_state();
   [[nodiscard]] result<void> catch_up_locked();
   [[nodiscard]] result<std::int64_t> apply_log(std::int64_t after);
   [[nodiscard]] result<void> snapshot();
   [[nodiscard]] result<std::size_t> merge_snapshot();
   [[nodiscard]] result<void> apply_changes(std::vector<replicated_change> changes,
                                            replica_batch batch);
+  void withhold(const std::vector<replicated_change>& changes,
+                std::span<const std::string> unknown);
   struct outage {
     bool reported = false;
     std::int64_t next_report = 0;
     std::chrono::milliseconds backoff{100}; ///< doubling to 5 s
+    bool replica = false;                   ///< what was reported: the replica's failure
   };
+  void report_failure(outage& o, boost::system::error_code why);
   [[nodiscard]] bool reconnect(outage& o);
   void run();
   [[nodiscard]] result<void> bring_up();
@@ -94,12 +116,14 @@ private:
   void report(follower_event e) const;
 
   pg_connection conn_;
-  rocksdb_store& replica_;
+  replica_store& replica_;
   change_sink& sink_;
   follower_options options_;
   sync_status status_;
   bool first_sync_done_ = false;
   bool closed_ = false;
+  /// Set when the last sync failed at the replica, not at the database.
+  std::optional<follower_event::kind> replica_failure_;
   int wake_fd_ = -1;
   std::atomic<bool> stopping_{false};
   std::thread thread_;

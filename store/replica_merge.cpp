@@ -4,7 +4,7 @@
 
 namespace tokengate::store {
 
-result<std::map<std::string, token_record>> held_in(rocksdb_store& replica, std::string after,
+result<std::map<std::string, token_record>> held_in(replica_store& replica, std::string after,
                                                     const std::string& upto, bool to_end,
                                                     std::size_t page_size) {
   std::map<std::string, token_record> held;

@@ -1,7 +1,7 @@
 #pragma once
 
 #include "store/change_feed.hpp"
-#include "store/rocksdb_store.hpp"
+#include "store/replica_store.hpp"
 
 #include <map>
 #include <optional>
@@ -16,7 +16,7 @@ using snapshot_page = std::map<std::string, std::optional<token_record>>;
 /// The replica's records with ids after `after` up to `upto` (everything after `after` when
 /// `to_end`), read `page_size` at a time.
 [[nodiscard]] result<std::map<std::string, token_record>>
-held_in(rocksdb_store& replica, std::string after, const std::string& upto, bool to_end,
+held_in(replica_store& replica, std::string after, const std::string& upto, bool to_end,
         std::size_t page_size);
 
 /// Adds to `batch` the writes that make the replica's range, `held`, equal to `page`: the

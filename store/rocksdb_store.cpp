@@ -105,6 +105,17 @@ open_result<std::unique_ptr<rocksdb_store>> rocksdb_store::open(const std::files
 
 rocksdb_store::rocksdb_store(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
 
+errc rocksdb_store::failed(const rocksdb::Status& s) const {
+  std::lock_guard lock(error_mutex_);
+  last_error_ = s.ToString();
+  return to_error(s);
+}
+
+std::string rocksdb_store::last_error() const {
+  std::lock_guard lock(error_mutex_);
+  return last_error_;
+}
+
 rocksdb_store::~rocksdb_store() {
   if (!db_)
     return;
@@ -126,7 +137,7 @@ result<std::optional<token_record>> rocksdb_store::stored(std::string_view id) c
   if (s.IsNotFound())
     return std::optional<token_record>{};
   if (!s.ok())
-    return to_error(s);
+    return failed(s);
   auto record = decode_record(id, value);
   if (!record)
     return record.error();
@@ -142,7 +153,7 @@ result<std::optional<token_record>> rocksdb_store::get(std::string_view id) cons
   if (s.ok())
     (*record)->last_used = decode_usage(used);
   else if (!s.IsNotFound())
-    return to_error(s);
+    return failed(s);
   return record;
 }
 
@@ -152,7 +163,7 @@ result<std::optional<token_record>> rocksdb_store::find(const digest& d) const {
   if (s.IsNotFound())
     return std::optional<token_record>{};
   if (!s.ok())
-    return to_error(s);
+    return failed(s);
   return get(id);
 }
 
@@ -170,10 +181,10 @@ result<void> rocksdb_store::stage(const token_record& record, rocksdb::WriteBatc
 // As stage, when the caller knows which digest the record replaces: no read.
 result<void> rocksdb_store::stage_known(const token_record& record,
                                         const std::optional<digest>& replaced,
-                                        rocksdb::WriteBatch& batch) {
+                                        rocksdb::WriteBatch& batch) const {
   if (replaced && *replaced != record.value_digest)
     if (auto s = batch.Delete(slice(key(digest_prefix, as_view(*replaced)))); !s.ok())
-      return to_error(s);
+      return failed(s);
   std::string value;
   value.reserve(record.value_digest.size() + record.payload.size());
   value.append(as_view(record.value_digest));
@@ -182,7 +193,7 @@ result<void> rocksdb_store::stage_known(const token_record& record,
       {batch.Put(slice(key(record_prefix, record.id)), slice(value)),
        batch.Put(slice(key(digest_prefix, as_view(record.value_digest))), slice(record.id))});
   if (!s.ok())
-    return to_error(s);
+    return failed(s);
   return {};
 }
 
@@ -193,9 +204,9 @@ result<void> rocksdb_store::put(const token_record& record, std::string_view mar
     return staged;
   if (!marker.empty())
     if (auto s = batch.Put(slice(key(marker_prefix, marker)), rocksdb::Slice()); !s.ok())
-      return to_error(s);
+      return failed(s);
   if (auto s = db_->Write(synced(), &batch); !s.ok())
-    return to_error(s);
+    return failed(s);
   return {};
 }
 
@@ -206,17 +217,18 @@ result<void> rocksdb_store::put_many(std::span<const token_record> records) {
     if (auto staged = stage(r, batch); !staged)
       return staged;
   if (auto s = db_->Write(synced(), &batch); !s.ok())
-    return to_error(s);
+    return failed(s);
   return {};
 }
 
 // Adds the removal of `old`: record, digest index and usage.
-result<void> rocksdb_store::stage_removal(const token_record& old, rocksdb::WriteBatch& batch) {
+result<void> rocksdb_store::stage_removal(const token_record& old,
+                                          rocksdb::WriteBatch& batch) const {
   auto s = first_failure({batch.Delete(slice(key(record_prefix, old.id))),
                           batch.Delete(slice(key(digest_prefix, as_view(old.value_digest)))),
                           batch.Delete(slice(key(usage_prefix, old.id)))});
   if (!s.ok())
-    return to_error(s);
+    return failed(s);
   return {};
 }
 
@@ -231,7 +243,7 @@ result<bool> rocksdb_store::erase(std::string_view id) {
   if (auto staged = stage_removal(**old, batch); !staged)
     return {boost::system::in_place_error, staged.error()};
   if (auto s = db_->Write(synced(), &batch); !s.ok())
-    return to_error(s);
+    return failed(s);
   return true;
 }
 
@@ -255,7 +267,7 @@ result<void> rocksdb_store::replace(const token_record& record, const token_reco
   if (auto staged = stage_known(record, expected.value_digest, batch); !staged)
     return staged;
   if (auto s = db_->Write(synced(), &batch); !s.ok())
-    return to_error(s);
+    return failed(s);
   return {};
 }
 
@@ -270,7 +282,7 @@ result<void> rocksdb_store::erase_if(const token_record& expected) {
   if (auto staged = stage_removal(**held, batch); !staged)
     return staged;
   if (auto s = db_->Write(synced(), &batch); !s.ok())
-    return to_error(s);
+    return failed(s);
   return {};
 }
 
@@ -312,9 +324,9 @@ result<std::vector<token_record>> rocksdb_store::scan(std::string_view after_id,
     page.push_back(std::move(*record));
   }
   if (!failure && !records->status().ok())
-    failure = to_error(records->status());
+    failure = failed(records->status());
   if (!failure && !usages->status().ok())
-    failure = to_error(usages->status());
+    failure = failed(usages->status());
   if (failure)
     return failure;
   return page;
@@ -329,15 +341,15 @@ result<void> rocksdb_store::write_last_used(std::span<const usage> notes) {
     if (s.IsNotFound())
       continue;
     if (!s.ok())
-      return to_error(s);
+      return failed(s);
     if (s = batch.Put(slice(key(usage_prefix, note.id)), slice(encode_usage(note.at))); !s.ok())
-      return to_error(s);
+      return failed(s);
   }
   if (batch.Count() == 0)
     return {};
   auto s = db_->Write(rocksdb::WriteOptions(), &batch);
   if (!s.ok())
-    return to_error(s);
+    return failed(s);
   return {};
 }
 
@@ -347,7 +359,7 @@ result<bool> rocksdb_store::has_marker(std::string_view marker) const {
   if (s.IsNotFound())
     return false;
   if (!s.ok())
-    return to_error(s);
+    return failed(s);
   return true;
 }
 
@@ -357,7 +369,7 @@ result<std::optional<std::string>> rocksdb_store::read_meta(std::string_view nam
   if (s.IsNotFound())
     return std::optional<std::string>{};
   if (!s.ok())
-    return to_error(s);
+    return failed(s);
   return std::optional<std::string>{std::move(value)};
 }
 
@@ -373,7 +385,7 @@ result<void> rocksdb_store::apply(const replica_batch& changes) {
     if (r.last_used)
       if (auto s = batch.Put(slice(key(usage_prefix, r.id)), slice(encode_usage(*r.last_used)));
           !s.ok())
-        return to_error(s);
+        return failed(s);
   }
   for (const auto& id : changes.erases) {
     auto old = stored(id);
@@ -385,23 +397,32 @@ result<void> rocksdb_store::apply(const replica_batch& changes) {
   }
   for (const auto& [name, value] : changes.meta)
     if (auto s = batch.Put(slice(key(meta_prefix, name)), slice(value)); !s.ok())
-      return to_error(s);
+      return failed(s);
   if (auto s = db_->Write(rocksdb::WriteOptions(), &batch); !s.ok())
-    return to_error(s);
+    return failed(s);
   return {};
 }
 
 result<void> rocksdb_store::note_meta(std::string_view name, std::string_view value) {
   auto s = db_->Put(rocksdb::WriteOptions(), slice(key(meta_prefix, name)), slice(value));
   if (!s.ok())
-    return to_error(s);
+    return failed(s);
   return {};
 }
 
 result<void> rocksdb_store::flush() {
   auto s = db_->SyncWAL();
   if (!s.ok())
-    return to_error(s);
+    return failed(s);
+  return {};
+}
+
+// With the default paranoid_checks, one failed write (a full disk, an I/O error) leaves RocksDB
+// refusing every later write until it is resumed.
+result<void> rocksdb_store::resume() {
+  std::lock_guard lock(write_mutex_);
+  if (auto s = db_->Resume(); !s.ok())
+    return failed(s);
   return {};
 }
 

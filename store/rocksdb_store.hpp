@@ -1,5 +1,6 @@
 #pragma once
 
+#include "store/replica_store.hpp"
 #include "store/token_store.hpp"
 
 #include <filesystem>
@@ -10,27 +11,18 @@
 
 namespace rocksdb {
 class DB;
+class Status;
 class WriteBatch;
 } // namespace rocksdb
 
 namespace tokengate::store {
-
-/// Writes the follower of a fleet applies to a replica in one atomic batch.
-struct replica_batch {
-  std::vector<token_record> puts;                        ///< with their last use, when known
-  std::vector<std::string> erases;                       ///< ids
-  std::vector<std::pair<std::string, std::string>> meta; ///< sync state, see `read_meta`
-  /// Empty, or one per put: the digest the replica holds for its id (nullopt: none), which
-  /// spares a read per record (a joining sidecar writes a million).
-  std::vector<std::optional<digest>> replaced;
-};
 
 /// The embedded default store: RocksDB in one directory.
 ///
 /// Layout: `t<id>` -> digest + payload, `d<digest>` -> id, `u<id>` -> last use (8 bytes,
 /// big-endian seconds), `m<marker>` -> empty, `s<name>` -> a replica's sync state. Record writes go
 /// in one WriteBatch with a synced WAL; last-use notes are written unsynced.
-class rocksdb_store final : public token_store {
+class rocksdb_store final : public token_store, public replica_store {
 public:
   /// Opens (creating when missing) the store in `dir`. An error names the directory and
   /// RocksDB's reason when it cannot, e.g. when another process holds it.
@@ -56,28 +48,33 @@ public:
   result<bool> has_marker(std::string_view marker) const override;
   result<void> flush() override;
 
-  /// A value `apply` stored under `name` (the replica's sync state), or nullopt.
-  [[nodiscard]] result<std::optional<std::string>> read_meta(std::string_view name) const;
-  /// Applies a batch of a fleet's changes atomically, unsynced: a crash may lose the last
-  /// batches, and with them the seq they reached (in the same batch), so the follower fetches
-  /// them again. The database, not the replica, is what must not lose a write.
-  [[nodiscard]] result<void> apply(const replica_batch& batch);
-  /// Stores one meta value, unsynced (e.g. the time of the last sync, every second).
-  [[nodiscard]] result<void> note_meta(std::string_view name, std::string_view value);
+  // replica_store: a fleet's follower writes a replica through these.
+  [[nodiscard]] result<std::optional<std::string>> read_meta(std::string_view name) const override;
+  [[nodiscard]] result<void> apply(const replica_batch& batch) override;
+  [[nodiscard]] result<void> note_meta(std::string_view name, std::string_view value) override;
+  /// RocksDB's DB::Resume(): after a failed write RocksDB refuses every later one until then.
+  [[nodiscard]] result<void> resume() override;
+  /// RocksDB's status text of the last failed operation (it names files, never keys or values).
+  [[nodiscard]] std::string last_error() const override;
 
 private:
   explicit rocksdb_store(std::unique_ptr<rocksdb::DB> db);
   [[nodiscard]] result<void> stage(const token_record& record, rocksdb::WriteBatch& batch);
   [[nodiscard]] result<std::optional<token_record>> stored(std::string_view id) const;
-  [[nodiscard]] static result<void> stage_removal(const token_record& old,
-                                                  rocksdb::WriteBatch& batch);
-  [[nodiscard]] static result<void> stage_known(const token_record& record,
-                                                const std::optional<digest>& replaced,
-                                                rocksdb::WriteBatch& batch);
+  [[nodiscard]] result<void> stage_removal(const token_record& old,
+                                           rocksdb::WriteBatch& batch) const;
+  [[nodiscard]] result<void> stage_known(const token_record& record,
+                                         const std::optional<digest>& replaced,
+                                         rocksdb::WriteBatch& batch) const;
+
+  /// Notes `s` as the last error (its text) and returns its error code.
+  [[nodiscard]] errc failed(const rocksdb::Status& s) const;
 
   std::unique_ptr<rocksdb::DB> db_;
   // Writers read the previous record (to drop its digest index) before writing: one at a time.
   std::mutex write_mutex_;
+  mutable std::mutex error_mutex_;
+  mutable std::string last_error_;
 };
 
 } // namespace tokengate::store

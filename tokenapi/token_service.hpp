@@ -91,6 +91,7 @@ public:
   // change_sink
   void exclusive(const std::function<void()>& sync) override;
   void apply(const store::replicated_change& change) override;
+  void forget(std::span<const std::string> ids) override;
   void fail_closed(bool on) override;
 
 private:

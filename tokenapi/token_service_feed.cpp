@@ -42,6 +42,8 @@ void token_service::apply(const store::replicated_change& change) {
   auth_.publish(t->value_digest, std::move(entry), previous);
 }
 
+void token_service::forget(std::span<const std::string> ids) { auth_.remove_tokens(ids); }
+
 void token_service::fail_closed(bool on) { auth_.fail_closed(on); }
 
 } // namespace tokengate::tokenapi

@@ -28,6 +28,11 @@ struct recording_sink final : store::change_sink {
     std::lock_guard lock(mutex);
     seen[c.id] = c.current ? std::optional<std::string>(c.current->payload) : std::nullopt;
   }
+  void forget(std::span<const std::string> ids) override {
+    std::lock_guard lock(mutex);
+    for (const auto& id : ids)
+      seen[id] = std::nullopt;
+  }
   void fail_closed(bool on) override { closed = on; }
 
   std::optional<std::optional<std::string>> state(const std::string& id) {

@@ -3,125 +3,12 @@
 // that can refuse writes) and the follower of the change log, beside a second sidecar writing
 // straight to the database. The sidecar must never go on accepting a key the database no
 // longer holds.
-#include "store/fleet_follower.hpp"
-#include "tests/unit/store/store_fixtures.hpp"
-#include "tests/unit/tokenapi/api_fixture.hpp"
+#include "tests/unit/tokenapi/fleet_pair.hpp"
 
 #include <catch2/catch.hpp>
 
 using namespace tokengate;
 using namespace tokengate::test;
-using tokenapi::permission;
-
-namespace {
-
-/// The replica as fleet mode's store reaches it; its writes fail while `failing` is set (a full
-/// or broken disk). Reads, and the follower's own writes, go to the real store.
-class failing_replica final : public store::token_store {
-public:
-  explicit failing_replica(store::rocksdb_store& real) : real_(real) {}
-
-  bool failing = false;
-
-  store::result<std::optional<store::token_record>> get(std::string_view id) const override {
-    return real_.get(id);
-  }
-  store::result<std::optional<store::token_record>> find(const store::digest& d) const override {
-    return real_.find(d);
-  }
-  store::result<void> put(const store::token_record& r, std::string_view marker) override {
-    if (failing)
-      return store::errc::io_error;
-    return real_.put(r, marker);
-  }
-  store::result<void> put_many(std::span<const store::token_record> records) override {
-    if (failing)
-      return store::errc::io_error;
-    return real_.put_many(records);
-  }
-  store::result<bool> erase(std::string_view id) override {
-    if (failing)
-      return store::errc::io_error;
-    return real_.erase(id);
-  }
-  store::result<void> replace(const store::token_record& record,
-                              const store::token_record& expected) override {
-    if (failing)
-      return store::errc::io_error;
-    return real_.replace(record, expected);
-  }
-  store::result<void> erase_if(const store::token_record& expected) override {
-    if (failing)
-      return store::errc::io_error;
-    return real_.erase_if(expected);
-  }
-  store::result<std::vector<store::token_record>> scan(std::string_view after,
-                                                       std::size_t limit) const override {
-    return real_.scan(after, limit);
-  }
-  store::result<void> write_last_used(std::span<const store::usage> notes) override {
-    return real_.write_last_used(notes);
-  }
-  store::result<bool> has_marker(std::string_view marker) const override {
-    return real_.has_marker(marker);
-  }
-  store::result<void> flush() override { return real_.flush(); }
-
-private:
-  store::rocksdb_store& real_;
-};
-
-/// Sidecar A (fleet mode, replica that may fail, follower not on a thread: `sync` catches up)
-/// and sidecar B, whose writes go straight to the shared database.
-struct fleet_pair {
-  pg_fixture db;
-  temp_dir dir;
-  std::unique_ptr<store::rocksdb_store> replica =
-      store::rocksdb_store::open(dir / "replica").value();
-  failing_replica wrapper{*replica};
-  store::pg_store a_primary{{pg_cluster::shared().url(db.database), {}, std::chrono::seconds(5)}};
-  store::fleet_store a_store{a_primary, wrapper};
-  tokenapi::manual_clock clock{t0};
-  restarted a{a_store, clock};
-  restarted b{db.store, clock};
-  store::fleet_follower follower{
-      {pg_cluster::shared().url(db.database), {}, std::chrono::seconds(5)},
-      *replica,
-      a.service,
-      {}};
-  std::shared_ptr<tokenapi::auth_entry> root = [] {
-    tokenapi::token t;
-    t.id = "test-root";
-    t.permissions = tokenapi::permission_set::all();
-    return tokenapi::auth_entry::from(t);
-  }();
-
-  std::vector<std::string> reported; ///< ids whose replica write failed, as the log hears
-
-  fleet_pair() {
-    a_store.on_replica_failure([this](std::string_view id, boost::system::error_code why) {
-      CHECK(why == store::errc::io_error);
-      reported.emplace_back(id);
-    });
-    REQUIRE(follower.connect_and_sync());
-  }
-
-  /// A catch-up of A's follower: one page of the change log.
-  void sync() { REQUIRE(follower.catch_up()); }
-
-  static tokenapi::token_spec spec(std::string name) {
-    tokenapi::token_spec s;
-    s.name = std::move(name);
-    s.permissions.insert(permission::AlertRead);
-    return s;
-  }
-  /// Whether sidecar `s` lets `key` through.
-  bool accepted(restarted& s, const std::string& key) const {
-    return s.auth.decide(key, ip("127.0.0.1"), {}, clock.now()).allowed();
-  }
-};
-
-} // namespace
 
 TEST_CASE_METHOD(fleet_pair,
                  "a rotation the replica missed, then a delete elsewhere: neither key works on "
