@@ -50,12 +50,14 @@ api_error write_failed(const boost::system::error_code& e) {
 }
 
 // A fleet's write the database committed but this sidecar's replica did not take: it stands
-// (the caller is answered as for any write), but the authorizer must not show it. The follower
-// later applies the change from the log as a change from the digest the replica holds to the
-// database's record, dropping that digest from the authorizer: had the authorizer published the
-// write's new digest, a later delete or rotation elsewhere, applied from the same replica, would
-// never drop it, and the key would be accepted here until a restart. So the token is refused
-// here (failing closed) until the follower brings its record in.
+// (the caller is answered as for any write). The follower later applies the change from the
+// log as a change from the digest the replica holds to the database's record, dropping that
+// digest from the authorizer. So the authorizer must never hold a token under a digest the
+// replica does not hold: had it published a new token's or a rotation's new digest, a later
+// delete or rotation elsewhere, applied from the replica, would never drop it, and the key
+// would be accepted here until a restart. Those are refused here (failing closed) until the
+// follower brings the record in. An update keeps the digest the replica holds: it is published
+// at once (a narrowing holds at once), keyed as the replica is.
 template <class T> bool replica_behind(const store::result<T>& written) {
   return !written && written.error() == store::errc::replica_behind;
 }
@@ -178,14 +180,14 @@ api_result<bool> token_service::save_over(const token& t, const store::token_rec
                                           const store::digest* replaced) {
   store::token_record record{t.id, t.value_digest, encode_payload(t), std::nullopt};
   auto written = store_.replace(record, expected);
-  if (replica_behind(written)) {
-    // Written, but this sidecar's replica still holds `expected`: the token is refused here
-    // (both values) until the follower brings the write in, so that its view never differs
-    // from the replica's (see replica_behind above).
+  if (replica_behind(written) && t.value_digest != expected.value_digest) {
+    // Written, but this sidecar's replica still holds `expected`: a rotation is refused here
+    // (both values) until the follower brings the write in, so that the view never holds a
+    // digest the replica does not (see replica_behind above).
     auth_.remove(expected.value_digest);
     return {boost::system::in_place_value, true};
   }
-  if (!written) {
+  if (!written && !replica_behind(written)) {
     if (written.error() != store::errc::stale)
       return write_failed(written.error());
     if (auto caught_up = catch_up(t.id); !caught_up)

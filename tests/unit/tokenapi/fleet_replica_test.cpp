@@ -64,8 +64,8 @@ TEST_CASE_METHOD(fleet_pair,
 }
 
 TEST_CASE_METHOD(fleet_pair,
-                 "an update or a delete the replica missed stands, and the token is refused "
-                 "until the follower brings the change in",
+                 "an update the replica missed stands and holds here at once; a delete the "
+                 "replica missed stands and the key is refused",
                  "[service][fleet]") {
   auto kept = a.service.create(*root, spec("kept"));
   auto gone = a.service.create(*root, spec("gone"));
@@ -74,12 +74,22 @@ TEST_CASE_METHOD(fleet_pair,
   sync();
 
   wrapper.failing = true;
-  auto renamed = a.service.update(*root, kept->t.id, spec("renamed"));
+  auto narrowed = spec("renamed");
+  narrowed.permissions = tokenapi::permission_set{};
+  narrowed.permissions.insert(tokenapi::permission::RuleRead);
+  auto renamed = a.service.update(*root, kept->t.id, narrowed);
   REQUIRE(renamed);
   CHECK(renamed->name == "renamed");
   REQUIRE(a.service.erase(gone->t.id));
   wrapper.failing = false;
-  CHECK_FALSE(accepted(a, kept->value));
+  CHECK(reported == std::vector<std::string>{kept->t.id, gone->t.id});
+  // The update (the key unchanged) holds here at once, its narrowing with it.
+  CHECK(accepted(a, kept->value));
+  CHECK(a.auth.find(tokenapi::digest_of(kept->value))->name() == "renamed");
+  tokenapi::permission_set alert_read;
+  alert_read.insert(tokenapi::permission::AlertRead);
+  CHECK(a.auth.decide(kept->value, ip("127.0.0.1"), alert_read, t0).outcome ==
+        tokenapi::verdict::missing_permission);
   CHECK_FALSE(accepted(a, gone->value));
   CHECK(b.service.get(kept->t.id).value().name == "renamed");
   CHECK(b.service.get(gone->t.id).error().status == 404);
@@ -89,6 +99,25 @@ TEST_CASE_METHOD(fleet_pair,
   CHECK(a.auth.find(tokenapi::digest_of(kept->value))->name() == "renamed");
   CHECK_FALSE(accepted(a, gone->value));
   CHECK_FALSE(replica->get(gone->t.id).value().has_value());
+}
+
+TEST_CASE_METHOD(fleet_pair,
+                 "an update the replica missed, then a delete elsewhere: the key is refused once "
+                 "the follower brings the delete in",
+                 "[service][fleet]") {
+  auto made = a.service.create(*root, spec("ci"));
+  REQUIRE(made);
+  sync();
+
+  wrapper.failing = true;
+  REQUIRE(a.service.update(*root, made->t.id, spec("renamed")));
+  wrapper.failing = false;
+  REQUIRE(b.service.load());
+  REQUIRE(b.service.erase(made->t.id));
+  sync(); // the update and the delete in one page
+  CHECK_FALSE(accepted(a, made->value));
+  CHECK(a.auth.find(tokenapi::digest_of(made->value)) == nullptr);
+  CHECK_FALSE(replica->get(made->t.id).value().has_value());
 }
 
 TEST_CASE_METHOD(fleet_pair,
