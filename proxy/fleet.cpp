@@ -35,6 +35,14 @@ fleet::fleet(const config& settings, store::rocksdb_store& replica, log_sink& lo
       store_(primary_, replica), max_staleness_(settings.max_staleness) {
   log_.event(log_level::info, "fleet mode: PostgreSQL is the source of truth",
              [&](json_line& l) { l.add("database", store::describe(settings_)); });
+  primary_.on_lost_commit([this](std::string_view id, bool applied) {
+    log_.event(log_level::warn,
+               applied ? "the token database was lost during a commit; the write was found "
+                         "committed when read back and is answered as done"
+                       : "the token database was lost during a commit; whether the write was "
+                         "applied cannot be told: answered 503, the token should be read again",
+               [&](json_line& l) { l.add("token_id", id); });
+  });
   store_.on_replica_failure([this](std::string_view id, boost::system::error_code why) {
     log_.event(log_level::error,
                "the local replica did not take a token write the database committed: the token "

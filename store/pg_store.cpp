@@ -235,11 +235,11 @@ result<void> pg_store::settled(const result<void>& written, std::string_view id,
   if (written || written.error() != errc::commit_unknown)
     return written;
   auto now = get(id);
-  if (!now)
-    return written;
-  const bool done = intended ? *now && (*now)->value_digest == intended->value_digest &&
-                                   (*now)->payload == intended->payload
-                             : !*now;
+  const bool done = now && (intended ? *now && (*now)->value_digest == intended->value_digest &&
+                                           (*now)->payload == intended->payload
+                                     : !*now);
+  if (on_lost_commit_)
+    on_lost_commit_(id, done);
   return done ? result<void>{} : written;
 }
 

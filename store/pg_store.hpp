@@ -4,6 +4,7 @@
 #include "store/token_store.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 
 namespace tokengate::store {
@@ -41,6 +42,12 @@ public:
     conn_.lose_next_commit_reply(std::move(meanwhile));
   }
 
+  /// Told (the token's id, and whether the write was found committed when read back) when a
+  /// write's session broke during its COMMIT: for the log. Set before the store is used.
+  void on_lost_commit(std::function<void(std::string_view, bool)> hook) {
+    on_lost_commit_ = std::move(hook);
+  }
+
   /// Why the last call failed (libpq's words, never a password).
   [[nodiscard]] std::string last_error() const;
 
@@ -73,6 +80,7 @@ private:
 
   mutable std::mutex mutex_;
   mutable pg_connection conn_;
+  std::function<void(std::string_view, bool)> on_lost_commit_;
 };
 
 /// Creates or upgrades the schema on `c` under an advisory lock (see pg_store::migrate).

@@ -147,12 +147,16 @@ struct fleet_pair {
   }();
 
   std::vector<std::string> reported; ///< ids whose replica write failed, as the log hears
+  /// Writes whose COMMIT reply A lost: the id, and whether found committed, as the log hears.
+  std::vector<std::pair<std::string, bool>> lost_commits;
 
   fleet_pair() {
     a_store.on_replica_failure([this](std::string_view id, boost::system::error_code why) {
       CHECK(why == store::errc::io_error);
       reported.emplace_back(id);
     });
+    a_primary.on_lost_commit(
+        [this](std::string_view id, bool applied) { lost_commits.emplace_back(id, applied); });
     REQUIRE(follower.connect_and_sync());
   }
 

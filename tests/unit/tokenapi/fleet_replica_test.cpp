@@ -129,6 +129,7 @@ TEST_CASE_METHOD(fleet_pair,
   a_primary.lose_next_commit_reply();
   auto rotated = a.service.rotate(*root, made->t.id);
   REQUIRE(rotated);
+  CHECK(lost_commits == std::vector<std::pair<std::string, bool>>{{made->t.id, true}});
   CHECK(accepted(a, rotated->value));
   CHECK_FALSE(accepted(a, made->value));
   REQUIRE(b.service.load());
@@ -154,9 +155,13 @@ TEST_CASE("a change whose COMMIT reply is lost with the database answers 503 say
   auto target = s.service.create(*tokenapi::auth_entry::from(root_token), fleet_pair::spec("ci"));
   REQUIRE(target);
 
+  std::vector<std::pair<std::string, bool>> lost;
+  primary.on_lost_commit(
+      [&](std::string_view id, bool applied) { lost.emplace_back(id, applied); });
   primary.lose_next_commit_reply([&] { own.kill(); });
   auto answer = s.as(admin->value).post("/api-tokens/" + target->t.id + "/rotate");
   CHECK(answer.status == 503);
+  CHECK(lost == std::vector<std::pair<std::string, bool>>{{target->t.id, false}});
   CHECK(answer.message() == "the token database was lost while committing this change: it may "
                             "have been applied; read the token to see");
   own.start();
