@@ -3,6 +3,7 @@
 #include "store/replica_store.hpp"
 #include "store/token_store.hpp"
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -69,12 +70,15 @@ private:
 
   /// Notes `s` as the last error (its text) and returns its error code.
   [[nodiscard]] errc failed(const rocksdb::Status& s) const;
+  /// The same for a write, which RocksDB may not recover from (see the destructor).
+  [[nodiscard]] errc failed_write(const rocksdb::Status& s);
 
   std::unique_ptr<rocksdb::DB> db_;
   // Writers read the previous record (to drop its digest index) before writing: one at a time.
   std::mutex write_mutex_;
   mutable std::mutex error_mutex_;
   mutable std::string last_error_;
+  std::atomic<bool> write_failed_{false};
 };
 
 } // namespace tokengate::store
