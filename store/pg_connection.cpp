@@ -97,6 +97,26 @@ result<void> pg_connection::connect() {
     return lost(one_line(PQerrorMessage(conn_)));
   PQsetNoticeProcessor(
       conn_, [](void*, const char*) {}, nullptr);
+  // A session cut off inside a transaction (its sidecar gone) would otherwise hold its locks,
+  // the change log's counter among them, until the server noticed the connection lost.
+  const auto idle = std::to_string(settings_.idle_in_transaction_timeout.count());
+  if (auto set = exec("SET idle_in_transaction_session_timeout = " + idle); !set) {
+    close();
+    return set.error();
+  }
+  return {};
+}
+
+result<void> pg_connection::begin() {
+  // Named, not the server's default: a conditional write relies on READ COMMITTED's recheck
+  // of a row another session changed (a stricter default would fail it instead).
+  auto begun = exec("BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = " +
+                    std::to_string(settings_.lock_timeout.count()));
+  if (!begun) {
+    if (connected())
+      (void)exec("ROLLBACK");
+    return begun.error();
+  }
   return {};
 }
 

@@ -21,6 +21,11 @@ struct pg_settings {
   std::string url;
   std::string password;
   std::chrono::seconds connect_timeout{2};
+  /// How long a write transaction waits for a lock another session holds before it fails.
+  std::chrono::milliseconds lock_timeout{10'000};
+  /// The server ends a session idle inside a transaction this long (its client cut off
+  /// mid-write), releasing the locks it held.
+  std::chrono::milliseconds idle_in_transaction_timeout{30'000};
 };
 
 /// `url` for logs and errors: host, port, database and user only, never a password. A string
@@ -53,6 +58,9 @@ public:
   /// ';' are allowed without parameters.
   [[nodiscard]] result<pg_rows>
   exec(std::string_view sql, std::initializer_list<std::optional<std::string_view>> params = {});
+
+  /// Opens a READ COMMITTED transaction whose lock waits end after `lock_timeout` (`io_error`).
+  [[nodiscard]] result<void> begin();
 
   /// Ends the open transaction. `commit_unknown` when the session breaks meanwhile: the
   /// database may have committed or not (the reply was lost).
@@ -91,9 +99,7 @@ template <class F> auto in_transaction(pg_connection& c, F&& body) -> decltype(b
   for (int attempt = 0;; ++attempt) {
     if (auto opened = c.connect(); !opened)
       return failed(opened.error());
-    // Named, not the server's default: a conditional write relies on READ COMMITTED's recheck
-    // of a row another session changed (a stricter default would fail it instead).
-    auto begun = c.exec("BEGIN ISOLATION LEVEL READ COMMITTED");
+    auto begun = c.begin();
     if (!begun) {
       if (begun.error() == errc::unavailable && attempt == 0)
         continue;

@@ -120,3 +120,53 @@ TEST_CASE("a password from database_password_file is used", "[store][pg]") {
   CHECK(with.migrate());
   CHECK_FALSE(with.has_marker("x").value());
 }
+
+TEST_CASE("a write waiting on a lock another session holds gives up after lock_timeout, and "
+          "changes nothing",
+          "[store][pg]") {
+  test::pg_fixture f;
+  auto& pg = pg_cluster::shared();
+  store::pg_settings impatient{pg.url(f.database), {}, std::chrono::seconds(5)};
+  impatient.lock_timeout = std::chrono::milliseconds(100);
+  store::pg_store writer(impatient);
+  REQUIRE(writer.put(record("a", 1)));
+
+  // Another sidecar's write, its transaction open: it holds the change log's counter.
+  store::pg_connection held({pg.url(f.database), {}, std::chrono::seconds(5)});
+  REQUIRE(held.connect());
+  REQUIRE(held.begin());
+  REQUIRE(held.exec("UPDATE tokengate_meta SET last_seq = last_seq"));
+  auto refused = writer.put(record("b", 2));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error() == store::errc::io_error);
+  CHECK(writer.last_error().find("lock timeout") != std::string::npos);
+  REQUIRE(held.exec("ROLLBACK"));
+
+  CHECK_FALSE(writer.get("b").value().has_value());
+  REQUIRE(writer.put(record("b", 2))); // the session is usable again
+  CHECK(pg.query("SELECT last_seq FROM tokengate_meta", f.database) == "2");
+}
+
+TEST_CASE("a session left idle inside a transaction is ended by the server, releasing its locks",
+          "[store][pg]") {
+  test::pg_fixture f;
+  auto& pg = pg_cluster::shared();
+  CHECK(pg.query("SELECT count(*) FROM tokengate_meta", f.database) == "1");
+  store::pg_connection defaults({pg.url(f.database), {}, std::chrono::seconds(5)});
+  REQUIRE(defaults.connect());
+  CHECK(defaults.exec("SHOW idle_in_transaction_session_timeout").value().at(0).at(0) == "30s");
+
+  // A sidecar cut off in the middle of its write: its session holds the counter, idle.
+  store::pg_settings brief{pg.url(f.database), {}, std::chrono::seconds(5)};
+  brief.idle_in_transaction_timeout = std::chrono::milliseconds(200);
+  store::pg_connection cut_off(brief);
+  REQUIRE(cut_off.connect());
+  REQUIRE(cut_off.begin());
+  REQUIRE(cut_off.exec("UPDATE tokengate_meta SET last_seq = last_seq"));
+
+  // Another sidecar's write waits for the lock (at most its 10 s lock_timeout), then is taken
+  // once the server has ended the idle session.
+  REQUIRE(f.store.put(record("a", 1)));
+  CHECK(f.store.get("a").value().has_value());
+  CHECK_FALSE(cut_off.exec("COMMIT")); // its session is gone: nothing of it committed
+}
