@@ -72,7 +72,10 @@ std::unique_ptr<upstream_connection> upstream_pool::make() {
 }
 
 void upstream_pool::give_back(std::unique_ptr<upstream_connection> c) {
-  if (idle_.size() >= max_idle_ || !c->buffer.empty()) {
+  // Bytes after a whole answer are no answer to a later request. Over TLS they may wait in
+  // OpenSSL's buffer (it reads ahead), where the socket check of `take` cannot see them.
+  const bool stray = !c->buffer.empty() || (c->stream.is_tls() && SSL_has_pending(c->stream.tls()));
+  if (idle_.size() >= max_idle_ || stray) {
     c->stream.close();
     return;
   }

@@ -351,3 +351,22 @@ TEST_CASE("upstream_tls.cert_file and key_file show a client certificate to the 
   CHECK_THAT(test::request(gate.admin_port(), "GET", "/metrics").body,
              Catch::Contains("tokengate_tls_certificate_expiry_seconds{listener=\"upstream\"}"));
 }
+
+TEST_CASE("bytes an https upstream sends after a whole answer are never taken for the next "
+          "answer",
+          "[tls][upstream][pool]") {
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "upstream-ca");
+  const auto pair = ca.issue(d.path(), "upstream");
+  test::test_upstream upstream(0, {pair.cert.string(), pair.key.string()});
+  test::sidecar gate(upstream.port(), https_upstream(ca.cert_file()));
+
+  test::http_client client(gate.port());
+  // The stray 408 comes in the same read as the answer, as a TLS record of its own: it waits
+  // in OpenSSL's buffer, not in the socket, so the connection must not go back to the pool.
+  CHECK(client.request("GET", "/public/stray-after").status == 200);
+  const auto r = client.request("GET", "/public/next");
+  CHECK(r.status == 200);
+  CHECK(upstream.last().target == "/public/next");
+  CHECK(upstream.connections() == 2);
+}

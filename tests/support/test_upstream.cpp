@@ -85,6 +85,22 @@ void write_raw(Stream& s, std::string_view bytes, boost::system::error_code& ec)
   net::write(s, net::buffer(bytes.data(), bytes.size()), ec);
 }
 
+// `first` and then `second` in one TCP write: over TLS, two records that arrive together.
+void write_together(tcp::socket& s, std::string_view first, std::string_view second,
+                    boost::system::error_code& ec) {
+  write_raw(s, std::string(first).append(second), ec);
+}
+void write_together(net::ssl::stream<tcp::socket&>& s, std::string_view first,
+                    std::string_view second, boost::system::error_code& ec) {
+  // SSL_write leaves its record in the stream's memory BIO; the next write sends both.
+  std::size_t n = 0;
+  if (SSL_write_ex(s.native_handle(), first.data(), first.size(), &n) != 1) {
+    ec = net::error::broken_pipe;
+    return;
+  }
+  write_raw(s, second, ec);
+}
+
 } // namespace
 
 std::uint64_t fnv1a(std::string_view bytes, std::uint64_t h) {
@@ -233,6 +249,16 @@ struct test_upstream::impl {
       write_raw(socket, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + echo_json(r),
                 ec);
       return false;
+    }
+    if (path == "/stray-after") {
+      // A whole keep-alive answer with a stray 408 right behind it, sent together: a broken
+      // backend, whose 408 must never be taken for the answer to a later request.
+      const auto body = echo_json(r);
+      write_together(socket,
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                         std::to_string(body.size()) + "\r\n\r\n" + body,
+                     "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n", ec);
+      return !ec && keep_alive;
     }
     if (path == "/early-hints") {
       write_raw(socket, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", ec);

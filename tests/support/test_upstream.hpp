@@ -59,6 +59,7 @@ struct upstream_tls_files {
 ///   /drop-after                    the echo (keep-alive), then closes the idle connection
 ///   /hang-up                       closes the connection without answering
 ///   /timeout-after                 the echo (keep-alive), then a 408 and a close while idle
+///   /stray-after                   the echo (keep-alive) and a stray 408, sent together
 ///   anything else                  200 with a JSON echo: method, target, headers, body size
 /// Bodies are read as streams (any size) and summarised in `requests()`.
 class test_upstream {
