@@ -160,6 +160,8 @@ std::pair<context_ptr, certificate_facts> build_upstream_context(const upstream_
   SSL_CTX* native = context->native_handle();
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
   SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  // Pooled connections are idle most of their life: their record buffers are freed meanwhile.
+  SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
   const bool loaded = s.ca_file.empty()
                           ? SSL_CTX_set_default_verify_paths(native) == 1
                           : SSL_CTX_load_verify_locations(native, s.ca_file.c_str(), nullptr) == 1;
