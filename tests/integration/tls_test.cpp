@@ -370,3 +370,28 @@ TEST_CASE("bytes an https upstream sends after a whole answer are never taken fo
   CHECK(upstream.last().target == "/public/next");
   CHECK(upstream.connections() == 2);
 }
+
+TEST_CASE("an https upstream's body ended by its close is whole after close_notify, cut short "
+          "without it",
+          "[tls][upstream]") {
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "upstream-ca");
+  const auto pair = ca.issue(d.path(), "upstream");
+  test::test_upstream upstream(0, {pair.cert.string(), pair.key.string()});
+  test::sidecar gate(upstream.port(), https_upstream(ca.cert_file()));
+
+  test::raw_connection whole(gate.port());
+  whole.send("GET /public/close HTTP/1.1\r\nHost: x\r\n\r\n");
+  const auto complete = whole.read_until("\r\n0\r\n\r\n");
+  CHECK(test::status_of(complete) == 200);
+  CHECK(complete.ends_with("\r\n0\r\n\r\n"));
+
+  // A close without close_notify may be an attacker's cut: the client is not told the body
+  // ended (no last chunk), and the connection closes.
+  test::raw_connection cut(gate.port());
+  cut.send("GET /public/close?cut=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+  const auto truncated = cut.read_until_close();
+  CHECK(test::status_of(truncated) == 200);
+  CHECK(truncated.find("\"target\"") != std::string::npos);
+  CHECK_FALSE(truncated.ends_with("\r\n0\r\n\r\n"));
+}

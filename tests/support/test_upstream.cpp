@@ -85,6 +85,13 @@ void write_raw(Stream& s, std::string_view bytes, boost::system::error_code& ec)
   net::write(s, net::buffer(bytes.data(), bytes.size()), ec);
 }
 
+// Ends a connection's stream before the close: close_notify over TLS (answered or not).
+void end_stream(tcp::socket&) {}
+void end_stream(net::ssl::stream<tcp::socket&>& s) {
+  boost::system::error_code ignored;
+  s.shutdown(ignored);
+}
+
 // `first` and then `second` in one TCP write: over TLS, two records that arrive together.
 void write_together(tcp::socket& s, std::string_view first, std::string_view second,
                     boost::system::error_code& ec) {
@@ -248,6 +255,8 @@ struct test_upstream::impl {
     if (path == "/close") {
       write_raw(socket, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + echo_json(r),
                 ec);
+      if (!ec && query_number(r.target, "cut") != 1)
+        end_stream(socket);
       return false;
     }
     if (path == "/stray-after") {

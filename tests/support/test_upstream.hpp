@@ -54,7 +54,8 @@ struct upstream_tls_files {
 ///   /slow?ms=N                     waits N ms, then echoes
 ///   /status/NNN                    answers NNN (no body for 204 and 304)
 ///   /chunked                       a small chunked echo
-///   /close                         an echo delimited by closing the connection (no length)
+///   /close[?cut=1]                 an echo delimited by closing the connection (no length);
+///                                  over TLS the close follows close_notify, unless cut=1
 ///   /early-hints                   a 103 Early Hints, then the echo
 ///   /drop-after                    the echo (keep-alive), then closes the idle connection
 ///   /hang-up                       closes the connection without answering
