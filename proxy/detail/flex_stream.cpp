@@ -13,6 +13,8 @@ enum class tls_next { done, read, write };
 
 /// A TLS record carries at most this much: smaller buffers are gathered up to it.
 constexpr std::size_t max_record = 16 * 1024;
+/// A gather buffer larger than this is freed once its write is done.
+constexpr std::size_t small_gather = 2 * 1024;
 
 /// Reads the outcome of an OpenSSL call that returned `ret` (with `saved_errno` as it left it):
 /// done (with the error code, if any), or the readiness to wait for before calling again. The
@@ -118,6 +120,9 @@ net::awaitable<io_outcome> flex_stream::tls_write(std::span<const net::const_buf
       co_return io_outcome{ec, written};
     written += n;
   }
+  // A keep-alive connection is idle most of its life: it holds no record-sized copy meanwhile.
+  if (gather_.capacity() > small_gather)
+    std::string().swap(gather_);
   co_return io_outcome{boost::system::error_code{}, written};
 }
 
