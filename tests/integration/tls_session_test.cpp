@@ -189,3 +189,56 @@ TEST_CASE("after a closing answer, a TLS client that never answers close_notify 
     CHECK(f.upstream.requests().size() == 1);
   }
 }
+
+TEST_CASE("a TLS client that sends close_notify right after its request still gets the answer",
+          "[tls]") {
+  tls_fixture f;
+  for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    bare_tls c(f.gate.port(), f.ca.cert_file(), version);
+    REQUIRE(c.send(get_x));
+    REQUIRE(SSL_shutdown(c.ssl()) == 0); // sent; the server's comes later
+    CHECK(test::status_of(c.read_answers(1)) == 200);
+    CHECK(c.next_event() == "close_notify");
+  }
+}
+
+TEST_CASE("large bodies cross TLS both ways whole, whatever the record sizes", "[tls]") {
+  tls_fixture f;
+  test::tls_client c(f.gate.port(), f.trusting());
+  const auto down = c.request("GET", "/public/download?bytes=3000001");
+  CHECK(down.status == 200);
+  CHECK(down.body.size() == 3000001);
+  const auto chunked = c.request("GET", "/public/download?bytes=2000003&chunked=1");
+  CHECK(chunked.status == 200);
+  CHECK(chunked.body.size() == 2000003);
+  const std::string body(2 * 1024 * 1024 + 7, 'b');
+  CHECK(c.request("POST", "/public/upload", {}, body).status == 200);
+  CHECK(f.upstream.last().body_bytes == body.size());
+  CHECK(f.upstream.last().body_hash == test::fnv1a(body));
+}
+
+TEST_CASE("large bodies cross TLS on both sides whole: TLS client, https upstream", "[tls]") {
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "ca");
+  const auto server = ca.issue(d.path(), "server");
+  const auto upstream_pair = ca.issue(d.path(), "upstream");
+  test::test_upstream upstream(0, {upstream_pair.cert.string(), upstream_pair.key.string()});
+  auto settings = test::example_routes();
+  settings.tls.cert_file = server.cert;
+  settings.tls.key_file = server.key;
+  settings.upstream_tls.enabled = true;
+  settings.upstream_tls.ca_file = ca.cert_file();
+  test::sidecar gate(upstream.port(), settings);
+
+  test::tls_client c(gate.port(), test::trusting(ca.cert_file()));
+  for (int i = 0; i < 2; ++i) {
+    const auto down = c.request("GET", "/public/download?bytes=3000001");
+    CHECK(down.status == 200);
+    CHECK(down.body.size() == 3000001);
+    const std::string body(2 * 1024 * 1024 + 7, 'b');
+    CHECK(c.request("POST", "/public/upload", {}, body).status == 200);
+    CHECK(upstream.last().body_bytes == body.size());
+    CHECK(upstream.last().body_hash == test::fnv1a(body));
+  }
+  CHECK(upstream.connections() == 1);
+}
