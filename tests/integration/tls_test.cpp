@@ -352,8 +352,8 @@ TEST_CASE("upstream_tls.cert_file and key_file show a client certificate to the 
              Catch::Contains("tokengate_tls_certificate_expiry_seconds{listener=\"upstream\"}"));
 }
 
-TEST_CASE("bytes an https upstream sends after a whole answer are never taken for the next "
-          "answer",
+TEST_CASE("data an https upstream sends after a whole answer is never taken for the next "
+          "answer, and a session ticket there leaves the connection in the pool",
           "[tls][upstream][pool]") {
   test::temp_dir d;
   test::test_ca ca(d.path(), "upstream-ca");
@@ -368,6 +368,12 @@ TEST_CASE("bytes an https upstream sends after a whole answer are never taken fo
   const auto r = client.request("GET", "/public/next");
   CHECK(r.status == 200);
   CHECK(upstream.last().target == "/public/next");
+  CHECK(upstream.connections() == 2);
+
+  // A TLS 1.3 session ticket behind an answer is no answer: the connection stays in the pool.
+  CHECK(client.request("GET", "/public/ticket-after").status == 200);
+  CHECK(client.request("GET", "/public/after-ticket").status == 200);
+  CHECK(upstream.last().target == "/public/after-ticket");
   CHECK(upstream.connections() == 2);
 }
 

@@ -92,6 +92,22 @@ void end_stream(net::ssl::stream<tcp::socket&>& s) {
   s.shutdown(ignored);
 }
 
+// `answer`, then a TLS 1.3 NewSessionTicket in the same TCP write (plain: the answer alone).
+void write_with_ticket(tcp::socket& s, std::string_view answer, boost::system::error_code& ec) {
+  write_raw(s, answer, ec);
+}
+void write_with_ticket(net::ssl::stream<tcp::socket&>& s, std::string_view answer,
+                       boost::system::error_code& ec) {
+  std::size_t n = 0;
+  if (SSL_write_ex(s.native_handle(), answer.data(), answer.size(), &n) != 1 ||
+      SSL_new_session_ticket(s.native_handle()) != 1) {
+    ec = net::error::broken_pipe;
+    return;
+  }
+  // The handshake step writes the ticket and sends what the memory BIO holds: both records.
+  s.handshake(net::ssl::stream_base::server, ec);
+}
+
 // `first` and then `second` in one TCP write: over TLS, two records that arrive together.
 void write_together(tcp::socket& s, std::string_view first, std::string_view second,
                     boost::system::error_code& ec) {
@@ -267,6 +283,15 @@ struct test_upstream::impl {
                      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
                          std::to_string(body.size()) + "\r\n\r\n" + body,
                      "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n", ec);
+      return !ec && keep_alive;
+    }
+    if (path == "/ticket-after") {
+      // A whole keep-alive answer and, over TLS 1.3, a new session ticket right behind it.
+      const auto body = echo_json(r);
+      write_with_ticket(socket,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\n\r\n" + body,
+                        ec);
       return !ec && keep_alive;
     }
     if (path == "/early-hints") {

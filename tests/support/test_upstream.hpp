@@ -60,6 +60,8 @@ struct upstream_tls_files {
 ///   /drop-after                    the echo (keep-alive), then closes the idle connection
 ///   /hang-up                       closes the connection without answering
 ///   /timeout-after                 the echo (keep-alive), then a 408 and a close while idle
+///   /ticket-after                  the echo (keep-alive) and, over TLS 1.3, a session ticket,
+///                                  sent together
 ///   /stray-after                   the echo (keep-alive) and a stray 408, sent together
 ///   anything else                  200 with a JSON echo: method, target, headers, body size
 /// Bodies are read as streams (any size) and summarised in `requests()`.
