@@ -1,6 +1,7 @@
 // The stand-in backend, written with Boost.Beast: an HTTP implementation independent of the
 // proxy's own parser, so each checks the other.
 #include "tests/support/test_upstream.hpp"
+#include "tests/support/upstream_writes.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -24,6 +25,10 @@ namespace {
 namespace net = boost::asio;
 namespace http = boost::beast::http;
 using tcp = net::ip::tcp;
+using upstream_writes::end_stream;
+using upstream_writes::write_raw;
+using upstream_writes::write_together;
+using upstream_writes::write_with_ticket;
 
 constexpr std::size_t kept_body = 64 * 1024;
 
@@ -78,50 +83,6 @@ seen_tls tls_facts(SSL* ssl) {
   }
   X509_free(cert);
   return t;
-}
-
-template <class Stream>
-void write_raw(Stream& s, std::string_view bytes, boost::system::error_code& ec) {
-  net::write(s, net::buffer(bytes.data(), bytes.size()), ec);
-}
-
-// Ends a connection's stream before the close: close_notify over TLS (answered or not).
-void end_stream(tcp::socket&) {}
-void end_stream(net::ssl::stream<tcp::socket&>& s) {
-  boost::system::error_code ignored;
-  s.shutdown(ignored);
-}
-
-// `answer`, then a TLS 1.3 NewSessionTicket in the same TCP write (plain: the answer alone).
-void write_with_ticket(tcp::socket& s, std::string_view answer, boost::system::error_code& ec) {
-  write_raw(s, answer, ec);
-}
-void write_with_ticket(net::ssl::stream<tcp::socket&>& s, std::string_view answer,
-                       boost::system::error_code& ec) {
-  std::size_t n = 0;
-  if (SSL_write_ex(s.native_handle(), answer.data(), answer.size(), &n) != 1 ||
-      SSL_new_session_ticket(s.native_handle()) != 1) {
-    ec = net::error::broken_pipe;
-    return;
-  }
-  // The handshake step writes the ticket and sends what the memory BIO holds: both records.
-  s.handshake(net::ssl::stream_base::server, ec);
-}
-
-// `first` and then `second` in one TCP write: over TLS, two records that arrive together.
-void write_together(tcp::socket& s, std::string_view first, std::string_view second,
-                    boost::system::error_code& ec) {
-  write_raw(s, std::string(first).append(second), ec);
-}
-void write_together(net::ssl::stream<tcp::socket&>& s, std::string_view first,
-                    std::string_view second, boost::system::error_code& ec) {
-  // SSL_write leaves its record in the stream's memory BIO; the next write sends both.
-  std::size_t n = 0;
-  if (SSL_write_ex(s.native_handle(), first.data(), first.size(), &n) != 1) {
-    ec = net::error::broken_pipe;
-    return;
-  }
-  write_raw(s, second, ec);
 }
 
 } // namespace
@@ -275,23 +236,17 @@ struct test_upstream::impl {
         end_stream(socket);
       return false;
     }
-    if (path == "/stray-after") {
-      // A whole keep-alive answer with a stray 408 right behind it, sent together: a broken
-      // backend, whose 408 must never be taken for the answer to a later request.
+    if (path == "/stray-after" || path == "/ticket-after") {
+      // A whole keep-alive answer with, right behind it in the same TCP write, a stray 408 (a
+      // broken backend: never the answer to a later request) or a TLS 1.3 session ticket.
       const auto body = echo_json(r);
-      write_together(socket,
-                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
-                         std::to_string(body.size()) + "\r\n\r\n" + body,
-                     "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n", ec);
-      return !ec && keep_alive;
-    }
-    if (path == "/ticket-after") {
-      // A whole keep-alive answer and, over TLS 1.3, a new session ticket right behind it.
-      const auto body = echo_json(r);
-      write_with_ticket(socket,
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
-                            std::to_string(body.size()) + "\r\n\r\n" + body,
-                        ec);
+      const auto whole = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                         std::to_string(body.size()) + "\r\n\r\n" + body;
+      if (path == "/stray-after")
+        write_together(socket, whole, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n",
+                       ec);
+      else
+        write_with_ticket(socket, whole, ec);
       return !ec && keep_alive;
     }
     if (path == "/early-hints") {
