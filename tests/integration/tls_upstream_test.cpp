@@ -57,3 +57,30 @@ TEST_CASE("an https upstream's body ended by its close is whole after close_noti
   CHECK(truncated.find("\"target\"") != std::string::npos);
   CHECK_FALSE(truncated.ends_with("\r\n0\r\n\r\n"));
 }
+
+TEST_CASE("an HTTP/1.0 client over TLS is told of a body the https upstream cut short: no "
+          "close_notify",
+          "[tls][upstream]") {
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "ca");
+  const auto server = ca.issue(d.path(), "server");
+  const auto upstream_pair = ca.issue(d.path(), "upstream");
+  test::test_upstream upstream(0, {upstream_pair.cert.string(), upstream_pair.key.string()});
+  auto settings = https_upstream(ca.cert_file());
+  settings.tls.cert_file = server.cert;
+  settings.tls.key_file = server.key;
+  test::sidecar gate(upstream.port(), settings);
+
+  // An HTTP/1.0 client's body ends with the connection; over TLS, close_notify says it is whole.
+  test::tls_client whole(gate.port(), test::trusting(ca.cert_file()));
+  whole.send("GET /public/close HTTP/1.0\r\n\r\n");
+  const auto r = whole.read_response();
+  CHECK(r.status == 200);
+  CHECK(r.json().at("target") == "/public/close");
+
+  // The upstream's close without close_notify may be a cut: the client's close has none either,
+  // so the client cannot take the part it got for the whole body.
+  test::tls_client cut(gate.port(), test::trusting(ca.cert_file()));
+  cut.send("GET /public/close?cut=1 HTTP/1.0\r\n\r\n");
+  CHECK_THROWS(cut.read_response());
+}
