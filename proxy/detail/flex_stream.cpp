@@ -12,8 +12,10 @@ namespace {
 /// What an OpenSSL call's result asks for next.
 enum class tls_next { done, read, write };
 
-/// A TLS record carries at most this much: smaller buffers are gathered up to it.
-constexpr std::size_t max_record = 16 * 1024;
+/// Buffers are gathered into one record up to this size: a head and a small body. Larger ones
+/// go out as they are, where a record more costs little; so the gather buffer an idle
+/// connection keeps stays small.
+constexpr std::size_t max_gather = 4 * 1024;
 
 /// Reads the outcome of an OpenSSL call that returned `ret` (with `saved_errno` as it left it):
 /// done (with the error code, if any), or the readiness to wait for before calling again. The
@@ -135,9 +137,9 @@ net::awaitable<io_outcome> flex_stream::tls_write(std::span<const net::const_buf
   bool gathered = false;
   for (std::size_t i = 0; i < buffers.size();) {
     net::const_buffer out = buffers[i++];
-    if (!gathered && i < buffers.size() && out.size() + buffers[i].size() <= max_record) {
+    if (!gathered && i < buffers.size() && out.size() + buffers[i].size() <= max_gather) {
       gather_.assign(static_cast<const char*>(out.data()), out.size());
-      for (; i < buffers.size() && gather_.size() + buffers[i].size() <= max_record; ++i)
+      for (; i < buffers.size() && gather_.size() + buffers[i].size() <= max_gather; ++i)
         gather_.append(static_cast<const char*>(buffers[i].data()), buffers[i].size());
       out = net::buffer(gather_);
       gathered = true;
