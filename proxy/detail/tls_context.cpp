@@ -147,6 +147,9 @@ std::pair<context_ptr, certificate_facts> build_server_context(const tls_setting
   }
   // Resumed sessions need the context named, or OpenSSL refuses them when clients are verified.
   SSL_CTX_set_session_id_context(native, session_context, sizeof session_context - 1);
+  // Expired sessions leave the cache on the server's 2-second tick (flush_expired_sessions),
+  // not in a walk of the whole cache every 255 handshakes, inside one of them.
+  SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_AUTO_CLEAR);
   SSL_CTX_set_alpn_select_cb(native, select_http11, nullptr);
   auto facts = facts_of(SSL_CTX_get0_certificate(native));
   ERR_clear_error();
@@ -248,6 +251,10 @@ std::optional<std::string> reloadable_context::reload() {
     error_ = e.what();
   }
   return error_;
+}
+
+void reloadable_context::flush_expired_sessions() const {
+  SSL_CTX_flush_sessions(current()->native_handle(), static_cast<long>(::time(nullptr)));
 }
 
 bool reloadable_context::changed_on_disk() const {
