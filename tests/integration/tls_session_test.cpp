@@ -242,3 +242,28 @@ TEST_CASE("large bodies cross TLS on both sides whole: TLS client, https upstrea
   }
   CHECK(upstream.connections() == 1);
 }
+
+TEST_CASE("a TLS client that stops reading a large answer is closed after idle_timeout_ms, and "
+          "the server goes on",
+          "[tls][limits]") {
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "ca");
+  const auto pair = ca.issue(d.path(), "server");
+  auto c = test::example_routes();
+  c.tls.cert_file = pair.cert;
+  c.tls.key_file = pair.key;
+  c.limits.idle_timeout = std::chrono::milliseconds(300);
+  test::test_upstream upstream;
+  test::sidecar gate(upstream.port(), c);
+  {
+    bare_tls stalled(gate.port(), ca.cert_file());
+    REQUIRE(stalled.send("GET /public/download?bytes=50000000 HTTP/1.1\r\nHost: x\r\n\r\n"));
+    // The server's write stops mid-record on a full socket; the deadline ends it, and the close
+    // (without a close_notify that cannot go out) follows within the linger time.
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    CHECK(stalled.tcp_closed());
+  }
+  bare_tls next(gate.port(), ca.cert_file());
+  REQUIRE(next.send(get_x));
+  CHECK(test::status_of(next.read_answers(1)) == 200);
+}
