@@ -163,9 +163,13 @@ net::awaitable<void> server::impl::usage_loop() {
       count_expiring();
     usage_timer->expires_after(std::chrono::seconds(1));
     co_await usage_timer->async_wait(nothrow);
-    // A changed certificate is seen within about two seconds.
-    if (tick % 2 == 1)
+    // A changed certificate is seen within about two seconds; expired TLS sessions go as often.
+    if (tick % 2 == 1) {
       (void)reload_certificates(false);
+      for (const auto* context : {shared.tls.get(), shared.admin_tls.get()})
+        if (context != nullptr)
+          context->flush_expired_sessions();
+    }
     if (auto written = shared.deps.service.flush_usage(); !written)
       log.event(log_level::warn, "could not write last-use times",
                 [&](json_line& l) { l.add("error", written.error().message()); });

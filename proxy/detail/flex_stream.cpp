@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -11,8 +12,10 @@ namespace {
 /// What an OpenSSL call's result asks for next.
 enum class tls_next { done, read, write };
 
-/// A TLS record carries at most this much: smaller buffers are gathered up to it.
-constexpr std::size_t max_record = 16 * 1024;
+/// Buffers are gathered into one record up to this size: a head and a small body. Larger ones
+/// go out as they are, where a record more costs little; so the gather buffer an idle
+/// connection keeps stays small.
+constexpr std::size_t max_gather = 4 * 1024;
 
 /// Reads the outcome of an OpenSSL call that returned `ret` (with `saved_errno` as it left it):
 /// done (with the error code, if any), or the readiness to wait for before calling again. The
@@ -52,7 +55,8 @@ tls_next settle(SSL* ssl, int ret, int saved_errno, boost::system::error_code& e
 
 bool flex_stream::start_tls(net::ssl::context& context, tls_role role) {
   boost::system::error_code ec;
-  socket_.non_blocking(true, ec);
+  if (!socket_.non_blocking())
+    socket_.non_blocking(true, ec);
   std::unique_ptr<SSL, ssl_free> ssl(SSL_new(context.native_handle()));
   if (ec || !ssl || SSL_set_fd(ssl.get(), socket_.native_handle()) != 1) {
     ERR_clear_error();
@@ -73,7 +77,9 @@ template <class Step> net::awaitable<io_outcome> flex_stream::drive(Step step) {
     if (!socket_.is_open())
       co_return io_outcome{net::error::bad_descriptor, 0};
     // OpenSSL reads its error queue to classify a failure: it must hold only this call's.
-    ERR_clear_error();
+    // Every failure below clears it, so there is rarely anything to clear.
+    if (ERR_peek_error() != 0)
+      ERR_clear_error();
     errno = 0;
     std::size_t n = 0;
     const int ret = step(ssl_.get(), n);
@@ -92,33 +98,56 @@ net::awaitable<boost::system::error_code> flex_stream::handshake() {
   co_return ec;
 }
 
+// Not a coroutine: the read is drive()'s own frame, one per read.
 net::awaitable<io_outcome> flex_stream::tls_read_some(net::mutable_buffer into) {
-  co_return co_await drive(
+  return drive(
       [into](SSL* s, std::size_t& n) { return SSL_read_ex(s, into.data(), into.size(), &n); });
 }
 
-net::awaitable<io_outcome> flex_stream::tls_write(std::span<const net::const_buffer> buffers) {
+namespace {
+
+/// Writes pieces in order, one SSL_write_ex each, resuming where a wait interrupted it: the
+/// piece being written is passed again unchanged, as OpenSSL requires after WANT_WRITE.
+/// Without partial writes, SSL_write_ex succeeds only once all of a piece is sent.
+struct piece_writer {
+  std::array<net::const_buffer, 4> pieces{};
+  std::size_t count = 0;
+  std::size_t next = 0;
   std::size_t written = 0;
+
+  int operator()(SSL* s, std::size_t& n) {
+    for (; next < count; ++next) {
+      std::size_t sent = 0;
+      if (SSL_write_ex(s, pieces[next].data(), pieces[next].size(), &sent) != 1) {
+        n = written;
+        return 0;
+      }
+      written += sent;
+    }
+    n = written;
+    return 1;
+  }
+};
+
+} // namespace
+
+net::awaitable<io_outcome> flex_stream::tls_write(std::span<const net::const_buffer> buffers) {
+  // A head and a small body go out as one record, as a plain write takes both in one syscall.
+  piece_writer writer;
+  bool gathered = false;
   for (std::size_t i = 0; i < buffers.size();) {
-    // One record for a head and a small body, as a plain write takes both in one syscall.
     net::const_buffer out = buffers[i++];
-    if (i < buffers.size() && out.size() + buffers[i].size() <= max_record) {
+    if (!gathered && i < buffers.size() && out.size() + buffers[i].size() <= max_gather) {
       gather_.assign(static_cast<const char*>(out.data()), out.size());
-      for (; i < buffers.size() && gather_.size() + buffers[i].size() <= max_record; ++i)
+      for (; i < buffers.size() && gather_.size() + buffers[i].size() <= max_gather; ++i)
         gather_.append(static_cast<const char*>(buffers[i].data()), buffers[i].size());
       out = net::buffer(gather_);
+      gathered = true;
     }
-    if (out.size() == 0)
-      continue;
-    // Without partial writes, SSL_write_ex reports success only when all of `out` is sent.
-    auto [ec, n] = co_await drive([out](SSL* s, std::size_t& sent) {
-      return SSL_write_ex(s, out.data(), out.size(), &sent);
-    });
-    if (ec)
-      co_return io_outcome{ec, written};
-    written += n;
+    if (out.size() != 0)
+      writer.pieces.at(writer.count++) = out; // at most four: the caller's contract
   }
-  co_return io_outcome{boost::system::error_code{}, written};
+  return drive(writer);
 }
 
 net::awaitable<boost::system::error_code> flex_stream::tls_shutdown() {

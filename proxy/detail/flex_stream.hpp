@@ -52,7 +52,9 @@ public:
   /// Reads what has arrived (at least one byte): eof after the peer's close_notify,
   /// stream_truncated after a close without one.
   net::awaitable<io_outcome> tls_read_some(net::mutable_buffer into);
-  /// Writes every byte of `buffers`; small ones go out together in one TLS record.
+  /// Writes every byte of `buffers` (at most four); small ones go out together in one TLS
+  /// record. `buffers` may go once this returns; the bytes they point to must stay until the
+  /// write completes.
   net::awaitable<io_outcome> tls_write(std::span<const net::const_buffer> buffers);
   /// Sends close_notify and waits for the peer's.
   net::awaitable<boost::system::error_code> tls_shutdown();

@@ -185,7 +185,9 @@ net::awaitable<bool> session::refuse(http1::refusal why) {
 net::awaitable<void> session::linger() {
   if (client_.is_tls()) {
     // TLS says it is over with close_notify; the peer's answer (or its close) ends the wait.
-    if (!tls_up_)
+    // An answer that broke off ends without one: a client whose body ends with the connection
+    // (HTTP/1.0) must not take the part it got for the whole.
+    if (!tls_up_ || cut_short_)
       co_return;
     deadline_.expire_after(linger_time);
     const auto e = co_await client_.tls_shutdown();

@@ -172,6 +172,7 @@ private:
   tokenapi::ip_address client_address_;
   std::shared_ptr<net::ssl::context> tls_context_; ///< the one the handshake used, kept
   bool tls_up_ = false;                            ///< the TLS handshake completed
+  bool cut_short_ = false;         ///< an answer broke off: the close must not say it is whole
   std::string client_certificate_; ///< the verified client certificate's names, or ""
   upstream_exchange upstream_;
 

@@ -170,6 +170,7 @@ net::awaitable<bool> session::relay_response() {
     else if (r.error == relay_error::framing)
       upstream_.count(upstream_error::bad_response);
     upstream_.finish(false);
+    cut_short_ = true;
     co_return false;
   }
   upstream_.finish(upstream_keeps && framing.type != kind::until_close);

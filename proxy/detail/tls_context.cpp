@@ -147,6 +147,9 @@ std::pair<context_ptr, certificate_facts> build_server_context(const tls_setting
   }
   // Resumed sessions need the context named, or OpenSSL refuses them when clients are verified.
   SSL_CTX_set_session_id_context(native, session_context, sizeof session_context - 1);
+  // Expired sessions leave the cache on the server's 2-second tick (flush_expired_sessions),
+  // not in a walk of the whole cache every 255 handshakes, inside one of them.
+  SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_AUTO_CLEAR);
   SSL_CTX_set_alpn_select_cb(native, select_http11, nullptr);
   auto facts = facts_of(SSL_CTX_get0_certificate(native));
   ERR_clear_error();
@@ -160,6 +163,8 @@ std::pair<context_ptr, certificate_facts> build_upstream_context(const upstream_
   SSL_CTX* native = context->native_handle();
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
   SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  // Pooled connections are idle most of their life: their record buffers are freed meanwhile.
+  SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
   const bool loaded = s.ca_file.empty()
                           ? SSL_CTX_set_default_verify_paths(native) == 1
                           : SSL_CTX_load_verify_locations(native, s.ca_file.c_str(), nullptr) == 1;
@@ -246,6 +251,10 @@ std::optional<std::string> reloadable_context::reload() {
     error_ = e.what();
   }
   return error_;
+}
+
+void reloadable_context::flush_expired_sessions() const {
+  SSL_CTX_flush_sessions(current()->native_handle(), static_cast<long>(::time(nullptr)));
 }
 
 bool reloadable_context::changed_on_disk() const {

@@ -56,6 +56,10 @@ public:
   /// changes them) differ from those of the last reload or its attempt.
   [[nodiscard]] bool changed_on_disk() const;
 
+  /// Drops the expired sessions from the current context's cache (a server context's cache
+  /// is not cleared by its handshakes).
+  void flush_expired_sessions() const;
+
   /// The loaded certificate's facts (empty when the context has no certificate of its own).
   [[nodiscard]] certificate_facts facts() const;
   /// Why the last reload failed, or nullopt when it succeeded.

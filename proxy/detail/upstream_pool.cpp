@@ -1,5 +1,6 @@
 #include "proxy/detail/upstream_pool.hpp"
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
@@ -13,6 +14,22 @@ bool still_usable(tcp::socket& s) {
   char probe;
   const auto n = ::recv(s.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+// True when OpenSSL holds bytes beyond the answer just read (it reads ahead): data, the
+// stream's end, or part of a record. Records that carry no data (a TLS 1.3 session ticket, a
+// key update) are taken in here, and leave the connection usable.
+bool tls_leftover(SSL* ssl) {
+  if (SSL_has_pending(ssl) != 1)
+    return false;
+  ERR_clear_error();
+  char probe = 0;
+  std::size_t n = 0;
+  const int peeked = SSL_peek_ex(ssl, &probe, 1, &n);
+  const bool leftover =
+      peeked == 1 || SSL_get_error(ssl, peeked) != SSL_ERROR_WANT_READ || SSL_has_pending(ssl) == 1;
+  ERR_clear_error();
+  return leftover;
 }
 
 } // namespace
@@ -72,7 +89,11 @@ std::unique_ptr<upstream_connection> upstream_pool::make() {
 }
 
 void upstream_pool::give_back(std::unique_ptr<upstream_connection> c) {
-  if (idle_.size() >= max_idle_ || !c->buffer.empty()) {
+  // Bytes after a whole answer are no answer to a later request. Over TLS they may wait in
+  // OpenSSL's buffer (it reads ahead), where the socket check of `take` cannot see them.
+  const bool stray = !c->buffer.empty() || !c->stream.socket().is_open() ||
+                     (c->stream.is_tls() && tls_leftover(c->stream.tls()));
+  if (idle_.size() >= max_idle_ || stray) {
     c->stream.close();
     return;
   }

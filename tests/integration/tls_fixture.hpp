@@ -57,6 +57,15 @@ inline void swap_secret(const fs::path& dir, const std::string& version, const f
   fs::rename(dir / "..data_tmp", dir / "..data");
 }
 
+/// The settings of a sidecar in front of an HTTPS upstream whose certificate `upstream_ca`
+/// signed.
+inline proxy::config https_upstream(const fs::path& upstream_ca) {
+  auto c = test::example_routes();
+  c.upstream_tls.enabled = true;
+  c.upstream_tls.ca_file = upstream_ca;
+  return c;
+}
+
 /// A CA, a server certificate for localhost, and a sidecar serving it over TLS.
 struct tls_fixture {
   explicit tls_fixture(proxy::tls_settings tls = {}, bool symlinked = false)

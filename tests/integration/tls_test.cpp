@@ -12,6 +12,7 @@
 using namespace tokengate;
 using test::client_ca;
 using test::eventually;
+using test::https_upstream;
 using test::serial;
 using test::tls13_only;
 using test::tls_client;
@@ -195,18 +196,6 @@ TEST_CASE("the served certificate's expiry is logged and in /metrics", "[tls][me
   // No client certificate for the upstream here: no figure for it.
   CHECK_THAT(metrics, !Catch::Contains("listener=\"upstream\""));
 }
-
-namespace {
-
-/// A sidecar in front of an HTTPS upstream whose certificate `upstream_ca` signed.
-proxy::config https_upstream(const fs::path& upstream_ca) {
-  auto c = test::example_routes();
-  c.upstream_tls.enabled = true;
-  c.upstream_tls.ca_file = upstream_ca;
-  return c;
-}
-
-} // namespace
 
 TEST_CASE("an https upstream is verified, its connections kept alive and its sessions resumed",
           "[tls][upstream]") {

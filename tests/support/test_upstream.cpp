@@ -1,6 +1,7 @@
 // The stand-in backend, written with Boost.Beast: an HTTP implementation independent of the
 // proxy's own parser, so each checks the other.
 #include "tests/support/test_upstream.hpp"
+#include "tests/support/upstream_writes.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -24,6 +25,10 @@ namespace {
 namespace net = boost::asio;
 namespace http = boost::beast::http;
 using tcp = net::ip::tcp;
+using upstream_writes::end_stream;
+using upstream_writes::write_raw;
+using upstream_writes::write_together;
+using upstream_writes::write_with_ticket;
 
 constexpr std::size_t kept_body = 64 * 1024;
 
@@ -78,11 +83,6 @@ seen_tls tls_facts(SSL* ssl) {
   }
   X509_free(cert);
   return t;
-}
-
-template <class Stream>
-void write_raw(Stream& s, std::string_view bytes, boost::system::error_code& ec) {
-  net::write(s, net::buffer(bytes.data(), bytes.size()), ec);
 }
 
 } // namespace
@@ -232,7 +232,22 @@ struct test_upstream::impl {
     if (path == "/close") {
       write_raw(socket, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + echo_json(r),
                 ec);
+      if (!ec && query_number(r.target, "cut") != 1)
+        end_stream(socket);
       return false;
+    }
+    if (path == "/stray-after" || path == "/ticket-after") {
+      // A whole keep-alive answer with, right behind it in the same TCP write, a stray 408 (a
+      // broken backend: never the answer to a later request) or a TLS 1.3 session ticket.
+      const auto body = echo_json(r);
+      const auto whole = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                         std::to_string(body.size()) + "\r\n\r\n" + body;
+      if (path == "/stray-after")
+        write_together(socket, whole, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n",
+                       ec);
+      else
+        write_with_ticket(socket, whole, ec);
+      return !ec && keep_alive;
     }
     if (path == "/early-hints") {
       write_raw(socket, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", ec);

@@ -54,11 +54,15 @@ struct upstream_tls_files {
 ///   /slow?ms=N                     waits N ms, then echoes
 ///   /status/NNN                    answers NNN (no body for 204 and 304)
 ///   /chunked                       a small chunked echo
-///   /close                         an echo delimited by closing the connection (no length)
+///   /close[?cut=1]                 an echo delimited by closing the connection (no length);
+///                                  over TLS the close follows close_notify, unless cut=1
 ///   /early-hints                   a 103 Early Hints, then the echo
 ///   /drop-after                    the echo (keep-alive), then closes the idle connection
 ///   /hang-up                       closes the connection without answering
 ///   /timeout-after                 the echo (keep-alive), then a 408 and a close while idle
+///   /ticket-after                  the echo (keep-alive) and, over TLS 1.3, a session ticket,
+///                                  sent together
+///   /stray-after                   the echo (keep-alive) and a stray 408, sent together
 ///   anything else                  200 with a JSON echo: method, target, headers, body size
 /// Bodies are read as streams (any size) and summarised in `requests()`.
 class test_upstream {
