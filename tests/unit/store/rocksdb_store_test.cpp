@@ -73,7 +73,7 @@ std::uintmax_t largest_file(const std::filesystem::path& dir) {
 
 } // namespace
 
-TEST_CASE("a write the disk refuses fails with RocksDB's reason, later writes too; the store "
+TEST_CASE("a write the disk refuses fails with RocksDB's reason, later writes too, and the store "
           "closes without a crash and keeps what it took",
           "[store][rocksdb]") {
   test::temp_dir dir;

@@ -64,7 +64,7 @@ TEST_CASE_METHOD(fleet_pair,
 }
 
 TEST_CASE_METHOD(fleet_pair,
-                 "an update the replica missed stands and holds here at once; a delete the "
+                 "an update the replica missed stands and holds here at once, and a delete the "
                  "replica missed stands and the key is refused",
                  "[service][fleet]") {
   auto kept = a.service.create(*root, spec("kept"));
