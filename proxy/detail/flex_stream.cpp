@@ -4,7 +4,6 @@
 
 #include <array>
 #include <cerrno>
-#include <cstring>
 
 namespace tokengate::proxy::detail {
 namespace {

@@ -150,6 +150,10 @@ std::pair<context_ptr, certificate_facts> build_server_context(const tls_setting
   // Expired sessions leave the cache on the server's 2-second tick (flush_expired_sessions),
   // not in a walk of the whole cache every 255 handshakes, inside one of them.
   SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_AUTO_CLEAR);
+  // One TLS 1.3 ticket per handshake, not OpenSSL's two: each is a cached session (memory, a
+  // record, a write). A client may resume with it more than once, and every resumption brings
+  // it a new one.
+  SSL_CTX_set_num_tickets(native, 1);
   SSL_CTX_set_alpn_select_cb(native, select_http11, nullptr);
   auto facts = facts_of(SSL_CTX_get0_certificate(native));
   ERR_clear_error();

@@ -38,7 +38,14 @@ public:
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
     if (max_version != 0)
       SSL_CTX_set_max_proto_version(ctx_, max_version);
+    // Every session ticket the server sends is counted (TLS 1.3 sends them after the handshake).
+    SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_CLIENT);
+    SSL_CTX_sess_set_new_cb(ctx_, [](SSL* s, SSL_SESSION*) {
+      ++static_cast<bare_tls*>(SSL_get_app_data(s))->tickets_;
+      return 0; // no reference kept
+    });
     ssl_ = SSL_new(ctx_);
+    SSL_set_app_data(ssl_, this);
     SSL_set_fd(ssl_, fd_);
     SSL_set_tlsext_host_name(ssl_, "localhost");
     REQUIRE(SSL_connect(ssl_) == 1);
@@ -52,6 +59,8 @@ public:
   bare_tls& operator=(const bare_tls&) = delete;
 
   SSL* ssl() { return ssl_; }
+  /// The session tickets received so far.
+  [[nodiscard]] int tickets() const { return tickets_; }
 
   /// Sends `bytes` as one TLS record.
   bool send(std::string_view bytes) {
@@ -121,11 +130,32 @@ private:
   int fd_ = -1;
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
+  int tickets_ = 0;
 };
 
 constexpr std::string_view get_x = "GET /public/x HTTP/1.1\r\nHost: x\r\n\r\n";
 
 } // namespace
+
+TEST_CASE("a TLS 1.3 handshake gives the client one session ticket, and it resumes", "[tls]") {
+  tls_fixture f;
+  SSL_SESSION* kept = nullptr;
+  {
+    bare_tls c(f.gate.port(), f.ca.cert_file());
+    REQUIRE(c.send(get_x));
+    // The tickets come before the answer: all of them have been read with it.
+    CHECK(test::status_of(c.read_answers(1)) == 200);
+    CHECK(c.tickets() == 1);
+    // A copy: the client's own session stops being resumable when it closes unannounced.
+    kept = SSL_SESSION_dup(SSL_get0_session(c.ssl()));
+  }
+  REQUIRE(kept != nullptr);
+  auto options = f.trusting();
+  options.resume = test::tls_session(kept, SSL_SESSION_free);
+  test::tls_client again(f.gate.port(), options);
+  CHECK(again.resumed());
+  CHECK(again.request("GET", "/public/x").status == 200);
+}
 
 TEST_CASE("a TLS 1.3 client's KeyUpdate is answered and the connection goes on", "[tls]") {
   tls_fixture f;
