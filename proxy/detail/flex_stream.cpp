@@ -149,11 +149,13 @@ net::awaitable<io_outcome> flex_stream::tls_write(std::span<const net::const_buf
   return drive(writer);
 }
 
-net::awaitable<boost::system::error_code> flex_stream::tls_shutdown() {
+net::awaitable<boost::system::error_code> flex_stream::tls_shutdown(bool wait_for_peer) {
   // 0 means close_notify went out and the peer's has not come: the next call waits for it.
-  auto [ec, n] = co_await drive([](SSL* s, std::size_t&) {
+  auto [ec, n] = co_await drive([wait_for_peer](SSL* s, std::size_t&) {
     const int sent = SSL_shutdown(s);
-    return sent == 0 ? SSL_shutdown(s) : sent;
+    if (sent == 0)
+      return wait_for_peer ? SSL_shutdown(s) : 1;
+    return sent;
   });
   co_return ec;
 }

@@ -56,8 +56,12 @@ public:
   /// record. `buffers` may go once this returns; the bytes they point to must stay until the
   /// write completes.
   net::awaitable<io_outcome> tls_write(std::span<const net::const_buffer> buffers);
-  /// Sends close_notify and waits for the peer's.
-  net::awaitable<boost::system::error_code> tls_shutdown();
+  /// Sends close_notify and, when `wait_for_peer`, waits for the peer's.
+  net::awaitable<boost::system::error_code> tls_shutdown(bool wait_for_peer = true);
+  /// Whether the TLS layer holds bytes it read from the socket and nobody has read from it.
+  [[nodiscard]] bool tls_buffered() const noexcept {
+    return ssl_ != nullptr && SSL_has_pending(ssl_.get()) == 1;
+  }
 
   /// Cancels the socket's waits (a TLS operation waits on the socket too).
   void cancel() noexcept {

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <cerrno>
 
 namespace tokengate::proxy::detail {
 namespace {
@@ -182,7 +183,19 @@ net::awaitable<bool> session::refuse(http1::refusal why) {
   co_return false;
 }
 
+bool session::client_quiet() {
+  if (body_pending() || !in_.empty() || client_.tls_buffered())
+    return false;
+  char probe = 0;
+  const auto n = ::recv(client_.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 net::awaitable<void> session::linger() {
+  // A client that sent nothing past its last request (which had no body) has nothing in flight
+  // that a close could answer with a reset before it reads the answer: the connection closes
+  // at once, as nginx closes it. Otherwise what it still sends is read and dropped for a while.
+  const bool quiet = client_quiet();
   if (client_.is_tls()) {
     // TLS says it is over with close_notify; the peer's answer (or its close) ends the wait.
     // An answer that broke off ends without one: a client whose body ends with the connection
@@ -190,13 +203,17 @@ net::awaitable<void> session::linger() {
     if (!tls_up_ || cut_short_)
       co_return;
     deadline_.expire_after(linger_time);
-    const auto e = co_await client_.tls_shutdown();
+    const auto e = co_await client_.tls_shutdown(!quiet);
+    if (quiet)
+      co_return;
     // Request bytes the client still sends (a refused body) fail the shutdown: they are
     // dropped below, encrypted as they are, so that the close does not reset the connection
     // before the client has read the answer.
     if (!e || deadline_.timed_out)
       co_return;
   }
+  if (quiet)
+    co_return;
   boost::system::error_code ec;
   client_.socket().shutdown(tcp::socket::shutdown_send, ec);
   if (ec)

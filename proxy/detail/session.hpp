@@ -68,6 +68,9 @@ private:
   /// On a TLS listener (only): answers a plain HTTP client with a 400, or completes the handshake
   /// (and reads the client certificate's names). False when the connection is to close.
   net::awaitable<bool> start_tls();
+  /// Whether the client has sent nothing the connection has not read: its last request had no
+  /// body, and nothing came after it.
+  bool client_quiet();
 
   /// Reads the next request head into head_; false when the connection is to close (peer
   /// gone, timed out, drained, or the head refused and answered).
