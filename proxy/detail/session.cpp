@@ -184,7 +184,7 @@ net::awaitable<bool> session::refuse(http1::refusal why) {
 }
 
 bool session::client_quiet() {
-  if (body_pending() || !in_.empty() || client_.tls_buffered())
+  if (!bodyless_ || !in_.empty() || client_.tls_buffered())
     return false;
   char probe = 0;
   const auto n = ::recv(client_.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -262,6 +262,7 @@ net::awaitable<bool> session::serve_request() {
     co_return co_await answer(admission.error().status, admission.error().message, true);
   record_.path = target_.path;
   body_ = admission->body;
+  bodyless_ = body_.type == http1::framing::kind::none;
   key_ = admission->key;
   keep_alive_ = admission->keep_alive;
   want_continue_ = admission->want_continue;
@@ -349,6 +350,7 @@ void session::begin_record(std::string_view method) {
   record_ = {};
   record_.method = method_;
   record_.admin = admin_;
+  bodyless_ = false; // until the request's framing says so
   started_ = steady::now();
   token_.reset();
   api_caller_.clear();

@@ -68,8 +68,8 @@ private:
   /// On a TLS listener (only): answers a plain HTTP client with a 400, or completes the handshake
   /// (and reads the client certificate's names). False when the connection is to close.
   net::awaitable<bool> start_tls();
-  /// Whether the client has sent nothing the connection has not read: its last request had no
-  /// body, and nothing came after it.
+  /// Whether the client has sent nothing the connection has not read: its last request's
+  /// framing was read and says it has no body, and nothing came after it.
   bool client_quiet();
 
   /// Reads the next request head into head_; false when the connection is to close (peer
@@ -175,6 +175,7 @@ private:
   tokenapi::ip_address client_address_;
   std::shared_ptr<net::ssl::context> tls_context_; ///< the one the handshake used, kept
   bool tls_up_ = false;                            ///< the TLS handshake completed
+  bool bodyless_ = false;          ///< the request's framing is known and has no body
   bool cut_short_ = false;         ///< an answer broke off: the close must not say it is whole
   std::string client_certificate_; ///< the verified client certificate's names, or ""
   upstream_exchange upstream_;

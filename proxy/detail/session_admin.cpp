@@ -14,6 +14,7 @@ net::awaitable<bool> session::serve_admin() {
   keep_alive_ = head_.version == 11 && http1::keeps_alive(head_);
   const auto framing = http1::request_framing(head_);
   body_ = framing ? *framing : http1::framing{};
+  bodyless_ = framing && framing->type == http1::framing::kind::none;
   if (!framing)
     co_return co_await answer(400, "invalid message framing", true);
   if (!normalize_target(head_.target, target_))
