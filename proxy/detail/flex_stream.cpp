@@ -1,6 +1,7 @@
 #include "proxy/detail/flex_stream.hpp"
 
 #include <openssl/err.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <cerrno>
@@ -51,6 +52,12 @@ tls_next settle(SSL* ssl, int ret, int saved_errno, boost::system::error_code& e
 }
 
 } // namespace
+
+bool flex_stream::nothing_arrived() noexcept {
+  char probe = 0;
+  const auto n = ::recv(socket_.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
 
 bool flex_stream::start_tls(net::ssl::context& context, tls_role role) {
   boost::system::error_code ec;

@@ -58,6 +58,8 @@ public:
   net::awaitable<io_outcome> tls_write(std::span<const net::const_buffer> buffers);
   /// Sends close_notify and, when `wait_for_peer`, waits for the peer's.
   net::awaitable<boost::system::error_code> tls_shutdown(bool wait_for_peer = true);
+  /// Whether nothing has arrived on the socket: no bytes and no close (a non-blocking peek).
+  [[nodiscard]] bool nothing_arrived() noexcept;
   /// Whether the TLS layer holds bytes it read from the socket and nobody has read from it.
   [[nodiscard]] bool tls_buffered() const noexcept {
     return ssl_ != nullptr && SSL_has_pending(ssl_.get()) == 1;

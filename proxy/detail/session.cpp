@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 
 #include <array>
-#include <cerrno>
 
 namespace tokengate::proxy::detail {
 namespace {
@@ -184,11 +183,7 @@ net::awaitable<bool> session::refuse(http1::refusal why) {
 }
 
 bool session::client_quiet() {
-  if (!bodyless_ || !in_.empty() || client_.tls_buffered())
-    return false;
-  char probe = 0;
-  const auto n = ::recv(client_.socket().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  return bodyless_ && in_.empty() && !client_.tls_buffered() && client_.nothing_arrived();
 }
 
 net::awaitable<void> session::linger() {

@@ -2,19 +2,9 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <sys/socket.h>
-
-#include <cerrno>
 
 namespace tokengate::proxy::detail {
 namespace {
-
-// True when the peer has neither closed the connection nor sent anything unasked.
-bool still_usable(tcp::socket& s) {
-  char probe;
-  const auto n = ::recv(s.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-}
 
 // True when OpenSSL holds bytes beyond the answer just read (it reads ahead): data, the
 // stream's end, or part of a record. Records that carry no data (a TLS 1.3 session ticket, a
@@ -45,7 +35,7 @@ std::unique_ptr<upstream_connection> upstream_pool::take(bool verify) {
     idle_.pop_back();
     const auto idle = now - c->idle_since;
     if (idle < max_idle_time_ &&
-        ((!verify && idle < unchecked_reuse) || still_usable(c->stream.socket())))
+        ((!verify && idle < unchecked_reuse) || c->stream.nothing_arrived()))
       return c;
     c->stream.close();
   }
