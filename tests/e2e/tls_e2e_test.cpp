@@ -15,22 +15,12 @@
 #include <thread>
 
 using namespace tokengate;
+using test::serial;
+using test::trusting;
 
 namespace {
 
 namespace fs = std::filesystem;
-
-test::certificate_request serial(long n) {
-  test::certificate_request r;
-  r.serial = n;
-  return r;
-}
-
-test::tls_client_options trusting(const fs::path& ca) {
-  test::tls_client_options o;
-  o.ca_file = ca;
-  return o;
-}
 
 std::string hex(long n) {
   char text[32];

@@ -6,17 +6,12 @@
 #include "tests/support/tls_client.hpp"
 
 #include <chrono>
+#include <functional>
 #include <thread>
 
 namespace tokengate::test {
 
 namespace fs = std::filesystem;
-
-inline certificate_request serial(long n) {
-  test::certificate_request r;
-  r.serial = n;
-  return r;
-}
 
 inline proxy::tls_settings tls13_only() {
   proxy::tls_settings s;
@@ -28,12 +23,6 @@ inline proxy::tls_settings client_ca(const fs::path& file) {
   proxy::tls_settings s;
   s.client_ca_file = file;
   return s;
-}
-
-inline tls_client_options trusting(const fs::path& ca) {
-  tls_client_options o;
-  o.ca_file = ca;
-  return o;
 }
 
 /// Lays `cert` and `key` out in `dir` as a Kubernetes secret volume does: tls.crt ->
@@ -66,16 +55,32 @@ inline proxy::config https_upstream(const fs::path& upstream_ca) {
   return c;
 }
 
+/// The settings of a sidecar serving TLS with `pair`, on top of `c`.
+inline proxy::config serving(const certificate_files& pair,
+                             proxy::config c = test::example_routes()) {
+  c.tls.cert_file = pair.cert;
+  c.tls.key_file = pair.key;
+  return c;
+}
+
+/// Sets a sidecar's limits.
+using limits_edit = std::function<void(proxy::limits&)>;
+
 /// A CA, a server certificate for localhost, and a sidecar serving it over TLS.
 struct tls_fixture {
-  explicit tls_fixture(proxy::tls_settings tls = {}, bool symlinked = false)
+  explicit tls_fixture(proxy::tls_settings tls = {}, bool symlinked = false,
+                       const limits_edit& set_limits = {})
       : ca(dir.path(), "ca"), other_ca(dir.path(), "other-ca"),
-        gate(upstream.port(), settings(std::move(tls), symlinked)) {}
+        gate(upstream.port(), settings(std::move(tls), symlinked, set_limits)) {}
+  /// The same with the limits `set_limits` sets.
+  explicit tls_fixture(const limits_edit& set_limits) : tls_fixture({}, false, set_limits) {}
 
   // The pair lives in `secret/` as a Kubernetes secret volume lays it out when `symlinked`:
   // tls.crt -> ..data/tls.crt, ..data -> ..v1.
-  proxy::config settings(proxy::tls_settings tls, bool symlinked) {
+  proxy::config settings(proxy::tls_settings tls, bool symlinked, const limits_edit& set_limits) {
     auto c = test::example_routes();
+    if (set_limits)
+      set_limits(c.limits);
     const auto issued = ca.issue(dir.path(), "server", serial(0x1001));
     if (symlinked) {
       make_secret(dir / "secret", issued.cert, issued.key);
@@ -108,6 +113,26 @@ struct tls_fixture {
   test::temp_dir dir;
   test::test_ca ca;
   test::test_ca other_ca;
+  test::test_upstream upstream;
+  test::sidecar gate;
+};
+
+/// An https upstream whose certificate a CA of its own signed, and a sidecar in front of it
+/// that serves TLS too, with a certificate of the same CA, when `tls_listener`.
+struct https_upstream_fixture {
+  explicit https_upstream_fixture(bool tls_listener = false)
+      : ca(dir.path(), "ca"), pair(ca.issue(dir.path(), "upstream")),
+        upstream(0, {pair.cert.string(), pair.key.string()}),
+        gate(upstream.port(), settings(tls_listener)) {}
+
+  proxy::config settings(bool tls_listener) {
+    auto c = https_upstream(ca.cert_file());
+    return tls_listener ? serving(ca.issue(dir.path(), "server"), std::move(c)) : c;
+  }
+
+  test::temp_dir dir;
+  test::test_ca ca;
+  certificate_files pair;
   test::test_upstream upstream;
   test::sidecar gate;
 };

@@ -47,10 +47,7 @@ TEST_CASE("a failed upstream TLS handshake is a 502 with a fixed message, the de
   test::temp_dir d;
   test::test_ca ca(d.path(), "upstream-ca");
   test::test_upstream plain; // speaks HTTP where TLS is expected
-  auto c = test::example_routes();
-  c.upstream_tls.enabled = true;
-  c.upstream_tls.ca_file = ca.cert_file();
-  test::sidecar gate(plain.port(), c);
+  test::sidecar gate(plain.port(), test::https_upstream(ca.cert_file()));
   auto r = test::request(gate.port(), "GET", "/public/x");
   CHECK(r.status == 502);
   CHECK(r.message() == "upstream TLS handshake failed");
@@ -64,33 +61,22 @@ TEST_CASE("an encrypted private key is refused at start with a clear error, with
   test::test_ca ca(d.path(), "ca");
   const auto pair = ca.issue(d.path(), "server");
   encrypt_key(pair.key, d / "encrypted.key");
-  auto c = test::example_routes();
-  c.tls.cert_file = pair.cert;
-  c.tls.key_file = d / "encrypted.key";
   test::test_upstream upstream;
-  CHECK_THROWS_WITH(test::sidecar(upstream.port(), c),
+  CHECK_THROWS_WITH(test::sidecar(upstream.port(), test::serving({pair.cert, d / "encrypted.key"})),
                     Catch::Contains("the key file is encrypted"));
 }
 
 TEST_CASE("at max_connections a TLS listener closes a new connection without a plain answer",
           "[tls][limits]") {
-  test::temp_dir d;
-  test::test_ca ca(d.path(), "ca");
-  const auto pair = ca.issue(d.path(), "server");
-  auto c = test::example_routes();
-  c.tls.cert_file = pair.cert;
-  c.tls.key_file = pair.key;
-  c.limits.max_connections = 2;
-  test::test_upstream upstream;
-  test::sidecar gate(upstream.port(), c);
+  tls_fixture f([](proxy::limits& l) { l.max_connections = 2; });
   std::vector<std::unique_ptr<test::tls_client>> held;
   for (int i = 0; i < 2; ++i) {
-    held.push_back(std::make_unique<test::tls_client>(gate.port(), test::trusting(ca.cert_file())));
+    held.push_back(std::make_unique<test::tls_client>(f.gate.port(), f.trusting()));
     REQUIRE(held.back()->request("GET", "/public/x").status == 200);
   }
-  test::raw_connection extra(gate.port());
+  test::raw_connection extra(f.gate.port());
   CHECK(extra.read_until_close() == "");
-  CHECK_FALSE(test::handshake_error(gate.port(), test::trusting(ca.cert_file())).empty());
+  CHECK_FALSE(test::handshake_error(f.gate.port(), f.trusting()).empty());
 }
 
 TEST_CASE("a TLS request refused before its large body is read: the client reads the answer",
@@ -110,21 +96,15 @@ TEST_CASE("a TLS request refused before its large body is read: the client reads
 
 TEST_CASE("handshakes beyond max_tls_handshakes are closed, a finished one frees its place",
           "[tls][limits]") {
-  test::temp_dir d;
-  test::test_ca ca(d.path(), "ca");
-  const auto pair = ca.issue(d.path(), "server");
-  auto c = test::example_routes();
-  c.tls.cert_file = pair.cert;
-  c.tls.key_file = pair.key;
-  c.limits.max_tls_handshakes = 2;
-  c.limits.header_timeout = std::chrono::minutes(1);
-  test::test_upstream upstream;
-  test::sidecar gate(upstream.port(), c);
+  tls_fixture f([](proxy::limits& l) {
+    l.max_tls_handshakes = 2;
+    l.header_timeout = std::chrono::minutes(1);
+  });
   // Five clients start a handshake record and go silent. Which two the server counts first
   // depends on its event loops, so the test asks only how many: two stay open, three are closed.
   std::vector<std::unique_ptr<test::raw_connection>> half_open;
   for (int i = 0; i < 5; ++i) {
-    half_open.push_back(std::make_unique<test::raw_connection>(gate.port()));
+    half_open.push_back(std::make_unique<test::raw_connection>(f.gate.port()));
     half_open.back()->send("\x16\x03\x01");
   }
   std::vector<bool> closed(half_open.size(), false);
@@ -132,28 +112,20 @@ TEST_CASE("handshakes beyond max_tls_handshakes are closed, a finished one frees
       [&] { return count_closed(half_open, closed, std::chrono::milliseconds(10)) >= 3; }));
   CHECK(count_closed(half_open, closed, std::chrono::milliseconds(200)) == 3);
   // While the two wait, a full handshake is refused too.
-  CHECK_FALSE(test::handshake_error(gate.port(), test::trusting(ca.cert_file())).empty());
+  CHECK_FALSE(test::handshake_error(f.gate.port(), f.trusting()).empty());
   // Once they go, a handshake gets through.
   half_open.clear();
-  CHECK(test::eventually(
-      [&] { return test::handshake_error(gate.port(), test::trusting(ca.cert_file())).empty(); }));
+  CHECK(
+      test::eventually([&] { return test::handshake_error(f.gate.port(), f.trusting()).empty(); }));
 }
 
 TEST_CASE("a TLS client that starts a handshake and goes silent is closed after "
           "header_timeout_ms",
           "[tls][limits]") {
-  test::temp_dir d;
-  test::test_ca ca(d.path(), "ca");
-  const auto pair = ca.issue(d.path(), "server");
-  auto c = test::example_routes();
-  c.tls.cert_file = pair.cert;
-  c.tls.key_file = pair.key;
-  c.limits.header_timeout = std::chrono::milliseconds(300);
-  test::test_upstream upstream;
-  test::sidecar gate(upstream.port(), c);
-  test::raw_connection silent(gate.port());
+  tls_fixture f([](proxy::limits& l) { l.header_timeout = std::chrono::milliseconds(300); });
+  test::raw_connection silent(f.gate.port());
   REQUIRE(silent.send("\x16\x03\x01")); // a handshake record's first bytes, and no more
   CHECK(silent.closed_within(std::chrono::seconds(10)));
   // The server is not stuck: a whole handshake still gets through.
-  CHECK(test::handshake_error(gate.port(), test::trusting(ca.cert_file())).empty());
+  CHECK(test::handshake_error(f.gate.port(), f.trusting()).empty());
 }

@@ -135,6 +135,17 @@ private:
 
 constexpr std::string_view get_x = "GET /public/x HTTP/1.1\r\nHost: x\r\n\r\n";
 
+/// A 3 MB download through `c` arrives whole, and so does a 2 MiB upload at `upstream`.
+void check_large_bodies(test::tls_client& c, const test::test_upstream& upstream) {
+  const auto down = c.request("GET", "/public/download?bytes=3000001");
+  CHECK(down.status == 200);
+  CHECK(down.body.size() == 3000001);
+  const std::string body(2 * 1024 * 1024 + 7, 'b');
+  CHECK(c.request("POST", "/public/upload", {}, body).status == 200);
+  CHECK(upstream.last().body_bytes == body.size());
+  CHECK(upstream.last().body_hash == test::fnv1a(body));
+}
+
 } // namespace
 
 TEST_CASE("a TLS 1.3 handshake gives the client one session ticket, and it resumes", "[tls]") {
@@ -235,65 +246,33 @@ TEST_CASE("a TLS client that sends close_notify right after its request still ge
 TEST_CASE("large bodies cross TLS both ways whole, whatever the record sizes", "[tls]") {
   tls_fixture f;
   test::tls_client c(f.gate.port(), f.trusting());
-  const auto down = c.request("GET", "/public/download?bytes=3000001");
-  CHECK(down.status == 200);
-  CHECK(down.body.size() == 3000001);
+  check_large_bodies(c, f.upstream);
   const auto chunked = c.request("GET", "/public/download?bytes=2000003&chunked=1");
   CHECK(chunked.status == 200);
   CHECK(chunked.body.size() == 2000003);
-  const std::string body(2 * 1024 * 1024 + 7, 'b');
-  CHECK(c.request("POST", "/public/upload", {}, body).status == 200);
-  CHECK(f.upstream.last().body_bytes == body.size());
-  CHECK(f.upstream.last().body_hash == test::fnv1a(body));
 }
 
 TEST_CASE("large bodies cross TLS on both sides whole: TLS client, https upstream", "[tls]") {
-  test::temp_dir d;
-  test::test_ca ca(d.path(), "ca");
-  const auto server = ca.issue(d.path(), "server");
-  const auto upstream_pair = ca.issue(d.path(), "upstream");
-  test::test_upstream upstream(0, {upstream_pair.cert.string(), upstream_pair.key.string()});
-  auto settings = test::example_routes();
-  settings.tls.cert_file = server.cert;
-  settings.tls.key_file = server.key;
-  settings.upstream_tls.enabled = true;
-  settings.upstream_tls.ca_file = ca.cert_file();
-  test::sidecar gate(upstream.port(), settings);
-
-  test::tls_client c(gate.port(), test::trusting(ca.cert_file()));
-  for (int i = 0; i < 2; ++i) {
-    const auto down = c.request("GET", "/public/download?bytes=3000001");
-    CHECK(down.status == 200);
-    CHECK(down.body.size() == 3000001);
-    const std::string body(2 * 1024 * 1024 + 7, 'b');
-    CHECK(c.request("POST", "/public/upload", {}, body).status == 200);
-    CHECK(upstream.last().body_bytes == body.size());
-    CHECK(upstream.last().body_hash == test::fnv1a(body));
-  }
-  CHECK(upstream.connections() == 1);
+  test::https_upstream_fixture f(true);
+  test::tls_client c(f.gate.port(), test::trusting(f.ca.cert_file()));
+  for (int i = 0; i < 2; ++i)
+    check_large_bodies(c, f.upstream);
+  CHECK(f.upstream.connections() == 1);
 }
 
 TEST_CASE("a TLS client that stops reading a large answer is closed after idle_timeout_ms, and "
           "the server goes on",
           "[tls][limits]") {
-  test::temp_dir d;
-  test::test_ca ca(d.path(), "ca");
-  const auto pair = ca.issue(d.path(), "server");
-  auto c = test::example_routes();
-  c.tls.cert_file = pair.cert;
-  c.tls.key_file = pair.key;
-  c.limits.idle_timeout = std::chrono::milliseconds(300);
-  test::test_upstream upstream;
-  test::sidecar gate(upstream.port(), c);
+  tls_fixture f([](proxy::limits& l) { l.idle_timeout = std::chrono::milliseconds(300); });
   {
-    bare_tls stalled(gate.port(), ca.cert_file());
+    bare_tls stalled(f.gate.port(), f.ca.cert_file());
     REQUIRE(stalled.send("GET /public/download?bytes=50000000 HTTP/1.1\r\nHost: x\r\n\r\n"));
     // The server's write stops mid-record on a full socket; the deadline ends it, and the close
     // (without a close_notify that cannot go out) follows within the linger time.
     std::this_thread::sleep_for(std::chrono::seconds(1));
     CHECK(stalled.tcp_closed());
   }
-  bare_tls next(gate.port(), ca.cert_file());
+  bare_tls next(f.gate.port(), f.ca.cert_file());
   REQUIRE(next.send(get_x));
   CHECK(test::status_of(next.read_answers(1)) == 200);
 }

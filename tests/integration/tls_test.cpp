@@ -21,6 +21,18 @@ using test::tls_fixture;
 using test::trusting;
 namespace fs = std::filesystem;
 
+namespace {
+
+/// A client certificate for the report job (job.example, and 127.0.0.1 unless cleared).
+test::certificate_request report_job() {
+  test::certificate_request job;
+  job.common_name = "report-job";
+  job.dns_names = {"job.example"};
+  return job;
+}
+
+} // namespace
+
 TEST_CASE("TLS 1.2 and 1.3 are accepted with ALPN http/1.1, older versions are refused", "[tls]") {
   tls_fixture f;
   auto options = f.trusting();
@@ -84,9 +96,7 @@ TEST_CASE("mutual TLS: only clients with a certificate of the client CA get in, 
   test::temp_dir certs;
   test::test_ca clients(certs.path(), "clients");
   tls_fixture f(client_ca(clients.cert_file()));
-  test::certificate_request job;
-  job.common_name = "report-job";
-  job.dns_names = {"job.example"};
+  auto job = report_job();
   job.ip_addresses = {};
   job.uris = {"spiffe://example/job"};
   const auto good = clients.issue(certs.path(), "job", job);
@@ -121,10 +131,7 @@ TEST_CASE("a resumed mutual-TLS session still names the client to the upstream",
   test::temp_dir certs;
   test::test_ca clients(certs.path(), "clients");
   tls_fixture f(client_ca(clients.cert_file()));
-  test::certificate_request job;
-  job.common_name = "report-job";
-  job.dns_names = {"job.example"};
-  const auto pair = clients.issue(certs.path(), "job", job);
+  const auto pair = clients.issue(certs.path(), "job", report_job());
   for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
     auto options = f.trusting();
     options.cert_file = pair.cert;
@@ -199,28 +206,23 @@ TEST_CASE("the served certificate's expiry is logged and in /metrics", "[tls][me
 
 TEST_CASE("an https upstream is verified, its connections kept alive and its sessions resumed",
           "[tls][upstream]") {
-  test::temp_dir d;
-  test::test_ca ca(d.path(), "upstream-ca");
-  const auto pair = ca.issue(d.path(), "upstream");
-  test::test_upstream upstream(0, {pair.cert.string(), pair.key.string()});
-  test::sidecar gate(upstream.port(), https_upstream(ca.cert_file()));
-
-  test::http_client client(gate.port());
+  test::https_upstream_fixture f;
+  test::http_client client(f.gate.port());
   for (int i = 0; i < 3; ++i)
     CHECK(client.request("GET", "/public/x").status == 200);
-  CHECK(upstream.connections() == 1);
-  CHECK(upstream.tls_handshakes() == 1);
-  CHECK(upstream.last().header("X-Forwarded-Proto") == "http");
+  CHECK(f.upstream.connections() == 1);
+  CHECK(f.upstream.tls_handshakes() == 1);
+  CHECK(f.upstream.last().header("X-Forwarded-Proto") == "http");
   // An IP address is checked in the certificate, never sent in SNI (RFC 6066).
-  CHECK(upstream.last().tls.server_name.empty());
+  CHECK(f.upstream.last().tls.server_name.empty());
 
   // The upstream closes this one after answering; the next request needs a new handshake,
   // which resumes the session.
   CHECK(client.request("GET", "/public/drop-after").status == 200);
   CHECK(eventually([&] {
-    return client.request("GET", "/public/x").status == 200 && upstream.tls_handshakes() == 2;
+    return client.request("GET", "/public/x").status == 200 && f.upstream.tls_handshakes() == 2;
   }));
-  CHECK(upstream.tls_resumed() >= 1);
+  CHECK(f.upstream.tls_resumed() >= 1);
 }
 
 TEST_CASE("an https upstream with a certificate of another CA or for another name is a 502",
@@ -298,10 +300,7 @@ TEST_CASE("an expired certificate is served with a warning, a bad cipher list st
   test::certificate_request old;
   old.not_before = std::chrono::hours(-48);
   old.not_after = std::chrono::hours(-24);
-  const auto expired = ca.issue(d.path(), "expired", old);
-  auto c = test::example_routes();
-  c.tls.cert_file = expired.cert;
-  c.tls.key_file = expired.key;
+  auto c = test::serving(ca.issue(d.path(), "expired", old));
   test::test_upstream upstream;
   {
     test::sidecar gate(upstream.port(), c);

@@ -6,43 +6,32 @@
 #include <catch2/catch.hpp>
 
 using namespace tokengate;
-using test::https_upstream;
 
 TEST_CASE("data an https upstream sends after a whole answer is never taken for the next "
           "answer, and a session ticket there leaves the connection in the pool",
           "[tls][upstream][pool]") {
-  test::temp_dir d;
-  test::test_ca ca(d.path(), "upstream-ca");
-  const auto pair = ca.issue(d.path(), "upstream");
-  test::test_upstream upstream(0, {pair.cert.string(), pair.key.string()});
-  test::sidecar gate(upstream.port(), https_upstream(ca.cert_file()));
-
-  test::http_client client(gate.port());
+  test::https_upstream_fixture f;
+  test::http_client client(f.gate.port());
   // The stray 408 comes in the same read as the answer, as a TLS record of its own: it waits
   // in OpenSSL's buffer, not in the socket, so the connection must not go back to the pool.
   CHECK(client.request("GET", "/public/stray-after").status == 200);
   const auto r = client.request("GET", "/public/next");
   CHECK(r.status == 200);
-  CHECK(upstream.last().target == "/public/next");
-  CHECK(upstream.connections() == 2);
+  CHECK(f.upstream.last().target == "/public/next");
+  CHECK(f.upstream.connections() == 2);
 
   // A TLS 1.3 session ticket behind an answer is no answer: the connection stays in the pool.
   CHECK(client.request("GET", "/public/ticket-after").status == 200);
   CHECK(client.request("GET", "/public/after-ticket").status == 200);
-  CHECK(upstream.last().target == "/public/after-ticket");
-  CHECK(upstream.connections() == 2);
+  CHECK(f.upstream.last().target == "/public/after-ticket");
+  CHECK(f.upstream.connections() == 2);
 }
 
 TEST_CASE("an https upstream's body ended by its close is whole after close_notify, cut short "
           "without it",
           "[tls][upstream]") {
-  test::temp_dir d;
-  test::test_ca ca(d.path(), "upstream-ca");
-  const auto pair = ca.issue(d.path(), "upstream");
-  test::test_upstream upstream(0, {pair.cert.string(), pair.key.string()});
-  test::sidecar gate(upstream.port(), https_upstream(ca.cert_file()));
-
-  test::raw_connection whole(gate.port());
+  test::https_upstream_fixture f;
+  test::raw_connection whole(f.gate.port());
   whole.send("GET /public/close HTTP/1.1\r\nHost: x\r\n\r\n");
   const auto complete = whole.read_until("\r\n0\r\n\r\n");
   CHECK(test::status_of(complete) == 200);
@@ -50,7 +39,7 @@ TEST_CASE("an https upstream's body ended by its close is whole after close_noti
 
   // A close without close_notify may be an attacker's cut: the client is not told the body
   // ended (no last chunk), and the connection closes.
-  test::raw_connection cut(gate.port());
+  test::raw_connection cut(f.gate.port());
   cut.send("GET /public/close?cut=1 HTTP/1.1\r\nHost: x\r\n\r\n");
   const auto truncated = cut.read_until_close();
   CHECK(test::status_of(truncated) == 200);
@@ -61,18 +50,9 @@ TEST_CASE("an https upstream's body ended by its close is whole after close_noti
 TEST_CASE("an HTTP/1.0 client over TLS is told of a body the https upstream cut short: no "
           "close_notify",
           "[tls][upstream]") {
-  test::temp_dir d;
-  test::test_ca ca(d.path(), "ca");
-  const auto server = ca.issue(d.path(), "server");
-  const auto upstream_pair = ca.issue(d.path(), "upstream");
-  test::test_upstream upstream(0, {upstream_pair.cert.string(), upstream_pair.key.string()});
-  auto settings = https_upstream(ca.cert_file());
-  settings.tls.cert_file = server.cert;
-  settings.tls.key_file = server.key;
-  test::sidecar gate(upstream.port(), settings);
-
+  test::https_upstream_fixture f(true);
   // An HTTP/1.0 client's body ends with the connection; over TLS, close_notify says it is whole.
-  test::tls_client whole(gate.port(), test::trusting(ca.cert_file()));
+  test::tls_client whole(f.gate.port(), test::trusting(f.ca.cert_file()));
   whole.send("GET /public/close HTTP/1.0\r\n\r\n");
   const auto r = whole.read_response();
   CHECK(r.status == 200);
@@ -80,7 +60,7 @@ TEST_CASE("an HTTP/1.0 client over TLS is told of a body the https upstream cut 
 
   // The upstream's close without close_notify may be a cut: the client's close has none either,
   // so the client cannot take the part it got for the whole body.
-  test::tls_client cut(gate.port(), test::trusting(ca.cert_file()));
+  test::tls_client cut(f.gate.port(), test::trusting(f.ca.cert_file()));
   cut.send("GET /public/close?cut=1 HTTP/1.0\r\n\r\n");
   CHECK_THROWS(cut.read_response());
 }

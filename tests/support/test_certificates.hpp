@@ -25,6 +25,13 @@ struct certificate_request {
   std::chrono::seconds not_after = std::chrono::hours(24);  ///< from now
 };
 
+/// A certificate for localhost with serial number `n`.
+inline certificate_request serial(long n) {
+  certificate_request r;
+  r.serial = n;
+  return r;
+}
+
 /// A throwaway certificate authority made at run time (EC P-256 keys, OpenSSL's C API): tests
 /// never check in a private key.
 class test_ca {

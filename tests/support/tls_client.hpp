@@ -25,6 +25,13 @@ struct tls_client_options {
   tls_session resume;                    ///< offered in the handshake, when set
 };
 
+/// The options of a client that trusts the CA whose certificate is `ca`.
+inline tls_client_options trusting(const std::filesystem::path& ca) {
+  tls_client_options o;
+  o.ca_file = ca;
+  return o;
+}
+
 /// An HTTPS client on one keep-alive connection to 127.0.0.1 (Boost.Asio SSL and Beast): an
 /// implementation independent of the proxy's own.
 class tls_client {
