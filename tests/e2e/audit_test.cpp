@@ -14,14 +14,10 @@
 #include <sstream>
 
 using namespace tokengate;
+using test::call;
 using test::gate_process;
 
 namespace {
-
-test::http_response call(std::uint16_t port, std::string_view method, std::string_view target,
-                         const std::string& key, std::string_view body = {}) {
-  return test::request(port, method, target, {{"X-API-Key", key}}, body);
-}
 
 std::vector<boost::json::object> events_in(const std::string& text) {
   std::vector<boost::json::object> out;

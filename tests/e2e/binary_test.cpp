@@ -14,6 +14,7 @@
 #include <sstream>
 
 using namespace tokengate;
+using test::call;
 using test::gate_process;
 
 namespace {
@@ -23,11 +24,6 @@ std::string read_file(const std::filesystem::path& p) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-test::http_response call(std::uint16_t port, std::string_view method, std::string_view target,
-                         const std::string& key, std::string_view body = {}) {
-  return test::request(port, method, target, {{"X-API-Key", key}}, body);
 }
 
 std::string create(std::uint16_t port, const std::string& admin, const std::string& name,

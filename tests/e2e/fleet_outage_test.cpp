@@ -23,8 +23,7 @@ TEST_CASE("PostgreSQL killed under traffic: decisions go on, writes get 503, and
           "catch up once it is back",
           "[e2e][fleet][outage]") {
   test::fleet_env fleet;
-  fleet.start("a");
-  fleet.start("b");
+  fleet.start_a_and_b();
   auto [valid_id, valid] = fleet.create("a");
   auto [revoked_id, revoked] = fleet.create("a");
   REQUIRE(call(fleet["a"].port(), "DELETE", "/api-tokens/" + revoked_id, fleet.admin()).status ==
@@ -87,8 +86,7 @@ TEST_CASE("PostgreSQL killed under traffic: decisions go on, writes get 503, and
 
 TEST_CASE("a sidecar stopped during changes catches up at start", "[e2e][fleet][outage]") {
   test::fleet_env fleet;
-  fleet.start("a");
-  fleet.start("b");
+  fleet.start_a_and_b();
   auto [gone_id, gone] = fleet.create("a");
   REQUIRE(eventually([&] { return fleet.status("b", gone) == 200; }));
   fleet.stop("b");
@@ -150,8 +148,7 @@ TEST_CASE("kill -9 of a sidecar during writes: every answered write is in Postgr
           "reaches the others",
           "[e2e][fleet][outage]") {
   test::fleet_env fleet;
-  fleet.start("a");
-  fleet.start("b");
+  fleet.start_a_and_b();
   std::vector<std::pair<std::string, std::string>> answered;
   std::atomic<bool> killed{false};
   auto writer = std::async(std::launch::async, [&] {

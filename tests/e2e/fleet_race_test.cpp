@@ -39,10 +39,7 @@ std::string named(const std::string& name) {
 TEST_CASE("a rotation on one sidecar and a rename on another, at once: the fleet keeps both",
           "[e2e][fleet][race]") {
   test::fleet_env fleet;
-  fleet.start("a");
-  fleet.start("b");
-  const auto pa = fleet["a"].port();
-  const auto pb = fleet["b"].port();
+  const auto [pa, pb] = fleet.start_a_and_b();
   auto [id, key] = fleet.create("a");
   REQUIRE(eventually([&] { return fleet.status("b", key) == 200; }));
 
@@ -91,10 +88,7 @@ TEST_CASE("a rotation on one sidecar and a rename on another, at once: the fleet
 TEST_CASE("a rotation or a rename racing a delete on another sidecar never brings the token back",
           "[e2e][fleet][race]") {
   test::fleet_env fleet;
-  fleet.start("a");
-  fleet.start("b");
-  const auto pa = fleet["a"].port();
-  const auto pb = fleet["b"].port();
+  const auto [pa, pb] = fleet.start_a_and_b();
 
   for (int round = 0; round < 12; ++round) {
     INFO("round " << round);

@@ -32,11 +32,6 @@ inline bool eventually(const std::function<bool()>& done,
   }
 }
 
-inline http_response call(std::uint16_t port, std::string_view method, std::string_view target,
-                          const std::string& key, std::string_view body = {}) {
-  return request(port, method, target, {{"X-API-Key", key}}, body);
-}
-
 /// A cluster, an upstream, and sidecars named "a", "b", ... each with its own data dir, all
 /// sharing one bootstrap key (adopted once by the fleet).
 class fleet_env {
@@ -67,6 +62,10 @@ public:
         dir(name), upstream_.port(), args,
         std::vector<std::pair<std::string, std::string>>{{"TOKENGATE_ROUTES", routes}});
     return *g;
+  }
+  /// Starts sidecars "a" and "b", in that order; their ports.
+  std::pair<std::uint16_t, std::uint16_t> start_a_and_b() {
+    return {start("a").port(), start("b").port()};
   }
   gate_process& operator[](const std::string& name) { return *sidecars_.at(name); }
   void stop(const std::string& name) {

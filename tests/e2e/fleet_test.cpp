@@ -8,8 +8,7 @@ using test::eventually;
 
 TEST_CASE("a change on one sidecar is enforced on the others", "[e2e][fleet]") {
   test::fleet_env fleet;
-  fleet.start("a");
-  fleet.start("b");
+  fleet.start_a_and_b();
   fleet.start("c");
 
   // Create on A: usable on B and C.

@@ -14,6 +14,12 @@
 
 namespace tokengate::test {
 
+/// A request to 127.0.0.1:`port` with `key` in X-API-Key.
+inline http_response call(std::uint16_t port, std::string_view method, std::string_view target,
+                          const std::string& key, std::string_view body = {}) {
+  return request(port, method, target, {{"X-API-Key", key}}, body);
+}
+
 /// The real tokengate binary, serving on 127.0.0.1:0 with its data under `dir/data`. The
 /// ports are read back from its "listening" log line.
 class gate_process {

@@ -9,8 +9,7 @@ using test::eventually;
 
 TEST_CASE("an overlap and a rate limit made on one sidecar hold on the others", "[e2e][fleet]") {
   test::fleet_env fleet;
-  fleet.start("a");
-  fleet.start("b");
+  fleet.start_a_and_b();
   auto [id, old_value] = fleet.create("a");
   CHECK(eventually([&] { return fleet.status("b", old_value) == 200; }));
 

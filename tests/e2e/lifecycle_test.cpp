@@ -8,16 +8,8 @@
 #include <catch2/catch.hpp>
 
 using namespace tokengate;
+using test::call;
 using test::gate_process;
-
-namespace {
-
-test::http_response call(std::uint16_t port, std::string_view method, std::string_view target,
-                         const std::string& key, std::string_view body = {}) {
-  return test::request(port, method, target, {{"X-API-Key", key}}, body);
-}
-
-} // namespace
 
 TEST_CASE("kill -9 during a rotation's overlap keeps both values and the rate limit",
           "[e2e][durability][lifecycle]") {
