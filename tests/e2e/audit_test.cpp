@@ -10,7 +10,6 @@
 
 #include <sys/stat.h>
 
-#include <fstream>
 #include <sstream>
 
 using namespace tokengate;
@@ -71,10 +70,8 @@ TEST_CASE("every token change and refused call is one audit event, in the file a
     CHECK(gate.proc().wait(std::chrono::seconds(10)) == 128 + SIGKILL);
     log_text = gate.proc().out();
   }
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  const auto events = events_in(text.str());
+  const auto text = test::read_file(file);
+  const auto events = events_in(text);
   REQUIRE(events.size() == 7);
 
   std::string admin_id;
@@ -105,7 +102,7 @@ TEST_CASE("every token change and refused call is one audit event, in the file a
   // The same events went to the log stream; no key value anywhere.
   CHECK(events_in(log_text).size() == 7);
   for (const auto& secret : {admin, value, rotated}) {
-    CHECK(text.str().find(secret) == std::string::npos);
+    CHECK(text.find(secret) == std::string::npos);
     CHECK(log_text.find(secret) == std::string::npos);
   }
   struct stat st {};
@@ -130,15 +127,13 @@ TEST_CASE("a token API call refused to a replaced value is audited as such", "[e
 
   std::vector<boost::json::object> events;
   REQUIRE(gate.proc().wait_for_output(R"("result":403)", std::chrono::seconds(10)));
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  events = events_in(text.str());
+  const auto text = test::read_file(file);
+  events = events_in(text);
   REQUIRE(events.size() == 4); // bootstrap, create, rotate, the refused self rotate
   CHECK_FALSE(events[2].contains("previous_value"));
   CHECK(field(events[3], "operation") == "rotate");
   CHECK(field(events[3], "actor") == id);
   CHECK(events[3].at("result").as_int64() == 403);
   CHECK(events[3].at("previous_value") == true);
-  CHECK(text.str().find(old_value) == std::string::npos);
+  CHECK(text.find(old_value) == std::string::npos);
 }

@@ -11,20 +11,13 @@
 
 #include <fstream>
 #include <future>
-#include <sstream>
 
 using namespace tokengate;
 using test::call;
 using test::gate_process;
+using test::read_file;
 
 namespace {
-
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::string create(std::uint16_t port, const std::string& admin, const std::string& name,
                    std::string* id = nullptr) {

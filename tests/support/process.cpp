@@ -1,4 +1,5 @@
 #include "tests/support/process.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -6,7 +7,6 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -14,13 +14,6 @@ extern char** environ;
 
 namespace tokengate::test {
 namespace {
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 long status_field(pid_t pid, std::string_view name) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -94,8 +87,8 @@ std::optional<int> process::wait(std::chrono::milliseconds timeout) {
   return status_;
 }
 
-std::string process::out() const { return slurp(out_); }
-std::string process::err() const { return slurp(err_); }
+std::string process::out() const { return read_file(out_); }
+std::string process::err() const { return read_file(err_); }
 
 bool process::wait_for_output(std::string_view text, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

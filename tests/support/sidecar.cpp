@@ -16,7 +16,6 @@
 
 #include <fstream>
 #include <mutex>
-#include <sstream>
 
 namespace tokengate::test {
 
@@ -109,10 +108,7 @@ sidecar::created sidecar::create_token(const std::string& name,
 
 std::string sidecar::log_text() const {
   impl_->log.flush();
-  std::ifstream in(impl_->dir / "log");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return read_file(impl_->dir / "log");
 }
 
 void sidecar::reload_with(proxy::config next) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
 
 namespace tokengate::test {
 
@@ -20,5 +21,8 @@ public:
 private:
   std::filesystem::path path_;
 };
+
+/// The whole content of the file at `p` ("" when it cannot be read).
+[[nodiscard]] std::string read_file(const std::filesystem::path& p);
 
 } // namespace tokengate::test

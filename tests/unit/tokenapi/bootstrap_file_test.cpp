@@ -7,22 +7,11 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 using namespace tokengate;
+using tokengate::test::read_file;
 using tokengate::test::temp_dir;
 namespace fs = std::filesystem;
-
-namespace {
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-} // namespace
 
 TEST_CASE("a bootstrap file that does not exist reads as none", "[bootstrap_file]") {
   temp_dir dir;

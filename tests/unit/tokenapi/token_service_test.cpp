@@ -7,7 +7,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 using namespace tokengate;
 using namespace tokengate::test;
@@ -16,13 +15,6 @@ using outcome = tokenapi::token_service::bootstrap_outcome;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 void write_file(const fs::path& p, std::string_view content) {
   std::ofstream(p) << content;
