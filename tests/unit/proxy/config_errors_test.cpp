@@ -2,22 +2,14 @@
 // (flag, TOKENGATE_* variable or config file), whatever the key or file name.
 #include "proxy/config.hpp"
 
-#include "tests/support/temp_dir.hpp"
 #include "tests/unit/proxy/config_checks.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <algorithm>
-#include <fstream>
-#include <map>
-#include <set>
 #include <string>
-#include <vector>
 
 using namespace tokengate;
 using namespace tokengate::proxy;
-using tokenapi::permission;
-using namespace std::chrono_literals;
 using namespace tokengate::proxy::testing;
 using Catch::Contains;
 

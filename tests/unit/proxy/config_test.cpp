@@ -2,14 +2,11 @@
 // precedence, and what each setting holds once loaded. Mistakes: config_errors_test.cpp.
 #include "proxy/config.hpp"
 
-#include "tests/support/temp_dir.hpp"
 #include "tests/unit/proxy/config_checks.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <fstream>
-#include <map>
 #include <set>
 #include <string>
 #include <vector>
