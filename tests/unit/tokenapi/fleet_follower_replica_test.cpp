@@ -12,14 +12,10 @@ TEST_CASE_METHOD(fleet_pair,
                  "a delete elsewhere that the replica fails to take: the key is refused at once, "
                  "and the change is applied once the replica takes writes again",
                  "[service][fleet]") {
-  auto gone = a.service.create(*root, spec("gone"));
-  auto kept = a.service.create(*root, spec("kept"));
-  auto rotated_away = a.service.create(*root, spec("rotated"));
-  REQUIRE(gone);
-  REQUIRE(kept);
-  REQUIRE(rotated_away);
-  sync();
-  REQUIRE(b.service.load());
+  auto gone = create_on_a("gone");
+  auto kept = create_on_a("kept");
+  auto rotated_away = create_on_a("rotated");
+  sync_both();
   const auto seq = applied_seq();
 
   followed.failing_writes = true;
@@ -51,12 +47,9 @@ TEST_CASE_METHOD(fleet_pair,
                  "a replica that cannot tell what it holds of a token deleted elsewhere: the key "
                  "is refused, and the log is read again",
                  "[service][fleet]") {
-  auto gone = a.service.create(*root, spec("gone"));
-  auto kept = a.service.create(*root, spec("kept"));
-  REQUIRE(gone);
-  REQUIRE(kept);
-  sync();
-  REQUIRE(b.service.load());
+  auto gone = create_on_a("gone");
+  auto kept = create_on_a("kept");
+  sync_both();
   const auto seq = applied_seq();
 
   REQUIRE(b.service.erase(gone->t.id));
@@ -79,10 +72,8 @@ TEST_CASE_METHOD(fleet_pair,
                  "a replica failing to take the log's changes is reported as such, resumed, and "
                  "its recovery reported",
                  "[service][fleet]") {
-  auto gone = a.service.create(*root, spec("gone"));
-  REQUIRE(gone);
-  sync();
-  REQUIRE(b.service.load());
+  auto gone = create_on_a("gone");
+  sync_both();
 
   followed.failing_writes = true;
   follower.start(true);

@@ -173,6 +173,17 @@ struct fleet_pair {
 
   /// A catch-up of A's follower: one page of the change log.
   void sync() { REQUIRE(follower.catch_up()); }
+  /// A catch-up of A's follower, then B loads the database.
+  void sync_both() {
+    sync();
+    REQUIRE(b.service.load());
+  }
+  /// Creates a token named `name` through A; it must succeed.
+  auto create_on_a(std::string name) {
+    auto made = a.service.create(*root, spec(std::move(name)));
+    REQUIRE(made);
+    return made;
+  }
   /// Waits (a few seconds at most) until the follower has reported `what`.
   bool reported_event(store::follower_event::kind what) {
     for (int i = 0; i < 500; ++i) {

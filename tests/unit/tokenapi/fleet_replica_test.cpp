@@ -14,10 +14,8 @@ TEST_CASE_METHOD(fleet_pair,
                  "a rotation the replica missed, then a delete elsewhere: neither key works on "
                  "the sidecar that rotated",
                  "[service][fleet]") {
-  auto made = a.service.create(*root, spec("ci"));
-  REQUIRE(made);
-  sync();
-  REQUIRE(b.service.load());
+  auto made = create_on_a("ci");
+  sync_both();
 
   wrapper.failing = true;
   auto rotated = a.service.rotate(*root, made->t.id);
@@ -39,15 +37,13 @@ TEST_CASE_METHOD(fleet_pair,
                  "a token the replica missed is refused on that sidecar until the follower "
                  "brings it in",
                  "[service][fleet]") {
-  auto made = a.service.create(*root, spec("ci"));
-  REQUIRE(made);
+  auto made = create_on_a("ci");
   sync();
 
   wrapper.failing = true;
   auto rotated = a.service.rotate(*root, made->t.id);
   REQUIRE(rotated);
-  auto created = a.service.create(*root, spec("new"));
-  REQUIRE(created);
+  auto created = create_on_a("new");
   wrapper.failing = false;
   CHECK(reported == std::vector<std::string>{made->t.id, created->t.id});
   // Refused here (failing closed), though the database holds them: nothing but the database's
@@ -67,10 +63,8 @@ TEST_CASE_METHOD(fleet_pair,
                  "an update the replica missed stands and holds here at once, and a delete the "
                  "replica missed stands and the key is refused",
                  "[service][fleet]") {
-  auto kept = a.service.create(*root, spec("kept"));
-  auto gone = a.service.create(*root, spec("gone"));
-  REQUIRE(kept);
-  REQUIRE(gone);
+  auto kept = create_on_a("kept");
+  auto gone = create_on_a("gone");
   sync();
 
   wrapper.failing = true;
@@ -105,8 +99,7 @@ TEST_CASE_METHOD(fleet_pair,
                  "an update the replica missed, then a delete elsewhere: the key is refused once "
                  "the follower brings the delete in",
                  "[service][fleet]") {
-  auto made = a.service.create(*root, spec("ci"));
-  REQUIRE(made);
+  auto made = create_on_a("ci");
   sync();
 
   wrapper.failing = true;
@@ -124,8 +117,7 @@ TEST_CASE_METHOD(fleet_pair,
                  "a rotation whose COMMIT reply was lost, though committed, hands out a key "
                  "that works",
                  "[service][fleet]") {
-  auto made = a.service.create(*root, spec("ci"));
-  REQUIRE(made);
+  auto made = create_on_a("ci");
   a_primary.lose_next_commit_reply();
   auto rotated = a.service.rotate(*root, made->t.id);
   REQUIRE(rotated);
