@@ -2,51 +2,20 @@
 // (flag, variable, file, default), and a route's "enforce".
 #include "proxy/config.hpp"
 
-#include "tests/support/temp_dir.hpp"
+#include "tests/unit/proxy/config_checks.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <fstream>
-#include <map>
-
 using namespace tokengate;
 using namespace tokengate::proxy;
+using namespace tokengate::proxy::testing;
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
-
-namespace {
-
-config load(const std::vector<std::string_view>& args,
-            const std::map<std::string, std::string>& env = {}) {
-  return load_config(args, [&](const std::string& name) -> std::optional<std::string> {
-    auto v = env.find(name);
-    return v == env.end() ? std::nullopt : std::optional<std::string>(v->second);
-  });
-}
-
-std::string error_of(const std::vector<std::string_view>& args,
-                     const std::map<std::string, std::string>& env = {}) {
-  try {
-    (void)load(args, env);
-  } catch (const config_error& e) {
-    return e.what();
-  }
-  FAIL("no config_error");
-  return {};
-}
-
-struct json_file {
-  test::temp_dir dir;
-  std::string path = (dir / "tokengate.json").string();
-  explicit json_file(const std::string& text) { std::ofstream(path) << text; }
-};
-
-} // namespace
 
 TEST_CASE("expiry_warning: 7 days by default, from a flag, a variable or the file",
           "[config][lifecycle]") {
   CHECK(load({}).expiry_warning == 604800s);
-  json_file f(R"({"expiry_warning": 3600})");
+  config_file f(R"({"expiry_warning": 3600})");
   CHECK(load({"--config", f.path}).expiry_warning == 3600s);
   CHECK(load({"--config", f.path}, {{"TOKENGATE_EXPIRY_WARNING", "60"}}).expiry_warning == 60s);
   CHECK(load({"--config", f.path, "--expiry-warning", "0"}, {{"TOKENGATE_EXPIRY_WARNING", "60"}})
@@ -58,7 +27,7 @@ TEST_CASE("expiry_warning: 7 days by default, from a flag, a variable or the fil
 }
 
 TEST_CASE("a route may be report-only with \"enforce\": false", "[config][routes][lifecycle]") {
-  json_file f(R"({"routes": [
+  config_file f(R"({"routes": [
       {"prefix": "/alerts", "permissions": ["AlertModify"], "enforce": false},
       {"prefix": "/rules", "enforce": true}],
     "default_route": {"enforce": false}})");
