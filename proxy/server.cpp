@@ -101,7 +101,8 @@ net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool adm
   for (;;) {
     // Connections are spread over the event loops in turn; each one stays on its loop.
     auto& target = admin ? *workers.front() : *workers[next_worker++ % workers.size()];
-    auto [ec, socket] = co_await acceptor.async_accept(target.io, nothrow);
+    tcp::endpoint peer;
+    auto [ec, socket] = co_await acceptor.async_accept(target.io, peer, nothrow);
     if (ec) {
       if (!acceptor.is_open() || ec == net::error::operation_aborted)
         co_return;
@@ -128,8 +129,8 @@ net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool adm
       continue;
     }
     counter.fetch_add(1, std::memory_order_relaxed);
-    net::post(target.io, [&target, s = std::move(socket), admin]() mutable {
-      start_session(target, std::move(s), admin);
+    net::post(target.io, [&target, s = std::move(socket), peer, admin]() mutable {
+      start_session(target, std::move(s), peer, admin);
     });
   }
 }

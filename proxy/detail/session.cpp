@@ -22,12 +22,8 @@ constexpr std::size_t max_linger_bytes = 1 << 20;
 
 } // namespace
 
-tokenapi::ip_address address_of(const tcp::socket& s) {
-  boost::system::error_code ec;
-  const auto remote = s.remote_endpoint(ec);
-  if (ec)
-    return {};
-  const auto a = remote.address();
+tokenapi::ip_address address_of(const tcp::endpoint& e) {
+  const auto a = e.address();
   return a.is_v4() ? tokenapi::ip_address::v4(a.to_v4().to_bytes())
                    : tokenapi::ip_address::v6(a.to_v6().to_bytes());
 }
@@ -223,9 +219,9 @@ net::awaitable<void> session::linger() {
   }
 }
 
+// close() alone sends the FIN after what is still queued (a reset instead if the client's bytes
+// were left unread, as a shutdown() before it would not change).
 void session::close() {
-  boost::system::error_code ignored;
-  client_.socket().shutdown(tcp::socket::shutdown_send, ignored);
   client_.close();
   upstream_.finish(false);
 }
@@ -366,10 +362,10 @@ void session::log_access() {
   deps_.log.write(record_.to_line());
 }
 
-void start_session(worker& w, tcp::socket socket, bool admin) {
+void start_session(worker& w, tcp::socket socket, const tcp::endpoint& peer, bool admin) {
   boost::system::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
-  auto c = std::make_shared<session>(w, std::move(socket), admin);
+  auto c = std::make_shared<session>(w, std::move(socket), peer, admin);
   net::co_spawn(
       w.io, [c]() { return c->run(); }, net::detached);
 }

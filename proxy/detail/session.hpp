@@ -24,15 +24,16 @@
 namespace tokengate::proxy::detail {
 
 /// The peer address of a connected socket (IPv4-mapped peers as IPv4).
-[[nodiscard]] tokenapi::ip_address address_of(const tcp::socket& s);
+[[nodiscard]] tokenapi::ip_address address_of(const tcp::endpoint& e);
 
 class session : public std::enable_shared_from_this<session> {
 public:
-  session(worker& w, tcp::socket socket, bool admin)
+  /// `peer`: the client's address as accept() gave it (no getpeername() per connection).
+  session(worker& w, tcp::socket socket, const tcp::endpoint& peer, bool admin)
       : w_(w), shared_(w.shared), deps_(w.shared.deps), client_(std::move(socket)), admin_(admin),
         upstream_(w.pool, shared_.upstream_endpoints, w.settings->limits, deadline_, w.metrics,
                   {shared_.upstream_tls.get(), deps_.settings.upstream.host}) {
-    peer_ = address_of(client_.socket());
+    peer_ = address_of(peer);
     peer_text_ = peer_.to_string();
     take_live_settings();
     client_address_ = peer_; // until a request says otherwise, e.g. for refused heads

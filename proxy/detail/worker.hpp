@@ -70,8 +70,9 @@ struct worker {
   std::thread thread;
 };
 
-/// Serves one accepted connection until it closes. `admin`: the admin listener's routes.
-void start_session(worker& w, tcp::socket socket, bool admin);
+/// Serves one accepted connection until it closes. `peer`: the client's address from accept().
+/// `admin`: the admin listener's routes.
+void start_session(worker& w, tcp::socket socket, const tcp::endpoint& peer, bool admin);
 
 /// Cancels the waits of the sessions of `w` whose deadline has passed. Runs every
 /// `sweep_interval` on `w`'s thread: timeouts hold to within that.
