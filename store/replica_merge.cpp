@@ -12,12 +12,16 @@ result<std::map<std::string, token_record>> held_in(replica_store& replica, std:
     auto chunk = replica.scan(after, page_size);
     if (!chunk)
       return chunk.error();
+    if (chunk->empty())
+      return held;
+    // Read before the records are moved out of the chunk.
+    const bool done = chunk->size() < page_size || (!to_end && chunk->back().id > upto);
+    after = chunk->back().id;
     for (auto& r : *chunk)
       if (to_end || r.id <= upto)
         held.emplace(r.id, std::move(r));
-    if (chunk->size() < page_size || (!to_end && chunk->back().id > upto))
+    if (done)
       return held;
-    after = chunk->back().id;
   }
 }
 

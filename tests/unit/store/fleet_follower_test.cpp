@@ -166,6 +166,35 @@ TEST_CASE("a snapshot larger than a page merges page by page", "[store][fleet]")
   CHECK_FALSE(f.replica_has("zz-stray"));
 }
 
+TEST_CASE("a replica already holding more than a page of tokens keeps them through a snapshot",
+          "[store][fleet]") {
+  follower_fixture f;
+  // 25,000 tokens (pages of 10,000), straight in SQL, and a replica synced with them.
+  (void)pg_cluster::shared().query(
+      "INSERT INTO tokengate_tokens (id, digest, payload) SELECT 'id' || lpad(i::text, 6, '0'), "
+      "sha256(i::text::bytea), 'p' FROM generate_series(0, 24999) AS i",
+      f.db.database);
+  auto follower = f.follower(f.db.database);
+  REQUIRE(follower->connect_and_sync());
+  REQUIRE(f.replica->scan("", 30'000).value().size() == 25'000);
+
+  // One delete, then the log is pruned past it: the next catch-up is a snapshot, each of whose
+  // pages the replica already holds (more than a page of its ids from the page's first on).
+  REQUIRE(f.db.store.erase("id017000").value());
+  store::pg_connection admin(f.settings(f.db.database));
+  REQUIRE(admin.connect());
+  REQUIRE(store::prune_log(admin, std::chrono::seconds(0)));
+  REQUIRE(follower->catch_up());
+  CHECK(f.events.back().what == store::follower_event::kind::snapshot);
+  CHECK(f.replica->scan("", 30'000).value().size() == 24'999);
+  CHECK_FALSE(f.replica_has("id017000"));
+  CHECK(f.sink.state("id017000") == std::optional<std::optional<std::string>>(std::in_place));
+  for (const auto* id : {"id000000", "id009999", "id010000", "id020000", "id024999"}) {
+    CHECK(f.replica_has(id));
+    CHECK(f.sink.state(id) == std::optional<std::string>("p"));
+  }
+}
+
 TEST_CASE("last-use notes the database missed during an outage reach it afterwards",
           "[store][fleet]") {
   test::pg_cluster own;
