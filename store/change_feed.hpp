@@ -2,6 +2,7 @@
 
 #include "store/token_store.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -9,8 +10,27 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 namespace tokengate::store {
+
+/// The ids after `after` up to `upto` in byte order (every id after `after` when `upto` is
+/// nullopt; an empty `after`: from the first): a page of a snapshot.
+struct id_range {
+  std::string after;
+  std::optional<std::string> upto;
+
+  [[nodiscard]] bool contains(std::string_view id) const {
+    return id > after && (!upto || id <= *upto);
+  }
+  /// The smallest range holding both.
+  [[nodiscard]] id_range hull(const id_range& other) const {
+    id_range h{std::min(after, other.after), std::nullopt};
+    if (upto && other.upto)
+      h.upto = std::max(*upto, *other.upto);
+    return h;
+  }
+};
 
 // replicated_change (token_store.hpp): one token as a fleet's change log left it, already
 // applied to this sidecar's replica.
@@ -28,6 +48,10 @@ public:
   /// it holds for them, and the database changed them. Walks the whole view (a failure path
   /// only). Called only from within `exclusive`.
   virtual void forget(std::span<const std::string> ids) = 0;
+  /// Drops every value of the tokens whose ids lie in `range`: the replica could not tell what
+  /// it holds of a snapshot's page, which may delete or change any of them. Walks the whole
+  /// view (a failure path only). Called only from within `exclusive`.
+  virtual void forget_range(const id_range& range) = 0;
   /// Turns failing closed on or off (the sidecar has been cut off for too long).
   virtual void fail_closed(bool on) = 0;
 };

@@ -127,7 +127,7 @@ result<void> fleet_follower::catch_up_locked() {
   if (!state)
     return state.error();
   auto pos = stored_position();
-  if (pos.database_id != state->database_id || pos.applied < state->pruned_below ||
+  if (dropped_ || pos.database_id != state->database_id || pos.applied < state->pruned_below ||
       pos.applied > state->last_seq)
     return snapshot();
   while (pos.applied < state->last_seq) {

@@ -2,6 +2,7 @@
 
 #include "store/change_feed.hpp"
 #include "store/pg_connection.hpp"
+#include "store/replica_merge.hpp"
 #include "store/replica_store.hpp"
 
 #include <chrono>
@@ -58,6 +59,10 @@ struct follower_options {
 /// The sink only ever holds a part of what the replica holds: when the replica cannot take (or
 /// read) a page of the log, the page's tokens are dropped from the sink, the seq does not move
 /// on, and the page is read again with the same backoff (the replica resumed before each try).
+/// Likewise a page of a snapshot: its changed tokens are dropped when the replica does not take
+/// them, and every token of the sink in its range of ids when the replica cannot read what it
+/// holds of that range; the snapshot is tried again until one completes, and publishes those
+/// tokens again.
 class fleet_follower {
 public:
   fleet_follower(pg_settings settings, replica_store& replica, change_sink& sink,
@@ -97,6 +102,7 @@ private:
   [[nodiscard]] result<std::int64_t> apply_log(std::int64_t after);
   [[nodiscard]] result<void> snapshot();
   [[nodiscard]] result<std::size_t> merge_snapshot();
+  [[nodiscard]] result<void> settle_page(snapshot_page page, const id_range& range, bool first);
   [[nodiscard]] result<void> apply_changes(std::vector<replicated_change> changes,
                                            replica_batch batch);
   void withhold(const std::vector<replicated_change>& changes,
@@ -124,6 +130,9 @@ private:
   bool closed_ = false;
   /// Set when the last sync failed at the replica, not at the database.
   std::optional<follower_event::kind> replica_failure_;
+  /// The ids a failed snapshot dropped from the sink: until a snapshot completes (the next
+  /// catch-up takes one), its pages publish them again.
+  std::optional<id_range> dropped_;
   int wake_fd_ = -1;
   std::atomic<bool> stopping_{false};
   std::thread thread_;

@@ -3,7 +3,6 @@
 #include "store/fleet_follower.hpp"
 
 #include "store/pg_store.hpp"
-#include "store/replica_merge.hpp"
 
 namespace tokengate::store {
 
@@ -24,7 +23,7 @@ replica_batch meta_only(std::vector<std::pair<std::string, std::string>> meta) {
 result<std::size_t> fleet_follower::merge_snapshot() {
   std::string done_upto; // every replica id <= this one is settled
   std::size_t total = 0;
-  for (bool last = false; !last;) {
+  for (bool last = false, first = true; !last; first = false) {
     auto rows = conn_.exec("FETCH " + std::to_string(snapshot_page_size) + " FROM snap");
     if (!rows)
       return rows.error();
@@ -37,29 +36,40 @@ result<std::size_t> fleet_follower::merge_snapshot() {
       page.emplace(r->id, std::move(*r));
     }
     total += page.size();
-    const std::string upto = page.empty() ? done_upto : page.rbegin()->first;
-    auto held = held_in(replica_, done_upto, upto, last, snapshot_page_size);
-    if (!held) {
-      replica_failure_ = follower_event::kind::replica_read_failed;
-      return held.error();
-    }
-    replica_batch batch;
-    std::vector<replicated_change> changes;
-    merge_page(page, *held, batch, changes);
-    if (auto applied = apply_changes(std::move(changes), std::move(batch)); !applied)
-      return applied.error();
-    done_upto = upto;
+    id_range range{done_upto, std::nullopt}; // the last page: every id after done_upto
+    if (!last)
+      range.upto = page.rbegin()->first;
+    if (auto settled = settle_page(std::move(page), range, first); !settled)
+      return settled.error();
+    if (range.upto)
+      done_upto = *range.upto;
   }
   return total;
 }
 
+// Makes the replica's ids in `range` equal to `page`, and publishes the changes to the sink. A
+// page the replica cannot settle leaves the sink no key the page may have deleted or changed.
+result<void> fleet_follower::settle_page(snapshot_page page, const id_range& range, bool first) {
+  auto held = held_in(replica_, range.after, range.upto.value_or(range.after), !range.upto,
+                      snapshot_page_size);
+  if (!held) {
+    // What the replica holds of these ids, and so what the page changes, is unknown.
+    sink_.forget_range(range);
+    dropped_ = dropped_ ? dropped_->hull(range) : range;
+    replica_failure_ = follower_event::kind::replica_read_failed;
+    return held.error();
+  }
+  replica_batch batch;
+  // Until the snapshot completes, the replica claims to be in sync with no database.
+  if (first)
+    batch.meta.emplace_back("database_id", "");
+  std::vector<replicated_change> changes;
+  merge_page(page, *held, batch, changes, dropped_);
+  return apply_changes(std::move(changes), std::move(batch));
+}
+
 // Every token from one consistent read (a repeatable-read transaction) replaces the replica's.
 result<void> fleet_follower::snapshot() {
-  // Until it completes, the replica does not claim to be in sync with any database.
-  if (auto reset = replica_.apply(meta_only({{"database_id", ""}})); !reset) {
-    replica_failure_ = follower_event::kind::replica_write_failed;
-    return reset;
-  }
   auto body = [&]() -> result<log_state> {
     auto state = read_state();
     if (!state)
@@ -71,6 +81,7 @@ result<void> fleet_follower::snapshot() {
     auto total = merge_snapshot();
     if (!total)
       return total.error();
+    dropped_.reset(); // every page published what it dropped again
     report({follower_event::kind::snapshot, {}, 0, *total});
     return state;
   };

@@ -12,17 +12,22 @@ result<std::map<std::string, token_record>> held_in(replica_store& replica, std:
     auto chunk = replica.scan(after, page_size);
     if (!chunk)
       return chunk.error();
+    if (chunk->empty())
+      return held;
+    // Read before the records are moved out of the chunk.
+    const bool done = chunk->size() < page_size || (!to_end && chunk->back().id > upto);
+    after = chunk->back().id;
     for (auto& r : *chunk)
       if (to_end || r.id <= upto)
         held.emplace(r.id, std::move(r));
-    if (chunk->size() < page_size || (!to_end && chunk->back().id > upto))
+    if (done)
       return held;
-    after = chunk->back().id;
   }
 }
 
 void merge_page(snapshot_page& page, const std::map<std::string, token_record>& held,
-                replica_batch& batch, std::vector<replicated_change>& changes) {
+                replica_batch& batch, std::vector<replicated_change>& changes,
+                const std::optional<id_range>& republish) {
   for (const auto& [id, record] : held)
     if (!page.contains(id)) {
       batch.erases.push_back(id);
@@ -33,8 +38,11 @@ void merge_page(snapshot_page& page, const std::map<std::string, token_record>& 
     std::optional<digest> previous;
     if (h != held.end()) {
       previous = h->second.value_digest;
-      if (h->second.value_digest == record->value_digest && h->second.payload == record->payload)
+      if (h->second.value_digest == record->value_digest && h->second.payload == record->payload) {
+        if (republish && republish->contains(id))
+          changes.push_back({id, previous, std::move(record), true});
         continue;
+      }
     }
     batch.puts.push_back(*record);
     batch.replaced.push_back(previous);

@@ -21,8 +21,10 @@ held_in(replica_store& replica, std::string after, const std::string& upto, bool
 
 /// Adds to `batch` the writes that make the replica's range, `held`, equal to `page`: the
 /// records that differ or are missing, and the erasure of ids the page does not hold; and to
-/// `changes` the same as changes for the domain. Moves the records out of `page`.
+/// `changes` the same as changes for the domain, and the records the replica holds as they are
+/// whose ids lie in `republish` (the domain dropped them). Moves the records out of `page`.
 void merge_page(snapshot_page& page, const std::map<std::string, token_record>& held,
-                replica_batch& batch, std::vector<replicated_change>& changes);
+                replica_batch& batch, std::vector<replicated_change>& changes,
+                const std::optional<id_range>& republish = std::nullopt);
 
 } // namespace tokengate::store

@@ -265,15 +265,18 @@ void authorizer::remove(const store::digest& d) {
 
 void authorizer::remove_tokens(std::span<const std::string> ids) {
   const std::unordered_set<std::string_view> wanted(ids.begin(), ids.end());
+  remove_tokens_if([&](std::string_view id) { return wanted.contains(id); });
+}
+
+void authorizer::remove_tokens_if(const std::function<bool(std::string_view id)>& which) {
   std::vector<store::digest> found;
   for (auto& s : shards_) {
     std::shared_lock lock(s.mutex);
     s.table.for_each([&](std::uint32_t i) {
       if (!(i & published_bit)) {
-        if (const auto& r = s.record(i); wanted.contains(r.entry.id()))
+        if (const auto& r = s.record(i); which(r.entry.id()))
           found.push_back(r.digest);
-      } else if (const auto& r = s.published[i & ~published_bit];
-                 r.entry && wanted.contains(r.entry->id()))
+      } else if (const auto& r = s.published[i & ~published_bit]; r.entry && which(r.entry->id()))
         found.push_back(r.digest);
     });
   }

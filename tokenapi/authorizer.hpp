@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -97,6 +98,8 @@ public:
   /// Removes every entry of the tokens with these ids, each value of theirs. Walks the whole
   /// index: for when a token's digest is not known (a fleet's replica that cannot be read).
   void remove_tokens(std::span<const std::string> ids);
+  /// The same for the tokens whose id `which` picks.
+  void remove_tokens_if(const std::function<bool(std::string_view id)>& which);
   [[nodiscard]] std::shared_ptr<const auth_entry> find(const store::digest& d) const;
   [[nodiscard]] std::size_t size() const;
 

@@ -92,6 +92,7 @@ public:
   void exclusive(const std::function<void()>& sync) override;
   void apply(const store::replicated_change& change) override;
   void forget(std::span<const std::string> ids) override;
+  void forget_range(const store::id_range& range) override;
   void fail_closed(bool on) override;
 
 private:

@@ -44,6 +44,10 @@ void token_service::apply(const store::replicated_change& change) {
 
 void token_service::forget(std::span<const std::string> ids) { auth_.remove_tokens(ids); }
 
+void token_service::forget_range(const store::id_range& range) {
+  auth_.remove_tokens_if([&](std::string_view id) { return range.contains(id); });
+}
+
 void token_service::fail_closed(bool on) { auth_.fail_closed(on); }
 
 } // namespace tokengate::tokenapi

@@ -1,6 +1,7 @@
 // The follower of a fleet's change log, against a real PostgreSQL and a real RocksDB replica:
 // catch-up by seq, the NOTIFY fast path, pruning and snapshot reloads.
 #include "store/fleet_follower.hpp"
+#include "tests/unit/store/failing_follower_replica.hpp"
 #include "tests/unit/store/store_fixtures.hpp"
 
 #include <catch2/catch.hpp>
@@ -27,11 +28,19 @@ struct recording_sink final : store::change_sink {
   void apply(const store::replicated_change& c) override {
     std::lock_guard lock(mutex);
     seen[c.id] = c.current ? std::optional<std::string>(c.current->payload) : std::nullopt;
+    if (on_apply)
+      on_apply(c);
   }
   void forget(std::span<const std::string> ids) override {
     std::lock_guard lock(mutex);
     for (const auto& id : ids)
       seen[id] = std::nullopt;
+  }
+  void forget_range(const store::id_range& range) override {
+    std::lock_guard lock(mutex);
+    for (auto& [id, state] : seen)
+      if (range.contains(id))
+        state = std::nullopt;
   }
   void fail_closed(bool on) override { closed = on; }
 
@@ -41,6 +50,7 @@ struct recording_sink final : store::change_sink {
     return it == seen.end() ? std::nullopt : std::optional(it->second);
   }
 
+  std::function<void(const store::replicated_change&)> on_apply;
   std::mutex exclusive_mutex, mutex;
   std::map<std::string, std::optional<std::string>> seen;
   std::atomic<bool> closed{false};
@@ -164,6 +174,86 @@ TEST_CASE("a snapshot larger than a page merges page by page", "[store][fleet]")
   CHECK(all.size() == 25'000);
   CHECK(std::all_of(all.begin(), all.end(), [](const auto& r) { return r.payload == "p"; }));
   CHECK_FALSE(f.replica_has("zz-stray"));
+}
+
+TEST_CASE("a replica already holding more than a page of tokens keeps them through a snapshot",
+          "[store][fleet]") {
+  follower_fixture f;
+  // 25,000 tokens (pages of 10,000), straight in SQL, and a replica synced with them.
+  (void)pg_cluster::shared().query(
+      "INSERT INTO tokengate_tokens (id, digest, payload) SELECT 'id' || lpad(i::text, 6, '0'), "
+      "sha256(i::text::bytea), 'p' FROM generate_series(0, 24999) AS i",
+      f.db.database);
+  auto follower = f.follower(f.db.database);
+  REQUIRE(follower->connect_and_sync());
+  REQUIRE(f.replica->scan("", 30'000).value().size() == 25'000);
+
+  // One delete, then the log is pruned past it: the next catch-up is a snapshot, each of whose
+  // pages the replica already holds (more than a page of its ids from the page's first on).
+  REQUIRE(f.db.store.erase("id017000").value());
+  store::pg_connection admin(f.settings(f.db.database));
+  REQUIRE(admin.connect());
+  REQUIRE(store::prune_log(admin, std::chrono::seconds(0)));
+  REQUIRE(follower->catch_up());
+  CHECK(f.events.back().what == store::follower_event::kind::snapshot);
+  CHECK(f.replica->scan("", 30'000).value().size() == 24'999);
+  CHECK_FALSE(f.replica_has("id017000"));
+  CHECK(f.sink.state("id017000") == std::optional<std::optional<std::string>>(std::in_place));
+  for (const auto* id : {"id000000", "id009999", "id010000", "id020000", "id024999"}) {
+    CHECK(f.replica_has(id));
+    CHECK(f.sink.state(id) == std::optional<std::string>("p"));
+  }
+}
+
+TEST_CASE("a snapshot page whose replica range cannot be read drops that range from the sink, "
+          "until a snapshot publishes it again",
+          "[store][fleet]") {
+  follower_fixture f;
+  // 25,000 tokens (pages of 10,000), straight in SQL.
+  (void)pg_cluster::shared().query(
+      "INSERT INTO tokengate_tokens (id, digest, payload) SELECT 'id' || lpad(i::text, 6, '0'), "
+      "sha256(i::text::bytea), 'p' FROM generate_series(0, 24999) AS i",
+      f.db.database);
+  test::failing_follower_replica followed{*f.replica};
+  store::fleet_follower follower(f.settings(f.db.database), followed, f.sink, {});
+  REQUIRE(follower.connect_and_sync());
+  REQUIRE(f.sink.state("id015000") == std::optional<std::string>("p"));
+
+  // Deleted elsewhere, one in each page; then the log is pruned: the next catch-up is a
+  // snapshot, whose first page id000000..id010000 settles and whose second, id010001..id020001,
+  // the replica cannot read.
+  for (const auto* id : {"id000005", "id012345", "id022222"})
+    REQUIRE(f.db.store.erase(id).value());
+  store::pg_connection admin(f.settings(f.db.database));
+  REQUIRE(admin.connect());
+  REQUIRE(store::prune_log(admin, std::chrono::seconds(0)));
+  f.sink.on_apply = [&](const store::replicated_change& c) {
+    if (c.id == "id000005")
+      followed.failing_reads = true;
+  };
+  CHECK_FALSE(follower.catch_up());
+  const auto dropped = std::optional<std::optional<std::string>>(std::in_place);
+  const auto held = std::optional<std::string>("p");
+  CHECK(f.sink.state("id000005") == dropped);
+  CHECK(f.sink.state("id010000") == held);
+  CHECK(f.sink.state("id010001") == dropped);
+  CHECK(f.sink.state("id012345") == dropped);
+  CHECK(f.sink.state("id020001") == dropped);
+  CHECK(f.sink.state("id020002") == held); // not read yet
+  CHECK_FALSE(f.replica_has("id000005"));
+  CHECK(f.replica_has("id012345"));
+
+  f.sink.on_apply = nullptr;
+  followed.failing_reads = false;
+  REQUIRE(follower.catch_up());
+  CHECK(f.sink.state("id010001") == held);
+  CHECK(f.sink.state("id015000") == held);
+  CHECK(f.sink.state("id020001") == held);
+  for (const auto* id : {"id000005", "id012345", "id022222"}) {
+    CHECK(f.sink.state(id) == dropped);
+    CHECK_FALSE(f.replica_has(id));
+  }
+  CHECK(f.replica->scan("", 30'000).value().size() == 24'997);
 }
 
 TEST_CASE("last-use notes the database missed during an outage reach it afterwards",

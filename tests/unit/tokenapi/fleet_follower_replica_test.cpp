@@ -92,3 +92,110 @@ TEST_CASE_METHOD(fleet_pair,
   CHECK_FALSE(accepted(a, gone->value));
   CHECK_FALSE(replica->get(gone->t.id).value().has_value());
 }
+
+// A snapshot (here: the log pruned while the sidecar was away) whose page the replica cannot
+// settle must not leave a key deleted or rotated elsewhere accepted here either.
+TEST_CASE_METHOD(fleet_pair,
+                 "a snapshot whose replica cannot be read: a key deleted elsewhere is refused, and "
+                 "the others come back once the replica reads again",
+                 "[service][fleet]") {
+  auto gone = a.service.create(*root, spec("gone"));
+  auto kept = a.service.create(*root, spec("kept"));
+  REQUIRE(gone);
+  REQUIRE(kept);
+  sync();
+  REQUIRE(b.service.load());
+  REQUIRE(b.service.erase(gone->t.id));
+  prune_log();
+
+  followed.failing_reads = true;
+  CHECK_FALSE(follower.catch_up());
+  CHECK_FALSE(accepted(a, gone->value));
+  // Refused too meanwhile: the replica could not tell what it holds of the page's ids.
+  CHECK_FALSE(accepted(a, kept->value));
+  CHECK_FALSE(follower.catch_up()); // failing again changes nothing
+  CHECK_FALSE(accepted(a, gone->value));
+
+  followed.failing_reads = false;
+  sync();
+  CHECK_FALSE(accepted(a, gone->value));
+  CHECK(accepted(a, kept->value));
+  CHECK_FALSE(replica->get(gone->t.id).value().has_value());
+  std::lock_guard lock(events_mutex);
+  CHECK(events.back() == store::follower_event::kind::snapshot);
+}
+
+TEST_CASE_METHOD(fleet_pair,
+                 "a snapshot the replica fails to take: keys deleted or rotated elsewhere are "
+                 "refused, and the changes are applied once the replica takes writes again",
+                 "[service][fleet]") {
+  auto gone = a.service.create(*root, spec("gone"));
+  auto kept = a.service.create(*root, spec("kept"));
+  auto rotated_away = a.service.create(*root, spec("rotated"));
+  REQUIRE(gone);
+  REQUIRE(kept);
+  REQUIRE(rotated_away);
+  sync();
+  REQUIRE(b.service.load());
+  REQUIRE(b.service.erase(gone->t.id));
+  auto rotated = b.service.rotate(*root, rotated_away->t.id);
+  REQUIRE(rotated);
+  prune_log();
+
+  followed.failing_writes = true;
+  CHECK_FALSE(follower.catch_up());
+  CHECK_FALSE(accepted(a, gone->value));
+  CHECK_FALSE(accepted(a, rotated_away->value));
+  CHECK_FALSE(accepted(a, rotated->value)); // the replica does not hold it yet
+  CHECK(accepted(a, kept->value));          // the same in the database: untouched
+  CHECK(replica->get(gone->t.id).value().has_value());
+
+  followed.failing_writes = false;
+  sync();
+  CHECK_FALSE(accepted(a, gone->value));
+  CHECK_FALSE(accepted(a, rotated_away->value));
+  CHECK(accepted(a, rotated->value));
+  CHECK(accepted(a, kept->value));
+  CHECK_FALSE(replica->get(gone->t.id).value().has_value());
+}
+
+TEST_CASE_METHOD(fleet_pair,
+                 "a snapshot the replica cannot read or does not take is reported as such, tried "
+                 "again, and its recovery reported",
+                 "[service][fleet]") {
+  auto gone = a.service.create(*root, spec("gone"));
+  auto kept = a.service.create(*root, spec("kept"));
+  REQUIRE(gone);
+  REQUIRE(kept);
+  sync();
+  REQUIRE(b.service.load());
+  REQUIRE(b.service.erase(gone->t.id));
+  prune_log();
+  {
+    std::lock_guard lock(events_mutex);
+    events.clear(); // the first sync's snapshot
+  }
+
+  std::atomic<bool>* failing = &followed.failing_reads;
+  auto failure = store::follower_event::kind::replica_read_failed;
+  SECTION("reads") {}
+  SECTION("writes") {
+    failing = &followed.failing_writes;
+    failure = store::follower_event::kind::replica_write_failed;
+  }
+  *failing = true;
+  follower.start(true);
+  REQUIRE(reported_event(failure));
+  CHECK_FALSE(accepted(a, gone->value));
+  *failing = false;
+  REQUIRE(reported_event(store::follower_event::kind::replica_recovered));
+  follower.stop();
+  {
+    std::lock_guard lock(events_mutex);
+    CHECK(std::count(events.begin(), events.end(), store::follower_event::kind::disconnected) == 0);
+    CHECK(std::count(events.begin(), events.end(), store::follower_event::kind::snapshot) == 1);
+  }
+  CHECK_FALSE(accepted(a, gone->value));
+  CHECK(accepted(a, kept->value));
+  CHECK_FALSE(replica->get(gone->t.id).value().has_value());
+}

@@ -4,6 +4,8 @@
 // whose writes (the token service's, or its follower's) can be made to fail, and B writing
 // straight to the shared database.
 #include "store/fleet_follower.hpp"
+#include "store/pg_store.hpp"
+#include "tests/unit/store/failing_follower_replica.hpp"
 #include "tests/unit/store/store_fixtures.hpp"
 #include "tests/unit/tokenapi/api_fixture.hpp"
 
@@ -67,51 +69,6 @@ public:
     return real_.has_marker(marker);
   }
   store::result<void> flush() override { return real_.flush(); }
-
-private:
-  store::rocksdb_store& real_;
-};
-
-/// The replica as the follower reaches it: its page writes fail while `failing_writes` is set,
-/// its reads of records while `failing_reads` is set; `resumed` counts the follower's calls to
-/// resume it.
-class failing_follower_replica final : public store::replica_store {
-public:
-  explicit failing_follower_replica(store::rocksdb_store& real) : real_(real) {}
-
-  std::atomic<bool> failing_writes{false};
-  std::atomic<bool> failing_reads{false};
-  std::atomic<int> resumed{0};
-
-  store::result<std::optional<store::token_record>> get(std::string_view id) const override {
-    if (failing_reads)
-      return store::errc::io_error;
-    return real_.get(id);
-  }
-  store::result<std::vector<store::token_record>> scan(std::string_view after,
-                                                       std::size_t limit) const override {
-    if (failing_reads)
-      return store::errc::io_error;
-    return real_.scan(after, limit);
-  }
-  store::result<std::optional<std::string>> read_meta(std::string_view name) const override {
-    return real_.read_meta(name);
-  }
-  store::result<void> apply(const store::replica_batch& batch) override {
-    if (failing_writes)
-      return store::errc::io_error;
-    return real_.apply(batch);
-  }
-  store::result<void> note_meta(std::string_view name, std::string_view value) override {
-    return real_.note_meta(name, value);
-  }
-  store::result<void> resume() override {
-    ++resumed;
-    return real_.resume();
-  }
-  std::string last_error() const override {
-    return failing_writes || failing_reads ? "IO error: injected" : real_.last_error();
-  }
 
 private:
   store::rocksdb_store& real_;
@@ -195,6 +152,13 @@ struct fleet_pair {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     return false;
+  }
+  /// Prunes the whole change log, as after a week away: A's follower reloads a snapshot.
+  void prune_log() {
+    store::pg_connection admin(
+        {pg_cluster::shared().url(db.database), {}, std::chrono::seconds(5)});
+    REQUIRE(admin.connect());
+    REQUIRE(store::prune_log(admin, std::chrono::seconds(0)));
   }
   /// The seq of the change log A's replica holds itself applied up to.
   std::string applied_seq() const { return replica->read_meta("applied_seq").value().value(); }
