@@ -186,6 +186,8 @@ result<std::int64_t> fleet_follower::apply_log(std::int64_t after) {
   if (auto applied = apply_changes(std::move(changes), std::move(batch)); !applied)
     return applied.error();
   status_.set_applied(reached);
+  for (const auto& [id, current] : *latest) // published again: each id of a page withheld before
+    withheld_.erase(id);
   return reached;
 }
 
@@ -197,8 +199,11 @@ result<std::int64_t> fleet_follower::apply_log(std::int64_t after) {
 void fleet_follower::withhold(const std::vector<replicated_change>& changes,
                               std::span<const std::string> unknown) {
   for (const auto& c : changes)
-    if (c.previous)
+    if (c.previous) {
       sink_.apply({c.id, c.previous, std::nullopt});
+      withheld_.insert(c.id);
+    }
+  withheld_.insert(unknown.begin(), unknown.end());
   if (!unknown.empty())
     sink_.forget(unknown);
 }

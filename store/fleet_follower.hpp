@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <thread>
@@ -62,7 +63,7 @@ struct follower_options {
 /// Likewise a page of a snapshot: its changed tokens are dropped when the replica does not take
 /// them, and every token of the sink in its range of ids when the replica cannot read what it
 /// holds of that range; the snapshot is tried again until one completes, and publishes those
-/// tokens again.
+/// tokens again, and those a failed page of the log dropped (the log pruned meanwhile).
 class fleet_follower {
 public:
   fleet_follower(pg_settings settings, replica_store& replica, change_sink& sink,
@@ -133,6 +134,10 @@ private:
   /// The ids a failed snapshot dropped from the sink: until a snapshot completes (the next
   /// catch-up takes one), its pages publish them again.
   std::optional<id_range> dropped_;
+  /// The ids a failed page (of the log or a snapshot) withheld from the sink although the
+  /// replica may hold them as the database does: the page read again publishes them, or else
+  /// the snapshot that replaces it (the log pruned meanwhile) must.
+  std::set<std::string, std::less<>> withheld_;
   int wake_fd_ = -1;
   std::atomic<bool> stopping_{false};
   std::thread thread_;

@@ -64,7 +64,9 @@ result<void> fleet_follower::settle_page(snapshot_page page, const id_range& ran
   if (first)
     batch.meta.emplace_back("database_id", "");
   std::vector<replicated_change> changes;
-  merge_page(page, *held, batch, changes, dropped_);
+  merge_page(page, *held, batch, changes, [this](std::string_view id) {
+    return (dropped_ && dropped_->contains(id)) || withheld_.contains(id);
+  });
   return apply_changes(std::move(changes), std::move(batch));
 }
 
@@ -81,7 +83,8 @@ result<void> fleet_follower::snapshot() {
     auto total = merge_snapshot();
     if (!total)
       return total.error();
-    dropped_.reset(); // every page published what it dropped again
+    dropped_.reset(); // every page published what it, or the log, dropped again
+    withheld_.clear();
     report({follower_event::kind::snapshot, {}, 0, *total});
     return state;
   };

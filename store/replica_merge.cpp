@@ -27,7 +27,7 @@ result<std::map<std::string, token_record>> held_in(replica_store& replica, std:
 
 void merge_page(snapshot_page& page, const std::map<std::string, token_record>& held,
                 replica_batch& batch, std::vector<replicated_change>& changes,
-                const std::optional<id_range>& republish) {
+                const std::function<bool(std::string_view id)>& republish) {
   for (const auto& [id, record] : held)
     if (!page.contains(id)) {
       batch.erases.push_back(id);
@@ -39,7 +39,7 @@ void merge_page(snapshot_page& page, const std::map<std::string, token_record>& 
     if (h != held.end()) {
       previous = h->second.value_digest;
       if (h->second.value_digest == record->value_digest && h->second.payload == record->payload) {
-        if (republish && republish->contains(id))
+        if (republish && republish(id))
           changes.push_back({id, previous, std::move(record), true});
         continue;
       }

@@ -199,3 +199,31 @@ TEST_CASE_METHOD(fleet_pair,
   CHECK(accepted(a, kept->value));
   CHECK_FALSE(replica->get(gone->t.id).value().has_value());
 }
+
+// A log page the replica failed on drops its tokens from the view; when the log is pruned before
+// the replica recovers, the snapshot that follows must publish them again, also those the
+// replica already holds as the database does (this sidecar's own write, here).
+TEST_CASE_METHOD(fleet_pair,
+                 "a key a failed log page dropped comes back through the snapshot that follows a "
+                 "pruned log",
+                 "[service][fleet]") {
+  auto kept = create_on_a("kept"); // in the replica already; its log entry not yet followed
+  auto gone = create_on_a("gone");
+  REQUIRE(b.service.erase(gone->t.id));
+
+  std::atomic<bool>* failing = &followed.failing_reads;
+  SECTION("reads") {}
+  SECTION("writes") { failing = &followed.failing_writes; }
+  *failing = true;
+  CHECK_FALSE(follower.catch_up());
+  CHECK_FALSE(accepted(a, kept->value)); // the page's tokens are dropped meanwhile
+  CHECK_FALSE(accepted(a, gone->value));
+
+  prune_log();
+  *failing = false;
+  sync();
+  CHECK(accepted(a, kept->value));
+  CHECK_FALSE(accepted(a, gone->value));
+  std::lock_guard lock(events_mutex);
+  CHECK(events.back() == store::follower_event::kind::snapshot);
+}
