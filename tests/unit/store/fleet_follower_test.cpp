@@ -73,6 +73,19 @@ struct follower_fixture {
     return std::make_unique<store::fleet_follower>(settings(database), *replica, sink, o);
   }
   bool replica_has(const std::string& id) { return replica->get(id).value().has_value(); }
+  /// Prunes the whole change log: the next catch-up is a snapshot.
+  void prune_log() {
+    store::pg_connection admin(settings(db.database));
+    REQUIRE(admin.connect());
+    REQUIRE(store::prune_log(admin, std::chrono::seconds(0)));
+  }
+  /// 25,000 tokens id000000..id024999 (three snapshot pages of 10,000), straight in SQL.
+  void seed_three_pages() {
+    (void)pg_cluster::shared().query(
+        "INSERT INTO tokengate_tokens (id, digest, payload) SELECT 'id' || lpad(i::text, 6, "
+        "'0'), sha256(i::text::bytea), 'p' FROM generate_series(0, 24999) AS i",
+        db.database);
+  }
 };
 
 } // namespace
@@ -152,11 +165,7 @@ TEST_CASE("a replica of another database is replaced by a snapshot of this one",
 
 TEST_CASE("a snapshot larger than a page merges page by page", "[store][fleet]") {
   follower_fixture f;
-  // 25,000 tokens (three pages), straight in SQL.
-  (void)pg_cluster::shared().query(
-      "INSERT INTO tokengate_tokens (id, digest, payload) SELECT 'id' || lpad(i::text, 6, '0'), "
-      "sha256(i::text::bytea), 'p' FROM generate_series(0, 24999) AS i",
-      f.db.database);
+  f.seed_three_pages();
   // The replica starts with every third id (with other contents), and one the database lacks.
   std::vector<store::token_record> some;
   for (int i = 0; i < 25'000; i += 3) {
@@ -179,11 +188,7 @@ TEST_CASE("a snapshot larger than a page merges page by page", "[store][fleet]")
 TEST_CASE("a replica already holding more than a page of tokens keeps them through a snapshot",
           "[store][fleet]") {
   follower_fixture f;
-  // 25,000 tokens (pages of 10,000), straight in SQL, and a replica synced with them.
-  (void)pg_cluster::shared().query(
-      "INSERT INTO tokengate_tokens (id, digest, payload) SELECT 'id' || lpad(i::text, 6, '0'), "
-      "sha256(i::text::bytea), 'p' FROM generate_series(0, 24999) AS i",
-      f.db.database);
+  f.seed_three_pages(); // and a replica synced with them
   auto follower = f.follower(f.db.database);
   REQUIRE(follower->connect_and_sync());
   REQUIRE(f.replica->scan("", 30'000).value().size() == 25'000);
@@ -191,9 +196,7 @@ TEST_CASE("a replica already holding more than a page of tokens keeps them throu
   // One delete, then the log is pruned past it: the next catch-up is a snapshot, each of whose
   // pages the replica already holds (more than a page of its ids from the page's first on).
   REQUIRE(f.db.store.erase("id017000").value());
-  store::pg_connection admin(f.settings(f.db.database));
-  REQUIRE(admin.connect());
-  REQUIRE(store::prune_log(admin, std::chrono::seconds(0)));
+  f.prune_log();
   REQUIRE(follower->catch_up());
   CHECK(f.events.back().what == store::follower_event::kind::snapshot);
   CHECK(f.replica->scan("", 30'000).value().size() == 24'999);
@@ -209,11 +212,7 @@ TEST_CASE("a snapshot page whose replica range cannot be read drops that range f
           "until a snapshot publishes it again",
           "[store][fleet]") {
   follower_fixture f;
-  // 25,000 tokens (pages of 10,000), straight in SQL.
-  (void)pg_cluster::shared().query(
-      "INSERT INTO tokengate_tokens (id, digest, payload) SELECT 'id' || lpad(i::text, 6, '0'), "
-      "sha256(i::text::bytea), 'p' FROM generate_series(0, 24999) AS i",
-      f.db.database);
+  f.seed_three_pages();
   test::failing_follower_replica followed{*f.replica};
   store::fleet_follower follower(f.settings(f.db.database), followed, f.sink, {});
   REQUIRE(follower.connect_and_sync());
@@ -224,9 +223,7 @@ TEST_CASE("a snapshot page whose replica range cannot be read drops that range f
   // the replica cannot read.
   for (const auto* id : {"id000005", "id012345", "id022222"})
     REQUIRE(f.db.store.erase(id).value());
-  store::pg_connection admin(f.settings(f.db.database));
-  REQUIRE(admin.connect());
-  REQUIRE(store::prune_log(admin, std::chrono::seconds(0)));
+  f.prune_log();
   f.sink.on_apply = [&](const store::replicated_change& c) {
     if (c.id == "id000005")
       followed.failing_reads = true;

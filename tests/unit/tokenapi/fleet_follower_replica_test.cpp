@@ -99,12 +99,9 @@ TEST_CASE_METHOD(fleet_pair,
                  "a snapshot whose replica cannot be read: a key deleted elsewhere is refused, and "
                  "the others come back once the replica reads again",
                  "[service][fleet]") {
-  auto gone = a.service.create(*root, spec("gone"));
-  auto kept = a.service.create(*root, spec("kept"));
-  REQUIRE(gone);
-  REQUIRE(kept);
-  sync();
-  REQUIRE(b.service.load());
+  auto gone = create_on_a("gone");
+  auto kept = create_on_a("kept");
+  sync_both();
   REQUIRE(b.service.erase(gone->t.id));
   prune_log();
 
@@ -129,14 +126,10 @@ TEST_CASE_METHOD(fleet_pair,
                  "a snapshot the replica fails to take: keys deleted or rotated elsewhere are "
                  "refused, and the changes are applied once the replica takes writes again",
                  "[service][fleet]") {
-  auto gone = a.service.create(*root, spec("gone"));
-  auto kept = a.service.create(*root, spec("kept"));
-  auto rotated_away = a.service.create(*root, spec("rotated"));
-  REQUIRE(gone);
-  REQUIRE(kept);
-  REQUIRE(rotated_away);
-  sync();
-  REQUIRE(b.service.load());
+  auto gone = create_on_a("gone");
+  auto kept = create_on_a("kept");
+  auto rotated_away = create_on_a("rotated");
+  sync_both();
   REQUIRE(b.service.erase(gone->t.id));
   auto rotated = b.service.rotate(*root, rotated_away->t.id);
   REQUIRE(rotated);
@@ -163,12 +156,9 @@ TEST_CASE_METHOD(fleet_pair,
                  "a snapshot the replica cannot read or does not take is reported as such, tried "
                  "again, and its recovery reported",
                  "[service][fleet]") {
-  auto gone = a.service.create(*root, spec("gone"));
-  auto kept = a.service.create(*root, spec("kept"));
-  REQUIRE(gone);
-  REQUIRE(kept);
-  sync();
-  REQUIRE(b.service.load());
+  auto gone = create_on_a("gone");
+  auto kept = create_on_a("kept");
+  sync_both();
   REQUIRE(b.service.erase(gone->t.id));
   prune_log();
   {
