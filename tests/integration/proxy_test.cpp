@@ -358,3 +358,27 @@ TEST_CASE_METHOD(proxy_fixture, "each proxied request is one access-log line, ne
   CHECK(log.find("tg_wrong") == std::string::npos);
   CHECK(log.find("secret-query") == std::string::npos); // paths are logged without the query
 }
+
+// The client's address is the one accept() gives: on a listener for every address ("::"), an
+// IPv4 client is its IPv4 address (not ::ffff:127.0.0.1) for allowedCIDRBlocks and the access
+// log, and an IPv6 client its IPv6 address.
+TEST_CASE("a listener on :: sees an IPv4 client as IPv4 and an IPv6 client as IPv6", "[proxy]") {
+  test::test_upstream upstream;
+  auto settings = test::example_routes();
+  settings.listen.host = "::";
+  test::sidecar gate(upstream.port(), settings);
+  auto v4 = gate.create_token("v4", {"AlertRead"}, {"127.0.0.1/32"});
+  auto v6 = gate.create_token("v6", {"AlertRead"}, {"::1/128"});
+  const auto status_from = [&](std::string_view address, const std::string& key) {
+    test::http_client client(gate.port(), address);
+    return client.request("GET", "/alerts/7", {{"X-API-Key", key}}).status;
+  };
+  CHECK(status_from("127.0.0.1", v4.value) == 200);
+  CHECK(status_from("::1", v4.value) == 403);
+  CHECK(status_from("::1", v6.value) == 200);
+  CHECK(status_from("127.0.0.1", v6.value) == 403);
+  const auto log = gate.log_text();
+  CHECK_THAT(log, Catch::Contains(R"("client":"127.0.0.1")"));
+  CHECK_THAT(log, Catch::Contains(R"("client":"::1")"));
+  CHECK_THAT(log, !Catch::Contains("::ffff:"));
+}

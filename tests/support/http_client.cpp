@@ -61,8 +61,9 @@ struct http_client::impl {
   beast::flat_buffer buffer;
 };
 
-http_client::http_client(std::uint16_t port) : impl_(std::make_unique<impl>()) {
-  impl_->stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+http_client::http_client(std::uint16_t port, std::string_view address)
+    : impl_(std::make_unique<impl>()) {
+  impl_->stream.connect(tcp::endpoint(net::ip::make_address(address), port));
   impl_->stream.socket().set_option(tcp::no_delay(true));
 }
 

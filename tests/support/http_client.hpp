@@ -28,10 +28,10 @@ struct http_response {
   [[nodiscard]] std::string message() const;
 };
 
-/// An HTTP/1.1 client on one keep-alive connection to 127.0.0.1 (Boost.Beast).
+/// An HTTP/1.1 client on one keep-alive connection to 127.0.0.1, or to `address` (Boost.Beast).
 class http_client {
 public:
-  explicit http_client(std::uint16_t port);
+  explicit http_client(std::uint16_t port, std::string_view address = "127.0.0.1");
   ~http_client();
   http_client(http_client&&) noexcept;
 

@@ -28,7 +28,7 @@ proxy::config test_settings() {
 
 struct sidecar::impl {
   impl(std::uint16_t upstream_port, proxy::config s) : settings(std::move(s)) {
-    settings.listen = {"127.0.0.1", 0};
+    settings.listen = {settings.listen.host == "::" ? "::" : "127.0.0.1", 0};
     settings.admin_listen = {"127.0.0.1", 0};
     settings.upstream.port = upstream_port; // the host stays: 127.0.0.1 unless a test names one
     settings.data_dir = dir / "data";

@@ -15,7 +15,8 @@ namespace tokengate::test {
 class sidecar {
 public:
   /// `settings`: listen, admin_listen, the upstream's port and data_dir are filled in here (the
-  /// upstream's host is the default 127.0.0.1 unless `settings` names another).
+  /// upstream's host is the default 127.0.0.1 unless `settings` names another; the main
+  /// listener's host is 127.0.0.1 unless `settings` names "::").
   sidecar(std::uint16_t upstream_port, proxy::config settings = {});
   ~sidecar();
   sidecar(const sidecar&) = delete;
