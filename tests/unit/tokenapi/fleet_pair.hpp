@@ -153,6 +153,11 @@ struct fleet_pair {
     }
     return false;
   }
+  /// How often the follower has reported `what` so far.
+  std::size_t reported_count(store::follower_event::kind what) {
+    std::lock_guard lock(events_mutex);
+    return static_cast<std::size_t>(std::count(events.begin(), events.end(), what));
+  }
   /// Prunes the whole change log, as after a week away: A's follower reloads a snapshot.
   void prune_log() {
     store::pg_connection admin(
