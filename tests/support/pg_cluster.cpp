@@ -40,21 +40,25 @@ std::uint16_t free_port() {
 const passwd* owner() { return ::geteuid() == 0 ? ::getpwnam("nobody") : nullptr; }
 
 // Forks `args` as the owner, in a session of its own (so that kill() reaches every backend).
+// What the child needs is made before fork(), which the child follows with async-signal-safe
+// calls only: a test's other threads may hold a lock (the allocator's) at the fork.
 pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
-  const pid_t pid = ::fork();
-  if (pid != 0)
-    return pid;
-  ::setsid();
-  if (const auto* who = owner())
-    if (::setgid(who->pw_gid) != 0 || ::setuid(who->pw_uid) != 0)
-      ::_exit(126);
-  const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  ::dup2(out, STDOUT_FILENO);
-  ::dup2(out, STDERR_FILENO);
+  const passwd* who = owner();
+  const uid_t uid = who ? who->pw_uid : 0;
+  const gid_t gid = who ? who->pw_gid : 0;
   std::vector<char*> argv;
   for (const auto& a : args)
     argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid != 0)
+    return pid;
+  ::setsid();
+  if (who != nullptr && (::setgid(gid) != 0 || ::setuid(uid) != 0))
+    ::_exit(126);
+  const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (out < 0 || ::dup2(out, STDOUT_FILENO) < 0 || ::dup2(out, STDERR_FILENO) < 0)
+    ::_exit(126);
   ::execv(argv[0], argv.data());
   ::_exit(127);
 }

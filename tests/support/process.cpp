@@ -38,25 +38,29 @@ process::process(const std::vector<std::string>& args, const std::filesystem::pa
     environment.emplace_back(*e);
   for (const auto& [k, v] : env)
     environment.push_back(k + "=" + v);
+  // Everything the child needs is made before fork(): the test runs threads (an upstream, a
+  // sidecar), and a child that allocated could wait forever on a lock one of them held at the
+  // fork. After it, the child makes async-signal-safe calls only.
+  std::vector<char*> argv;
+  for (const auto& a : args)
+    argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const auto& e : environment)
+    envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  const std::string out_path = out_.string(), err_path = err_.string(), dir_path = dir.string();
 
   pid_ = ::fork();
   if (pid_ < 0)
     throw std::runtime_error("fork failed");
   if (pid_ == 0) {
-    const int out = ::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    const int err = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ::dup2(out, STDOUT_FILENO);
-    ::dup2(err, STDERR_FILENO);
-    if (::chdir(dir.c_str()) != 0)
+    const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0 || err < 0 || ::dup2(out, STDOUT_FILENO) < 0 || ::dup2(err, STDERR_FILENO) < 0)
       ::_exit(126);
-    std::vector<char*> argv;
-    for (const auto& a : args)
-      argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (const auto& e : environment)
-      envp.push_back(const_cast<char*>(e.c_str()));
-    envp.push_back(nullptr);
+    if (::chdir(dir_path.c_str()) != 0)
+      ::_exit(126);
     ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
