@@ -59,6 +59,17 @@ bool flex_stream::nothing_arrived() noexcept {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+io_outcome flex_stream::read_now(net::mutable_buffer into) noexcept {
+  const auto n = ::recv(socket_.native_handle(), into.data(), into.size(), MSG_DONTWAIT);
+  if (n > 0)
+    return {boost::system::error_code(), static_cast<std::size_t>(n)};
+  if (n == 0)
+    return {net::error::eof, 0};
+  if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+    return {boost::system::error_code(), 0};
+  return {boost::system::error_code(errno, boost::system::system_category()), 0};
+}
+
 bool flex_stream::start_tls(net::ssl::context& context, tls_role role) {
   boost::system::error_code ec;
   if (!socket_.non_blocking())

@@ -60,6 +60,9 @@ public:
   net::awaitable<boost::system::error_code> tls_shutdown(bool wait_for_peer = true);
   /// Whether nothing has arrived on the socket: no bytes and no close (a non-blocking peek).
   [[nodiscard]] bool nothing_arrived() noexcept;
+  /// A plain read of what has arrived, without waiting: the bytes, eof, or 0 bytes and no
+  /// error when nothing has (a wait said it had: the next wait ends when it does).
+  [[nodiscard]] io_outcome read_now(net::mutable_buffer into) noexcept;
   /// Whether the TLS layer holds bytes it read from the socket and nobody has read from it.
   [[nodiscard]] bool tls_buffered() const noexcept {
     return ssl_ != nullptr && SSL_has_pending(ssl_.get()) == 1;

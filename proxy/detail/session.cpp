@@ -146,12 +146,26 @@ net::awaitable<bool> session::read_head(bool first) {
     }
     if (idle_ && draining())
       co_return false;
-    const auto into = net::buffer(in_.prepare(read_chunk).data(), read_chunk);
     io_outcome got;
-    if (tls_up_)
+    if (idle_ && !first && !client_.tls_buffered()) {
+      // Between requests the read buffer goes back until the next request has arrived, so an
+      // idle keep-alive connection holds none (nginx frees its header buffer the same way).
+      // Waiting first also spares a read that would find nothing: the answer just went out,
+      // so the next request is rarely there yet.
+      in_.shrink(0);
+      if (auto [ec] = co_await client_.socket().async_wait(tcp::socket::wait_read, nothrow);
+          ec || draining())
+        co_return false;
+      const auto into = net::buffer(in_.prepare(read_chunk).data(), read_chunk);
+      if (tls_up_)
+        got = co_await client_.tls_read_some(into);
+      else
+        got = client_.read_now(into);
+    } else if (const auto into = net::buffer(in_.prepare(read_chunk).data(), read_chunk); tls_up_) {
       got = co_await client_.tls_read_some(into);
-    else
+    } else {
       got = co_await client_.socket().async_read_some(into, nothrow);
+    }
     const auto [ec, n] = got;
     if (ec)
       co_return false;

@@ -103,6 +103,36 @@ TEST_CASE("oversized headers get 431, slow headers and idle connections are clos
   CHECK(f.upstream.requests().size() == 2);
 }
 
+TEST_CASE("between requests a keep-alive connection takes what comes next in any shape, and "
+          "closes on the client's close or a stop, long before idle_timeout",
+          "[limits]") {
+  proxy_fixture f;
+  test::raw_connection c(f.gate.port());
+  c.send("GET /public/x HTTP/1.1\r\nHost: x\r\n\r\n");
+  REQUIRE(test::status_of(c.read_until("}")) == 200);
+  // Each pause lets the sidecar settle into its wait for the next request before more comes.
+  SECTION("empty lines, then a head in three pieces") {
+    for (const std::string_view piece :
+         {std::string_view("\r\n"), std::string_view("GET /public/x HT"),
+          std::string_view("TP/1.1\r\nHost: x\r\n"), std::string_view("\r\n")}) {
+      std::this_thread::sleep_for(50ms);
+      REQUIRE(c.send(piece));
+    }
+    CHECK(test::status_of(c.read_until("}")) == 200);
+    CHECK(f.upstream.requests().size() == 2);
+  }
+  SECTION("the client's close") {
+    std::this_thread::sleep_for(50ms);
+    c.shutdown_send();
+    CHECK(c.closed_within(3s));
+  }
+  SECTION("a stop") {
+    std::this_thread::sleep_for(50ms);
+    f.gate.stop();
+    CHECK(c.closed_within(3s));
+  }
+}
+
 TEST_CASE("connections above max_connections are refused", "[limits]") {
   auto settings = test::example_routes();
   settings.limits.max_connections = 5;

@@ -276,3 +276,49 @@ TEST_CASE("a TLS client that stops reading a large answer is closed after idle_t
   REQUIRE(next.send(get_x));
   CHECK(test::status_of(next.read_answers(1)) == 200);
 }
+
+TEST_CASE("between requests a TLS connection takes what comes next in any shape, closes on a "
+          "close_notify, on a stop and after idle_timeout_ms",
+          "[tls][limits]") {
+  using namespace std::chrono_literals;
+  tls_fixture f([](proxy::limits& l) { l.idle_timeout = 30s; });
+  bare_tls c(f.gate.port(), f.ca.cert_file());
+  REQUIRE(c.send(get_x));
+  REQUIRE(test::status_of(c.read_answers(1)) == 200);
+  // Each pause lets the server settle into its wait for the next request before more comes.
+  SECTION("empty lines, then a head in three records") {
+    for (const std::string_view piece :
+         {std::string_view("\r\n"), std::string_view("GET /public/x HT"),
+          std::string_view("TP/1.1\r\nHost: x\r\n"), std::string_view("\r\n")}) {
+      std::this_thread::sleep_for(50ms);
+      REQUIRE(c.send(piece));
+    }
+    CHECK(test::status_of(c.read_answers(1)) == 200);
+    CHECK(f.upstream.requests().size() == 2);
+  }
+  SECTION("the client's close_notify") {
+    std::this_thread::sleep_for(50ms);
+    REQUIRE(SSL_shutdown(c.ssl()) == 0);
+    CHECK(c.next_event() == "close_notify");
+    CHECK(c.tcp_closed());
+  }
+  SECTION("a stop, long before idle_timeout_ms") {
+    std::this_thread::sleep_for(50ms);
+    f.gate.stop();
+    CHECK(c.tcp_closed());
+  }
+}
+
+TEST_CASE("an idle TLS keep-alive connection is closed after idle_timeout_ms, not before",
+          "[tls][limits]") {
+  using namespace std::chrono_literals;
+  tls_fixture f([](proxy::limits& l) { l.idle_timeout = 400ms; });
+  bare_tls c(f.gate.port(), f.ca.cert_file());
+  REQUIRE(c.send(get_x));
+  REQUIRE(test::status_of(c.read_answers(1)) == 200);
+  std::this_thread::sleep_for(100ms);
+  REQUIRE(c.send(get_x));
+  CHECK(test::status_of(c.read_answers(1)) == 200);
+  CHECK(c.tcp_closed()); // within bare_tls's 10 s bound
+  CHECK(f.upstream.requests().size() == 2);
+}

@@ -153,3 +153,32 @@ TEST_CASE("shrink frees the storage of an empty buffer only", "[byte_buffer]") {
   append(b, "again"); // usable after shrinking
   CHECK(b.data() == "again");
 }
+
+TEST_CASE("the block an emptied buffer gives back serves the next buffer on the thread",
+          "[byte_buffer]") {
+  byte_buffer a;
+  append(a, "first");
+  CHECK(a.capacity() == byte_buffer::block_size);
+  const char* block = a.data().data();
+  a.consume(5);
+  a.shrink(0);
+  CHECK(a.capacity() == 0);
+
+  byte_buffer b;
+  append(b, "second");
+  CHECK(b.data().data() == block); // the same memory, no allocation
+  CHECK(b.data() == "second");
+  b.consume(6);
+  b.shrink(0);
+
+  // A buffer that outgrew its block frees its storage instead: a spare is always one block.
+  byte_buffer big;
+  append(big, pattern(byte_buffer::block_size + 1));
+  CHECK(big.capacity() > byte_buffer::block_size);
+  big.consume(big.size());
+  big.shrink(0);
+  byte_buffer next;
+  append(next, "third");
+  CHECK(next.capacity() == byte_buffer::block_size);
+  CHECK(next.data().data() == block);
+}
