@@ -152,9 +152,12 @@ void log_sink::write(std::string_view line) {
   bool wake = false;
   {
     std::lock_guard lock(mutex_);
+    // The first line of a batch wakes the writer (which sleeps while nothing is queued), and
+    // so does a batch that has grown large.
+    wake = pending_.empty();
     pending_.append(line);
     pending_.push_back('\n');
-    wake = pending_.size() >= flush_threshold;
+    wake = wake || pending_.size() >= flush_threshold;
   }
   if (wake)
     wake_.notify_one();
@@ -187,7 +190,11 @@ void log_sink::write_out(const std::string& bytes) {
 void log_sink::run() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
-    wake_.wait_for(lock, std::chrono::milliseconds(100));
+    // Nothing queued: sleep until a line is, so that an idle sidecar does not wake. Then
+    // gather lines for up to 100 ms (less if they pile up) and write them in one go.
+    wake_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
+    wake_.wait_for(lock, std::chrono::milliseconds(100),
+                   [this] { return stopping_ || pending_.size() >= flush_threshold; });
     lock.unlock();
     flush();
     lock.lock();

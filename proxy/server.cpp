@@ -136,11 +136,12 @@ net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool adm
 }
 
 net::awaitable<void> server::impl::sweep_loop(worker& w) {
-  net::steady_timer tick(w.io);
   for (;;) {
-    tick.expires_after(sweep_interval);
-    if (auto [ec] = co_await tick.async_wait(nothrow); ec)
-      co_return;
+    if (w.live.empty())
+      w.sweep_timer.expires_at(steady::time_point::max()); // until a connection starts
+    else
+      w.sweep_timer.expires_after(sweep_interval);
+    co_await w.sweep_timer.async_wait(nothrow); // cancelled: a connection started
     sweep_sessions(w);
   }
 }

@@ -30,6 +30,8 @@ tokenapi::ip_address address_of(const tcp::endpoint& e) {
 
 net::awaitable<void> session::run() {
   auto self = shared_from_this();
+  if (w_.live.empty())
+    w_.sweep_timer.cancel(); // the sweeper of an idle loop waits for this connection
   w_.live.insert(this);
   w_.live_count.fetch_add(1);
   try {
