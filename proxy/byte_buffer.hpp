@@ -1,12 +1,13 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstring>
 #include <memory>
 #include <span>
 #include <string_view>
-#include <vector>
+#include <utility>
 
 namespace tokengate::proxy {
 
@@ -20,6 +21,22 @@ namespace tokengate::proxy {
 class byte_buffer {
 public:
   static constexpr std::size_t block_size = 16 * 1024;
+
+  byte_buffer() = default;
+  byte_buffer(byte_buffer&& other) noexcept { *this = std::move(other); }
+  /// The source is left empty, with no storage.
+  byte_buffer& operator=(byte_buffer&& other) noexcept {
+    if (this == &other)
+      return *this;
+    storage_ = std::move(other.storage_);
+    capacity_ = std::exchange(other.capacity_, 0);
+    begin_ = std::exchange(other.begin_, 0);
+    end_ = std::exchange(other.end_, 0);
+    return *this;
+  }
+  byte_buffer(const byte_buffer&) = delete;
+  byte_buffer& operator=(const byte_buffer&) = delete;
+  ~byte_buffer() = default;
 
   [[nodiscard]] std::string_view data() const noexcept {
     return {storage_.get() + begin_, end_ - begin_};
@@ -65,34 +82,39 @@ public:
     begin_ = 0;
   }
   /// Frees storage above `keep` bytes when empty (an idle connection stays small).
-  void shrink(std::size_t keep) {
+  void shrink(std::size_t keep) noexcept {
     if (empty() && capacity_ > keep) {
-      if (capacity_ == block_size)
+      const bool block = capacity_ == block_size;
+      capacity_ = begin_ = end_ = 0;
+      if (block)
         give_block(std::move(storage_));
       storage_.reset();
-      capacity_ = begin_ = end_ = 0;
     }
   }
 
 private:
-  static constexpr std::size_t max_spares = 8; ///< per thread: 128 KiB at most
+  /// Per thread: 512 KiB at most, enough for the requests a loop has in flight at once to take
+  /// and give back blocks without malloc and free.
+  static constexpr std::size_t max_spares = 32;
 
-  static std::vector<std::unique_ptr<char[]>>& spares() {
-    thread_local std::vector<std::unique_ptr<char[]>> blocks;
-    return blocks;
+  struct spare_blocks {
+    std::array<std::unique_ptr<char[]>, max_spares> blocks;
+    std::size_t count = 0;
+  };
+  static spare_blocks& spares() noexcept {
+    thread_local spare_blocks s;
+    return s;
   }
   static std::unique_ptr<char[]> take_block() {
-    auto& blocks = spares();
-    if (blocks.empty())
+    auto& s = spares();
+    if (s.count == 0)
       return std::make_unique_for_overwrite<char[]>(block_size);
-    auto block = std::move(blocks.back());
-    blocks.pop_back();
-    return block;
+    return std::move(s.blocks[--s.count]);
   }
-  static void give_block(std::unique_ptr<char[]> block) {
-    auto& blocks = spares();
-    if (blocks.size() < max_spares)
-      blocks.push_back(std::move(block));
+  static void give_block(std::unique_ptr<char[]> block) noexcept {
+    auto& s = spares();
+    if (block && s.count < max_spares)
+      s.blocks[s.count++] = std::move(block);
   }
 
   std::unique_ptr<char[]> storage_;

@@ -129,10 +129,10 @@ net::awaitable<bool> session::start_tls() {
 net::awaitable<bool> session::read_head(bool first) {
   std::size_t scanned = 0;
   skip_empty_lines();
-  idle_ = in_.empty();
+  idle_ = between_requests();
   deadline_.expire_after(first || !idle_ ? limits().header_timeout : limits().idle_timeout);
   for (;;) {
-    if (!in_.empty()) {
+    if (!idle_) {
       const auto size = http1::scan_head(in_.data(), scanned);
       if (!size)
         co_return co_await refuse(http1::refusal_for(size.error()));
@@ -155,8 +155,8 @@ net::awaitable<bool> session::read_head(bool first) {
       // Waiting first also spares a read that would find nothing: the answer just went out,
       // so the next request is rarely there yet.
       in_.shrink(0);
-      if (auto [ec] = co_await client_.socket().async_wait(tcp::socket::wait_read, nothrow);
-          ec || draining())
+      // A drain while it waits cancels the wait; a request that ends it first is served.
+      if (auto [ec] = co_await client_.socket().async_wait(tcp::socket::wait_read, nothrow); ec)
         co_return false;
       const auto into = net::buffer(in_.prepare(read_chunk).data(), read_chunk);
       if (tls_up_)
@@ -174,7 +174,7 @@ net::awaitable<bool> session::read_head(bool first) {
     in_.commit(n);
     if (idle_) {
       skip_empty_lines();
-      idle_ = in_.empty();
+      idle_ = between_requests();
       if (!idle_)
         deadline_.expire_after(limits().header_timeout);
     }
@@ -185,6 +185,11 @@ net::awaitable<bool> session::read_head(bool first) {
 void session::skip_empty_lines() {
   while (in_.data().starts_with("\r\n"))
     in_.consume(2);
+}
+
+bool session::between_requests() const {
+  // A lone CR is the start of an empty line whose LF is still on its way.
+  return in_.empty() || in_.data() == "\r";
 }
 
 net::awaitable<bool> session::refuse(http1::refusal why) {

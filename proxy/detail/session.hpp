@@ -79,6 +79,8 @@ private:
 
   // RFC 9112 section 2.2: a server should ignore empty lines before a request line.
   void skip_empty_lines();
+  /// Whether in_ holds nothing of a request yet: nothing at all, or half an empty line.
+  [[nodiscard]] bool between_requests() const;
 
   /// Answers a head that cannot be trusted with a JSON error, and closes.
   net::awaitable<bool> refuse(http1::refusal why);

@@ -62,6 +62,27 @@ public:
   /// The session tickets received so far.
   [[nodiscard]] int tickets() const { return tickets_; }
 
+  /// The TLS record that send(`plain`) would write, for the test to send as it likes: the
+  /// session's sequence number moves on as if it had been sent.
+  std::string record_of(std::string_view plain) {
+    BIO* memory = BIO_new(BIO_s_mem());
+    BIO* socket = SSL_get_wbio(ssl_);
+    BIO_up_ref(socket);
+    SSL_set0_wbio(ssl_, memory);
+    std::size_t n = 0;
+    const bool written = SSL_write_ex(ssl_, plain.data(), plain.size(), &n) == 1;
+    char* bytes = nullptr;
+    const auto length = BIO_get_mem_data(memory, &bytes);
+    std::string record(bytes, written ? static_cast<std::size_t>(length) : 0);
+    SSL_set0_wbio(ssl_, socket); // frees the memory BIO
+    return record;
+  }
+  /// Sends bytes as they are, on the TCP connection.
+  bool send_raw(std::string_view bytes) {
+    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(bytes.size());
+  }
+
   /// Sends `bytes` as one TLS record.
   bool send(std::string_view bytes) {
     std::size_t n = 0;
@@ -286,9 +307,9 @@ TEST_CASE("between requests a TLS connection takes what comes next in any shape,
   REQUIRE(c.send(get_x));
   REQUIRE(test::status_of(c.read_answers(1)) == 200);
   // Each pause lets the server settle into its wait for the next request before more comes.
-  SECTION("empty lines, then a head in three records") {
+  SECTION("empty lines, one split in two, then a head in three records") {
     for (const std::string_view piece :
-         {std::string_view("\r\n"), std::string_view("GET /public/x HT"),
+         {std::string_view("\r\n"), std::string_view("\r"), std::string_view("\nGET /public/x HT"),
           std::string_view("TP/1.1\r\nHost: x\r\n"), std::string_view("\r\n")}) {
       std::this_thread::sleep_for(50ms);
       REQUIRE(c.send(piece));
@@ -306,6 +327,33 @@ TEST_CASE("between requests a TLS connection takes what comes next in any shape,
     std::this_thread::sleep_for(50ms);
     f.gate.stop();
     CHECK(c.tcp_closed());
+  }
+  SECTION("a KeyUpdate alone, then a request") {
+    std::this_thread::sleep_for(50ms);
+    REQUIRE(SSL_key_update(c.ssl(), SSL_KEY_UPDATE_REQUESTED) == 1);
+    REQUIRE(SSL_do_handshake(c.ssl()) == 1); // the KeyUpdate goes out alone, with no data
+    std::this_thread::sleep_for(50ms);
+    REQUIRE(c.send(get_x));
+    CHECK(test::status_of(c.read_answers(1)) == 200);
+    CHECK(f.upstream.requests().size() == 2);
+  }
+  SECTION("a request's record in four TCP segments") {
+    const auto record = c.record_of(get_x);
+    REQUIRE(record.size() > 20);
+    for (const auto& [at, length] :
+         {std::pair<std::size_t, std::size_t>{0, 1}, {1, 4}, {5, 10}, {15, std::string::npos}}) {
+      std::this_thread::sleep_for(50ms);
+      REQUIRE(c.send_raw(record.substr(at, length)));
+    }
+    CHECK(test::status_of(c.read_answers(1)) == 200);
+    CHECK(f.upstream.requests().size() == 2);
+  }
+  SECTION("a stop while part of a record has come") {
+    REQUIRE(c.send_raw(c.record_of(get_x).substr(0, 3)));
+    std::this_thread::sleep_for(50ms);
+    f.gate.stop();
+    CHECK(c.tcp_closed());
+    CHECK(f.upstream.requests().size() == 1);
   }
 }
 

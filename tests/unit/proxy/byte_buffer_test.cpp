@@ -182,3 +182,23 @@ TEST_CASE("the block an emptied buffer gives back serves the next buffer on the 
   CHECK(next.capacity() == byte_buffer::block_size);
   CHECK(next.data().data() == block);
 }
+
+TEST_CASE("a moved buffer takes the storage and leaves an empty one, which gives back nothing",
+          "[byte_buffer]") {
+  byte_buffer a;
+  append(a, "moved");
+  const char* block = a.data().data();
+  byte_buffer b(std::move(a));
+  CHECK(b.data() == "moved");
+  CHECK(b.data().data() == block);
+  CHECK(a.capacity() == 0); // NOLINT(bugprone-use-after-move): the state a move leaves
+  a.shrink(0);              // nothing to give back
+  byte_buffer c;
+  CHECK(c.prepare(10).data() != nullptr);
+  append(c, "fresh");
+  CHECK(c.data() == "fresh");
+  CHECK(c.data().data() != block); // b still holds it
+  a = std::move(b);
+  CHECK(a.data() == "moved");
+  CHECK(b.empty()); // NOLINT(bugprone-use-after-move)
+}
