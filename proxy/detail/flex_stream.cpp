@@ -168,13 +168,25 @@ net::awaitable<io_outcome> flex_stream::tls_write(std::span<const net::const_buf
 }
 
 net::awaitable<boost::system::error_code> flex_stream::tls_shutdown(bool wait_for_peer) {
-  // 0 means close_notify went out and the peer's has not come: the next call waits for it.
-  auto [ec, n] = co_await drive([wait_for_peer](SSL* s, std::size_t&) {
-    const int sent = SSL_shutdown(s);
-    if (sent == 0)
-      return wait_for_peer ? SSL_shutdown(s) : 1;
-    return sent;
+  bool notified = false; // our close_notify is out
+  auto [ec, n] = co_await drive([&notified, wait_for_peer](SSL* s, std::size_t&) {
+    if (!notified) {
+      // 0: close_notify went out and the peer's has not come; -1: it is still to be written.
+      const int sent = SSL_shutdown(s);
+      if (sent < 0)
+        return sent;
+      notified = true;
+      if (sent == 1 || !wait_for_peer)
+        return 1;
+    }
+    return SSL_shutdown(s); // reads until the peer's close_notify, or its close
   });
+  // A peer that closes without close_notify makes OpenSSL 3.0 (SSL_OP_IGNORE_UNEXPECTED_EOF)
+  // set the connection's shutdown state to "received" alone, forgetting that ours was sent.
+  // SSL_free would then take the connection for one cut short and drop its session from the
+  // cache, and the client's next connection could not resume it. Ours did go out.
+  if (notified)
+    SSL_set_shutdown(ssl_.get(), SSL_get_shutdown(ssl_.get()) | SSL_SENT_SHUTDOWN);
   co_return ec;
 }
 

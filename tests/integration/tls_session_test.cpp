@@ -77,6 +77,8 @@ public:
     SSL_set0_wbio(ssl_, socket); // frees the memory BIO
     return record;
   }
+  /// Closes the TCP connection's sending side, with no close_notify first.
+  bool shut_write() { return ::shutdown(fd_, SHUT_WR) == 0; }
   /// Sends bytes as they are, on the TCP connection.
   bool send_raw(std::string_view bytes) {
     return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
@@ -180,6 +182,37 @@ TEST_CASE("a TLS 1.3 handshake gives the client one session ticket, and it resum
     CHECK(c.tickets() == 1);
     // A copy: the client's own session stops being resumable when it closes unannounced.
     kept = SSL_SESSION_dup(SSL_get0_session(c.ssl()));
+  }
+  REQUIRE(kept != nullptr);
+  auto options = f.trusting();
+  options.resume = test::tls_session(kept, SSL_SESSION_free);
+  test::tls_client again(f.gate.port(), options);
+  CHECK(again.resumed());
+  CHECK(again.request("GET", "/public/x").status == 200);
+}
+
+TEST_CASE("a session stays resumable when its client closes without close_notify as the server "
+          "closes",
+          "[tls]") {
+  tls_fixture f;
+  SSL_SESSION* kept = nullptr;
+  {
+    bare_tls c(f.gate.port(), f.ca.cert_file());
+    REQUIRE(c.send("GET /public/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    bool with_request = false;
+    SECTION("the client closes its side with the request: the server waits for its close") {
+      // The server sends close_notify, waits for the client's, and finds the end of the stream.
+      with_request = true;
+    }
+    SECTION("the client closes once it has the answer") {}
+    if (with_request)
+      REQUIRE(c.shut_write());
+    CHECK(test::status_of(c.read_answers(1)) == 200);
+    CHECK(c.next_event() == "close_notify");
+    kept = SSL_SESSION_dup(SSL_get0_session(c.ssl()));
+    if (!with_request)
+      REQUIRE(c.shut_write());
+    CHECK(c.tcp_closed());
   }
   REQUIRE(kept != nullptr);
   auto options = f.trusting();
