@@ -201,7 +201,7 @@ TEST_CASE("a session stays resumable when its client closes without close_notify
           "closes",
           "[tls]") {
   tls_fixture f;
-  SSL_SESSION* kept = nullptr;
+  test::tls_session kept;
   {
     bare_tls c(f.gate.port(), f.ca.cert_file());
     bool with_request = false;
@@ -217,14 +217,14 @@ TEST_CASE("a session stays resumable when its client closes without close_notify
       REQUIRE(c.shut_write());
     CHECK(test::status_of(c.read_answers(1)) == 200);
     CHECK(c.next_event() == "close_notify");
-    kept = SSL_SESSION_dup(SSL_get0_session(c.ssl()));
+    kept = test::tls_session(SSL_SESSION_dup(SSL_get0_session(c.ssl())), SSL_SESSION_free);
     if (!with_request)
       REQUIRE(c.shut_write());
     CHECK(c.tcp_closed());
   }
   REQUIRE(kept != nullptr);
   auto options = f.trusting();
-  options.resume = test::tls_session(kept, SSL_SESSION_free);
+  options.resume = kept;
   test::tls_client again(f.gate.port(), options);
   CHECK(again.resumed());
   CHECK(again.request("GET", "/public/x").status == 200);
