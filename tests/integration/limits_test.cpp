@@ -112,9 +112,7 @@ TEST_CASE("between requests a keep-alive connection takes what comes next in any
   REQUIRE(test::status_of(c.read_until("}")) == 200);
   // Each pause lets the sidecar settle into its wait for the next request before more comes.
   SECTION("empty lines, one split in two, then a head in three pieces") {
-    for (const std::string_view piece :
-         {std::string_view("\r\n"), std::string_view("\r"), std::string_view("\nGET /public/x HT"),
-          std::string_view("TP/1.1\r\nHost: x\r\n"), std::string_view("\r\n")}) {
+    for (const auto piece : test::next_request_in_pieces) {
       std::this_thread::sleep_for(50ms);
       REQUIRE(c.send(piece));
     }

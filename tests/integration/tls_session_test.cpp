@@ -349,9 +349,7 @@ TEST_CASE("between requests a TLS connection takes what comes next in any shape,
   REQUIRE(test::status_of(c.read_answers(1)) == 200);
   // Each pause lets the server settle into its wait for the next request before more comes.
   SECTION("empty lines, one split in two, then a head in three records") {
-    for (const std::string_view piece :
-         {std::string_view("\r\n"), std::string_view("\r"), std::string_view("\nGET /public/x HT"),
-          std::string_view("TP/1.1\r\nHost: x\r\n"), std::string_view("\r\n")}) {
+    for (const auto piece : test::next_request_in_pieces) {
       std::this_thread::sleep_for(50ms);
       REQUIRE(c.send(piece));
     }

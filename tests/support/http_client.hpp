@@ -2,6 +2,7 @@
 
 #include <boost/json/value.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -78,5 +79,10 @@ private:
 
 /// The status code of the first response in `raw` ("HTTP/1.1 400 ..." -> 400), or 0.
 [[nodiscard]] unsigned status_of(std::string_view raw);
+
+/// What may come between two requests on a keep-alive connection, in pieces: an empty line,
+/// another split after its CR, then `GET /public/x` with its head in three.
+inline constexpr std::array<std::string_view, 5> next_request_in_pieces = {
+    "\r\n", "\r", "\nGET /public/x HT", "TP/1.1\r\nHost: x\r\n", "\r\n"};
 
 } // namespace tokengate::test
