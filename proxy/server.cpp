@@ -377,6 +377,8 @@ void server::stop() {
   for (auto& w : s.workers)
     if (w->thread.joinable())
       w->thread.join();
+  for (auto& w : s.workers)
+    w->pool.close_all(); // an https upstream is told with close_notify
 
   net::post(s.shared.api_pool, [&s] {
     s.usage_stopping = true;

@@ -190,4 +190,18 @@ net::awaitable<boost::system::error_code> flex_stream::tls_shutdown(bool wait_fo
   co_return ec;
 }
 
+void flex_stream::close_idle() noexcept {
+  SSL* s = ssl_.get();
+  if (s != nullptr && socket_.is_open() && SSL_is_init_finished(s) == 1 &&
+      (SSL_get_shutdown(s) & SSL_SENT_SHUTDOWN) == 0) {
+    ERR_clear_error();
+    // One non-blocking attempt: an idle connection's send buffer is empty, so the alert goes
+    // out; if it cannot, the close goes on without it. A connection in a fatal error state
+    // refuses the call.
+    (void)SSL_shutdown(s);
+    ERR_clear_error();
+  }
+  close();
+}
+
 } // namespace tokengate::proxy::detail

@@ -74,6 +74,11 @@ public:
     socket_.cancel(ignored);
   }
 
+  /// Closes a connection that is idle between exchanges: over TLS, first sends close_notify
+  /// when it can go out at once (RFC 8446 6.1: a peer that keeps sessions in a cache drops one
+  /// whose connection ends without it), then closes the socket. Never waits.
+  void close_idle() noexcept;
+
   /// Closes the socket. The TLS session stays until the stream goes, but makes no more calls:
   /// every TLS step first checks that the socket is open (its descriptor may be reused).
   void close() noexcept {

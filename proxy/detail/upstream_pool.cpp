@@ -37,12 +37,13 @@ std::unique_ptr<upstream_connection> upstream_pool::take(bool verify) {
     if (idle < max_idle_time_ &&
         ((!verify && idle < unchecked_reuse) || c->stream.nothing_arrived()))
       return c;
-    c->stream.close();
+    c->stream.close_idle();
   }
   return nullptr;
 }
 
 upstream_pool::~upstream_pool() {
+  close_all();
   if (tls_session_)
     SSL_SESSION_free(tls_session_);
 }
@@ -84,12 +85,18 @@ void upstream_pool::give_back(std::unique_ptr<upstream_connection> c) {
   const bool stray = !c->buffer.empty() || !c->stream.socket().is_open() ||
                      (c->stream.is_tls() && tls_leftover(c->stream.tls()));
   if (idle_.size() >= max_idle_ || stray) {
-    c->stream.close();
+    c->stream.close_idle();
     return;
   }
   c->buffer.shrink(64 * 1024);
   c->idle_since = coarse_now();
   idle_.push_back(std::move(c));
+}
+
+void upstream_pool::close_all() noexcept {
+  for (auto& c : idle_)
+    c->stream.close_idle();
+  idle_.clear();
 }
 
 } // namespace tokengate::proxy::detail

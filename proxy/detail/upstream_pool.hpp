@@ -57,6 +57,9 @@ public:
   /// Keeps `c` for a later request (or closes it when the pool is full).
   void give_back(std::unique_ptr<upstream_connection> c);
 
+  /// Closes every idle connection (at a stop, once the loop has ended).
+  void close_all() noexcept;
+
   /// Keeps the TLS session of `tls`, made with `context`, when it can be resumed, for the next
   /// handshake.
   void keep_session(SSL* tls, const std::shared_ptr<net::ssl::context>& context);

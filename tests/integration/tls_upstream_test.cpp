@@ -64,3 +64,20 @@ TEST_CASE("an HTTP/1.0 client over TLS is told of a body the https upstream cut 
   cut.send("GET /public/close?cut=1 HTTP/1.0\r\n\r\n");
   CHECK_THROWS(cut.read_response());
 }
+
+TEST_CASE("an https upstream connection tokengate closes while idle ends with its close_notify",
+          "[tls][upstream][pool]") {
+  test::https_upstream_fixture f;
+  test::http_client client(f.gate.port());
+  SECTION("one the upstream's stray bytes made unusable") {
+    CHECK(client.request("GET", "/public/stray-after").status == 200);
+  }
+  SECTION("the pool's, at a stop") {
+    CHECK(client.request("GET", "/public/pooled").status == 200);
+    f.gate.stop();
+  }
+  // An upstream that keeps its TLS sessions in a cache drops one whose connection ends without
+  // close_notify (OpenSSL without SSL_OP_IGNORE_UNEXPECTED_EOF does).
+  CHECK(test::eventually([&] { return f.upstream.tls_closed_with_notify() == 1; }));
+  CHECK(f.upstream.tls_closed_without_notify() == 0);
+}

@@ -182,8 +182,15 @@ struct test_upstream::impl {
       http::request_parser<http::buffer_body> parser;
       parser.body_limit(boost::none);
       http::read_header(socket, buffer, parser, ec);
-      if (ec)
+      if (ec) {
+        if constexpr (!std::is_same_v<Stream, tcp::socket>) {
+          if (ec == http::error::end_of_stream) // the client's close_notify, between requests
+            ++tls_closed_with_notify;
+          else if (ec == net::ssl::error::stream_truncated)
+            ++tls_closed_without_notify;
+        }
         return;
+      }
       seen_request r;
       r.tls = handshake;
       const auto& head = parser.get();
@@ -359,6 +366,8 @@ struct test_upstream::impl {
   std::optional<net::ssl::context> tls;
   std::atomic<std::size_t> tls_handshakes{0};
   std::atomic<std::size_t> tls_resumed{0};
+  std::atomic<std::size_t> tls_closed_with_notify{0};
+  std::atomic<std::size_t> tls_closed_without_notify{0};
   std::thread accept_thread;
   std::atomic<bool> stopping{false};
   std::atomic<std::size_t> connections{0};
@@ -392,6 +401,12 @@ std::size_t test_upstream::connections() const { return impl_->connections; }
 std::size_t test_upstream::tls_handshakes() const { return impl_->tls_handshakes; }
 
 std::size_t test_upstream::tls_resumed() const { return impl_->tls_resumed; }
+
+std::size_t test_upstream::tls_closed_with_notify() const { return impl_->tls_closed_with_notify; }
+
+std::size_t test_upstream::tls_closed_without_notify() const {
+  return impl_->tls_closed_without_notify;
+}
 
 void test_upstream::clear() {
   std::lock_guard lock(impl_->mutex);

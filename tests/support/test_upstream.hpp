@@ -81,6 +81,9 @@ public:
   /// TLS handshakes completed, and how many of them resumed an earlier session.
   [[nodiscard]] std::size_t tls_handshakes() const;
   [[nodiscard]] std::size_t tls_resumed() const;
+  /// TLS connections the client ended between requests with close_notify, and without one.
+  [[nodiscard]] std::size_t tls_closed_with_notify() const;
+  [[nodiscard]] std::size_t tls_closed_without_notify() const;
   void clear();
 
   /// Serves until stopped; for the stand-alone echo-upstream program.
