@@ -126,13 +126,15 @@ std::string_view describe(tokenapi::token_service::bootstrap_outcome o) {
 }
 
 // A bootstrap token that came into being at this start is a token change like any other.
-void audit_bootstrap(audit_log& audit, tokenapi::token_service::bootstrap_outcome o) {
+void audit_bootstrap(audit_log& audit, tokenapi::token_service::bootstrap_outcome o,
+                     std::string made_id) {
   using enum tokenapi::token_service::bootstrap_outcome;
   if (o != created_from_file && o != generated)
     return;
   tokenapi::audit_event e;
   e.operation = "bootstrap";
   e.actor_id = "system";
+  e.target_id = std::move(made_id);
   e.target_name = "bootstrap";
   e.changed = {"name", "permissions"};
   e.status = 200;
@@ -153,10 +155,11 @@ void load_tokens(token_side& tokens, log_sink& log) {
 /// fleet mode (and then follows the database). Throws one line when the bootstrap file is bad.
 void start_tokens(const config& c, token_side& tokens, audit_log& audit, log_sink& log) {
   const auto bootstrap = [&] {
-    const auto outcome = tokens.service().bootstrap(c.bootstrap_token_file);
+    std::string made_id;
+    const auto outcome = tokens.service().bootstrap(c.bootstrap_token_file, &made_id);
     log.event(log_level::info, describe(outcome),
               [&](json_line& l) { l.add("file", c.bootstrap_token_file.string()); });
-    audit_bootstrap(audit, outcome);
+    audit_bootstrap(audit, outcome, std::move(made_id));
   };
   if (auto* f = tokens.fleet_mode())
     f->start(tokens.service(), bootstrap, std::chrono::milliseconds(1000));

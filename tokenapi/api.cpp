@@ -168,21 +168,22 @@ admission admit(const authorizer& auth, timestamp now, const api_request& reques
     return a;
   }
   auto who = auth.decide(request.api_key, request.client, permission_set{}, now);
-  if (!who.allowed()) {
-    a.refusal = answer({who.status(), who.message(request.client)});
+  const auto refuse = [&](const api_error& e) {
+    a.refusal = answer(e);
     a.refusal->operation = name_of(r->op);
-    return a;
-  }
+    if (who.token) { // a known key (expired, or from outside its blocks): the trail names it
+      a.refusal->caller_id = who.token->id();
+      a.refusal->caller = who.token;
+      a.refusal->previous_value = who.previous_value;
+    }
+    return std::move(a);
+  };
+  if (!who.allowed())
+    return refuse({who.status(), who.message(request.client)});
   auto permitted =
       who.previous_value ? check_replaced_value(*r, *who.token) : check_permission(*r, *who.token);
-  if (!permitted) {
-    a.refusal = answer(permitted.error());
-    a.refusal->caller_id = who.token->id();
-    a.refusal->caller = who.token;
-    a.refusal->previous_value = who.previous_value;
-    a.refusal->operation = name_of(r->op);
-    return a;
-  }
+  if (!permitted)
+    return refuse(permitted.error());
   a.r = *r;
   a.caller = std::move(who.token);
   a.previous_value = who.previous_value;
@@ -377,7 +378,7 @@ void api_handler::audit_change(const api_request& request, std::string_view oper
   e.actor_id = response.caller_id;
   e.client = request.client.to_string();
   e.status = response.status;
-  e.target_id = id;
+  e.target_id = holds_value(id) ? redact_values(id) : std::string(id); // a pasted key stays out
   if (before)
     e.target_name = before->name;
   if (after) { // its id (new for create) and name as the change left them

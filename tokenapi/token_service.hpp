@@ -79,8 +79,8 @@ public:
   /// README "Bootstrap": adopts the key in `file`, or writes a new one there when the store is
   /// empty (the file itself: tokenapi/bootstrap_file.hpp). Start-up only; throws
   /// std::runtime_error naming the problem (an unreadable file, a file that holds no tokengate
-  /// key, a store failure).
-  bootstrap_outcome bootstrap(const std::filesystem::path& file);
+  /// key, a store failure). `made_id`, when given, receives the id of a token it made.
+  bootstrap_outcome bootstrap(const std::filesystem::path& file, std::string* made_id = nullptr);
 
   /// Whether the store answers reads (for /readyz).
   [[nodiscard]] bool healthy() const;
@@ -97,7 +97,7 @@ public:
 
 private:
   [[nodiscard]] load_report load_records(std::span<const store::token_record> records);
-  bootstrap_outcome adopt_bootstrap(std::string value);
+  bootstrap_outcome adopt_bootstrap(std::string value, std::string* made_id);
   [[nodiscard]] api_result<token> load_token(std::string_view id) const;
   /// A token with the record it was read from, for a change to be written over.
   struct loaded {

@@ -33,7 +33,8 @@ std::runtime_error store_failure() {
 
 } // namespace
 
-token_service::bootstrap_outcome token_service::bootstrap(const std::filesystem::path& file) {
+token_service::bootstrap_outcome token_service::bootstrap(const std::filesystem::path& file,
+                                                          std::string* made_id) {
   auto content = read_bootstrap_file(file);
   if (!content)
     throw std::runtime_error(content.error().message());
@@ -41,7 +42,7 @@ token_service::bootstrap_outcome token_service::bootstrap(const std::filesystem:
     if (!well_formed(**content))
       throw std::runtime_error("bootstrap token file " + file.string() +
                                " does not hold a tokengate key (tg_..., see 'tokengate keygen')");
-    return adopt_bootstrap(std::move(**content));
+    return adopt_bootstrap(std::move(**content), made_id);
   }
   auto any = store_.scan("", 1);
   if (!any)
@@ -57,13 +58,17 @@ token_service::bootstrap_outcome token_service::bootstrap(const std::filesystem:
   // The marker first: computed within the same call, it could see the value already moved from.
   const auto marker = bootstrap_marker(digest_of(*value));
   std::lock_guard lock(write_mutex_);
-  if (!insert(bootstrap_token(clock_.now()), marker, std::move(*value)))
+  auto made = insert(bootstrap_token(clock_.now()), marker, std::move(*value));
+  if (!made)
     throw store_failure();
+  if (made_id)
+    *made_id = made->t.id;
   return bootstrap_outcome::generated;
 }
 
 // The value of the file becomes the bootstrap token, unless it is one already or was once.
-token_service::bootstrap_outcome token_service::adopt_bootstrap(std::string value) {
+token_service::bootstrap_outcome token_service::adopt_bootstrap(std::string value,
+                                                                std::string* made_id) {
   const auto digest = digest_of(value);
   auto existing = store_.find(digest);
   if (!existing)
@@ -77,8 +82,11 @@ token_service::bootstrap_outcome token_service::adopt_bootstrap(std::string valu
   if (*seen)
     return bootstrap_outcome::revoked;
   std::lock_guard lock(write_mutex_);
-  if (!insert(bootstrap_token(clock_.now()), marker, std::move(value)))
+  auto made = insert(bootstrap_token(clock_.now()), marker, std::move(value));
+  if (!made)
     throw store_failure();
+  if (made_id)
+    *made_id = made->t.id;
   return bootstrap_outcome::created_from_file;
 }
 

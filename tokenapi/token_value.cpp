@@ -29,6 +29,17 @@ std::uint32_t crc32(std::string_view s) noexcept {
   return crc.checksum();
 }
 
+/// A key-shaped run has at least this many base62 characters after the prefix.
+constexpr std::size_t shaped_chars = 40;
+
+/// How many base62 characters `text` has from `at` on.
+std::size_t base62_run(std::string_view text, std::size_t at) noexcept {
+  std::size_t n = 0;
+  while (at + n < text.size() && base62_values[static_cast<unsigned char>(text[at + n])] >= 0)
+    ++n;
+  return n;
+}
+
 void append_checksum(std::string& out, std::uint32_t crc) {
   char digits[checksum_chars];
   for (std::size_t i = checksum_chars; i-- > 0; crc /= 62)
@@ -37,6 +48,30 @@ void append_checksum(std::string& out, std::uint32_t crc) {
 }
 
 } // namespace
+
+bool holds_value(std::string_view text) noexcept {
+  for (auto at = text.find(value_prefix); at != std::string_view::npos;
+       at = text.find(value_prefix, at + 1))
+    if (base62_run(text, at + value_prefix.size()) >= shaped_chars)
+      return true;
+  return false;
+}
+
+std::string redact_values(std::string_view text) {
+  std::string out;
+  std::size_t done = 0;
+  for (auto at = text.find(value_prefix); at != std::string_view::npos;
+       at = text.find(value_prefix, at + 1)) {
+    const auto from = at + value_prefix.size();
+    const auto run = base62_run(text, from);
+    if (run < shaped_chars)
+      continue;
+    out.append(text.substr(done, from - done)).append("[redacted]");
+    done = from + run;
+    at = done - 1;
+  }
+  return out.append(text.substr(done));
+}
 
 std::optional<std::string> generate_value() {
   std::string value(value_prefix);

@@ -23,6 +23,15 @@ inline constexpr std::size_t value_length = 3 + 43 + 6;
 /// SHA-256 of the value: the only form in which a value is ever kept.
 [[nodiscard]] store::digest digest_of(std::string_view value) noexcept;
 
+/// Whether `text` holds something shaped like a key value: "tg_" and 40 or more base62
+/// characters (a whole value, or one cut or extended by a paste). Paths and ids that go into
+/// the logs and the audit trail are checked with it: an operator who pastes a key where its id
+/// belongs must not leave the key there.
+[[nodiscard]] bool holds_value(std::string_view text) noexcept;
+
+/// `text` with every key-shaped run's characters after "tg_" replaced by "[redacted]".
+[[nodiscard]] std::string redact_values(std::string_view text);
+
 /// A new random (version 4) UUID in lowercase text form, or nullopt if the CSPRNG failed.
 [[nodiscard]] std::optional<std::string> generate_id();
 

@@ -10,6 +10,8 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
+#include <ctime>
 #include <sstream>
 
 using namespace tokengate;
@@ -47,11 +49,14 @@ TEST_CASE("every token change and refused call is one audit event, in the file a
   test::temp_dir dir;
   test::test_upstream upstream;
   const auto file = dir / "audit.log";
-  std::string admin, id, value, rotated, reader_value;
+  std::string admin, bootstrap_id, id, value, rotated, reader_value;
   std::string log_text;
   {
     gate_process gate(dir.path(), upstream.port(), {"--audit-log-file", file.string()});
     admin = gate.admin_key();
+    const auto self = call(gate.port(), "GET", "/api-tokens/self", admin);
+    REQUIRE(self.status == 200);
+    bootstrap_id = std::string(self.json().at("id").as_string());
     auto created = call(gate.port(), "POST", "/api-tokens", admin,
                         R"({"name":"ci","permissions":["AlertRead"]})");
     REQUIRE(created.status == 200);
@@ -77,6 +82,7 @@ TEST_CASE("every token change and refused call is one audit event, in the file a
   std::string admin_id;
   CHECK(field(events[0], "operation") == "bootstrap");
   CHECK(field(events[0], "actor") == "system");
+  CHECK(field(events[0], "target") == bootstrap_id);
   const auto expect = [&](std::size_t i, std::string_view op, std::string_view name,
                           std::vector<std::string> changed, std::int64_t result) {
     INFO("event " << i);
@@ -94,7 +100,7 @@ TEST_CASE("every token change and refused call is one audit event, in the file a
   expect(5, "list", "", {}, 401);
   expect(6, "delete", "ci-2", {}, 204);
   admin_id = field(events[1], "actor");
-  CHECK_FALSE(admin_id.empty());
+  CHECK(admin_id == bootstrap_id);
   CHECK(field(events[2], "actor") == admin_id);
   CHECK(field(events[4], "actor") == id); // the rotated key, refused for its permissions
   CHECK(field(events[5], "actor").empty());
@@ -136,4 +142,50 @@ TEST_CASE("a token API call refused to a replaced value is audited as such", "[e
   CHECK(events[3].at("result").as_int64() == 403);
   CHECK(events[3].at("previous_value") == true);
   CHECK(text.find(old_value) == std::string::npos);
+}
+
+TEST_CASE("a known key refused on the token API is named, and a key sent where an id belongs "
+          "stays out of the trail and the access log",
+          "[e2e][audit]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  const auto file = dir / "audit.log";
+  gate_process gate(dir.path(), upstream.port(), {"--audit-log-file", file.string()});
+  // Ends within the default expiry warning (7 days), so every answer to it says when.
+  const auto ends = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() +
+                                                         std::chrono::hours(24));
+  std::tm parts{};
+  gmtime_r(&ends, &parts);
+  char expires[32];
+  std::strftime(expires, sizeof expires, "%Y-%m-%dT%H:%M:%SZ", &parts);
+  auto created =
+      call(gate.port(), "POST", "/api-tokens", gate.admin_key(),
+           std::string(R"({"name":"fenced","permissions":["OrganizationAPITokenRead"],)") +
+               R"("allowedCIDRBlocks":["10.0.0.0/8"],"expiresAt":")" + expires + R"("})");
+  REQUIRE(created.status == 200);
+  const std::string id(created.json().at("id").as_string());
+  const std::string value(created.json().at("value").as_string());
+
+  const auto outside = call(gate.port(), "GET", "/api-tokens/self", value); // from 127.0.0.1
+  CHECK(outside.status == 403);
+  CHECK(outside.header("X-Token-Expires") == std::string(expires));
+  // An operator revoking a leaked key by its value instead of its id.
+  CHECK(call(gate.port(), "DELETE", "/api-tokens/" + value, gate.admin_key()).status == 404);
+
+  REQUIRE(gate.proc().wait_for_output(R"("result":404)", std::chrono::seconds(10)));
+  const auto events = events_in(test::read_file(file));
+  REQUIRE(events.size() == 4); // bootstrap, create, the refused self get, the delete
+  CHECK(field(events[2], "operation") == "get");
+  CHECK(field(events[2], "actor") == id);
+  CHECK(events[2].at("result").as_int64() == 403);
+  CHECK(field(events[3], "target") == "tg_[redacted]");
+  CHECK(events[3].at("result").as_int64() == 404);
+
+  REQUIRE(gate.proc().wait_for_output(R"("path":"/api-tokens/tg_[redacted]")",
+                                      std::chrono::seconds(10)));
+  const auto out = gate.proc().out();
+  CHECK(out.find(R"("path":"/api-tokens/self","status":403,"token_id":")" + id + "\"") !=
+        std::string::npos);
+  CHECK(out.find(value) == std::string::npos);
+  CHECK(test::read_file(file).find(value) == std::string::npos);
 }

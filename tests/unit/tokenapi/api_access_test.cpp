@@ -215,4 +215,16 @@ TEST_CASE_METHOD(api_world, "answers name the caller they authenticated, for the
   CHECK(as(plain).get("/api-tokens/self").caller_id == plain.id);
   CHECK(anonymous().get("/api-tokens").caller_id.empty());
   CHECK(as(plain).from("::1").send("PUT", "/api-tokens").caller_id.empty()); // 405 before the key
+
+  // A known key refused for its address or its expiry is still named: the trail must say whose
+  // key a caller tried from outside its blocks, or after it ended.
+  const auto fenced = issue("fenced", tokenapi::permission_set::all(), {"10.0.0.0/8"});
+  const auto outside = as(fenced).from("192.0.2.1").get("/api-tokens/self");
+  CHECK(outside.status == 403);
+  CHECK(outside.caller_id == fenced.id);
+  const auto ending = issue("ending", tokenapi::permission_set::all(), {}, t0 + 1h);
+  clock.advance(2h);
+  const auto expired = as(ending).get("/api-tokens/self");
+  CHECK(expired.status == 401);
+  CHECK(expired.caller_id == ending.id);
 }

@@ -134,3 +134,25 @@ TEST_CASE("only lowercase 8-4-4-4-12 UUIDs look like ids", "[token-value]") {
     CHECK_FALSE(looks_like_id(text));
   }
 }
+
+TEST_CASE("anything shaped like a key value is found and redacted, and nothing else",
+          "[token-value]") {
+  const auto value = new_value();
+  CHECK(holds_value(value));
+  CHECK(redact_values(value) == "tg_[redacted]");
+  CHECK(redact_values("/api-tokens/" + value + "/rotate") == "/api-tokens/tg_[redacted]/rotate");
+  // Cut or extended by a paste, or twice in one path.
+  CHECK(redact_values("/a/" + value.substr(0, 43) + "/b/" + value + "xyz") ==
+        "/a/tg_[redacted]/b/tg_[redacted]");
+  // A run one short of 40 characters, another prefix, or the prefix alone are not keys.
+  const std::string short_run = "tg_" + std::string(39, 'a');
+  for (const std::string& text :
+       {short_run, std::string("/alerts/7"), std::string("tg_"), std::string("tg_tg_"),
+        "TG_" + value.substr(3), "/x/tg-" + value.substr(3), std::string()}) {
+    INFO(text);
+    CHECK_FALSE(holds_value(text));
+    CHECK(redact_values(text) == text);
+  }
+  CHECK(holds_value(short_run + "a"));
+  CHECK(redact_values("tg_tg_" + value.substr(3)) == "tg_tg_[redacted]");
+}
