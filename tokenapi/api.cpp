@@ -327,7 +327,8 @@ std::optional<api_response> api_handler::refuse_early(const api_request& request
   return refusal;
 }
 
-api_response api_handler::handle(const api_request& request) {
+api_response api_handler::handle(const api_request& request,
+                                 const std::optional<api_error>& unread_body) {
   const auto now = clock_.now();
   auto a = admit(auth_, now, request);
   if (a.refusal) {
@@ -341,7 +342,8 @@ api_response api_handler::handle(const api_request& request) {
     if (auto t = service_.get(id))
       before = std::move(*t);
   change_versions versions;
-  auto response = perform(service_, now, a.r, *a.caller, request, versions);
+  auto response = unread_body ? answer(*unread_body)
+                              : perform(service_, now, a.r, *a.caller, request, versions);
   response.caller_id = a.caller->id();
   response.caller = a.caller;
   response.previous_value = a.previous_value;

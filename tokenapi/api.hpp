@@ -54,7 +54,11 @@ public:
   /// nullopt when the body is needed. Lets the I/O layer refuse before reading a body.
   [[nodiscard]] std::optional<api_response> refuse_early(const api_request& request) const;
 
-  [[nodiscard]] api_response handle(const api_request& request);
+  /// The answer to `request`. `unread_body`: its body could not be taken (too large, broken
+  /// framing): the answer is that error instead of the operation's, with the caller named and
+  /// the attempt audited as the operation's own failure would be.
+  [[nodiscard]] api_response handle(const api_request& request,
+                                    const std::optional<api_error>& unread_body = std::nullopt);
 
 private:
   void audit_refusal(const api_request& request, const api_response& refusal) const;

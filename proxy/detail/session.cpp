@@ -3,7 +3,6 @@
 #include "proxy/admission.hpp"
 #include "proxy/answer.hpp"
 #include "proxy/client_address.hpp"
-#include "proxy/key_fields.hpp"
 
 #include <sys/socket.h>
 
@@ -12,11 +11,8 @@
 namespace tokengate::proxy::detail {
 namespace {
 
-using tokenapi::api_request;
 using tokenapi::api_response;
 
-constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
-constexpr std::size_t read_chunk = 16 * 1024;
 constexpr auto linger_time = std::chrono::seconds(2);
 constexpr std::size_t max_linger_bytes = 1 << 20;
 
@@ -282,79 +278,6 @@ net::awaitable<bool> session::serve_request() {
   if (tokenapi::api_handler::is_api_path(target_.path))
     co_return co_await serve_api();
   co_return co_await serve_proxy();
-}
-
-net::awaitable<bool> session::serve_api() {
-  // The head's bytes are reused by the body reads below: the request keeps copies.
-  api_key_.assign(key_.value_or(std::string_view{}));
-  api_query_.assign(target_.query);
-  api_request request{
-      method_,         target_.path,
-      api_query_,      key_ ? std::optional<std::string_view>(api_key_) : std::nullopt,
-      client_address_, {}};
-  if (auto early = deps_.api.refuse_early(request)) {
-    api_caller_ = std::move(early->caller_id);
-    w_.metrics.count_api_call(early->operation, early->status);
-    if (early->caller)
-      append_key_fields(key_fields_, *early->caller, early->previous_value, nullptr,
-                        deps_.clock.now(), expiry_warning());
-    co_return co_await answer_json(*early, closing() || body_pending());
-  }
-  if (body_.type == http1::framing::kind::length && body_.length > limits().max_admin_body_bytes)
-    co_return co_await answer(413, body_limit_message(), true);
-  if (want_continue_ && !co_await client_stream().write(continue_line))
-    co_return false;
-  switch (co_await read_api_body()) {
-  case body_status::ok:
-    break;
-  case body_status::failed:
-    co_return false;
-  case body_status::bad_framing:
-    co_return co_await answer(400, "malformed chunked body", true);
-  case body_status::too_large:
-    co_return co_await answer(413, body_limit_message(), true);
-  }
-
-  request.body = api_body_;
-  api_response response = co_await net::co_spawn(
-      shared_.api_pool,
-      [this, &request]() -> net::awaitable<api_response> { co_return deps_.api.handle(request); },
-      net::use_awaitable);
-  api_caller_ = std::move(response.caller_id);
-  w_.metrics.count_api_call(response.operation, response.status);
-  if (response.caller)
-    append_key_fields(key_fields_, *response.caller, response.previous_value, nullptr,
-                      deps_.clock.now(), expiry_warning());
-  co_return co_await answer_json(response, closing());
-}
-
-net::awaitable<session::body_status> session::read_api_body() {
-  api_body_.clear();
-  if (body_.type == http1::framing::kind::length) {
-    while (api_body_.size() < body_.length) {
-      if (in_.empty() && !co_await client_stream().read(read_chunk))
-        co_return body_status::failed;
-      const auto take = std::min<std::size_t>(in_.size(), body_.length - api_body_.size());
-      api_body_.append(in_.data().substr(0, take));
-      in_.consume(take);
-    }
-  } else if (body_.type == http1::framing::kind::chunked) {
-    auto& decoder = scratch_.decoder;
-    decoder.reset();
-    while (!decoder.done()) {
-      if (in_.empty() && !co_await client_stream().read(read_chunk))
-        co_return body_status::failed;
-      const auto step = decoder.next(in_.data());
-      if (!step)
-        co_return body_status::bad_framing;
-      in_.consume(step->consumed);
-      api_body_.append(step->data);
-      if (api_body_.size() > limits().max_admin_body_bytes)
-        co_return body_status::too_large;
-    }
-  }
-  record_.bytes_in = api_body_.size();
-  co_return body_status::ok;
 }
 
 void session::begin_record(std::string_view method) {

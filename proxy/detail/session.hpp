@@ -23,6 +23,11 @@
 
 namespace tokengate::proxy::detail {
 
+/// The interim answer to a request with `Expect: 100-continue`, sent before its body is read.
+inline constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+/// How much a read from the client asks for at most.
+inline constexpr std::size_t read_chunk = 16 * 1024;
+
 /// The peer address of a connected socket (IPv4-mapped peers as IPv4).
 [[nodiscard]] tokenapi::ip_address address_of(const tcp::endpoint& e);
 

@@ -1,13 +1,15 @@
-// The admin listener's side of a session: the OpenAPI document, /metrics, /reload and the
-// probes.
+// What a session answers itself rather than proxying: the token API on the main listener, and
+// the admin listener's OpenAPI document, /metrics, /reload and probes.
 #include "proxy/admin_endpoints.hpp"
 #include "proxy/answer.hpp"
 #include "proxy/detail/session.hpp"
+#include "proxy/key_fields.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/openapi_document.hpp"
 
 namespace tokengate::proxy::detail {
 
+using tokenapi::api_request;
 using tokenapi::api_response;
 
 net::awaitable<bool> session::serve_admin() {
@@ -84,6 +86,88 @@ metrics_gauges session::gauges() const {
   if (shared_.upstream_tls && shared_.upstream_tls->facts().not_after != 0)
     g.tls_not_after.emplace_back("upstream", double(shared_.upstream_tls->facts().not_after));
   return g;
+}
+
+net::awaitable<bool> session::serve_api() {
+  // The head's bytes are reused by the body reads below: the request keeps copies.
+  api_key_.assign(key_.value_or(std::string_view{}));
+  api_query_.assign(target_.query);
+  api_request request{
+      method_,         target_.path,
+      api_query_,      key_ ? std::optional<std::string_view>(api_key_) : std::nullopt,
+      client_address_, {}};
+  if (auto early = deps_.api.refuse_early(request)) {
+    api_caller_ = std::move(early->caller_id);
+    w_.metrics.count_api_call(early->operation, early->status);
+    if (early->caller)
+      append_key_fields(key_fields_, *early->caller, early->previous_value, nullptr,
+                        deps_.clock.now(), expiry_warning());
+    co_return co_await answer_json(*early, closing() || body_pending());
+  }
+  // A body refused for its size or framing is answered by the handler too, so that the
+  // caller is named, the attempt audited and counted, as any other refusal of the call.
+  std::optional<tokenapi::api_error> unread;
+  if (body_.type == http1::framing::kind::length && body_.length > limits().max_admin_body_bytes) {
+    unread = tokenapi::api_error{413, body_limit_message()};
+  } else {
+    if (want_continue_ && !co_await client_stream().write(continue_line))
+      co_return false;
+    switch (co_await read_api_body()) {
+    case body_status::ok:
+      break;
+    case body_status::failed:
+      co_return false;
+    case body_status::bad_framing:
+      unread = tokenapi::api_error{400, "malformed chunked body"};
+      break;
+    case body_status::too_large:
+      unread = tokenapi::api_error{413, body_limit_message()};
+      break;
+    }
+  }
+
+  request.body = api_body_;
+  api_response response = co_await net::co_spawn(
+      shared_.api_pool,
+      [this, &request, &unread]() -> net::awaitable<api_response> {
+        co_return deps_.api.handle(request, unread);
+      },
+      net::use_awaitable);
+  api_caller_ = std::move(response.caller_id);
+  w_.metrics.count_api_call(response.operation, response.status);
+  if (response.caller)
+    append_key_fields(key_fields_, *response.caller, response.previous_value, nullptr,
+                      deps_.clock.now(), expiry_warning());
+  co_return co_await answer_json(response, closing() || unread.has_value());
+}
+
+net::awaitable<session::body_status> session::read_api_body() {
+  api_body_.clear();
+  if (body_.type == http1::framing::kind::length) {
+    while (api_body_.size() < body_.length) {
+      if (in_.empty() && !co_await client_stream().read(read_chunk))
+        co_return body_status::failed;
+      const auto take = std::min<std::size_t>(in_.size(), body_.length - api_body_.size());
+      api_body_.append(in_.data().substr(0, take));
+      in_.consume(take);
+    }
+  } else if (body_.type == http1::framing::kind::chunked) {
+    auto& decoder = scratch_.decoder;
+    decoder.reset();
+    while (!decoder.done()) {
+      if (in_.empty() && !co_await client_stream().read(read_chunk))
+        co_return body_status::failed;
+      const auto step = decoder.next(in_.data());
+      if (!step)
+        co_return body_status::bad_framing;
+      in_.consume(step->consumed);
+      api_body_.append(step->data);
+      if (api_body_.size() > limits().max_admin_body_bytes)
+        co_return body_status::too_large;
+    }
+  }
+  record_.bytes_in = api_body_.size();
+  co_return body_status::ok;
 }
 
 } // namespace tokengate::proxy::detail

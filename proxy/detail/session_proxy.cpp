@@ -10,11 +10,6 @@
 #include <array>
 
 namespace tokengate::proxy::detail {
-namespace {
-
-constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
-
-} // namespace
 
 std::optional<std::pair<unsigned, std::string>> session::check_key(const route& r) {
   const auto now = deps_.clock.now();

@@ -144,8 +144,8 @@ TEST_CASE("a token API call refused to a replaced value is audited as such", "[e
   CHECK(text.find(old_value) == std::string::npos);
 }
 
-TEST_CASE("a known key refused on the token API is named, and a key sent where an id belongs "
-          "stays out of the trail and the access log",
+TEST_CASE("a known key refused on the token API is named, a refused body is its caller's "
+          "attempt, and a key sent where an id belongs stays out of the trail and the access log",
           "[e2e][audit]") {
   test::temp_dir dir;
   test::test_upstream upstream;
@@ -171,21 +171,31 @@ TEST_CASE("a known key refused on the token API is named, and a key sent where a
   CHECK(outside.header("X-Token-Expires") == std::string(expires));
   // An operator revoking a leaked key by its value instead of its id.
   CHECK(call(gate.port(), "DELETE", "/api-tokens/" + value, gate.admin_key()).status == 404);
+  // A change whose body is refused before it is read is an attempt of its caller's too.
+  const std::string big(65537, ' ');
+  CHECK(call(gate.port(), "POST", "/api-tokens/" + id, gate.admin_key(), big).status == 413);
 
-  REQUIRE(gate.proc().wait_for_output(R"("result":404)", std::chrono::seconds(10)));
+  REQUIRE(gate.proc().wait_for_output(R"("result":413)", std::chrono::seconds(10)));
   const auto events = events_in(test::read_file(file));
-  REQUIRE(events.size() == 4); // bootstrap, create, the refused self get, the delete
+  REQUIRE(events.size() == 5); // bootstrap, create, the refused self get, the delete, the update
   CHECK(field(events[2], "operation") == "get");
   CHECK(field(events[2], "actor") == id);
   CHECK(events[2].at("result").as_int64() == 403);
   CHECK(field(events[3], "target") == "tg_[redacted]");
   CHECK(events[3].at("result").as_int64() == 404);
+  const auto admin_id = field(events[1], "actor");
+  CHECK(field(events[4], "operation") == "update");
+  CHECK(field(events[4], "actor") == admin_id);
+  CHECK(field(events[4], "target") == id);
+  CHECK(field(events[4], "target_name") == "fenced");
+  CHECK(events[4].at("result").as_int64() == 413);
 
-  REQUIRE(gate.proc().wait_for_output(R"("path":"/api-tokens/tg_[redacted]")",
-                                      std::chrono::seconds(10)));
+  REQUIRE(gate.proc().wait_for_output(R"("status":413,"token_id")", std::chrono::seconds(10)));
   const auto out = gate.proc().out();
+  CHECK(out.find(R"("path":"/api-tokens/tg_[redacted]")") != std::string::npos);
   CHECK(out.find(R"("path":"/api-tokens/self","status":403,"token_id":")" + id + "\"") !=
         std::string::npos);
+  CHECK(out.find(R"("status":413,"token_id":")" + admin_id + "\"") != std::string::npos);
   CHECK(out.find(value) == std::string::npos);
   CHECK(test::read_file(file).find(value) == std::string::npos);
 }
