@@ -124,25 +124,6 @@ api_result<void> check_replaced_value(const route& r, const auth_entry& caller) 
   return forbidden("a replaced API key cannot manage tokens; use the current value");
 }
 
-// The value of the query parameter `name` (nullopt when absent); a parameter given twice is a
-// 400, since servers disagree on which one counts.
-api_result<std::optional<std::string_view>> query_param(std::string_view query,
-                                                        std::string_view name) {
-  std::optional<std::string_view> found;
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    auto pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    const auto eq = pair.find('=');
-    if (pair.substr(0, eq) != name)
-      continue;
-    if (found)
-      return bad_request("query parameter \"" + std::string(name) + "\" is given more than once");
-    found = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
-  }
-  return found;
-}
-
 api_response answer(unsigned status, const json::object& body) {
   return {status, json::serialize(body), {}, {}};
 }

@@ -1,4 +1,4 @@
-// The page cursor of GET /api-tokens.
+// The paging of GET /api-tokens: its query parameters and its cursor.
 #include "tokenapi/page_cursor.hpp"
 
 #include "tokenapi/token_value.hpp"
@@ -12,6 +12,54 @@ constexpr std::string_view base64url =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 } // namespace
+
+std::optional<std::string> percent_decoded(std::string_view text) {
+  const auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'a' && c <= 'f')
+      return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+      return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out.push_back(text[i]);
+      continue;
+    }
+    const int high = i + 2 < text.size() ? hex(text[i + 1]) : -1;
+    const int low = high >= 0 ? hex(text[i + 2]) : -1;
+    if (low < 0)
+      return std::nullopt;
+    out.push_back(static_cast<char>(high * 16 + low));
+    i += 2;
+  }
+  return out;
+}
+
+api_result<std::optional<std::string>> query_param(std::string_view query, std::string_view name) {
+  std::optional<std::string> found;
+  const auto broken = [] { return bad_request("the query has a broken %-escape"); };
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    const auto eq = pair.find('=');
+    auto key = percent_decoded(pair.substr(0, eq));
+    auto value =
+        percent_decoded(eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1));
+    if (!key || !value)
+      return broken();
+    if (*key != name)
+      continue;
+    if (found)
+      return bad_request("query parameter \"" + std::string(name) + "\" is given more than once");
+    found = std::move(value);
+  }
+  return found;
+}
 
 std::string encode_cursor(std::string_view id) {
   std::string out;

@@ -1,10 +1,22 @@
 #pragma once
 
+#include "tokenapi/api_error.hpp"
+
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace tokengate::tokenapi {
+
+/// `text` with its %XX escapes decoded ('+' stays: the list's parameters never hold a space),
+/// or nullopt when an escape is broken.
+[[nodiscard]] std::optional<std::string> percent_decoded(std::string_view text);
+
+/// The value of the query parameter `name` in `query` (nullopt when absent), names and values
+/// percent-decoded as a URL's are. A 400 when any escape in the query is broken, or when `name`
+/// is given twice (in any spelling), since servers disagree on which one counts.
+[[nodiscard]] api_result<std::optional<std::string>> query_param(std::string_view query,
+                                                                 std::string_view name);
 
 /// The `next` of a list page: the base64url (unpadded) of the last id on it, opaque to clients
 /// and checkable here.

@@ -125,6 +125,34 @@ TEST_CASE_METHOD(api_world, "list refuses a bad limit or cursor with 400", "[api
   }
 }
 
+TEST_CASE_METHOD(api_world, "query names and values are percent-decoded, a broken escape is 400",
+                 "[api][list]") {
+  for (int i = 0; i < 3; ++i)
+    (void)issue("t" + std::to_string(i), {});
+  CHECK(results_of(as_admin().get("/api-tokens?limit=%32")).size() == 2);
+  CHECK(results_of(as_admin().get("/api-tokens?%6Cimit=1")).size() == 1);
+  const auto first = as_admin().get("/api-tokens?limit=2");
+  std::string escaped; // every character of the cursor as %XX
+  for (unsigned char c : first.text("next")) {
+    constexpr std::string_view hex = "0123456789ABCDEF";
+    escaped.append({'%', hex[c >> 4], hex[c & 0xf]});
+  }
+  const auto plain_next = as_admin().get("/api-tokens?limit=2&cursor=" + first.text("next"));
+  const auto escaped_next = as_admin().get("/api-tokens?limit=2&cursor=" + escaped);
+  CHECK(escaped_next.status == 200);
+  CHECK(escaped_next.raw == plain_next.raw);
+
+  const auto twice = as_admin().get("/api-tokens?limit=1&%6cimit=2");
+  CHECK(twice.status == 400);
+  CHECK(twice.message() == "query parameter \"limit\" is given more than once");
+  for (std::string query : {"limit=%3", "limit=%zz", "x=%", "%g1=2"}) {
+    INFO(query);
+    const auto r = as_admin().get("/api-tokens?" + query);
+    CHECK(r.status == 400);
+    CHECK(r.message() == "the query has a broken %-escape");
+  }
+}
+
 TEST_CASE_METHOD(api_world, "lastUsedAt appears once a token has been used", "[api][usage]") {
   const auto t = issue("ci", {permission::AlertRead});
   CHECK_FALSE(as_admin().get(path_of(t)).has("lastUsedAt"));
