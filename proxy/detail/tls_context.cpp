@@ -6,6 +6,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <stdexcept>
@@ -46,6 +47,24 @@ int select_http11(SSL*, const unsigned char** out, unsigned char* out_len, const
     return SSL_TLSEXT_ERR_NOACK;
   *out = selected;
   return SSL_TLSEXT_ERR_OK;
+}
+
+// A cached session ends no later than the client certificate it was verified with: resumed
+// (and TLS 1.3 resumes make a new session each time, with a new lifetime) it would otherwise
+// let a client in on a certificate that has since expired. Sessions without one keep theirs.
+int end_with_client_certificate(SSL*, SSL_SESSION* session) {
+  const X509* peer = SSL_SESSION_get0_peer(session);
+  const ASN1_TIME* not_after = peer != nullptr ? X509_get0_notAfter(peer) : nullptr;
+  int days = 0;
+  int seconds = 0;
+  if (not_after == nullptr || ASN1_TIME_diff(&days, &seconds, nullptr, not_after) != 1)
+    return 0;
+  const long left = static_cast<long>(days) * 86400 + seconds; // from now; negative once past
+  const long age = static_cast<long>(::time(nullptr)) - SSL_SESSION_get_time(session);
+  const long lifetime = std::max(0L, age + left);
+  if (lifetime < SSL_SESSION_get_timeout(session))
+    SSL_SESSION_set_timeout(session, lifetime);
+  return 0; // the cache holds its own reference
 }
 
 std::string name_text(const X509_NAME* name) {
@@ -144,6 +163,7 @@ std::pair<context_ptr, certificate_facts> build_server_context(const tls_setting
     if (auto* names = SSL_load_client_CA_file(s.client_ca_file.c_str()))
       SSL_CTX_set_client_CA_list(native, names);
     SSL_CTX_set_verify(native, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    SSL_CTX_sess_set_new_cb(native, end_with_client_certificate);
   }
   // Resumed sessions need the context named, or OpenSSL refuses them when clients are verified.
   SSL_CTX_set_session_id_context(native, session_context, sizeof session_context - 1);

@@ -156,6 +156,44 @@ TEST_CASE("a resumed mutual-TLS session still names the client to the upstream",
   }
 }
 
+TEST_CASE("a mutual-TLS session ends with its client certificate: no resumption past its expiry",
+          "[tls][mtls]") {
+  test::temp_dir certs;
+  test::test_ca clients(certs.path(), "clients");
+  tls_fixture f(client_ca(clients.cert_file()));
+  test::certificate_request short_lived;
+  short_lived.not_after = std::chrono::seconds(3);
+  const auto pair = clients.issue(certs.path(), "short", short_lived);
+  const auto expires = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  std::vector<std::pair<test::tls_client_options, test::tls_session>> kept;
+  for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    auto options = f.trusting();
+    options.cert_file = pair.cert;
+    options.key_file = pair.key;
+    options.min_version = options.max_version = version;
+    tls_client first(f.gate.port(), options);
+    REQUIRE(first.request("GET", "/public/x").status == 200);
+    options.resume = first.session();
+    // While the certificate holds, the session resumes (and, in TLS 1.3, makes a new one).
+    tls_client again(f.gate.port(), options);
+    CHECK(again.resumed());
+    CHECK(again.request("GET", "/public/x").status == 200);
+    kept.emplace_back(options, again.session());
+  }
+  // Expired sessions leave the cache on the server's 2-second tick.
+  std::this_thread::sleep_until(expires + std::chrono::seconds(3));
+  for (auto& [options, session] : kept) {
+    INFO("TLS version " << options.min_version);
+    options.resume = session;
+    // Not resumed: the full handshake then checks the certificate, which has expired (in TLS
+    // 1.3 the client hears of it after its side of the handshake, at its first read).
+    CHECK_THROWS([&] {
+      tls_client late(f.gate.port(), options);
+      (void)late.request("GET", "/public/x");
+    }());
+  }
+}
+
 TEST_CASE("a new certificate swapped in through the secret's symlink serves new connections, "
           "open ones keep theirs, a broken one is refused and reported",
           "[tls][reload]") {
