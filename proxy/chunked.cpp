@@ -32,10 +32,14 @@ chunked_decoder::next(std::string_view in) noexcept {
       r.consumed = i + n;
       return r;
     }
+    if (state_ == state::failed)
+      return error_;
     const bool in_size = state_ == state::size;
-    if (state_ == state::failed || !(is_size_line() ? size_line(in[i]) : framing_line(in[i]))) {
+    if (!(is_size_line() ? size_line(in[i]) : framing_line(in[i]))) {
+      if (error_ != chunked_error::too_long)
+        error_ = in_size ? chunked_error::bad_size : chunked_error::bad_framing;
       state_ = state::failed;
-      return in_size ? chunked_error::bad_size : chunked_error::bad_framing;
+      return error_;
     }
     ++i;
   }
@@ -67,7 +71,7 @@ bool chunked_decoder::size_line(char c) noexcept {
   case state::extension:
     if (c == '\r')
       state_ = state::size_lf;
-    return c == '\r' || is_line_char(c);
+    return c == '\r' || (is_line_char(c) && count_dropped(extension_bytes_, max_extension_bytes));
   default: // size_lf
     digits_ = 0;
     state_ = remaining_ == 0 ? state::trailer_start : state::data;
@@ -85,11 +89,13 @@ bool chunked_decoder::framing_line(char c) noexcept {
     return c == '\n';
   case state::trailer_start:
     state_ = c == '\r' ? state::final_lf : state::trailer;
-    return c == '\r' || (c != ' ' && c != '\t' && is_line_char(c));
+    return c == '\r' || (c != ' ' && c != '\t' && is_line_char(c) &&
+                         count_dropped(trailer_fields_, max_trailer_fields) &&
+                         count_dropped(trailer_bytes_, max_trailer_bytes));
   case state::trailer:
     if (c == '\r')
       state_ = state::trailer_lf;
-    return c == '\r' || is_line_char(c);
+    return c == '\r' || (is_line_char(c) && count_dropped(trailer_bytes_, max_trailer_bytes));
   case state::trailer_lf:
     state_ = state::trailer_start;
     return c == '\n';
@@ -97,6 +103,19 @@ bool chunked_decoder::framing_line(char c) noexcept {
     state_ = state::done;
     return c == '\n';
   }
+}
+
+bool chunked_decoder::count_dropped(std::size_t& count, std::size_t limit) noexcept {
+  if (++count <= limit)
+    return true;
+  error_ = chunked_error::too_long;
+  return false;
+}
+
+std::string_view describe(chunked_error e) noexcept {
+  return e == chunked_error::too_long
+             ? "chunk extensions (16 KiB in all) or trailers (16 KiB, 100 fields) too long"
+             : "malformed chunked body";
 }
 
 void throw_exception_from_error(chunked_error e, const boost::source_location&) {

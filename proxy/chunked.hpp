@@ -12,11 +12,22 @@ namespace tokengate::proxy::http1 {
 ///
 /// Fed any slices of the byte stream, it hands back the data of the chunks; framing must use
 /// CRLF (a bare LF anywhere in it is an error, the moment it arrives), sizes are hex of at most
-/// 15 digits, extensions and trailer fields are checked and dropped.
+/// 15 digits, extensions and trailer fields are checked and dropped, and bounded: they carry no
+/// data, so a sender cannot make the reader take unbounded bytes for nothing.
 enum class chunked_error : std::uint8_t {
   bad_size,    ///< a chunk size that is not 1 to 15 hex digits
   bad_framing, ///< a missing CRLF, a bare LF, a control character in an extension or trailer
+  too_long,    ///< extensions over max_extension_bytes, or trailers over their limits
 };
+
+/// The bytes of chunk extensions a message may carry in all (they are dropped).
+inline constexpr std::size_t max_extension_bytes = 16 * 1024;
+/// The trailer section's limits, as a request head's defaults (they are dropped too).
+inline constexpr std::size_t max_trailer_bytes = 16 * 1024;
+inline constexpr std::size_t max_trailer_fields = 100;
+
+/// The `message` a refused chunked body is answered with.
+[[nodiscard]] std::string_view describe(chunked_error e) noexcept;
 
 /// What one call of `chunked_decoder::next` found.
 struct chunk_step {
@@ -36,6 +47,8 @@ public:
   [[nodiscard]] boost::system::result<chunk_step, chunked_error> next(std::string_view in) noexcept;
 
   [[nodiscard]] bool done() const noexcept { return state_ == state::done; }
+  /// Why the decoder failed (after `next` gave an error).
+  [[nodiscard]] chunked_error error() const noexcept { return error_; }
   void reset() noexcept { *this = chunked_decoder{}; }
 
 private:
@@ -60,9 +73,17 @@ private:
   /// One byte of the CRLF after data, of a trailer line, or of the final CRLF.
   [[nodiscard]] bool framing_line(char c) noexcept;
 
+  /// Counts one more of what is dropped (extension or trailer bytes, trailer fields) in
+  /// `count`; false, with error_ set, once it is over `limit`.
+  [[nodiscard]] bool count_dropped(std::size_t& count, std::size_t limit) noexcept;
+
   state state_ = state::size;
+  chunked_error error_ = chunked_error::bad_framing;
   std::uint64_t remaining_ = 0;
   unsigned digits_ = 0;
+  std::size_t extension_bytes_ = 0;
+  std::size_t trailer_bytes_ = 0;
+  std::size_t trailer_fields_ = 0;
 };
 
 /// Appends a chunk's framing for `size` data bytes ("<hex>\r\n") to `out`.

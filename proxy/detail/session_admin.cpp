@@ -118,7 +118,7 @@ net::awaitable<bool> session::serve_api() {
     case body_status::failed:
       co_return false;
     case body_status::bad_framing:
-      unread = tokenapi::api_error{400, "malformed chunked body"};
+      unread = tokenapi::api_error{400, std::string(http1::describe(scratch_.decoder.error()))};
       break;
     case body_status::too_large:
       unread = tokenapi::api_error{413, body_limit_message()};

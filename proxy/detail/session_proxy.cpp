@@ -126,7 +126,7 @@ net::awaitable<bool> session::relay_request_body(std::uint64_t remaining) {
     co_return true;
   upstream_.finish(false);
   if (r.error == relay_error::framing)
-    co_await answer(400, "malformed chunked body", true);
+    co_await answer(400, http1::describe(scratch_.decoder.error()), true);
   else if (r.error == relay_error::sink) {
     upstream_.count(r.timed_out ? upstream_error::timeout : upstream_error::reset);
     co_await answer(502, "upstream write failed", true);

@@ -205,6 +205,16 @@ TEST_CASE_METHOD(api_fixture, "unknown ids are 404, wrong methods 405, big bodie
     chunked += "1000\r\n" + std::string(0x1000, ' ') + "\r\n";
   raw.send(chunked);
   CHECK(test::status_of(raw.read_until("}")) == 413);
+
+  // Chunk extensions carry nothing the API reads: past 16 KiB in all they are refused.
+  test::raw_connection extended(gate.port());
+  extended.send("POST /api-tokens HTTP/1.1\r\nHost: x\r\nX-API-Key: " + gate.admin_key() +
+                "\r\nTransfer-Encoding: chunked\r\n\r\n2;" + std::string(17 * 1024, 'e') +
+                "\r\n{}\r\n0\r\n\r\n");
+  const auto refused = extended.read_until("}");
+  CHECK(test::status_of(refused) == 400);
+  CHECK(refused.find(R"({"message":"chunk extensions (16 KiB in all) or trailers (16 KiB, 100 )"
+                     R"(fields) too long"})") != std::string::npos);
 }
 
 TEST_CASE_METHOD(api_fixture, "self works for get, update, rotate and delete", "[api]") {

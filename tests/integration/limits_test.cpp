@@ -45,6 +45,18 @@ TEST_CASE_METHOD(proxy_fixture, "request smuggling attempts get 400 and a closed
        with_key(post, t.value, "Transfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n")},
       {"bare LF after chunk data",
        with_key(post, t.value, "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n")},
+      {"chunk extensions over 16 KiB",
+       with_key(post, t.value,
+                "Transfer-Encoding: chunked\r\n\r\n1;" + std::string(17 * 1024, 'e') +
+                    "\r\nx\r\n0\r\n\r\n")},
+      {"101 trailer fields", with_key(post, t.value,
+                                      [] {
+                                        std::string body =
+                                            "Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n";
+                                        for (int i = 0; i < 101; ++i)
+                                          body += "X-T: 1\r\n";
+                                        return body + "\r\n";
+                                      }())},
       {"bare LF in the head", "POST /alerts HTTP/1.1\nHost: x\n\n"},
       {"NUL in a header", with_key(post, t.value, std::string("X-A: a\0b\r\n\r\n", 12))},
   };

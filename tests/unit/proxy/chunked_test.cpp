@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -189,6 +190,48 @@ TEST_CASE("malformed chunk framing is refused where it goes wrong", "[chunked][s
     CHECK(bytewise.error_at == c.bad_byte);
     CHECK(bytewise.data == whole.data);
   }
+}
+
+TEST_CASE("chunk extensions and trailers are bounded, since they are dropped", "[chunked]") {
+  // Extensions count over the whole message, however they are spread.
+  const auto extensions = [](std::size_t first, std::size_t second) {
+    return "1;" + std::string(first, 'e') + "\r\nx\r\n1;" + std::string(second, 'e') +
+           "\r\ny\r\n0\r\n\r\n";
+  };
+  const auto fits = decode_bytewise(extensions(8 * 1024, 8 * 1024 - 2)); // ';' is not counted
+  CHECK(fits.done);
+  CHECK(fits.data == "xy");
+  // The error a whole stream ends in, fed to next() until it stops.
+  const auto error_of = [](chunked_decoder& d, std::string_view stream) {
+    for (;;) {
+      const auto r = d.next(stream);
+      if (!r)
+        return std::optional<chunked_error>(r.error());
+      if (r->done || r->consumed == stream.size())
+        return std::optional<chunked_error>();
+      stream.remove_prefix(r->consumed);
+    }
+  };
+  chunked_decoder d;
+  CHECK(error_of(d, extensions(8 * 1024, 8 * 1024 + 1)) == chunked_error::too_long);
+  CHECK(d.error() == chunked_error::too_long);
+  CHECK(describe(d.error()) ==
+        "chunk extensions (16 KiB in all) or trailers (16 KiB, 100 fields) too long");
+
+  const auto trailers = [](std::size_t fields, std::size_t value_bytes) {
+    std::string s = "0\r\n";
+    for (std::size_t i = 0; i < fields; ++i)
+      s += "X-T: " + std::string(value_bytes, 'v') + "\r\n";
+    return s + "\r\n";
+  };
+  CHECK(decode(trailers(max_trailer_fields, 1)).done);
+  CHECK(decode(trailers(1, max_trailer_bytes - 5)).done); // "X-T: " and the value
+  for (const auto& stream : {trailers(max_trailer_fields + 1, 1), trailers(1, max_trailer_bytes)}) {
+    chunked_decoder t;
+    CHECK(error_of(t, stream) == chunked_error::too_long);
+  }
+  // A malformed body is still told as such.
+  CHECK(describe(chunked_error::bad_framing) == "malformed chunked body");
 }
 
 TEST_CASE("after an error the decoder keeps refusing", "[chunked]") {
