@@ -40,12 +40,6 @@ bool is_hop_by_hop(std::string_view name) {
 // every X-Token-* field, since the upstream may trust any name of that family.
 constexpr std::string_view replaced_on_request[]{
     "x-api-key",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "x-forwarded-prefix",
-    "x-forwarded-server",
     "x-forwarded",
     "forwarded",
     "x-real-ip",
@@ -60,6 +54,18 @@ constexpr std::string_view replaced_on_request[]{
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
+    "x-original-uri",
+    "x-original-method",
+    // The scheme and host some frameworks take before X-Forwarded-Proto and Host (Rack reads
+    // X-Forwarded-Scheme first), and the user names some backends trust from an auth proxy.
+    "front-end-https",
+    "x-url-scheme",
+    "x-scheme",
+    "x-original-host",
+    "x-host",
+    "remote-user",
+    "x-remote-user",
+    "x-authenticated-user",
     "expect",
     "x-client-verify",
     "x-client-dn",
@@ -71,6 +77,8 @@ constexpr std::string_view replaced_on_request[]{
 // and HAProxy's X-SSL-*, Traefik's X-Forwarded-Tls-Client-Cert*, AWS's X-Amzn-Mtls-*).
 constexpr std::string_view replaced_prefixes[]{
     "x-token-",
+    "x-forwarded-", // -for, -proto and -host are set anew; -scheme, -ssl, -user and the rest go
+    "x-auth-request-",
     "x-forwarded-client-cert",
     "x-forwarded-tls-client-cert",
     "client-cert",

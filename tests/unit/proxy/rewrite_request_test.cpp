@@ -151,6 +151,12 @@ TEST_CASE("no spelling of a protected field reaches the upstream", "[rewrite][sp
                "X-Forwarded.For: 10.0.0.1\r\nX-Forwarded-Port: 1\r\n"
                "X-Original-URL: /admin\r\nX-Rewrite-URL: /admin\r\n"
                "X-HTTP-Method-Override: DELETE\r\nX-Method-Override: DELETE\r\n"
+               "X-Original-Method: DELETE\r\nX-Original-URI: /admin\r\n"
+               "X-Forwarded-Scheme: https\r\nX-Forwarded-Ssl: on\r\nFront-End-Https: on\r\n"
+               "X-Url-Scheme: https\r\nX-Scheme: https\r\nX-Forwarded-Protocol: https\r\n"
+               "X-Original-Host: forged\r\nX-Host: forged\r\nRemote-User: forged\r\n"
+               "X-Remote-User: forged\r\nX-Authenticated-User: forged\r\n"
+               "X-Forwarded-User: forged\r\nX-Auth-Request-Email: forged\r\n"
                "Transfer.Encoding: chunked\r\nContent~Length: 5\r\n"
                "My_Header: dropped\r\nX-Custom: kept\r\n\r\n");
   const auto up = f.upstream_sees();
@@ -162,6 +168,8 @@ TEST_CASE("no spelling of a protected field reaches the upstream", "[rewrite][sp
     CHECK(value != "UserModify");
     CHECK(value != "/admin");
     CHECK(value != "DELETE");
+    CHECK(value != "https"); // a plain connection: no field may say otherwise
+    CHECK(value != "on");
     CHECK(value.find("10.0.0.1") == std::string::npos);
   }
   CHECK(up.count("Forwarded") == 0);
