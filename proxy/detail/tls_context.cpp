@@ -37,14 +37,16 @@ std::string openssl_reason() {
 
 [[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
 
-// Only HTTP/1.1 is spoken: a client that offers ALPN without it gets no protocol named.
-int select_http11(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
-                  unsigned int in_len, void*) {
-  static constexpr unsigned char http11[] = "\x08http/1.1";
+// HTTP/1.1 (or 1.0) is spoken: a client that offers ALPN with neither of them (h2 alone, say)
+// is refused in the handshake with no_application_protocol, as RFC 7301 3.2 asks, rather than
+// left to find out from its first frame.
+int select_http1(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
+                 unsigned int in_len, void*) {
+  static constexpr unsigned char http1[] = "\x08http/1.1\x08http/1.0";
   unsigned char* selected = nullptr;
-  if (SSL_select_next_proto(&selected, out_len, http11, sizeof http11 - 1, in, in_len) !=
+  if (SSL_select_next_proto(&selected, out_len, http1, sizeof http1 - 1, in, in_len) !=
       OPENSSL_NPN_NEGOTIATED)
-    return SSL_TLSEXT_ERR_NOACK;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
   *out = selected;
   return SSL_TLSEXT_ERR_OK;
 }
@@ -174,7 +176,7 @@ std::pair<context_ptr, certificate_facts> build_server_context(const tls_setting
   // record, a write). A client may resume with it more than once, and every resumption brings
   // it a new one.
   SSL_CTX_set_num_tickets(native, 1);
-  SSL_CTX_set_alpn_select_cb(native, select_http11, nullptr);
+  SSL_CTX_set_alpn_select_cb(native, select_http1, nullptr);
   auto facts = facts_of(SSL_CTX_get0_certificate(native));
   ERR_clear_error();
   return {std::move(context), std::move(facts)};

@@ -56,6 +56,28 @@ TEST_CASE("TLS 1.2 and 1.3 are accepted with ALPN http/1.1, older versions are r
   CHECK_FALSE(test::handshake_error(f.gate.port(), trusting(f.other_ca.cert_file())).empty());
 }
 
+TEST_CASE("ALPN names http/1.1 or http/1.0; a client that offers neither is refused in the "
+          "handshake",
+          "[tls]") {
+  tls_fixture f;
+  auto options = f.trusting();
+  options.alpn = {"h2", "http/1.1"};
+  CHECK(tls_client(f.gate.port(), options).alpn() == "http/1.1");
+  options.alpn = {"http/1.0"};
+  CHECK(tls_client(f.gate.port(), options).alpn() == "http/1.0");
+  options.alpn = {}; // no ALPN at all: no protocol named, HTTP/1.1 spoken
+  tls_client plain(f.gate.port(), options);
+  CHECK(plain.alpn().empty());
+  CHECK(plain.request("GET", "/public/x").status == 200);
+  for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    INFO("TLS version " << version);
+    options.min_version = options.max_version = version;
+    options.alpn = {"h2"};
+    CHECK_THAT(test::handshake_error(f.gate.port(), options),
+               Catch::Contains("no application protocol"));
+  }
+}
+
 TEST_CASE("min_version 1.3 refuses TLS 1.2", "[tls]") {
   tls_fixture f(tls13_only());
   auto options = f.trusting();

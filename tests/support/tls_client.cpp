@@ -37,8 +37,13 @@ ssl::context make_context(const tls_client_options& o) {
   // Old protocol versions need the lowest security level to be offered at all.
   if (o.max_version && o.max_version < TLS1_2_VERSION)
     SSL_CTX_set_security_level(ctx.native_handle(), 0);
-  static constexpr unsigned char alpn[] = "\x08http/1.1";
-  SSL_CTX_set_alpn_protos(ctx.native_handle(), alpn, sizeof alpn - 1);
+  std::string alpn; // ALPN's wire form: each name after its length
+  for (const auto& name : o.alpn)
+    alpn.append(1, static_cast<char>(name.size())).append(name);
+  if (!alpn.empty())
+    SSL_CTX_set_alpn_protos(ctx.native_handle(),
+                            reinterpret_cast<const unsigned char*>(alpn.data()),
+                            static_cast<unsigned>(alpn.size()));
   return ctx;
 }
 

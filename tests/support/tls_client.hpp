@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 struct ssl_session_st; // OpenSSL's SSL_SESSION
 
@@ -19,10 +20,11 @@ struct tls_client_options {
   std::filesystem::path ca_file;   ///< trust this CA (the server's certificate is verified)
   std::filesystem::path cert_file; ///< a client certificate to show, when set
   std::filesystem::path key_file;
-  std::string server_name = "localhost"; ///< SNI and the name checked in the certificate
-  int min_version = 0;                   ///< e.g. TLS1_2_VERSION; 0: the library's default
-  int max_version = 0;                   ///< 0: the newest
-  tls_session resume;                    ///< offered in the handshake, when set
+  std::string server_name = "localhost";        ///< SNI and the name checked in the certificate
+  int min_version = 0;                          ///< e.g. TLS1_2_VERSION; 0: the library's default
+  int max_version = 0;                          ///< 0: the newest
+  tls_session resume;                           ///< offered in the handshake, when set
+  std::vector<std::string> alpn = {"http/1.1"}; ///< the protocols offered (none: no ALPN)
 };
 
 /// The options of a client that trusts the CA whose certificate is `ca`.
