@@ -2,6 +2,7 @@
 
 #include "tokenapi/json_parse.hpp"
 #include "tokenapi/token_fields.hpp"
+#include "tokenapi/token_value.hpp"
 
 #include <boost/json.hpp>
 
@@ -298,6 +299,10 @@ api_result<std::int64_t> parse_rotate_body(std::string_view body) {
 }
 
 std::string error_body(std::string_view message) {
+  // A message may quote what the client sent (a field name, a permission): a key pasted there
+  // is not sent back, where a log or a screenshot of the answer could keep it.
+  if (holds_value(message))
+    return json::serialize(json::object{{"message", redact_values(message)}});
   return json::serialize(json::object{{"message", message}});
 }
 

@@ -24,7 +24,7 @@ namespace tokengate::tokenapi {
 /// Errors are 400s naming the field.
 [[nodiscard]] api_result<std::int64_t> parse_rotate_body(std::string_view body);
 
-/// `{"message": "..."}`
+/// `{"message": "..."}`, with anything shaped like a key value in `message` redacted.
 [[nodiscard]] std::string error_body(std::string_view message);
 
 } // namespace tokengate::tokenapi

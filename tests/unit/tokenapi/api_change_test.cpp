@@ -96,6 +96,15 @@ TEST_CASE_METHOD(api_world, "create and update refuse bad bodies with 400", "[ap
       CHECK_THAT(r.message(), Catch::StartsWith(b.message));
     }
   }
+  // A key pasted where a field name or a permission belongs is not sent back in the message.
+  const auto key = test::new_value();
+  for (const auto& body : {R"({"name":"x","permissions":[],")" + key + R"(":1})",
+                           R"({"name":"x","permissions":[")" + key + R"("]})"}) {
+    const auto r = as_admin().post("/api-tokens", body);
+    CHECK(r.status == 400);
+    CHECK(r.raw.find(key) == std::string::npos);
+    CHECK_THAT(r.message(), Catch::Contains("\"tg_[redacted]\""));
+  }
   CHECK(records().size() == 2);
   CHECK(as_admin().get(path_of(target)).text("name") == "target");
 }
