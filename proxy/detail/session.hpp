@@ -27,6 +27,9 @@ namespace tokengate::proxy::detail {
 inline constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
 /// How much a read from the client asks for at most.
 inline constexpr std::size_t read_chunk = 16 * 1024;
+/// The 408 of a request whose body stalls for `idle_timeout_ms`.
+inline constexpr std::string_view body_timeout_message =
+    "request body timed out: nothing arrived for idle_timeout_ms";
 
 /// The peer address of a connected socket (IPv4-mapped peers as IPv4).
 [[nodiscard]] tokenapi::ip_address address_of(const tcp::endpoint& e);
@@ -119,7 +122,7 @@ private:
            " bytes";
   }
 
-  enum class body_status { ok, failed, bad_framing, too_large };
+  enum class body_status { ok, failed, timed_out, bad_framing, too_large };
 
   /// Reads the whole body of an API call into api_body_, within the limit (a body the API
   /// acts on as a whole, so buffered rather than relayed).

@@ -117,6 +117,9 @@ net::awaitable<bool> session::serve_api() {
       break;
     case body_status::failed:
       co_return false;
+    case body_status::timed_out:
+      unread = tokenapi::api_error{408, std::string(body_timeout_message)};
+      break;
     case body_status::bad_framing:
       unread = tokenapi::api_error{400, std::string(http1::describe(scratch_.decoder.error()))};
       break;
@@ -145,8 +148,9 @@ net::awaitable<session::body_status> session::read_api_body() {
   api_body_.clear();
   if (body_.type == http1::framing::kind::length) {
     while (api_body_.size() < body_.length) {
-      if (in_.empty() && !co_await client_stream().read(read_chunk))
-        co_return body_status::failed;
+      if (in_.empty())
+        if (const auto got = co_await client_stream().read(read_chunk); !got)
+          co_return got.timed_out ? body_status::timed_out : body_status::failed;
       const auto take = std::min<std::size_t>(in_.size(), body_.length - api_body_.size());
       api_body_.append(in_.data().substr(0, take));
       in_.consume(take);
@@ -155,8 +159,9 @@ net::awaitable<session::body_status> session::read_api_body() {
     auto& decoder = scratch_.decoder;
     decoder.reset();
     while (!decoder.done()) {
-      if (in_.empty() && !co_await client_stream().read(read_chunk))
-        co_return body_status::failed;
+      if (in_.empty())
+        if (const auto got = co_await client_stream().read(read_chunk); !got)
+          co_return got.timed_out ? body_status::timed_out : body_status::failed;
       const auto step = decoder.next(in_.data());
       if (!step)
         co_return body_status::bad_framing;

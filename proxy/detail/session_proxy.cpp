@@ -127,6 +127,8 @@ net::awaitable<bool> session::relay_request_body(std::uint64_t remaining) {
   upstream_.finish(false);
   if (r.error == relay_error::framing)
     co_await answer(400, http1::describe(scratch_.decoder.error()), true);
+  else if (r.error == relay_error::source && r.timed_out)
+    co_await answer(408, body_timeout_message, true); // as nginx's client_body_timeout
   else if (r.error == relay_error::sink) {
     upstream_.count(r.timed_out ? upstream_error::timeout : upstream_error::reset);
     co_await answer(502, "upstream write failed", true);

@@ -113,6 +113,21 @@ TEST_CASE("oversized headers get 431, slow headers and idle connections are clos
   CHECK(idle.request("GET", "/public").status == 200);
   CHECK(idle.closed_by_peer(3s));
   CHECK(f.upstream.requests().size() == 2);
+
+  // A body that stops coming for idle_timeout is a 408, to the proxy and to the token API, and
+  // nothing of it reaches the upstream as a request.
+  for (const std::string target : {"/public/upload", "/api-tokens"}) {
+    INFO(target);
+    test::raw_connection stalled(f.gate.port());
+    stalled.send("POST " + target + " HTTP/1.1\r\nHost: x\r\nX-API-Key: " + f.gate.admin_key() +
+                 "\r\nContent-Length: 10\r\n\r\nabc");
+    const auto answer = stalled.read_until("}");
+    CHECK(test::status_of(answer) == 408);
+    CHECK(answer.find(R"({"message":"request body timed out: nothing arrived for )"
+                      R"(idle_timeout_ms"})") != std::string::npos);
+    CHECK(stalled.closed_within(3s));
+  }
+  CHECK(f.upstream.requests().size() == 2);
 }
 
 TEST_CASE("between requests a keep-alive connection takes what comes next in any shape, and "
