@@ -69,9 +69,14 @@ int end_with_client_certificate(SSL*, SSL_SESSION* session) {
   return 0; // the cache holds its own reference
 }
 
-std::string name_text(const X509_NAME* name) {
+// The name in RFC 2253 form. `raw_bytes`: UTF-8 and control bytes stay as they are (OpenSSL
+// would write them as RFC 2253's \XX), for a caller that escapes every such byte its own way.
+std::string name_text(const X509_NAME* name, bool raw_bytes = false) {
   BIO* bio = BIO_new(BIO_s_mem());
-  X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253);
+  const unsigned long flags =
+      raw_bytes ? XN_FLAG_RFC2253 & ~(ASN1_STRFLGS_ESC_MSB | ASN1_STRFLGS_ESC_CTRL)
+                : XN_FLAG_RFC2253;
+  X509_NAME_print_ex(bio, name, 0, flags);
   char* data = nullptr;
   const auto size = BIO_get_mem_data(bio, &data);
   std::string text(data, static_cast<std::size_t>(size > 0 ? size : 0));
@@ -351,7 +356,8 @@ std::string client_identity(SSL* tls) {
   if (cert == nullptr)
     return {};
   const auto names = alternative_names(cert);
-  auto text = format_client_certificate(name_text(X509_get_subject_name(cert)), names);
+  // The subject's bytes outside printable ASCII are written \xNN, as the names' are.
+  auto text = format_client_certificate(name_text(X509_get_subject_name(cert), true), names);
   X509_free(cert);
   return text;
 }

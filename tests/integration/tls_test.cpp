@@ -149,6 +149,24 @@ TEST_CASE("mutual TLS: only clients with a certificate of the client CA get in, 
   CHECK(seen.count("x-forwarded_client-cert") == 0);
 }
 
+TEST_CASE("a client certificate's non-ASCII subject reaches the upstream escaped as its names are",
+          "[tls][mtls]") {
+  test::temp_dir certs;
+  test::test_ca clients(certs.path(), "clients");
+  tls_fixture f(client_ca(clients.cert_file()));
+  auto job = report_job();
+  job.common_name = "caf\xC3\xA9-job"; // "café-job" in UTF-8
+  job.ip_addresses = {};
+  const auto pair = clients.issue(certs.path(), "cafe", job);
+  auto options = f.trusting();
+  options.cert_file = pair.cert;
+  options.key_file = pair.key;
+  tls_client c(f.gate.port(), options);
+  REQUIRE(c.request("GET", "/public/x").status == 200);
+  CHECK(f.upstream.last().header("X-Forwarded-Client-Cert") ==
+        R"(Subject="CN=caf\xC3\xA9-job,O=tokengate tests";DNS="job.example")");
+}
+
 TEST_CASE("a resumed mutual-TLS session still names the client to the upstream", "[tls][mtls]") {
   test::temp_dir certs;
   test::test_ca clients(certs.path(), "clients");
