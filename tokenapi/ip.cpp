@@ -99,7 +99,8 @@ std::optional<cidr_block> cidr_block::parse(std::string_view text) noexcept {
   unsigned prefix = written_width;
   if (slash != std::string_view::npos) {
     auto digits = text.substr(slash + 1);
-    if (digits.empty() || digits.size() > 3 ||
+    // No leading zero ("/08"), as none is taken in an IPv4 address's numbers either.
+    if (digits.empty() || digits.size() > 3 || (digits.size() > 1 && digits[0] == '0') ||
         !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
       return std::nullopt;
     std::from_chars(digits.data(), digits.data() + digits.size(), prefix);

@@ -108,7 +108,11 @@ TEST_CASE("malformed CIDR blocks are rejected", "[cidr]") {
                            "::ffff:10.0.0.0/129",
                            "[::1]/128",
                            "10.0.0.0 /8",
-                           "10.0.0.0/ 8"}) {
+                           "10.0.0.0/ 8",
+                           "10.0.0.0/08",
+                           "10.0.0.1/032",
+                           "::/00",
+                           "::ffff:10.0.0.0/0104"}) {
     INFO("block: \"" << text << '"');
     CHECK_FALSE(cidr_block::parse(text).has_value());
   }
