@@ -152,6 +152,7 @@ admission admit(const authorizer& auth, timestamp now, const api_request& reques
   const auto refuse = [&](const api_error& e) {
     a.refusal = answer(e);
     a.refusal->operation = name_of(r->op);
+    a.refusal->decision = who.allowed() ? verdict::missing_permission : who.outcome;
     if (who.token) { // a known key (expired, or from outside its blocks): the trail names it
       a.refusal->caller_id = who.token->id();
       a.refusal->caller = who.token;
@@ -329,6 +330,7 @@ api_response api_handler::handle(const api_request& request,
   response.caller = a.caller;
   response.previous_value = a.previous_value;
   response.operation = name_of(a.r.op);
+  response.decision = verdict::allow;
   if (changes) {
     // The versions the change went between, when it was made (a token changed elsewhere
     // meanwhile was read again): not the one read above.

@@ -34,6 +34,10 @@ struct api_response {
   /// The operation asked for: "list", "create", "get", "update", "delete", "rotate", or
   /// "unknown" when the path or method names none. For metrics and the audit trail.
   std::string_view operation = "unknown";
+  /// What the key was found to be, for tokengate_auth_decisions_total: nullopt when the call was
+  /// refused before its key was looked at (an unknown path, a wrong method);
+  /// missing_permission for a key refused for what it may do.
+  std::optional<verdict> decision{};
 };
 
 /// The `/api-tokens` API as a function from request to response (README "The token API").

@@ -116,6 +116,8 @@ private:
   net::awaitable<bool> serve_request();
 
   net::awaitable<bool> serve_api();
+  /// Counts a token API call's key decision in tokengate_auth_decisions_total, when it had one.
+  void count_decision(std::optional<tokenapi::verdict> decision);
 
   std::string body_limit_message() const {
     return "request body is larger than " + std::to_string(limits().max_admin_body_bytes) +

@@ -2,6 +2,7 @@
 // the admin listener's OpenAPI document, /metrics, /reload and probes.
 #include "proxy/admin_endpoints.hpp"
 #include "proxy/answer.hpp"
+#include "proxy/decision_metrics.hpp"
 #include "proxy/detail/session.hpp"
 #include "proxy/key_fields.hpp"
 #include "proxy/metrics.hpp"
@@ -88,6 +89,11 @@ metrics_gauges session::gauges() const {
   return g;
 }
 
+void session::count_decision(std::optional<tokenapi::verdict> decision) {
+  if (decision)
+    w_.metrics.decisions[decision_slot(*decision)].add();
+}
+
 net::awaitable<bool> session::serve_api() {
   // The head's bytes are reused by the body reads below: the request keeps copies.
   api_key_.assign(key_.value_or(std::string_view{}));
@@ -97,6 +103,7 @@ net::awaitable<bool> session::serve_api() {
       api_query_,      key_ ? std::optional<std::string_view>(api_key_) : std::nullopt,
       client_address_, {}};
   if (auto early = deps_.api.refuse_early(request)) {
+    count_decision(early->decision);
     api_caller_ = std::move(early->caller_id);
     w_.metrics.count_api_call(early->operation, early->status);
     if (early->caller)
@@ -136,6 +143,7 @@ net::awaitable<bool> session::serve_api() {
         co_return deps_.api.handle(request, unread);
       },
       net::use_awaitable);
+  count_decision(response.decision);
   api_caller_ = std::move(response.caller_id);
   w_.metrics.count_api_call(response.operation, response.status);
   if (response.caller)

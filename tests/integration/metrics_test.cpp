@@ -87,9 +87,10 @@ TEST_CASE_METHOD(metrics_fixture, "each figure moves by exactly the traffic sent
   const auto s = after(before, requests_2xx, 5);
   CHECK(moved(before, s, requests_2xx) == 5);
   CHECK(moved(before, s, R"(tokengate_http_requests_total{listener="main",code="4xx"})") == 5);
-  CHECK(moved(before, s, R"(tokengate_auth_decisions_total{outcome="allowed"})") == 3);
+  // The token API's keys are decided too: the admin's list allowed, the keyless self a 401.
+  CHECK(moved(before, s, R"(tokengate_auth_decisions_total{outcome="allowed"})") == 4);
   CHECK(moved(before, s, R"(tokengate_auth_decisions_total{outcome="malformed_key"})") == 2);
-  CHECK(moved(before, s, R"(tokengate_auth_decisions_total{outcome="missing_key"})") == 1);
+  CHECK(moved(before, s, R"(tokengate_auth_decisions_total{outcome="missing_key"})") == 2);
   CHECK(moved(before, s, R"(tokengate_auth_decisions_total{outcome="permission_denied"})") == 1);
   CHECK(moved(before, s, R"(tokengate_api_requests_total{operation="list",code="2xx"})") == 1);
   CHECK(moved(before, s, R"(tokengate_api_requests_total{operation="get",code="4xx"})") == 1);
