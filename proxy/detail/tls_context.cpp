@@ -163,6 +163,9 @@ std::pair<context_ptr, certificate_facts> build_server_context(const tls_setting
   const auto& ciphers = s.ciphers.empty() ? std::string(intermediate_ciphers) : s.ciphers;
   if (SSL_CTX_set_cipher_list(native, ciphers.c_str()) != 1)
     fail("tls.ciphers: no usable cipher in \"" + ciphers + "\"");
+  // The DHE suites of the list need a group: OpenSSL picks one as strong as the key (ffdhe2048
+  // for RSA 2048, as the profile names). Without it they never negotiate.
+  SSL_CTX_set_dh_auto(native, 1);
   load_pair(native, s.cert_file, s.key_file, "TLS");
   if (!s.client_ca_file.empty()) {
     if (SSL_CTX_load_verify_locations(native, s.client_ca_file.c_str(), nullptr) != 1)

@@ -78,6 +78,26 @@ TEST_CASE("ALPN names http/1.1 or http/1.0; a client that offers neither is refu
   }
 }
 
+TEST_CASE("the default cipher list's DHE suites negotiate with an RSA certificate", "[tls]") {
+  test::temp_dir dir;
+  test::test_ca ca(dir.path(), "ca");
+  test::certificate_request rsa;
+  rsa.rsa = true;
+  test::test_upstream upstream;
+  test::sidecar gate(upstream.port(), serving(ca.issue(dir.path(), "server", rsa)));
+  auto options = trusting(ca.cert_file());
+  options.max_version = TLS1_2_VERSION;
+  // A client that offers only DHE (Mozilla's intermediate profile lists them, with ffdhe2048).
+  for (const std::string cipher :
+       {"DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-CHACHA20-POLY1305", "ECDHE-RSA-AES256-GCM-SHA384"}) {
+    INFO(cipher);
+    options.ciphers = cipher;
+    tls_client c(gate.port(), options);
+    CHECK(c.cipher() == cipher);
+    CHECK(c.request("GET", "/public/x").status == 200);
+  }
+}
+
 TEST_CASE("min_version 1.3 refuses TLS 1.2", "[tls]") {
   tls_fixture f(tls13_only());
   auto options = f.trusting();

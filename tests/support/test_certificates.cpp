@@ -16,8 +16,8 @@ namespace {
   throw std::runtime_error("test certificates: " + what);
 }
 
-EVP_PKEY* new_key() {
-  EVP_PKEY* key = EVP_EC_gen("P-256");
+EVP_PKEY* new_key(bool rsa = false) {
+  EVP_PKEY* key = rsa ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256");
   if (key == nullptr)
     fail("cannot generate a key");
   return key;
@@ -91,7 +91,7 @@ test_ca::~test_ca() = default;
 
 certificate_files test_ca::issue(const std::filesystem::path& dir, const std::string& name,
                                  const certificate_request& r) const {
-  EVP_PKEY* key = new_key();
+  EVP_PKEY* key = new_key(r.rsa);
   X509* cert = new_certificate(key, r.common_name, r.serial, r.not_before, r.not_after);
   X509_set_issuer_name(cert, X509_get_subject_name(impl_->cert));
   std::string sans;

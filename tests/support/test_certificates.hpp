@@ -23,6 +23,7 @@ struct certificate_request {
   long serial = 2;
   std::chrono::seconds not_before = std::chrono::hours(-1); ///< from now
   std::chrono::seconds not_after = std::chrono::hours(24);  ///< from now
+  bool rsa = false;                                         ///< an RSA 2048 key instead of EC P-256
 };
 
 /// A certificate for localhost with serial number `n`.

@@ -30,6 +30,8 @@ ssl::context make_context(const tls_client_options& o) {
     ctx.use_certificate_chain_file(o.cert_file.string());
     ctx.use_private_key_file(o.key_file.string(), ssl::context::pem);
   }
+  if (!o.ciphers.empty())
+    SSL_CTX_set_cipher_list(ctx.native_handle(), o.ciphers.c_str());
   if (o.min_version)
     SSL_CTX_set_min_proto_version(ctx.native_handle(), o.min_version);
   if (o.max_version)
@@ -128,6 +130,10 @@ std::string tls_client::peer_serial() const {
 }
 
 std::string tls_client::version() const { return SSL_get_version(impl_->stream.native_handle()); }
+
+std::string tls_client::cipher() const {
+  return SSL_get_cipher_name(impl_->stream.native_handle());
+}
 
 std::string tls_client::alpn() const {
   const unsigned char* data = nullptr;

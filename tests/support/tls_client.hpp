@@ -25,6 +25,7 @@ struct tls_client_options {
   int max_version = 0;                          ///< 0: the newest
   tls_session resume;                           ///< offered in the handshake, when set
   std::vector<std::string> alpn = {"http/1.1"}; ///< the protocols offered (none: no ALPN)
+  std::string ciphers; ///< the TLS 1.2 cipher list offered; empty: the library's default
 };
 
 /// The options of a client that trusts the CA whose certificate is `ca`.
@@ -54,6 +55,8 @@ public:
   /// The server certificate's serial number (hex), the protocol ("TLSv1.3") and ALPN's choice.
   [[nodiscard]] std::string peer_serial() const;
   [[nodiscard]] std::string version() const;
+  /// The negotiated cipher suite's OpenSSL name.
+  [[nodiscard]] std::string cipher() const;
   [[nodiscard]] std::string alpn() const;
   /// Whether the server gave a session ticket (a stateless one in TLS 1.2).
   [[nodiscard]] bool has_ticket() const;
