@@ -64,10 +64,10 @@ bool chunked_decoder::size_line(char c) noexcept {
     if (digits_ == 0)
       return false;
     state_ = ws ? state::size_ws : c == ';' ? state::extension : state::size_lf;
-    return ws || c == ';' || c == '\r';
-  case state::size_ws:
+    return (ws && count_dropped(extension_bytes_, max_extension_bytes)) || c == ';' || c == '\r';
+  case state::size_ws: // counted with the extensions: dropped as well
     state_ = c == ';' ? state::extension : c == '\r' ? state::size_lf : state::size_ws;
-    return ws || c == ';' || c == '\r';
+    return (ws && count_dropped(extension_bytes_, max_extension_bytes)) || c == ';' || c == '\r';
   case state::extension:
     if (c == '\r')
       state_ = state::size_lf;

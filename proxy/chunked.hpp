@@ -20,7 +20,8 @@ enum class chunked_error : std::uint8_t {
   too_long,    ///< extensions over max_extension_bytes, or trailers over their limits
 };
 
-/// The bytes of chunk extensions a message may carry in all (they are dropped).
+/// The bytes of chunk extensions (and of whitespace after a chunk size) a message may carry in
+/// all (they are dropped).
 inline constexpr std::size_t max_extension_bytes = 16 * 1024;
 /// The trailer section's limits, as a request head's defaults (they are dropped too).
 inline constexpr std::size_t max_trailer_bytes = 16 * 1024;

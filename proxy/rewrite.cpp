@@ -36,8 +36,9 @@ bool is_hop_by_hop(std::string_view name) {
 
 // Request fields the upstream must hear from tokengate only: the key, the client-address
 // family (tokengate states the address it decided on), path and method overrides that some
-// frameworks obey (Symfony's X-Original-URL, Rails' and Express's X-HTTP-Method-Override), and
-// every X-Token-* field, since the upstream may trust any name of that family.
+// frameworks obey (Symfony's X-Original-URL, Rails' and Express's X-HTTP-Method-Override), the
+// scheme fields some take before X-Forwarded-Proto (Rack reads X-Forwarded-Scheme first; IIS
+// ARR's X-ARR-SSL, Cloudflare's CF-Visitor), and CGI's HTTP_PROXY (httpoxy).
 constexpr std::string_view replaced_on_request[]{
     "x-api-key",
     "x-forwarded",
@@ -46,46 +47,35 @@ constexpr std::string_view replaced_on_request[]{
     "x-client-ip",
     "true-client-ip",
     "x-cluster-client-ip",
-    "x-original-forwarded-for",
     "cf-connecting-ip",
     "fastly-client-ip",
-    "x-original-url",
     "x-rewrite-url",
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
-    "x-original-uri",
-    "x-original-method",
-    // The scheme and host some frameworks take before X-Forwarded-Proto and Host (Rack reads
-    // X-Forwarded-Scheme first), and the user names some backends trust from an auth proxy.
     "front-end-https",
     "x-url-scheme",
     "x-scheme",
-    "x-original-host",
     "x-host",
-    "remote-user",
-    "x-remote-user",
+    "x-arr-ssl",
+    "cf-visitor",
+    "proxy",
     "x-authenticated-user",
     "expect",
     "x-client-verify",
     "x-client-dn",
     "x-arr-clientcert",
 };
-// Families of names removed whatever follows the prefix: X-Token-*, and the client-certificate
-// fields that proxies in front of a backend commonly set (RFC 9440's Client-Cert and
-// Client-Cert-Chain, Envoy's X-Forwarded-Client-Cert, ingress-nginx's ssl-client-*, Apache's
-// and HAProxy's X-SSL-*, Traefik's X-Forwarded-Tls-Client-Cert*, AWS's X-Amzn-Mtls-*).
+// Families of names removed whatever follows the prefix: X-Token-*; every other X-Forwarded-*
+// (-For, -Proto and -Host are set anew) and X-Original-* (-URL, -URI, -Method, -Host, -Proto,
+// -For); the user and group fields backends trust from an auth proxy (Authelia's and
+// Authentik's Remote-*, Kubernetes' X-Remote-*, Grafana's X-WEBAUTH-*, oauth2-proxy's
+// X-Auth-Request-*); and the client-certificate fields that proxies in front of a backend
+// commonly set (RFC 9440's Client-Cert and Client-Cert-Chain, ingress-nginx's ssl-client-*,
+// Apache's and HAProxy's X-SSL-*, AWS's X-Amzn-Mtls-*; Envoy's and Traefik's are X-Forwarded-*).
 constexpr std::string_view replaced_prefixes[]{
-    "x-token-",
-    "x-forwarded-", // -for, -proto and -host are set anew; -scheme, -ssl, -user and the rest go
-    "x-auth-request-",
-    "x-forwarded-client-cert",
-    "x-forwarded-tls-client-cert",
-    "client-cert",
-    "x-client-cert",
-    "x-ssl-",
-    "ssl-client-",
-    "x-amzn-mtls-",
+    "x-token-",        "x-forwarded-", "x-original-",   "remote-", "x-remote-",   "x-webauth-",
+    "x-auth-request-", "client-cert",  "x-client-cert", "x-ssl-",  "ssl-client-", "x-amzn-mtls-",
 };
 
 bool is_replaced(std::string_view name) {

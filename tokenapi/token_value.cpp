@@ -32,10 +32,12 @@ std::uint32_t crc32(std::string_view s) noexcept {
 /// A key-shaped run has at least this many base62 characters after the prefix.
 constexpr std::size_t shaped_chars = 40;
 
-/// How many base62 characters `text` has from `at` on.
+/// How many base62 characters `text` has from `at` on, up to another key's prefix (a key
+/// pasted twice is two runs: "tg" is base62 too).
 std::size_t base62_run(std::string_view text, std::size_t at) noexcept {
   std::size_t n = 0;
-  while (at + n < text.size() && base62_values[static_cast<unsigned char>(text[at + n])] >= 0)
+  while (at + n < text.size() && base62_values[static_cast<unsigned char>(text[at + n])] >= 0 &&
+         text.compare(at + n, value_prefix.size(), value_prefix) != 0)
     ++n;
   return n;
 }

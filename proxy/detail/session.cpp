@@ -79,7 +79,17 @@ net::awaitable<void> session::serve() {
     // The head's views stay valid until the next read into in_; nothing uses them after.
     in_.consume(head_.size);
     begin_record(head_.method);
-    const bool keep = admin_ ? co_await serve_admin() : co_await serve_request();
+    // A keep-alive connection does not outlive the client certificate it was opened with.
+    const bool expired = client_certificate_end_ != 0 &&
+                         deps_.clock.now().time_since_epoch().count() >= client_certificate_end_;
+    // (Plain ifs: GCC 12 miscompiles a co_await in a nested conditional expression.)
+    bool keep = false;
+    if (expired)
+      keep = co_await answer(401, expired_certificate_message, true);
+    else if (admin_)
+      keep = co_await serve_admin();
+    else
+      keep = co_await serve_request();
     log_access();
     if (!keep || draining())
       co_return;
@@ -119,6 +129,7 @@ net::awaitable<bool> session::start_tls() {
   }
   tls_up_ = true;
   client_certificate_ = client_identity(client_.tls());
+  client_certificate_end_ = client_certificate_end(client_.tls());
   co_return true;
 }
 

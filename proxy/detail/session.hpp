@@ -27,6 +27,9 @@ namespace tokengate::proxy::detail {
 inline constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
 /// How much a read from the client asks for at most.
 inline constexpr std::size_t read_chunk = 16 * 1024;
+/// The 401 of a request on a mutual-TLS connection whose client certificate has since expired.
+inline constexpr std::string_view expired_certificate_message =
+    "the client certificate has expired: connect again with a valid one";
 /// The 408 of a request whose body stalls for `idle_timeout_ms`.
 inline constexpr std::string_view body_timeout_message =
     "request body timed out: nothing arrived for idle_timeout_ms";
@@ -191,6 +194,7 @@ private:
   bool bodyless_ = false;          ///< the request's framing is known and has no body
   bool cut_short_ = false;         ///< an answer broke off: the close must not say it is whole
   std::string client_certificate_; ///< the verified client certificate's names, or ""
+  std::int64_t client_certificate_end_ = 0; ///< its notAfter (Unix seconds); 0 without one
   upstream_exchange upstream_;
 
   // The request in hand.

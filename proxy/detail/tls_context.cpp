@@ -354,6 +354,15 @@ upstream_tls_failure upstream_tls_error(SSL* tls, const boost::system::error_cod
   return {"upstream TLS handshake failed", ec.message()};
 }
 
+std::int64_t client_certificate_end(SSL* tls) {
+  X509* cert = SSL_get1_peer_certificate(tls);
+  if (cert == nullptr)
+    return 0;
+  const auto end = unix_time(X509_get0_notAfter(cert));
+  X509_free(cert);
+  return end;
+}
+
 std::string client_identity(SSL* tls) {
   X509* cert = SSL_get1_peer_certificate(tls);
   if (cert == nullptr)

@@ -106,5 +106,7 @@ struct upstream_tls_failure {
 /// The names in the verified client certificate of a TLS connection (subject and SANs), as
 /// `format_client_certificate` writes them; "" when the client showed none.
 [[nodiscard]] std::string client_identity(SSL* tls);
+/// The verified client certificate's notAfter (Unix seconds), or 0 when there is none.
+[[nodiscard]] std::int64_t client_certificate_end(SSL* tls);
 
 } // namespace tokengate::proxy::detail

@@ -56,7 +56,7 @@ TEST_CASE("TLS 1.2 and 1.3 are accepted with ALPN http/1.1, older versions are r
   CHECK_FALSE(test::handshake_error(f.gate.port(), trusting(f.other_ca.cert_file())).empty());
 }
 
-TEST_CASE("ALPN names http/1.1 or http/1.0; a client that offers neither is refused in the "
+TEST_CASE("ALPN names http/1.1 or http/1.0, and a client that offers neither is refused in the "
           "handshake",
           "[tls]") {
   tls_fixture f;
@@ -216,7 +216,7 @@ TEST_CASE("a resumed mutual-TLS session still names the client to the upstream",
   }
 }
 
-TEST_CASE("a mutual-TLS session ends with its client certificate: no resumption past its expiry",
+TEST_CASE("a mutual-TLS client certificate's expiry ends its sessions and its open connections",
           "[tls][mtls]") {
   test::temp_dir certs;
   test::test_ca clients(certs.path(), "clients");
@@ -226,6 +226,7 @@ TEST_CASE("a mutual-TLS session ends with its client certificate: no resumption 
   const auto pair = clients.issue(certs.path(), "short", short_lived);
   const auto expires = std::chrono::steady_clock::now() + std::chrono::seconds(3);
   std::vector<std::pair<test::tls_client_options, test::tls_session>> kept;
+  std::vector<std::unique_ptr<tls_client>> open;
   for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
     auto options = f.trusting();
     options.cert_file = pair.cert;
@@ -235,7 +236,7 @@ TEST_CASE("a mutual-TLS session ends with its client certificate: no resumption 
     REQUIRE(first.request("GET", "/public/x").status == 200);
     options.resume = first.session();
     // While the certificate holds, the session resumes (and, in TLS 1.3, makes a new one).
-    tls_client again(f.gate.port(), options);
+    auto& again = *open.emplace_back(std::make_unique<tls_client>(f.gate.port(), options));
     CHECK(again.resumed());
     CHECK(again.request("GET", "/public/x").status == 200);
     kept.emplace_back(options, again.session());
@@ -252,6 +253,14 @@ TEST_CASE("a mutual-TLS session ends with its client certificate: no resumption 
       (void)late.request("GET", "/public/x");
     }());
   }
+  // A keep-alive connection opened with the certificate is told, and closed.
+  for (auto& c : open) {
+    const auto r = c->request("GET", "/public/x");
+    CHECK(r.status == 401);
+    CHECK(r.message() == "the client certificate has expired: connect again with a valid one");
+    CHECK(r.header("Connection") == "close");
+  }
+  CHECK(f.upstream.requests().size() == 4); // the four made while the certificate held
 }
 
 TEST_CASE("a new certificate swapped in through the secret's symlink serves new connections, "

@@ -157,6 +157,10 @@ TEST_CASE("no spelling of a protected field reaches the upstream", "[rewrite][sp
                "X-Original-Host: forged\r\nX-Host: forged\r\nRemote-User: forged\r\n"
                "X-Remote-User: forged\r\nX-Authenticated-User: forged\r\n"
                "X-Forwarded-User: forged\r\nX-Auth-Request-Email: forged\r\n"
+               "Remote-Groups: forged\r\nRemote-Email: forged\r\nX-Remote-Group: forged\r\n"
+               "X-Remote-Extra-Scopes: forged\r\nX-WEBAUTH-USER: forged\r\n"
+               "X-Original-Proto: https\r\nX-Original-For: 10.0.0.1\r\nX-ARR-SSL: on\r\n"
+               "CF-Visitor: https\r\nProxy: http://10.0.0.1:3128\r\n"
                "Transfer.Encoding: chunked\r\nContent~Length: 5\r\n"
                "My_Header: dropped\r\nX-Custom: kept\r\n\r\n");
   const auto up = f.upstream_sees();

@@ -155,4 +155,13 @@ TEST_CASE("anything shaped like a key value is found and redacted, and nothing e
   }
   CHECK(holds_value(short_run + "a"));
   CHECK(redact_values("tg_tg_" + value.substr(3)) == "tg_tg_[redacted]");
+  // A key pasted twice, or two keys run together: "tg" is base62, each is still found.
+  const auto other = new_value();
+  CHECK(redact_values(value + value) == "tg_[redacted]tg_[redacted]");
+  CHECK(redact_values("/x/" + value + other + "/y") == "/x/tg_[redacted]tg_[redacted]/y");
+  for (const auto& pasted : {value + value, value + other + value}) {
+    const auto out = redact_values(pasted);
+    CHECK(out.find(value.substr(3)) == std::string::npos);
+    CHECK(out.find(other.substr(3)) == std::string::npos);
+  }
 }
