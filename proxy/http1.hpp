@@ -1,5 +1,7 @@
 #pragma once
 
+#include "store/hex.hpp"
+
 #include <boost/system/result.hpp>
 
 #include <cstdint>
@@ -110,16 +112,7 @@ struct connection_options {
 /// Whether a connection may carry another message after this one.
 [[nodiscard]] bool keeps_alive(const head& h);
 
-/// The value of a hex digit, or -1.
-[[nodiscard]] constexpr int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
+using store::hex_value;
 
 /// Whether `host` is a Host field value tokengate forwards (RFC 9110 section 7.2, stricter): empty,
 /// or a name of letters, digits, '-', '.', '_' and '~', an IPv4 address, or an IPv6 literal in

@@ -1,5 +1,7 @@
 #include "store/pg_connection.hpp"
 
+#include "store/hex.hpp"
+
 #include <libpq-fe.h>
 
 #include <cstring>
@@ -207,18 +209,9 @@ std::string to_hex(const std::uint8_t* data, std::size_t size) {
 bool from_hex(std::string_view hex, std::uint8_t* out, std::size_t size) {
   if (hex.size() != size * 2)
     return false;
-  const auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'a' && c <= 'f')
-      return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-      return c - 'A' + 10;
-    return -1;
-  };
   for (std::size_t i = 0; i < size; ++i) {
-    const int hi = nibble(hex[2 * i]);
-    const int lo = nibble(hex[2 * i + 1]);
+    const int hi = hex_value(hex[2 * i]);
+    const int lo = hex_value(hex[2 * i + 1]);
     if (hi < 0 || lo < 0)
       return false;
     out[i] = static_cast<std::uint8_t>(hi << 4 | lo);

@@ -1,6 +1,7 @@
 // The paging of GET /api-tokens: its query parameters and its cursor.
 #include "tokenapi/page_cursor.hpp"
 
+#include "store/hex.hpp"
 #include "tokenapi/token_value.hpp"
 
 #include <cstdint>
@@ -14,23 +15,15 @@ constexpr std::string_view base64url =
 } // namespace
 
 std::optional<std::string> percent_decoded(std::string_view text) {
-  const auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'a' && c <= 'f')
-      return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-      return c - 'A' + 10;
-    return -1;
-  };
+  using store::hex_value;
   std::string out;
   for (std::size_t i = 0; i < text.size(); ++i) {
     if (text[i] != '%') {
       out.push_back(text[i]);
       continue;
     }
-    const int high = i + 2 < text.size() ? hex(text[i + 1]) : -1;
-    const int low = high >= 0 ? hex(text[i + 2]) : -1;
+    const int high = i + 2 < text.size() ? hex_value(text[i + 1]) : -1;
+    const int low = high >= 0 ? hex_value(text[i + 2]) : -1;
     if (low < 0)
       return std::nullopt;
     out.push_back(static_cast<char>(high * 16 + low));

@@ -1,6 +1,7 @@
-// The token-value checksum. Properties: well_formed agrees with an independent check of the
-// shape and CRC-32; a value made from any 43 base62 characters is well formed, and changing any
-// one character of it makes it malformed.
+// The token-value checksum, and the redaction of key-shaped text. Properties: well_formed agrees
+// with an independent check of the shape and CRC-32; a value made from any 43 base62 characters
+// is well formed, and changing any one character of it makes it malformed; redacted text holds
+// nothing key-shaped, and text without a key is not changed.
 #include "tokenapi/token_value.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
@@ -42,6 +43,10 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
   check(well_formed(text) == independent_check(text), "well_formed agrees with the definition");
   (void)digest_of(text);
   (void)looks_like_id(text);
+  // What goes into a log line or an error keeps nothing key-shaped, and changes nothing else.
+  const auto redacted = redact_values(text);
+  check(!holds_value(redacted), "no key-shaped run survives redaction");
+  check(holds_value(text) || redacted == text, "text without a key is left as it is");
 
   if (size < 44)
     return 0;

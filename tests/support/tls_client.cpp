@@ -135,6 +135,15 @@ std::string tls_client::cipher() const {
   return SSL_get_cipher_name(impl_->stream.native_handle());
 }
 
+int tls_client::key_exchange_bits() const {
+  EVP_PKEY* key = nullptr;
+  if (SSL_get_peer_tmp_key(impl_->stream.native_handle(), &key) != 1)
+    return 0;
+  const int bits = EVP_PKEY_get_bits(key);
+  EVP_PKEY_free(key);
+  return bits;
+}
+
 std::string tls_client::alpn() const {
   const unsigned char* data = nullptr;
   unsigned int size = 0;

@@ -57,6 +57,8 @@ public:
   [[nodiscard]] std::string version() const;
   /// The negotiated cipher suite's OpenSSL name.
   [[nodiscard]] std::string cipher() const;
+  /// The bits of the server's ephemeral key exchange key (the DH or ECDH group), or 0.
+  [[nodiscard]] int key_exchange_bits() const;
   [[nodiscard]] std::string alpn() const;
   /// Whether the server gave a session ticket (a stateless one in TLS 1.2).
   [[nodiscard]] bool has_ticket() const;
