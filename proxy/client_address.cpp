@@ -29,18 +29,23 @@ tokenapi::ip_address client_address(const tokenapi::ip_address& peer, const http
   for (auto f = request.fields.rbegin(); f != request.fields.rend(); ++f) {
     if (!http1::iequals(f->name, "x-forwarded-for"))
       continue;
-    auto list = f->value;
-    while (!list.empty()) {
+    // A field with no value has no entries; in one with a value, an empty entry (",," or a
+    // leading ",") is not an address either, wherever it stands.
+    if (f->value.empty())
+      continue;
+    for (auto list = f->value;;) {
       const auto comma = list.rfind(',');
       const auto item = trim(comma == std::string_view::npos ? list : list.substr(comma + 1));
-      list = comma == std::string_view::npos ? std::string_view{} : list.substr(0, comma);
       auto address = tokenapi::ip_address::parse(item);
       if (!address)
         return current;
       current = *address;
-      if (!is_trusted(current, trusted))
-        return current;
+      if (!is_trusted(current, trusted) || comma == std::string_view::npos)
+        break;
+      list = list.substr(0, comma);
     }
+    if (!is_trusted(current, trusted))
+      return current;
   }
   return current;
 }
