@@ -7,6 +7,7 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
 #include <stdexcept>
@@ -51,17 +52,56 @@ int select_http1(SSL*, const unsigned char** out, unsigned char* out_len, const 
   return SSL_TLSEXT_ERR_OK;
 }
 
-// A cached session ends no later than the client certificate it was verified with: resumed
-// (and TLS 1.3 resumes make a new session each time, with a new lifetime) it would otherwise
-// let a client in on a certificate that has since expired. Sessions without one keep theirs.
-int end_with_client_certificate(SSL*, SSL_SESSION* session) {
-  const X509* peer = SSL_SESSION_get0_peer(session);
-  const ASN1_TIME* not_after = peer != nullptr ? X509_get0_notAfter(peer) : nullptr;
-  int days = 0;
-  int seconds = 0;
-  if (not_after == nullptr || ASN1_TIME_diff(&days, &seconds, nullptr, not_after) != 1)
+std::int64_t unix_time(const ASN1_TIME* t) {
+  std::tm tm{};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1)
     return 0;
-  const long left = static_cast<long>(days) * 86400 + seconds; // from now; negative once past
+  return static_cast<std::int64_t>(timegm(&tm));
+}
+
+// Where a session keeps the end of the chain it was verified with: a resumed session is not
+// verified again, and a TLS 1.3 resumption copies it (ex_data included) into its new session.
+int chain_end_index() {
+  static const int index = SSL_SESSION_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+// The earliest notAfter (Unix seconds) of the client's certificate chain: the certificate, its
+// intermediate CAs and the CA that signed them, as verified in the full handshake; for a
+// resumed session, what that handshake found; 0 without a client certificate.
+std::int64_t chain_end(SSL* tls) {
+  std::int64_t end = 0;
+  if (STACK_OF(X509)* chain = SSL_get0_verified_chain(tls)) {
+    for (int i = 0; i < sk_X509_num(chain); ++i) {
+      const auto t = unix_time(X509_get0_notAfter(sk_X509_value(chain, i)));
+      if (t != 0 && (end == 0 || t < end))
+        end = t;
+    }
+    if (end != 0)
+      return end;
+  }
+  if (SSL_SESSION* session = SSL_get_session(tls))
+    if (void* kept = SSL_SESSION_get_ex_data(session, chain_end_index()))
+      return static_cast<std::int64_t>(reinterpret_cast<std::intptr_t>(kept));
+  X509* peer = SSL_get1_peer_certificate(tls);
+  if (peer == nullptr)
+    return 0;
+  end = unix_time(X509_get0_notAfter(peer));
+  X509_free(peer);
+  return end;
+}
+
+// A cached session ends no later than the client certificate chain it was verified with:
+// resumed (and TLS 1.3 resumes make a new session each time, with a new lifetime) it would
+// otherwise let a client in on a certificate, or an intermediate CA's, that has since expired.
+// Sessions without a client certificate keep their lifetime.
+int end_with_client_certificate(SSL* tls, SSL_SESSION* session) {
+  const auto end = chain_end(tls);
+  if (end == 0)
+    return 0;
+  SSL_SESSION_set_ex_data(session, chain_end_index(),
+                          reinterpret_cast<void*>(static_cast<std::intptr_t>(end)));
+  const long left = static_cast<long>(end - ::time(nullptr)); // negative once past
   const long age = static_cast<long>(::time(nullptr)) - SSL_SESSION_get_time(session);
   const long lifetime = std::max(0L, age + left);
   if (lifetime < SSL_SESSION_get_timeout(session))
@@ -82,13 +122,6 @@ std::string name_text(const X509_NAME* name, bool raw_bytes = false) {
   std::string text(data, static_cast<std::size_t>(size > 0 ? size : 0));
   BIO_free(bio);
   return text;
-}
-
-std::int64_t unix_time(const ASN1_TIME* t) {
-  std::tm tm{};
-  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1)
-    return 0;
-  return static_cast<std::int64_t>(timegm(&tm));
 }
 
 certificate_facts facts_of(const X509* cert) {
@@ -354,14 +387,7 @@ upstream_tls_failure upstream_tls_error(SSL* tls, const boost::system::error_cod
   return {"upstream TLS handshake failed", ec.message()};
 }
 
-std::int64_t client_certificate_end(SSL* tls) {
-  X509* cert = SSL_get1_peer_certificate(tls);
-  if (cert == nullptr)
-    return 0;
-  const auto end = unix_time(X509_get0_notAfter(cert));
-  X509_free(cert);
-  return end;
-}
+std::int64_t client_certificate_end(SSL* tls) { return chain_end(tls); }
 
 std::string client_identity(SSL* tls) {
   X509* cert = SSL_get1_peer_certificate(tls);

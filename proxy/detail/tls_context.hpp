@@ -106,7 +106,8 @@ struct upstream_tls_failure {
 /// The names in the verified client certificate of a TLS connection (subject and SANs), as
 /// `format_client_certificate` writes them; "" when the client showed none.
 [[nodiscard]] std::string client_identity(SSL* tls);
-/// The verified client certificate's notAfter (Unix seconds), or 0 when there is none.
+/// The earliest notAfter (Unix seconds) of the verified client certificate and the CAs it was
+/// verified with, or 0 when the client showed none.
 [[nodiscard]] std::int64_t client_certificate_end(SSL* tls);
 
 } // namespace tokengate::proxy::detail

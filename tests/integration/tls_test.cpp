@@ -218,15 +218,13 @@ TEST_CASE("a resumed mutual-TLS session still names the client to the upstream",
   }
 }
 
-TEST_CASE("a mutual-TLS client certificate's expiry ends its sessions and its open connections",
-          "[tls][mtls]") {
-  test::temp_dir certs;
-  test::test_ca clients(certs.path(), "clients");
-  tls_fixture f(client_ca(clients.cert_file()));
-  test::certificate_request short_lived;
-  short_lived.not_after = std::chrono::seconds(3);
-  const auto pair = clients.issue(certs.path(), "short", short_lived);
-  const auto expires = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+namespace {
+
+// A client whose certificate chain expires at `expires`: while it holds, sessions resume (TLS
+// 1.2 and 1.3) and requests pass; past it, no session resumes, the full handshake refuses the
+// chain, and a keep-alive connection opened before is told (401) and closed.
+void check_chain_expiry_ends_access(tls_fixture& f, const test::certificate_files& pair,
+                                    std::chrono::steady_clock::time_point expires) {
   std::vector<std::pair<test::tls_client_options, test::tls_session>> kept;
   std::vector<std::unique_ptr<tls_client>> open;
   for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
@@ -237,7 +235,7 @@ TEST_CASE("a mutual-TLS client certificate's expiry ends its sessions and its op
     tls_client first(f.gate.port(), options);
     REQUIRE(first.request("GET", "/public/x").status == 200);
     options.resume = first.session();
-    // While the certificate holds, the session resumes (and, in TLS 1.3, makes a new one).
+    // While the chain holds, the session resumes (and, in TLS 1.3, makes a new one).
     auto& again = *open.emplace_back(std::make_unique<tls_client>(f.gate.port(), options));
     CHECK(again.resumed());
     CHECK(again.request("GET", "/public/x").status == 200);
@@ -248,21 +246,48 @@ TEST_CASE("a mutual-TLS client certificate's expiry ends its sessions and its op
   for (auto& [options, session] : kept) {
     INFO("TLS version " << options.min_version);
     options.resume = session;
-    // Not resumed: the full handshake then checks the certificate, which has expired (in TLS
-    // 1.3 the client hears of it after its side of the handshake, at its first read).
+    // Not resumed: the full handshake then checks the chain, which has expired (in TLS 1.3 the
+    // client hears of it after its side of the handshake, at its first read).
     CHECK_THROWS([&] {
       tls_client late(f.gate.port(), options);
       (void)late.request("GET", "/public/x");
     }());
   }
-  // A keep-alive connection opened with the certificate is told, and closed.
+  // A keep-alive connection opened with the chain is told, and closed.
   for (auto& c : open) {
     const auto r = c->request("GET", "/public/x");
     CHECK(r.status == 401);
     CHECK(r.message() == "the client certificate has expired: connect again with a valid one");
     CHECK(r.header("Connection") == "close");
   }
-  CHECK(f.upstream.requests().size() == 4); // the four made while the certificate held
+  CHECK(f.upstream.requests().size() == 4); // the four made while the chain held
+}
+
+} // namespace
+
+TEST_CASE("a mutual-TLS client certificate's expiry ends its sessions and its open connections",
+          "[tls][mtls]") {
+  test::temp_dir certs;
+  test::test_ca clients(certs.path(), "clients");
+  tls_fixture f(client_ca(clients.cert_file()));
+  test::certificate_request short_lived;
+  short_lived.not_after = std::chrono::seconds(3);
+  const auto pair = clients.issue(certs.path(), "short", short_lived);
+  check_chain_expiry_ends_access(f, pair,
+                                 std::chrono::steady_clock::now() + std::chrono::seconds(3));
+}
+
+TEST_CASE("an intermediate CA that expires before the client certificate ends its sessions and "
+          "its open connections",
+          "[tls][mtls]") {
+  test::temp_dir certs;
+  test::test_ca root(certs.path(), "clients-root");
+  // The client sends its certificate with the intermediate; tokengate trusts the root alone.
+  test::test_ca intermediate(root, certs.path(), "clients-intermediate", std::chrono::seconds(3));
+  tls_fixture f(client_ca(root.cert_file()));
+  const auto pair = intermediate.issue(certs.path(), "job", report_job()); // valid for 24 hours
+  check_chain_expiry_ends_access(f, pair,
+                                 std::chrono::steady_clock::now() + std::chrono::seconds(3));
 }
 
 TEST_CASE("a new certificate swapped in through the secret's symlink serves new connections, "

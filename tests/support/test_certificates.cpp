@@ -51,8 +51,8 @@ X509* new_certificate(EVP_PKEY* key, const std::string& cn, long serial, std::ch
   return cert;
 }
 
-void write_pem(const std::filesystem::path& path, X509* cert, EVP_PKEY* key) {
-  FILE* f = std::fopen(path.c_str(), "w");
+void write_pem(const std::filesystem::path& path, X509* cert, EVP_PKEY* key, bool append = false) {
+  FILE* f = std::fopen(path.c_str(), append ? "a" : "w");
   if (f == nullptr)
     fail("cannot write " + path.string());
   const bool ok = cert ? PEM_write_X509(f, cert) == 1
@@ -67,6 +67,7 @@ void write_pem(const std::filesystem::path& path, X509* cert, EVP_PKEY* key) {
 struct test_ca::impl {
   EVP_PKEY* key = nullptr;
   X509* cert = nullptr;
+  bool intermediate = false; ///< its certificate goes out with what it issues
   ~impl() {
     X509_free(cert);
     EVP_PKEY_free(key);
@@ -84,6 +85,23 @@ test_ca::test_ca(const std::filesystem::path& dir, const std::string& name)
   add_extension(impl_->cert, impl_->cert, NID_subject_key_identifier, "hash");
   if (X509_sign(impl_->cert, impl_->key, EVP_sha256()) == 0)
     fail("cannot sign the CA");
+  write_pem(cert_file_, impl_->cert, nullptr);
+}
+
+test_ca::test_ca(const test_ca& issuer, const std::filesystem::path& dir, const std::string& name,
+                 std::chrono::seconds not_after)
+    : impl_(std::make_unique<impl>()), cert_file_(dir / (name + ".crt")) {
+  impl_->key = new_key();
+  impl_->intermediate = true;
+  impl_->cert = new_certificate(impl_->key, name, 3, std::chrono::hours(-1), not_after);
+  X509* parent = issuer.impl_->cert;
+  X509_set_issuer_name(impl_->cert, X509_get_subject_name(parent));
+  add_extension(impl_->cert, parent, NID_basic_constraints, "critical,CA:TRUE");
+  add_extension(impl_->cert, parent, NID_key_usage, "critical,keyCertSign,cRLSign");
+  add_extension(impl_->cert, parent, NID_subject_key_identifier, "hash");
+  add_extension(impl_->cert, parent, NID_authority_key_identifier, "keyid");
+  if (X509_sign(impl_->cert, issuer.impl_->key, EVP_sha256()) == 0)
+    fail("cannot sign the intermediate CA " + name);
   write_pem(cert_file_, impl_->cert, nullptr);
 }
 
@@ -113,6 +131,8 @@ certificate_files test_ca::issue(const std::filesystem::path& dir, const std::st
   certificate_files files{dir / (name + ".crt"), dir / (name + ".key")};
   if (signed_ok) {
     write_pem(files.cert, cert, nullptr);
+    if (impl_->intermediate)
+      write_pem(files.cert, impl_->cert, nullptr, true);
     write_pem(files.key, nullptr, key);
   }
   X509_free(cert);

@@ -39,6 +39,10 @@ class test_ca {
 public:
   /// A new self-signed CA named `name`; its certificate is written to `dir`/`name`.crt.
   test_ca(const std::filesystem::path& dir, const std::string& name);
+  /// A new intermediate CA named `name`, signed by `issuer`, valid for `not_after` from now; its
+  /// certificate is written to `dir`/`name`.crt. What it issues is written with it as the chain.
+  test_ca(const test_ca& issuer, const std::filesystem::path& dir, const std::string& name,
+          std::chrono::seconds not_after);
   ~test_ca();
   test_ca(const test_ca&) = delete;
   test_ca& operator=(const test_ca&) = delete;
