@@ -166,10 +166,13 @@ net::awaitable<bool> session::read_head(bool first) {
       if (auto [ec] = co_await client_.socket().async_wait(tcp::socket::wait_read, nothrow); ec)
         co_return false;
       const auto into = net::buffer(in_.prepare(read_chunk).data(), read_chunk);
-      if (tls_up_)
+      if (tls_up_) {
+        // Bytes came: the next head has begun, even while its record is still incomplete.
+        deadline_.expire_after(limits().header_timeout);
         got = co_await client_.tls_read_some(into);
-      else
+      } else {
         got = client_.read_now(into);
+      }
     } else if (const auto into = net::buffer(in_.prepare(read_chunk).data(), read_chunk); tls_up_) {
       got = co_await client_.tls_read_some(into);
     } else {

@@ -129,3 +129,19 @@ TEST_CASE("a TLS client that starts a handshake and goes silent is closed after 
   // The server is not stuck: a whole handshake still gets through.
   CHECK(test::handshake_error(f.gate.port(), f.trusting()).empty());
 }
+
+TEST_CASE("on a TLS keep-alive connection, a next request whose record comes a byte at a time "
+          "has header_timeout_ms from its first byte, not idle_timeout_ms",
+          "[tls][limits]") {
+  tls_fixture f([](proxy::limits& l) {
+    l.header_timeout = std::chrono::milliseconds(500);
+    l.idle_timeout = std::chrono::seconds(30);
+  });
+  test::tls_client c(f.gate.port(), f.trusting());
+  REQUIRE(c.request("GET", "/public/x").status == 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(700)); // idle, within idle_timeout_ms
+  // An application data record's header, announcing 100 bytes that never come.
+  c.send_raw(std::string("\x17\x03\x03\x00\x64", 5));
+  // header_timeout_ms, then at most the 2 s the close waits for the client's close_notify.
+  CHECK(c.closed_within(std::chrono::seconds(6)));
+}

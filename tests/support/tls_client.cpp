@@ -9,7 +9,10 @@
 #include <boost/beast/http.hpp>
 
 #include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/socket.h>
 
+#include <chrono>
 #include <stdexcept>
 
 namespace tokengate::test {
@@ -94,6 +97,28 @@ http_response tls_client::request(std::string_view method, std::string_view targ
 
 void tls_client::send(std::string_view bytes) {
   net::write(impl_->stream, net::buffer(bytes.data(), bytes.size()));
+}
+
+void tls_client::send_raw(std::string_view bytes) {
+  net::write(impl_->stream.next_layer(), net::buffer(bytes.data(), bytes.size()));
+}
+
+bool tls_client::closed_within(std::chrono::milliseconds wait) {
+  const int fd = impl_->stream.next_layer().native_handle();
+  const auto until = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      return false;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+      continue;
+    char sink[4096];
+    const auto n = ::recv(fd, sink, sizeof sink, 0);
+    if (n <= 0)
+      return true;
+  }
 }
 
 http_response tls_client::read_response(bool head) {

@@ -2,6 +2,7 @@
 
 #include "tests/support/http_client.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -49,6 +50,12 @@ public:
 
   /// Sends raw bytes (a request written by hand); throws on a transport error.
   void send(std::string_view bytes);
+  /// Sends bytes on the TCP connection under TLS, as they are: a record written by hand, or a
+  /// part of one.
+  void send_raw(std::string_view bytes);
+  /// True when the server closed the TCP connection within `wait` (what arrives first, a TLS
+  /// alert say, is dropped).
+  [[nodiscard]] bool closed_within(std::chrono::milliseconds wait);
   /// Reads one answer; throws on a transport error (a reset connection, say).
   http_response read_response(bool head = false);
 
