@@ -370,6 +370,16 @@ bool named_in_connection(const head& h, std::string_view name) {
   return named;
 }
 
+bool no_content_announces_body(const head& response) {
+  if (response.status != 204)
+    return false;
+  for (const auto& f : response.fields)
+    if (iequals(f.name, "transfer-encoding") ||
+        (iequals(f.name, "content-length") && f.value != "0"))
+      return true;
+  return false;
+}
+
 bool keeps_alive(const head& h) {
   const auto o = connection_of(h);
   if (o.close)

@@ -112,6 +112,11 @@ struct connection_options {
 /// Whether a connection may carry another message after this one.
 [[nodiscard]] bool keeps_alive(const head& h);
 
+/// Whether a 204 response announces a body (Content-Length other than 0, or Transfer-Encoding):
+/// RFC 9110 forbids both, and an upstream that sends them may well send the body too, after
+/// the answer has ended.
+[[nodiscard]] bool no_content_announces_body(const head& response);
+
 using store::hex_value;
 
 /// Whether `host` is a Host field value tokengate forwards (RFC 9110 section 7.2, stricter): empty,

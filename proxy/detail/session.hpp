@@ -27,6 +27,8 @@ namespace tokengate::proxy::detail {
 inline constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
 /// How much a read from the client asks for at most.
 inline constexpr std::size_t read_chunk = 16 * 1024;
+/// Interim (1xx) answers an upstream may send before its final one; past them it gets a 502.
+inline constexpr std::size_t max_interim_answers = 32;
 /// The 401 of a request on a mutual-TLS connection whose client certificate has since expired.
 inline constexpr std::string_view expired_certificate_message =
     "the client certificate has expired: connect again with a valid one";

@@ -109,8 +109,11 @@ net::awaitable<bool> session::forward() {
 
   const bool more_body = body_.type == http1::framing::kind::chunked ||
                          (body_.type == http1::framing::kind::length && body_.length > early_body);
-  if (more_body && !co_await relay_request_body(body_.length - early_body))
-    co_return false;
+  if (more_body) {
+    if (!co_await relay_request_body(body_.length - early_body))
+      co_return false;
+    upstream_.start_answer_clock(); // the upstream's time to answer runs from the body's end
+  }
   const bool keep = co_await relay_response();
   const auto upstream_took = steady::now() - upstream_started;
   w_.metrics.upstream_duration.observe(upstream_took);
@@ -155,7 +158,9 @@ net::awaitable<bool> session::relay_response() {
   const bool close = closing() || out_framing == client_framing::until_close;
   record_.status = response_.status;
   build_client_response(out_, response_, out_framing, close, key_fields_);
-  const bool upstream_keeps = http1::keeps_alive(response_);
+  // A 204 announcing a body may be followed by it: its connection serves no other request.
+  const bool upstream_keeps =
+      http1::keeps_alive(response_) && !http1::no_content_announces_body(response_);
   upstream_.consume_head(response_);
 
   const auto r = co_await relay_body(upstream_.stream(), client_stream(), framing, framing.length,
@@ -175,13 +180,19 @@ net::awaitable<bool> session::relay_response() {
 }
 
 net::awaitable<bool> session::read_final_head() {
-  for (;;) {
+  for (std::size_t interim = 0;; ++interim) {
     if (auto failed = co_await upstream_.read_head(response_)) {
       co_await answer(failed->answer.status, failed->answer.message, true);
       co_return false;
     }
     if (response_.status >= 200)
       co_return true;
+    if (interim == max_interim_answers) {
+      upstream_.count(upstream_error::bad_response);
+      upstream_.finish(false);
+      co_await answer(502, "upstream sent too many interim (1xx) answers", true);
+      co_return false;
+    }
     if (response_.status == 101) {
       upstream_.count(upstream_error::bad_response);
       upstream_.finish(false);

@@ -77,7 +77,7 @@ net::awaitable<std::optional<upstream_failure>> upstream_exchange::handshake() {
 net::awaitable<std::optional<upstream_failure>>
 upstream_exchange::send(std::span<const net::const_buffer> first, bool retryable) {
   for (int attempt = 0;; ++attempt) {
-    connection_ = attempt == 0 ? pool_.take(!retryable) : nullptr;
+    connection_ = attempt == 0 ? pool_.take() : nullptr;
     const bool reused = connection_ != nullptr;
     if (reused)
       metrics_.upstream_reused.add();
@@ -92,10 +92,11 @@ upstream_exchange::send(std::span<const net::const_buffer> first, bool retryable
       co_return w.timed_out ? fail(timed_out, upstream_error::timeout)
                             : fail(write_failed, upstream_error::reset);
     }
+    start_answer_clock();
     if (!retryable || !reused || attempt != 0)
       co_return std::nullopt;
     // The first bytes of the answer tell whether the connection was still open.
-    const auto r = co_await stream().read(read_chunk);
+    const auto r = co_await answer_stream().read(read_chunk);
     if (r)
       co_return std::nullopt;
     // Over TLS, a close without close_notify reads as a truncated stream.
@@ -121,10 +122,18 @@ upstream_exchange::read_head(http1::head& response) {
         co_return fail(malformed, upstream_error::bad_response);
       }
     }
-    const auto r = co_await stream().read(read_chunk);
+    if (coarse_now() >= answer_due_)
+      co_return fail(timed_out, upstream_error::timeout);
+    const auto r = co_await answer_stream().read(read_chunk);
     if (!r)
       co_return failed_read(r);
   }
+}
+
+timed_stream<flex_stream> upstream_exchange::answer_stream() {
+  auto s = stream();
+  s.timeout = answer_due_ - coarse_now();
+  return s;
 }
 
 void upstream_exchange::finish(bool reusable) {

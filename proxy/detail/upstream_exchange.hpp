@@ -39,15 +39,19 @@ public:
   upstream_exchange(upstream_pool& pool, std::span<const tcp::endpoint> endpoints, const limits& l,
                     deadline& clock, loop_metrics& metrics, upstream_tls tls);
 
-  /// Sends `first` (the rewritten head and the body bytes in hand). A request that is
-  /// `retryable` goes out on a pooled connection unchecked and, if the upstream closes it before
-  /// the first byte of an answer, once more on a new one; any other goes out on a connection
-  /// that passed a check, and again only when not one byte of it was written.
+  /// Sends `first` (the rewritten head and the body bytes in hand), on a pooled connection
+  /// that passed its check or a new one, and starts the answer's clock. A request that is
+  /// `retryable` is sent once more on a new connection if the upstream closes a pooled one
+  /// before the first byte of an answer; any other only when not one byte of it was written.
   net::awaitable<std::optional<upstream_failure>> send(std::span<const net::const_buffer> first,
                                                        bool retryable);
 
-  /// Reads the next response head (1xx included) into `response`; its bytes stay in the
-  /// buffer until `consume_head`. On failure the connection is discarded.
+  /// Gives the upstream `upstream_timeout` from now for the whole head of its answer, interim
+  /// (1xx) answers included: pauses shorter than the timeout do not extend it.
+  void start_answer_clock() { answer_due_ = coarse_now() + limits_->upstream_timeout; }
+
+  /// Reads the next response head (1xx included) into `response`, by the answer's clock; its
+  /// bytes stay in the buffer until `consume_head`. On failure the connection is discarded.
   net::awaitable<std::optional<upstream_failure>> read_head(http1::head& response);
   void consume_head(const http1::head& response) { connection_->buffer.consume(response.size); }
 
@@ -77,6 +81,8 @@ private:
   void discard();
   /// Counts the failure, discards the connection, and returns `f`.
   upstream_failure fail(upstream_failure f, upstream_error reason);
+  /// The connection as a stream whose reads end at the answer's clock.
+  [[nodiscard]] timed_stream<flex_stream> answer_stream();
   /// For a read that failed before an answer was complete: timed out (504) or closed (502).
   upstream_failure failed_read(const io_result& r);
 
@@ -88,6 +94,7 @@ private:
   upstream_tls tls_;
   upstream_tls_failure tls_error_; ///< the last TLS failure: the answer's text, the detail
   std::unique_ptr<upstream_connection> connection_;
+  steady::time_point answer_due_{}; ///< when the answer's head must be in (start_answer_clock)
 };
 
 } // namespace tokengate::proxy::detail

@@ -28,14 +28,12 @@ upstream_pool::upstream_pool(net::io_context& io, std::size_t max_idle,
                              std::chrono::seconds max_idle_time)
     : io_(io), max_idle_(max_idle), max_idle_time_(max_idle_time) {}
 
-std::unique_ptr<upstream_connection> upstream_pool::take(bool verify) {
+std::unique_ptr<upstream_connection> upstream_pool::take() {
   const auto now = coarse_now();
   while (!idle_.empty()) {
     auto c = std::move(idle_.back());
     idle_.pop_back();
-    const auto idle = now - c->idle_since;
-    if (idle < max_idle_time_ &&
-        ((!verify && idle < unchecked_reuse) || c->stream.nothing_arrived()))
+    if (now - c->idle_since < max_idle_time_ && c->stream.nothing_arrived())
       return c;
     c->stream.close_idle();
   }

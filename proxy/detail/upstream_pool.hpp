@@ -42,14 +42,12 @@ public:
   upstream_pool(const upstream_pool&) = delete;
   upstream_pool& operator=(const upstream_pool&) = delete;
 
-  /// An idle connection, or nullptr. A candidate is first checked with a non-blocking peek (a
-  /// FIN or unexpected bytes mean it cannot be used) when `verify` is set, for requests that
-  /// cannot be retried, or when it has been idle for `unchecked_reuse` or more, long enough
-  /// for an upstream to time it out and perhaps say so first. Otherwise the caller retries a
-  /// request the upstream answers with a close, as nginx does, and saves a syscall per request.
-  [[nodiscard]] std::unique_ptr<upstream_connection> take(bool verify);
-
-  static constexpr auto unchecked_reuse = std::chrono::seconds(1);
+  /// An idle connection, or nullptr. Every candidate is first checked with a non-blocking peek:
+  /// a FIN, or bytes that arrived after its last answer (a 408 of an upstream's idle timeout, or
+  /// a late body of a broken one), mean it cannot be used. Those bytes answer no request, and
+  /// sent the next one, they would be read as its answer: another client's. A FIN that comes
+  /// after the check is the caller's to retry.
+  [[nodiscard]] std::unique_ptr<upstream_connection> take();
 
   /// A new, unconnected connection.
   [[nodiscard]] std::unique_ptr<upstream_connection> make();

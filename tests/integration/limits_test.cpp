@@ -232,6 +232,47 @@ TEST_CASE("upstream down is 502, upstream slow is 504, and the sidecar keeps ser
   }
 }
 
+TEST_CASE("upstream_timeout_ms bounds the whole response head, however it trickles, and "
+          "interim answers are capped",
+          "[upstream]") {
+  auto settings = test::example_routes();
+  settings.limits.upstream_timeout = 1000ms;
+  proxy_fixture f(settings);
+  const auto started = std::chrono::steady_clock::now();
+  const auto took = [&] { return std::chrono::steady_clock::now() - started; };
+  SECTION("a head a byte every 100 ms (about 8 s in all)") {
+    const auto r = f.get("/public/trickle-head?ms=100");
+    CHECK(r.status == 504);
+    CHECK(r.message() == "upstream timed out");
+    CHECK(took() < 3s);
+  }
+  SECTION("a 103 every 300 ms, ten of them") {
+    test::raw_connection c(f.gate.port());
+    c.send("GET /public/hints?n=10&ms=300 HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto text = c.read_until("}");
+    CHECK(text.find("HTTP/1.1 103") == 0); // the hints that came in time are relayed
+    CHECK(text.find("HTTP/1.1 504") != std::string::npos);
+    CHECK(text.find("upstream timed out") != std::string::npos);
+    CHECK(took() < 3s);
+  }
+  SECTION("more than 32 interim answers") {
+    test::raw_connection c(f.gate.port());
+    c.send("GET /public/hints?n=40&ms=0 HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto text = c.read_until("}");
+    CHECK(text.find("HTTP/1.1 502") != std::string::npos);
+    CHECK(text.find("upstream sent too many interim (1xx) answers") != std::string::npos);
+  }
+  SECTION("fewer, in time") {
+    test::raw_connection c(f.gate.port());
+    c.send("GET /public/hints?n=5&ms=50 HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto text = c.read_until("}");
+    CHECK(text.find("HTTP/1.1 103") == 0);
+    CHECK(text.find("HTTP/1.1 200") != std::string::npos);
+  }
+  // An answer in time, a byte every 5 ms.
+  CHECK(f.get("/public/trickle-head?ms=5").status == 200);
+}
+
 TEST_CASE_METHOD(proxy_fixture, "a pooled connection the upstream closed is replaced unseen",
                  "[upstream][pool]") {
   test::http_client client(gate.port());
@@ -253,16 +294,38 @@ TEST_CASE_METHOD(proxy_fixture, "a pooled connection the upstream closed is repl
   }
 }
 
-TEST_CASE_METHOD(proxy_fixture, "a pooled connection idle for a while is checked before reuse",
+TEST_CASE_METHOD(proxy_fixture,
+                 "a pooled connection is checked before every reuse: what arrived after its "
+                 "answer is never another client's answer",
                  "[upstream][pool]") {
   test::http_client client(gate.port());
-  // The upstream leaves a 408 on the idle connection before closing it: after a second of
-  // idleness the connection is checked, so that 408 is never taken for the next answer.
-  CHECK(client.request("GET", "/public/timeout-after").status == 200);
-  std::this_thread::sleep_for(1200ms);
-  const auto r = client.request("GET", "/public/next");
-  CHECK(r.status == 200);
-  CHECK(upstream.last().target == "/public/next");
+  // The echo names the target it answers.
+  const auto answers = [](const test::http_response& r, std::string_view target) {
+    return r.status == 200 && r.body.find("LATE-BODY") == std::string::npos &&
+           r.json().as_object().at("target").as_string() == target;
+  };
+  SECTION("a 408 the upstream leaves on the idle connection before closing it") {
+    CHECK(client.request("GET", "/public/timeout-after").status == 200);
+    std::this_thread::sleep_for(300ms);
+    CHECK(answers(client.request("GET", "/public/next"), "/public/next"));
+  }
+  SECTION("a late answer on a connection the upstream keeps open, again and again") {
+    for (int round = 0; round < 3; ++round) {
+      INFO("round " << round);
+      CHECK(answers(client.request("GET", "/public/late-after?ms=50"), "/public/late-after?ms=50"));
+      std::this_thread::sleep_for(300ms);
+      // Another client, well within a second.
+      CHECK(answers(test::request(gate.port(), "GET", "/public/next"), "/public/next"));
+      CHECK(answers(test::request(gate.port(), "GET", "/public/after"), "/public/after"));
+    }
+  }
+  SECTION("a 204 that announces a body: its connection is not reused") {
+    CHECK(client.request("GET", "/public/no-content-late?ms=300").status == 204);
+    // At once: the late bytes are still to come, so no check could see them yet.
+    CHECK(answers(test::request(gate.port(), "GET", "/public/next"), "/public/next"));
+    std::this_thread::sleep_for(400ms);
+    CHECK(answers(test::request(gate.port(), "GET", "/public/after"), "/public/after"));
+  }
 }
 
 namespace {

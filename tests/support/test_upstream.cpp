@@ -261,6 +261,48 @@ struct test_upstream::impl {
       if (ec)
         return false;
     }
+    if (path == "/hints") {
+      // `n` interim answers, `ms` apart, before the echo: an upstream that keeps a client
+      // waiting with 103s.
+      const auto interval = std::chrono::milliseconds(query_number(r.target, "ms"));
+      for (auto n = query_number(r.target, "n"); n > 0 && !ec; --n) {
+        std::this_thread::sleep_for(interval);
+        write_raw(socket, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", ec);
+      }
+      if (ec)
+        return false;
+    }
+    if (path == "/trickle-head") {
+      // The echo's head a byte every `ms`: an upstream slower than its timeout, yet never
+      // pausing for as long.
+      const auto body = echo_json(r);
+      const auto head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                        std::to_string(body.size()) + "\r\n\r\n";
+      const auto interval = std::chrono::milliseconds(query_number(r.target, "ms"));
+      for (std::size_t i = 0; i < head.size() && !ec; ++i) {
+        write_raw(socket, std::string_view(head).substr(i, 1), ec);
+        std::this_thread::sleep_for(interval);
+      }
+      write_raw(socket, body, ec);
+      return !ec && keep_alive;
+    }
+    if (path == "/late-after" || path == "/no-content-late") {
+      // A whole keep-alive answer (the echo, or a 204 that announces a body) and then, while
+      // the connection is idle, a late answer of a broken backend: never the answer to a
+      // later request, which this connection goes on to serve.
+      if (path == "/late-after") {
+        const auto body = echo_json(r);
+        write_raw(socket,
+                  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                      std::to_string(body.size()) + "\r\n\r\n" + body,
+                  ec);
+      } else {
+        write_raw(socket, "HTTP/1.1 204 No Content\r\nContent-Length: 38\r\n\r\n", ec);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(query_number(r.target, "ms")));
+      write_raw(socket, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nLATE-BODY", ec);
+      return !ec && keep_alive;
+    }
     unsigned status = 200;
     if (!status_text.empty())
       status = static_cast<unsigned>(std::stoul(std::string(status_text)));

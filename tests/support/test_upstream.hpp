@@ -57,6 +57,11 @@ struct upstream_tls_files {
 ///   /close[?cut=1]                 an echo delimited by closing the connection (no length);
 ///                                  over TLS the close follows close_notify, unless cut=1
 ///   /early-hints                   a 103 Early Hints, then the echo
+///   /hints?n=N&ms=M                N 103 Early Hints, M ms apart, then the echo
+///   /trickle-head?ms=N             the echo, its head a byte every N ms
+///   /late-after?ms=N               the echo (keep-alive), then after N ms a late 200 answer
+///                                  ("LATE-BODY") on the idle connection, which stays open
+///   /no-content-late?ms=N          the same after a 204 that announces a 38-byte body
 ///   /drop-after                    the echo (keep-alive), then closes the idle connection
 ///   /hang-up                       closes the connection without answering
 ///   /timeout-after                 the echo (keep-alive), then a 408 and a close while idle
