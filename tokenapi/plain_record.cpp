@@ -111,6 +111,8 @@ bool read_fields(cursor& in, plain_token& t, std::vector<cidr_block>& blocks) {
   if (!name || !in.literal(",\"permissions\":") || !read_permissions(in, t.permissions) ||
       !in.literal(",\"cidrs\":") || !read_blocks(in, blocks, first))
     return false;
+  if (!sendable_name(*name))
+    return false;
   t.name = *name;
   t.first_block = static_cast<std::uint32_t>(first);
   t.blocks = static_cast<std::uint32_t>(blocks.size() - first);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tokengate::tokenapi {
@@ -32,6 +33,16 @@ struct rate_limit {
   static constexpr std::uint32_t max_seconds = 86'400;
   bool operator==(const rate_limit&) const = default;
 };
+
+/// The longest token name, in bytes.
+inline constexpr std::size_t max_name_bytes = 256;
+/// Whether `s` holds a C0, DEL or C1 control character (the API refuses them in names).
+[[nodiscard]] bool has_control_character(std::string_view s) noexcept;
+/// Whether a stored record's name can be sent upstream in a header: not empty, at most
+/// max_name_bytes, no C0 control character (CR, LF, NUL) and no DEL, as the API has always
+/// required. A record is held to it when read: a row written around the API (a fleet's
+/// database is open to its operators) must not put a line break into an upstream request.
+[[nodiscard]] bool sendable_name(std::string_view name) noexcept;
 
 /// The most allowedCIDRBlocks a token may list.
 inline constexpr std::size_t max_cidr_blocks = 256;

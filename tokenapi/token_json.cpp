@@ -14,7 +14,6 @@ namespace json = boost::json;
 using namespace detail;
 namespace {
 
-constexpr std::size_t max_name_bytes = 256;
 constexpr std::size_t max_echo = 64; // longest user input quoted back in a message
 
 std::string quoted(std::string_view s) {
@@ -31,20 +30,6 @@ std::string quoted(std::string_view s) {
   }
   out.push_back('"');
   return out;
-}
-
-// C0, DEL and C1 (U+0080 to U+009F, in UTF-8 0xC2 0x80 to 0xC2 0x9F): a name is sent upstream
-// in a header, and C1 controls are read as line ends or escapes by some terminals and parsers.
-bool has_control_character(std::string_view s) {
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f)
-      return true;
-    if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
-        static_cast<unsigned char>(s[i + 1]) <= 0x9f)
-      return true;
-  }
-  return false;
 }
 
 std::string_view kind_name(actor::kind k) {
@@ -304,6 +289,28 @@ std::string error_body(std::string_view message) {
   if (holds_value(message))
     return json::serialize(json::object{{"message", redact_values(message)}});
   return json::serialize(json::object{{"message", message}});
+}
+
+// C0, DEL and C1 (U+0080 to U+009F, in UTF-8 0xC2 0x80 to 0xC2 0x9F): a name is sent upstream
+// in a header, and C1 controls are read as line ends or escapes by some terminals and parsers.
+bool has_control_character(std::string_view s) noexcept {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f)
+      return true;
+    if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+        static_cast<unsigned char>(s[i + 1]) <= 0x9f)
+      return true;
+  }
+  return false;
+}
+
+bool sendable_name(std::string_view name) noexcept {
+  return !name.empty() && name.size() <= max_name_bytes &&
+         std::none_of(name.begin(), name.end(), [](char c) {
+           const auto b = static_cast<unsigned char>(c);
+           return b < 0x20 || b == 0x7f;
+         });
 }
 
 } // namespace tokengate::tokenapi

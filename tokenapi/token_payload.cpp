@@ -131,6 +131,8 @@ std::optional<token> decode_record(const store::token_record& r) {
       !created_by || !updated_by)
     return std::nullopt;
   t.name = name->get_string();
+  if (!sendable_name(t.name))
+    return std::nullopt;
   auto set = parse_permissions(*permissions);
   auto blocks = parse_cidrs(*cidrs);
   if (!set || !blocks)
