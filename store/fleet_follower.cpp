@@ -48,9 +48,12 @@ result<std::map<std::string, std::optional<token_record>>> latest_in(const pg_ro
       continue;
     }
     auto r = record_from_row({row[1], row[2], row[3], row[4]});
-    if (!r)
+    if (!r && r.error() != errc::corruption)
       return r.error();
-    latest[*row[1]] = std::move(*r);
+    // A row the database holds wrong (a digest that is not 32 bytes: tampered with, as the
+    // column does not check it) serves no key here: its token is refused as a deleted one, and
+    // the other tokens' changes go on.
+    latest[*row[1]] = r ? std::optional<token_record>(std::move(*r)) : std::nullopt;
   }
   return latest;
 }

@@ -31,14 +31,18 @@ result<std::size_t> fleet_follower::merge_snapshot() {
     snapshot_page page;
     for (const auto& row : *rows) {
       auto r = record_from_row(row);
-      if (!r)
+      if (!r && r.error() != errc::corruption)
         return r.error();
-      page.emplace(r->id, std::move(*r));
+      if (r) // a row held wrong serves no key: left out, as in the log (latest_in)
+        page.emplace(r->id, std::move(*r));
     }
     total += page.size();
     id_range range{done_upto, std::nullopt}; // the last page: every id after done_upto
-    if (!last)
-      range.upto = page.rbegin()->first;
+    if (!last) {                             // the page's last id, read or left out
+      if (!rows->back()[0])
+        return errc::corruption;
+      range.upto = *rows->back()[0];
+    }
     if (auto settled = settle_page(std::move(page), range, first); !settled)
       return settled.error();
     if (range.upto)

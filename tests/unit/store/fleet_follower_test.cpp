@@ -308,3 +308,57 @@ TEST_CASE("a change whose notification was lost is caught by the poll", "[store]
   CHECK(f.sink.state("quiet") == std::optional<std::string>("Q"));
   follower->stop();
 }
+
+TEST_CASE("a row whose digest is not 32 bytes serves no key and stops no other change",
+          "[store][fleet]") {
+  follower_fixture f;
+  REQUIRE(f.db.store.put(record("a", 1, "A")));
+  REQUIRE(f.db.store.put(record("b", 2, "B")));
+  auto follower = f.follower(f.db.database);
+  REQUIRE(follower->connect_and_sync());
+  REQUIRE(f.replica_has("a"));
+  // Tampered with around the API (the column does not check a digest's length), logged as a
+  // sidecar logs a write; then an ordinary change behind it.
+  (void)pg_cluster::shared().query(
+      "BEGIN; UPDATE tokengate_tokens SET digest = '\\x0102' WHERE id = 'a';"
+      "UPDATE tokengate_meta SET last_seq = last_seq + 1;"
+      "INSERT INTO tokengate_changes (seq, id) SELECT last_seq, 'a' FROM tokengate_meta;"
+      "COMMIT",
+      f.db.database);
+  REQUIRE(f.db.store.erase("b").value());
+  SECTION("in the log") {
+    REQUIRE(follower->catch_up());
+    const auto dropped = [&](const std::string& id) {
+      const auto state = f.sink.state(id);
+      return state && !*state; // published, as gone
+    };
+    CHECK(dropped("a"));
+    CHECK_FALSE(f.replica_has("a"));
+    CHECK_FALSE(f.replica->find(digest_of(1)).value().has_value()); // its key is refused
+    CHECK(dropped("b"));
+    CHECK_FALSE(f.replica_has("b")); // the change behind it arrived
+  }
+  SECTION("in a snapshot") {
+    f.prune_log();
+    REQUIRE(f.db.store.put(record("c", 3, "C")));
+    REQUIRE(follower->catch_up());
+    CHECK_FALSE(f.replica_has("a"));
+    CHECK_FALSE(f.replica_has("b"));
+    CHECK(f.replica_has("c"));
+  }
+}
+
+TEST_CASE("a snapshot page of rows held wrong only leaves them out", "[store][fleet]") {
+  follower_fixture f;
+  f.seed_three_pages();
+  // The second page of 10,000, whole: a page that yields no token.
+  (void)pg_cluster::shared().query(
+      "UPDATE tokengate_tokens SET digest = substring(digest from 1 for 16) WHERE id >= "
+      "'id010000' AND id < 'id020000'",
+      f.db.database);
+  REQUIRE(f.follower(f.db.database)->connect_and_sync());
+  auto all = f.replica->scan("", 30'000).value();
+  CHECK(all.size() == 15'000);
+  CHECK_FALSE(f.replica_has("id010000"));
+  CHECK(f.replica_has("id020000"));
+}
