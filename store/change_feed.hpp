@@ -54,6 +54,10 @@ public:
   virtual void forget_range(const id_range& range) = 0;
   /// Turns failing closed on or off (the sidecar has been cut off for too long).
   virtual void fail_closed(bool on) = 0;
+  /// With max_staleness_ms: keys are refused from this wall-clock time (Unix milliseconds) on,
+  /// unless a later sync moves it. Each decision checks it, so the bound holds while the
+  /// follower waits on a database that does not answer.
+  virtual void fresh_until(std::int64_t unix_ms) = 0;
 };
 
 /// How fresh this sidecar's view of the fleet's tokens is. Thread-safe.

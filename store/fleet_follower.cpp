@@ -58,18 +58,27 @@ result<std::map<std::string, std::optional<token_record>>> latest_in(const pg_ro
   return latest;
 }
 
+// The follower's statements are short reads that wait for no lock: one that has no answer in a
+// few seconds means a stalled database, to be reconnected to (and reported).
+pg_settings for_following(pg_settings s) {
+  s.query_timeout = std::min(s.query_timeout, std::chrono::milliseconds(5'000));
+  return s;
+}
+
 } // namespace
 
 fleet_follower::fleet_follower(pg_settings settings, replica_store& replica, change_sink& sink,
                                follower_options options)
-    : conn_(std::move(settings)), replica_(replica), sink_(sink), options_(std::move(options)),
-      wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    : conn_(for_following(std::move(settings))), replica_(replica), sink_(sink),
+      options_(std::move(options)), wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   // A replica synced before serves until the database answers: its age is the staleness.
   const auto pos = stored_position();
   if (!pos.database_id.empty()) {
     auto at = replica_.read_meta("synced_at_ms");
     status_.synced(at && *at ? std::max<std::int64_t>(1, to_int(**at)) : 1);
     status_.set_applied(pos.applied);
+    if (options_.max_staleness)
+      sink_.fresh_until(status_.last_sync_ms() + options_.max_staleness->count());
   }
 }
 
@@ -111,6 +120,8 @@ result<void> fleet_follower::catch_up() {
     return out;
   const auto now = sync_status::now_ms();
   status_.synced(now);
+  if (options_.max_staleness)
+    sink_.fresh_until(now + options_.max_staleness->count());
   (void)replica_.note_meta("synced_at_ms", std::to_string(now));
   return {};
 }
@@ -263,9 +274,10 @@ void fleet_follower::wait_for_input(std::chrono::milliseconds timeout) {
 void fleet_follower::check_staleness() {
   if (!options_.max_staleness)
     return;
+  // Connected or not: a database that stopped answering (a stall) is as good as gone. The
+  // decisions hold the bound themselves (fresh_until); this is for the logs and the flag.
   const bool stale =
-      !status_.ever_synced() ||
-      (!status_.connected() && status_.staleness_ms() > options_.max_staleness->count());
+      !status_.ever_synced() || status_.staleness_ms() > options_.max_staleness->count();
   if (stale == closed_)
     return;
   closed_ = stale;

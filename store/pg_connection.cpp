@@ -4,6 +4,9 @@
 
 #include <libpq-fe.h>
 
+#include <poll.h>
+
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <utility>
@@ -134,11 +137,32 @@ result<pg_rows> pg_connection::exec(std::string_view sql,
     owned.emplace_back(p ? *p : std::string_view{});
     values.push_back(p ? owned.back().c_str() : nullptr);
   }
-  PGresult* raw = params.size() == 0
-                      ? PQexec(conn_, statement.c_str())
-                      : PQexecParams(conn_, statement.c_str(), static_cast<int>(values.size()),
-                                     nullptr, values.data(), nullptr, nullptr, 0);
-  std::unique_ptr<PGresult, decltype(&PQclear)> res(raw, &PQclear);
+  const int sent = params.size() == 0 ? PQsendQuery(conn_, statement.c_str())
+                                      : PQsendQueryParams(conn_, statement.c_str(),
+                                                          static_cast<int>(values.size()), nullptr,
+                                                          values.data(), nullptr, nullptr, 0);
+  if (sent == 0)
+    return lost(one_line(PQerrorMessage(conn_)));
+  // As PQexec, but never waiting longer than query_timeout: the last result is the answer (the
+  // first error ends a list of statements).
+  const auto due = std::chrono::steady_clock::now() + settings_.query_timeout;
+  std::unique_ptr<PGresult, decltype(&PQclear)> res(nullptr, &PQclear);
+  for (;;) {
+    while (PQisBusy(conn_) == 1) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          due - std::chrono::steady_clock::now());
+      pollfd p{PQsocket(conn_), POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0)
+        return lost("no answer from the database within " +
+                    std::to_string(settings_.query_timeout.count()) + " ms");
+      if (PQconsumeInput(conn_) == 0)
+        return lost(one_line(PQerrorMessage(conn_)));
+    }
+    PGresult* next = PQgetResult(conn_);
+    if (next == nullptr)
+      break;
+    res.reset(next);
+  }
   const auto status = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
     if (!res || PQstatus(conn_) != CONNECTION_OK)

@@ -26,6 +26,10 @@ struct pg_settings {
   /// The server ends a session idle inside a transaction this long (its client cut off
   /// mid-write), releasing the locks it held.
   std::chrono::milliseconds idle_in_transaction_timeout{30'000};
+  /// The longest a statement waits for its answer (a server or network that stalled, the
+  /// connection still open): then the session counts as lost (`unavailable`). Longer than
+  /// `lock_timeout`, so that a lock wait ends on the server's side first.
+  std::chrono::milliseconds query_timeout{15'000};
 };
 
 /// `url` for logs and errors: host, port, database and user only, never a password. A string

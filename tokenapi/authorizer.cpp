@@ -54,7 +54,7 @@ decision authorizer::decide(std::optional<std::string_view> key, const ip_addres
     d.outcome = verdict::malformed_key;
     return d;
   }
-  if (closed_.load(std::memory_order_relaxed)) {
+  if (closed_.load(std::memory_order_relaxed) || past_fresh()) {
     d.outcome = verdict::stale_tokens;
     return d;
   }

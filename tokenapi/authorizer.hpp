@@ -13,6 +13,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -105,6 +106,19 @@ public:
 
   /// While on, every key is refused (verdict::stale_tokens): max_staleness_ms has passed.
   void fail_closed(bool on) noexcept { closed_.store(on, std::memory_order_relaxed); }
+  /// From this wall-clock time (Unix milliseconds) on, every key is refused as when failing
+  /// closed, until it is moved: max_staleness_ms after the last sync. Unset: no bound.
+  void fresh_until(std::int64_t unix_ms) noexcept {
+    fresh_until_ms_.store(unix_ms, std::memory_order_relaxed);
+  }
+  /// Whether `fresh_until` has passed (a clock read only when it is set).
+  [[nodiscard]] bool past_fresh() const noexcept {
+    const auto until = fresh_until_ms_.load(std::memory_order_relaxed);
+    return until != std::numeric_limits<std::int64_t>::max() &&
+           std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+                   .count() >= until;
+  }
 
   /// How many live tokens expire after `now` and no later than `now + within`. Walks the
   /// whole index: for a background thread, never an event loop; the server refreshes
@@ -169,6 +183,7 @@ private:
 
   mutable std::array<shard, shard_count> shards_;
   std::atomic<bool> closed_{false};
+  std::atomic<std::int64_t> fresh_until_ms_{std::numeric_limits<std::int64_t>::max()};
   std::mutex grants_mutex_;
   std::deque<grant> grants_;
   /// Grants by a hash of their permissions and blocks (see grant_key in authorizer.cpp).

@@ -94,6 +94,7 @@ public:
   void forget(std::span<const std::string> ids) override;
   void forget_range(const store::id_range& range) override;
   void fail_closed(bool on) override;
+  void fresh_until(std::int64_t unix_ms) override;
 
 private:
   [[nodiscard]] load_report load_records(std::span<const store::token_record> records);

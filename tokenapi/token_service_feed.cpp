@@ -50,4 +50,6 @@ void token_service::forget_range(const store::id_range& range) {
 
 void token_service::fail_closed(bool on) { auth_.fail_closed(on); }
 
+void token_service::fresh_until(std::int64_t unix_ms) { auth_.fresh_until(unix_ms); }
+
 } // namespace tokengate::tokenapi

@@ -144,6 +144,23 @@ TEST_CASE("max_staleness_ms: cut off longer than that, every key is refused unti
   CHECK(eventually([&] { return fleet.status("a", key) == 200; }, recovery));
 }
 
+TEST_CASE("max_staleness_ms holds when the database stops answering, its connections open",
+          "[e2e][fleet][outage]") {
+  test::fleet_env fleet;
+  auto& a = fleet.start("a", {"--max-staleness-ms", "2000"});
+  auto [id, key] = fleet.create("a");
+  CHECK(fleet.status("a", key) == 200);
+  // A stall, not an outage: nothing is refused or reset, nothing answers.
+  fleet.pg().freeze();
+  // The last sync was at most a poll (1 s) ago: refused within the bound, and a little.
+  CHECK(eventually([&] { return fleet.status("a", key) == 401; }, std::chrono::seconds(5)));
+  auto refused = call(a.port(), "GET", "/alerts/1", key);
+  CHECK(refused.status == 401);
+  CHECK_THAT(refused.message(), Catch::Contains("lost its token database"));
+  fleet.pg().thaw();
+  CHECK(eventually([&] { return fleet.status("a", key) == 200; }, recovery));
+}
+
 TEST_CASE("kill -9 of a sidecar during writes: every answered write is in PostgreSQL and "
           "reaches the others",
           "[e2e][fleet][outage]") {

@@ -12,8 +12,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -130,6 +132,40 @@ void pg_cluster::kill() {
   // The backends died with it; give the kernel a moment to release their memory.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
 }
+
+namespace {
+
+// The postmaster and its children: each backend is a session of its own (PostgreSQL calls
+// setsid() in every child), so a signal to the postmaster's group does not reach them.
+void signal_server(pid_t postmaster, int signal) {
+  if (postmaster <= 0)
+    return;
+  ::kill(postmaster, signal);
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const auto name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line))
+      continue;
+    // pid (comm) state ppid ...: comm may hold spaces, so read after its closing parenthesis.
+    const auto close = line.rfind(')');
+    if (close == std::string::npos)
+      continue;
+    std::istringstream rest(line.substr(close + 1));
+    char state = 0;
+    pid_t parent = 0;
+    if (rest >> state >> parent && parent == postmaster)
+      ::kill(static_cast<pid_t>(std::stol(name)), signal);
+  }
+}
+
+} // namespace
+
+void pg_cluster::freeze() { signal_server(pid_, SIGSTOP); }
+
+void pg_cluster::thaw() { signal_server(pid_, SIGCONT); }
 
 void pg_cluster::wait_ready() const {
   const auto conninfo = url();

@@ -40,6 +40,10 @@ public:
 
   /// SIGKILL of the postmaster and every backend at once.
   void kill();
+  /// SIGSTOP of the postmaster and every backend: a server (or a network) that stops
+  /// answering while every connection stays open. `thaw` lets it go on.
+  void freeze();
+  void thaw();
   /// Starts the server again (crash recovery after `kill`) and waits until it answers.
   void start();
   [[nodiscard]] bool running() const { return pid_ > 0; }

@@ -43,6 +43,7 @@ struct recording_sink final : store::change_sink {
         state = std::nullopt;
   }
   void fail_closed(bool on) override { closed = on; }
+  void fresh_until(std::int64_t unix_ms) override { fresh = unix_ms; }
 
   std::optional<std::optional<std::string>> state(const std::string& id) {
     std::lock_guard lock(mutex);
@@ -54,6 +55,7 @@ struct recording_sink final : store::change_sink {
   std::mutex exclusive_mutex, mutex;
   std::map<std::string, std::optional<std::string>> seen;
   std::atomic<bool> closed{false};
+  std::atomic<std::int64_t> fresh{0};
 };
 
 struct follower_fixture {

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <thread>
 
 using namespace tokengate;
@@ -169,4 +170,25 @@ TEST_CASE("a session left idle inside a transaction is ended by the server, rele
   REQUIRE(f.store.put(record("a", 1)));
   CHECK(f.store.get("a").value().has_value());
   CHECK_FALSE(cut_off.exec("COMMIT")); // its session is gone: nothing of it committed
+}
+
+TEST_CASE("a statement the server does not answer ends after query_timeout, the session lost",
+          "[store][pg]") {
+  test::pg_fixture f;
+  store::pg_settings settings{pg_cluster::shared().url(f.database), {}, std::chrono::seconds(5)};
+  settings.query_timeout = std::chrono::milliseconds(300);
+  store::pg_connection c(settings);
+  REQUIRE(c.connect());
+  const auto pid = std::stoi(c.exec("SELECT pg_backend_pid()").value().at(0).at(0).value());
+  // The session's server process stops answering; its connection stays open.
+  REQUIRE(::kill(pid, SIGSTOP) == 0);
+  const auto r = c.exec("SELECT 1");
+  ::kill(pid, SIGCONT);
+  REQUIRE_FALSE(r);
+  CHECK(r.error() == store::errc::unavailable);
+  CHECK_FALSE(c.connected());
+  CHECK(c.last_error() == "no answer from the database within 300 ms");
+  // The next call opens a new session.
+  REQUIRE(c.connect());
+  CHECK(c.exec("SELECT 1").value().at(0).at(0) == "1");
 }

@@ -418,3 +418,21 @@ TEST_CASE_METHOD(loaded_fixture,
   CHECK(decide(replaced, {}, t0 + 1s).outcome == verdict::unknown_key);
   CHECK(auth.size() == 2);
 }
+
+TEST_CASE_METHOD(fixture, "past fresh_until every key is refused as stale, until it is moved",
+                 "[authorizer]") {
+  const auto value = publish("t1", set_of({permission::AlertRead}));
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const auto allowed = [&] {
+    return auth.decide(value, home, set_of({permission::AlertRead}), t0).outcome;
+  };
+  auth.fresh_until(now_ms + 60'000); // a sync a moment ago, a bound of a minute
+  CHECK(allowed() == verdict::allow);
+  auth.fresh_until(now_ms - 1); // no sync since the bound passed
+  CHECK(allowed() == verdict::stale_tokens);
+  CHECK(auth.decide("tg_not-even-well-formed", home, {}, t0).outcome == verdict::malformed_key);
+  auth.fresh_until(now_ms + 60'000); // a sync again
+  CHECK(allowed() == verdict::allow);
+}
