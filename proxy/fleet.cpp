@@ -22,9 +22,8 @@ std::string read_password(const std::filesystem::path& file) {
 }
 
 store::pg_settings settings_of(const config& c) {
-  if (!store::valid_url(c.database_url))
-    throw std::runtime_error("database_url is not a libpq connection string or URI (its text is "
-                             "not shown: it may hold a password)");
+  if (const auto mistake = store::url_mistake(c.database_url); !mistake.empty())
+    throw std::runtime_error(mistake);
   return {c.database_url, read_password(c.database_password_file), std::chrono::seconds(2)};
 }
 

@@ -6,7 +6,10 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
+#include <string>
+#include <vector>
 
 using namespace tokengate;
 
@@ -19,11 +22,30 @@ std::optional<std::string> environment(const std::string& name) {
   return v ? std::optional<std::string>(v) : std::nullopt;
 }
 
+// Blanks the value of --database-url in the process's own command line, which every local user
+// can read (ps, /proc/PID/cmdline): it may hold the database's password. The arguments were
+// copied first.
+void hide_database_url(int argc, char** argv) {
+  constexpr std::string_view flag = "--database-url";
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    char* value = nullptr;
+    if (arg == flag && i + 1 < argc)
+      value = argv[i + 1];
+    else if (arg.starts_with(flag) && arg.size() > flag.size() && arg[flag.size()] == '=')
+      value = argv[i] + flag.size() + 1;
+    if (value != nullptr)
+      std::memset(value, '*', std::strlen(value));
+  }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
-  const std::vector<std::string_view> args(argv + std::min(argc, 2), argv + argc);
-  const std::string_view command = argc > 1 ? argv[1] : "";
+  const std::vector<std::string> owned(argv + std::min(argc, 2), argv + argc);
+  hide_database_url(argc, argv);
+  const std::vector<std::string_view> args(owned.begin(), owned.end());
+  const std::string command = argc > 1 ? argv[1] : "";
   if (command == "serve")
     return proxy::run_sidecar(args, environment);
   if (command == "migrate")

@@ -71,8 +71,8 @@ int run_migrate(const std::vector<std::string_view>& args, const env_lookup& env
   try {
     if (!std::filesystem::exists(std::filesystem::path(a.data_dir) / "CURRENT"))
       throw std::runtime_error("no token store in " + a.data_dir);
-    if (!store::valid_url(a.database_url))
-      throw std::runtime_error("database_url is not a libpq connection string or URI");
+    if (const auto mistake = store::url_mistake(a.database_url); !mistake.empty())
+      throw std::runtime_error(mistake);
     store::pg_settings settings{a.database_url,
                                 a.password_file.empty() ? "" : read_first_line(a.password_file),
                                 std::chrono::seconds(5)};

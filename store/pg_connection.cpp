@@ -6,6 +6,7 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -57,6 +58,20 @@ std::string describe(const pg_settings& settings) {
 }
 
 bool valid_url(std::string_view url) { return static_cast<bool>(parse(url)); }
+
+std::string url_mistake(std::string_view url) {
+  if (!valid_url(url))
+    return "database_url is not a libpq connection string or URI (its text is not shown: it may "
+           "hold a password)";
+  const auto scheme = url.find("://");
+  if (!url.starts_with("postgres") || scheme == std::string_view::npos)
+    return {};
+  const auto authority = url.substr(scheme + 3, url.find_first_of("/?#", scheme + 3) - scheme - 3);
+  if (std::count(authority.begin(), authority.end(), '@') > 1)
+    return "database_url has more than one '@' before its host: write an '@' of the user name or "
+           "password as %40 (its text is not shown: it may hold a password)";
+  return {};
+}
 
 pg_connection::pg_connection(pg_settings settings) : settings_(std::move(settings)) {}
 

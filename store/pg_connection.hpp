@@ -39,6 +39,12 @@ struct pg_settings {
 /// Whether libpq accepts `url` as a connection string or URI.
 [[nodiscard]] bool valid_url(std::string_view url);
 
+/// What is wrong with `url`, never quoting it (it may hold a password); "" when libpq takes it
+/// as meant. A URI with two '@' before its host is refused although libpq takes it: libpq ends
+/// the password at the first '@', so the rest of it would be taken for the host name, and
+/// written into logs and errors as one.
+[[nodiscard]] std::string url_mistake(std::string_view url);
+
 /// Rows of text values (NULL: nullopt), as a query returned them.
 using pg_rows = std::vector<std::vector<std::optional<std::string>>>;
 

@@ -141,6 +141,11 @@ TEST_CASE("no database password and no key value reaches a log, an error or the 
   CHECK_THAT(bad.out(), Catch::Contains("password authentication failed"));
   CHECK(bad.out().find(wrong) == std::string::npos);
   CHECK(bad.err().find(wrong) == std::string::npos);
+  // Nor in its command line, which every local user can read (ps): the URL is blanked.
+  std::ifstream cmdline("/proc/" + std::to_string(bad.pid()) + "/cmdline");
+  const std::string seen((std::istreambuf_iterator<char>(cmdline)), {});
+  CHECK_THAT(seen, Catch::Contains("--database-url"));
+  CHECK(seen.find(wrong) == std::string::npos);
 
   // The database holds digests, never values.
   const auto everything = fleet.pg().query(
@@ -188,6 +193,13 @@ TEST_CASE("fleet start-up mistakes are one line that never shows a password", "[
   CHECK_THAT(unparsable->err(), Catch::Contains("database_url is not a libpq connection string"));
   CHECK(unparsable->err().find("Secret-9") == std::string::npos);
   CHECK(unparsable->out().find("Secret-9") == std::string::npos);
+
+  // An '@' of the password not written %40: libpq would take the rest for the host name.
+  auto two_ats = with({"--database-url", "postgresql://tg:Half@Secret-7@127.0.0.1:1/postgres"});
+  CHECK(two_ats->wait(std::chrono::seconds(0)) == 1);
+  CHECK_THAT(two_ats->err(), Catch::Contains("more than one '@' before its host"));
+  CHECK(two_ats->err().find("Secret-7") == std::string::npos);
+  CHECK(two_ats->out().find("Secret-7") == std::string::npos);
 
   auto no_file = with({"--database-url", "host=127.0.0.1 port=1", "--database-password-file",
                        (dir / "missing").string()});

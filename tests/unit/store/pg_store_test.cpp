@@ -108,6 +108,15 @@ TEST_CASE("an unreachable database fails every call with 'unavailable', never sh
   CHECK(store::describe({"host=db password='Hunter2 unterminated", {}, {}}).find("Hunter2") ==
         std::string::npos);
   CHECK_FALSE(store::valid_url("host=db password='Hunter2 unterminated"));
+  CHECK_THAT(store::url_mistake("host=db password='Hunter2 unterminated"),
+             Catch::Contains("not a libpq connection string"));
+  // libpq ends a password at its first '@': the rest would be taken for the host name.
+  const auto two = store::url_mistake("postgresql://tg:Half@Hunter2@db:5432/x");
+  CHECK_THAT(two, Catch::Contains("more than one '@' before its host"));
+  CHECK(two.find("Hunter2") == std::string::npos);
+  CHECK(store::url_mistake("postgresql://tg:Half%40Hunter2@db:5432/x").empty());
+  CHECK(store::url_mistake("postgres://db/x?options=a@b").empty()); // after the host: not a user
+  CHECK(store::url_mistake("host=db user=a@b").empty());
 }
 
 TEST_CASE("a password from database_password_file is used", "[store][pg]") {
