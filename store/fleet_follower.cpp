@@ -73,6 +73,7 @@ fleet_follower::fleet_follower(pg_settings settings, replica_store& replica, cha
       options_(std::move(options)), wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   // A replica synced before serves until the database answers: its age is the staleness.
   const auto pos = stored_position();
+  sink_database_ = pos.database_id;
   if (!pos.database_id.empty()) {
     auto at = replica_.read_meta("synced_at_ms");
     status_.synced(at && *at ? std::max<std::int64_t>(1, to_int(**at)) : 1);
@@ -141,6 +142,14 @@ result<void> fleet_follower::catch_up_locked() {
   if (!state)
     return state.error();
   auto pos = stored_position();
+  if (!sink_database_.empty() && sink_database_ != state->database_id) {
+    // The view was loaded from a replica of another database: none of its keys may be served
+    // here, not even while the snapshot that replaces them fails. Its pages publish again
+    // whatever this database holds.
+    sink_.forget_range(id_range{});
+    dropped_ = id_range{};
+  }
+  sink_database_ = state->database_id;
   if (dropped_ || pos.database_id != state->database_id || pos.applied < state->pruned_below ||
       pos.applied > state->last_seq)
     return snapshot();

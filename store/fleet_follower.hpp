@@ -134,6 +134,8 @@ private:
   /// The ids a failed snapshot dropped from the sink: until a snapshot completes (the next
   /// catch-up takes one), its pages publish them again.
   std::optional<id_range> dropped_;
+  /// The database whose tokens the view holds: the replica's at start, then the followed one.
+  std::string sink_database_;
   /// The ids a failed page (of the log or a snapshot) withheld from the sink although the
   /// replica may hold them as the database does: the page read again publishes them, or else
   /// the snapshot that replaces it (the log pruned meanwhile) must.

@@ -364,3 +364,28 @@ TEST_CASE("a snapshot page of rows held wrong only leaves them out", "[store][fl
   CHECK_FALSE(f.replica_has("id010000"));
   CHECK(f.replica_has("id020000"));
 }
+
+TEST_CASE("a view loaded from another database's replica serves none of its keys, even while "
+          "the snapshot that replaces it fails",
+          "[store][fleet]") {
+  follower_fixture f;
+  test::pg_fixture other; // the database the replica was made from
+  REQUIRE(other.store.put(record("zz-other", 1, "O")));
+  REQUIRE(f.follower(other.database)->connect_and_sync());
+  REQUIRE(f.sink.state("zz-other") == std::optional<std::string>("O"));
+
+  // Now this database, of three snapshot pages; the replica cannot read its first page's range.
+  f.seed_three_pages();
+  test::failing_follower_replica followed{*f.replica};
+  followed.failing_reads = true;
+  store::fleet_follower follower(f.settings(f.db.database), followed, f.sink, {});
+  CHECK_FALSE(follower.connect_and_sync());
+  const auto dropped = std::optional<std::optional<std::string>>(std::in_place);
+  CHECK(f.sink.state("zz-other") == dropped); // beyond the failed page: dropped all the same
+
+  followed.failing_reads = false;
+  REQUIRE(follower.catch_up());
+  CHECK(f.sink.state("id015000") == std::optional<std::string>("p"));
+  CHECK(f.sink.state("zz-other") == dropped);
+  CHECK_FALSE(f.replica_has("zz-other"));
+}
