@@ -103,6 +103,13 @@ int run_migrate(const std::vector<std::string_view>& args, const env_lookup& env
         break;
       after = page->back().id;
     }
+    // After the tokens: a bootstrap token deleted or rotated in the standalone store stays so,
+    // and its file does not make it again in the fleet.
+    auto markers = local->markers();
+    if (!markers)
+      throw std::runtime_error("cannot read the local store: " + markers.error().message());
+    if (!database.import_markers(*markers))
+      throw std::runtime_error("cannot write to the token database: " + database.last_error());
     std::cout << "tokengate: copied " << copied << " tokens, " << seen - copied
               << " already present\n";
     return 0;

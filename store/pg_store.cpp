@@ -356,6 +356,18 @@ result<bool> pg_store::has_marker(std::string_view marker) const {
 
 result<void> pg_store::flush() { return {}; }
 
+result<void> pg_store::import_markers(std::span<const std::string> markers) {
+  std::lock_guard lock(mutex_);
+  return in_transaction(conn_, [&]() -> result<void> {
+    for (const auto& m : markers)
+      if (auto set = conn_.exec(
+              "INSERT INTO tokengate_markers (name) VALUES ($1) ON CONFLICT DO NOTHING", {m});
+          !set)
+        return set.error();
+    return {};
+  });
+}
+
 result<std::size_t> pg_store::import(std::span<const token_record> records, std::string& clash) {
   std::lock_guard lock(mutex_);
   return in_transaction(conn_, [&]() -> result<std::size_t> {

@@ -32,6 +32,9 @@ public:
   /// Copies standalone records in one transaction: ids already present with the same digest and
   /// payload are skipped; one with a different one fails the whole copy with `conflict`, naming
   /// it in `clash`. Returns how many records were added.
+  /// Sets these markers (those already set stay): `tokengate migrate` copies a standalone
+  /// store's, so that a bootstrap token deleted there is not created again from its file.
+  [[nodiscard]] result<void> import_markers(std::span<const std::string> markers);
   [[nodiscard]] result<std::size_t> import(std::span<const token_record> records,
                                            std::string& clash);
 

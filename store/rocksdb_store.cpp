@@ -379,6 +379,17 @@ result<bool> rocksdb_store::has_marker(std::string_view marker) const {
   return true;
 }
 
+result<std::vector<std::string>> rocksdb_store::markers() const {
+  std::vector<std::string> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(rocksdb::Slice(&marker_prefix, 1));
+       it->Valid() && it->key().starts_with(rocksdb::Slice(&marker_prefix, 1)); it->Next())
+    out.emplace_back(it->key().ToStringView().substr(1));
+  if (!it->status().ok())
+    return failed(it->status());
+  return out;
+}
+
 result<std::optional<std::string>> rocksdb_store::read_meta(std::string_view name) const {
   std::string value;
   auto s = db_->Get(rocksdb::ReadOptions(), slice(key(meta_prefix, name)), &value);

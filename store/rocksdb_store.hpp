@@ -47,6 +47,8 @@ public:
                                          std::size_t limit) const override;
   result<void> write_last_used(std::span<const usage> notes) override;
   result<bool> has_marker(std::string_view marker) const override;
+  /// Every marker `put` set, in order (for `tokengate migrate`).
+  [[nodiscard]] result<std::vector<std::string>> markers() const;
   result<void> flush() override;
 
   // replica_store: a fleet's follower writes a replica through these.

@@ -75,14 +75,20 @@ TEST_CASE("ten sidecars starting at once on an empty database: one schema, one b
 TEST_CASE("migrate copies a standalone store's tokens once and refuses to overwrite others",
           "[e2e][fleet][migrate]") {
   test::fleet_env fleet;
-  std::string key;
+  std::string key, old_admin;
   std::filesystem::create_directories(fleet.dir("old"));
   {
     test::gate_process standalone(fleet.dir("old"), fleet.upstream().port());
-    auto r = call(standalone.port(), "POST", "/api-tokens", standalone.admin_key(),
-                  R"({"name":"kept","permissions":["AlertRead"]})");
+    old_admin = standalone.admin_key();
+    auto r = call(standalone.port(), "POST", "/api-tokens", old_admin,
+                  R"({"name":"kept","permissions":["AlertRead","OrganizationAPITokenModify"]})");
     REQUIRE(r.status == 200);
     key = std::string(r.json().at("value").as_string());
+    // The bootstrap token is deleted: its file must not bring it back, in the fleet either.
+    const auto self = call(standalone.port(), "GET", "/api-tokens/self", old_admin);
+    REQUIRE(self.status == 200);
+    const std::string bootstrap_id(self.json().at("id").as_string());
+    REQUIRE(call(standalone.port(), "DELETE", "/api-tokens/" + bootstrap_id, key).status == 204);
     REQUIRE(standalone.terminate() == 0);
   }
   const auto data = (fleet.dir("old") / "data").string();
@@ -96,14 +102,19 @@ TEST_CASE("migrate copies a standalone store's tokens once and refuses to overwr
   };
   auto first = migrate();
   CHECK(first->wait(std::chrono::seconds(0)) == 0);
-  CHECK_THAT(first->out(), Catch::Contains("copied 2 tokens, 0 already present"));
+  CHECK_THAT(first->out(), Catch::Contains("copied 1 tokens, 0 already present"));
   auto again = migrate();
   CHECK(again->wait(std::chrono::seconds(0)) == 0);
-  CHECK_THAT(again->out(), Catch::Contains("copied 0 tokens, 2 already present"));
+  CHECK_THAT(again->out(), Catch::Contains("copied 0 tokens, 1 already present"));
 
   // The migrated key works on a fleet sidecar with a new data dir.
   fleet.start("a");
   CHECK(fleet.status("a", key) == 200);
+  // A sidecar given the old bootstrap file does not make the deleted token again.
+  auto& b = fleet.start(
+      "b", {"--bootstrap-token-file", (fleet.dir("old") / "data" / "admin-token").string()});
+  CHECK(call(b.port(), "GET", "/api-tokens/self", old_admin).status == 401);
+  CHECK(call(b.port(), "GET", "/api-tokens/self", key).status == 200);
 
   // A database whose token of the same id differs: refused, nothing overwritten.
   (void)fleet.pg().query("UPDATE tokengate_tokens SET payload = payload || ' ' ", "postgres");
@@ -111,7 +122,7 @@ TEST_CASE("migrate copies a standalone store's tokens once and refuses to overwr
   CHECK(refused->wait(std::chrono::seconds(0)) == 1);
   CHECK_THAT(refused->err(), Catch::Contains("refusing to overwrite token"));
   CHECK(fleet.pg().query("SELECT count(*) FROM tokengate_tokens WHERE payload LIKE '% '",
-                         "postgres") == "3");
+                         "postgres") == "2");
 }
 
 TEST_CASE("no database password and no key value reaches a log, an error or the database",
