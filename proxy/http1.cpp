@@ -313,8 +313,9 @@ head_result parse_response(std::string_view bytes, head& out) {
     return version.error();
   out.version = *version;
   auto code = line.substr(9, 3);
+  // RFC 9110 section 15: every status is from 100 to 599.
   if (!std::all_of(code.begin(), code.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
-      code[0] == '0')
+      code[0] == '0' || code[0] > '5')
     return head_error::bad_start_line;
   out.status = static_cast<unsigned>((code[0] - '0') * 100 + (code[1] - '0') * 10 + code[2] - '0');
   if (line.size() > 12 && line[12] != ' ')
@@ -339,7 +340,11 @@ framing_result response_framing(const head& h, std::string_view method) {
   const auto f = framing_fields_of(h);
   if (f.encodings == 0 && f.lengths == 0)
     return framing{framing::kind::until_close, 0};
-  return body_framing(f);
+  // RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing.
+  auto body = body_framing(f);
+  if (body && f.encodings == 1 && h.version == 10)
+    return framing_error::transfer_encoding_on_http10;
+  return body;
 }
 
 void throw_exception_from_error(head_error e, const boost::source_location&) {

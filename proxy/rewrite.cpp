@@ -236,11 +236,17 @@ void build_client_response(std::string& out, const http1::head& response, client
   out.clear();
   append_status_line(out, response.status);
   const bool check_connection = http1::connection_of(response).names_fields;
+  // The key's fields are tokengate's to say (README "Key lifecycle"): the upstream's X-Token-*
+  // never reach the client, nor its RateLimit fields when tokengate sends the key's own.
+  const bool own_rate_limit = extra.find("RateLimit-Policy:") != std::string_view::npos;
   for (const auto& f : response.fields) {
     if (framing == client_framing::as_upstream && iequals(f.name, "content-length")) {
       append_field(out, f.name, f.value);
       continue;
     }
+    if ((f.name.size() >= 8 && iequals(f.name.substr(0, 8), "x-token-")) ||
+        (own_rate_limit && (iequals(f.name, "ratelimit") || iequals(f.name, "ratelimit-policy"))))
+      continue;
     if (forwardable(response, f, check_connection))
       append_field(out, f.name, f.value);
   }

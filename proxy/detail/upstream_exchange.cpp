@@ -114,7 +114,7 @@ upstream_exchange::read_head(http1::head& response) {
     auto& buffer = connection_->buffer;
     if (!buffer.empty()) {
       const auto size = http1::scan_head(buffer.data(), scanned);
-      if (!size || (*size == 0 && buffer.size() > max_response_head))
+      if (!size || *size > max_response_head || (*size == 0 && buffer.size() > max_response_head))
         co_return fail(malformed, upstream_error::bad_response);
       if (*size != 0) {
         if (http1::parse_response(buffer.data().substr(0, *size), response))

@@ -273,6 +273,16 @@ TEST_CASE("upstream_timeout_ms bounds the whole response head, however it trickl
   CHECK(f.get("/public/trickle-head?ms=5").status == 200);
 }
 
+TEST_CASE_METHOD(proxy_fixture, "a response head over 64 KiB is a 502, even when it came whole",
+                 "[upstream]") {
+  test::raw_connection within(gate.port()); // the test's own client takes no such head
+  within.send("GET /public/big-head?kib=60 HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(test::status_of(within.read_until("\r\n\r\nok")) == 200);
+  const auto r = get("/public/big-head?kib=70");
+  CHECK(r.status == 502);
+  CHECK(r.message() == "upstream sent a malformed response");
+}
+
 TEST_CASE_METHOD(proxy_fixture, "a pooled connection the upstream closed is replaced unseen",
                  "[upstream][pool]") {
   test::http_client client(gate.port());

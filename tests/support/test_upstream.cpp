@@ -272,6 +272,13 @@ struct test_upstream::impl {
       if (ec)
         return false;
     }
+    if (path == "/big-head") {
+      // A whole head of `kib` KiB, in one write: one long field.
+      const auto value = std::string(query_number(r.target, "kib") * 1024, 'v');
+      write_raw(socket, "HTTP/1.1 200 OK\r\nX-Big: " + value + "\r\nContent-Length: 2\r\n\r\nok",
+                ec);
+      return !ec && keep_alive;
+    }
     if (path == "/trickle-head") {
       // The echo's head a byte every `ms`: an upstream slower than its timeout, yet never
       // pausing for as long.

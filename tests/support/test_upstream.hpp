@@ -59,6 +59,7 @@ struct upstream_tls_files {
 ///   /early-hints                   a 103 Early Hints, then the echo
 ///   /hints?n=N&ms=M                N 103 Early Hints, M ms apart, then the echo
 ///   /trickle-head?ms=N             the echo, its head a byte every N ms
+///   /big-head?kib=N                200 "ok" with a head of N KiB, written at once
 ///   /late-after?ms=N               the echo (keep-alive), then after N ms a late 200 answer
 ///                                  ("LATE-BODY") on the idle connection, which stays open
 ///   /no-content-late?ms=N          the same after a 204 that announces a 38-byte body

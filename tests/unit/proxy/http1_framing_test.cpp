@@ -121,6 +121,9 @@ TEST_CASE("response framing follows the request method and the status", "[http1]
               .error == framing_error::transfer_encoding_with_length);
     CHECK(resp_framing("HTTP/1.1 200 OK", "Content-Length: +1\r\n").error ==
           framing_error::bad_content_length);
+    // RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing.
+    CHECK(resp_framing("HTTP/1.0 200 OK", "Transfer-Encoding: chunked\r\n").error ==
+          framing_error::transfer_encoding_on_http10);
   }
   SECTION("a transfer coding other than chunked cannot be relayed") {
     CHECK(resp_framing("HTTP/1.1 200 OK", "Transfer-Encoding: gzip, chunked\r\n").error ==

@@ -143,6 +143,14 @@ TEST_CASE("a valid response head parses", "[http1]") {
   const std::string empty_reason = "HTTP/1.1 204 \r\n\r\n";
   REQUIRE(parse_response(empty_reason, h).has_value());
   CHECK(h.status == 204);
+
+  // RFC 9110 section 15: a status is from 100 to 599.
+  CHECK(parse_response("HTTP/1.1 599 Last\r\n\r\n", h).has_value());
+  for (const char* odd :
+       {"HTTP/1.1 600 Odd\r\n\r\n", "HTTP/1.1 999 Odd\r\n\r\n", "HTTP/1.1 099 Odd\r\n\r\n"}) {
+    INFO(odd);
+    CHECK_FALSE(parse_response(odd, h).has_value());
+  }
 }
 
 TEST_CASE("malformed field lines are refused", "[http1]") {

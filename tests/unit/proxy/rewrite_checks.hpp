@@ -122,11 +122,11 @@ struct forwarding {
 };
 
 inline wire_head client_sees(const std::string& upstream_response, client_framing framing,
-                             bool close) {
+                             bool close, std::string_view key_fields = {}) {
   http1::head h;
   REQUIRE(http1::parse_response(upstream_response, h).has_value());
   std::string out = "stale bytes";
-  build_client_response(out, h, framing, close);
+  build_client_response(out, h, framing, close, key_fields);
   return read_head(out);
 }
 

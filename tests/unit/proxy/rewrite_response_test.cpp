@@ -112,3 +112,31 @@ TEST_CASE("error responses are JSON with a right Content-Length", "[rewrite]") {
     CHECK(e.body.empty());
   }
 }
+
+TEST_CASE("the key's fields in an answer are tokengate's, never the upstream's", "[rewrite]") {
+  const std::string response = "HTTP/1.1 200 OK\r\n"
+                               "Content-Length: 0\r\n"
+                               "X-Token-Expires: forged\r\n"
+                               "x-token-rotated: forged\r\n"
+                               "X-Token-Id: forged\r\n"
+                               "RateLimit: \"up\";r=5;t=1\r\n"
+                               "RateLimit-Policy: \"up\";q=9;w=1\r\n"
+                               "\r\n";
+  SECTION("a key with a rate limit: its own RateLimit fields only") {
+    const auto c = client_sees(response, client_framing::as_upstream, false,
+                               "X-Token-Expires: 2030-01-01T00:00:00Z\r\n"
+                               "RateLimit-Policy: \"default\";q=10;w=60\r\n"
+                               "RateLimit: \"default\";r=9;t=60\r\n");
+    CHECK(c.all("X-Token-Expires") == std::vector<std::string>{"2030-01-01T00:00:00Z"});
+    CHECK(c.count("X-Token-Rotated") == 0);
+    CHECK(c.count("X-Token-Id") == 0);
+    CHECK(c.all("RateLimit") == std::vector<std::string>{"\"default\";r=9;t=60"});
+    CHECK(c.all("RateLimit-Policy") == std::vector<std::string>{"\"default\";q=10;w=60"});
+  }
+  SECTION("a key without one: the upstream's own rate limit stays") {
+    const auto c = client_sees(response, client_framing::as_upstream, false);
+    CHECK(c.count("X-Token-Expires") == 0);
+    CHECK(c.one("RateLimit") == "\"up\";r=5;t=1");
+    CHECK(c.one("RateLimit-Policy") == "\"up\";q=9;w=1");
+  }
+}
