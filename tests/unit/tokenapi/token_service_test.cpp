@@ -266,6 +266,13 @@ TEST_CASE_METHOD(api_world, "a record that cannot be read is reported and never 
   CHECK(report->unreadable == 1);
   CHECK(next.as(value).get("/api-tokens/self").status == 401);
   CHECK(next.as(admin.value).get("/api-tokens").status == 200);
+  // Named by its id: 500 with why; it can still be deleted.
+  const auto path = std::string("/api-tokens/0f8fad5b-d9cb-469f-a165-70867728950e");
+  const auto got = next.as(admin.value).get(path);
+  CHECK(got.status == 500);
+  CHECK(got.message() == "stored token is unreadable");
+  CHECK(next.as(admin.value).del(path).status == 204);
+  CHECK(next.as(admin.value).get(path).status == 404);
 }
 
 TEST_CASE_METHOD(api_world, "last use is written in the background and survives a restart",
