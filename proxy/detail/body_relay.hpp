@@ -24,6 +24,7 @@ struct relay_result {
   relay_error error = relay_error::none;
   bool timed_out = false;  ///< the failed wait ran past the deadline
   std::uint64_t bytes = 0; ///< body bytes taken from the source (framing not counted)
+  bool started = false;    ///< something (the prefix at least) went to the sink
 };
 
 /// Per-connection scratch space of the relay, reused across bodies.
@@ -118,11 +119,14 @@ net::awaitable<relay_result> relay_body(timed_stream<From> from, timed_stream<To
             : raw_round(buffered, head, in.type == kind::until_close ? nullptr : &remaining,
                         chunk_out, scratch);
     if (round.malformed)
-      co_return relay_result{relay_error::framing, false, result.bytes};
+      co_return relay_result{relay_error::framing, false, result.bytes, result.started};
     if (in.type != kind::chunked)
       result.bytes += round.taken;
-    if (net::buffer_size(round.parts) != 0 && !co_await to.write(round.parts))
-      co_return relay_result{relay_error::sink, to.clock.timed_out, result.bytes};
+    if (net::buffer_size(round.parts) != 0) {
+      result.started = true;
+      if (!co_await to.write(round.parts))
+        co_return relay_result{relay_error::sink, to.clock.timed_out, result.bytes, true};
+    }
     from.buffer.consume(round.taken);
     if (round.done)
       co_return result;
@@ -133,11 +137,11 @@ net::awaitable<relay_result> relay_body(timed_stream<From> from, timed_stream<To
     const auto r = co_await from.read(want);
     if (r.ec == net::error::eof && in.type == kind::until_close) {
       if (chunk_out && !co_await to.write(http1::last_chunk))
-        co_return relay_result{relay_error::sink, to.clock.timed_out, result.bytes};
+        co_return relay_result{relay_error::sink, to.clock.timed_out, result.bytes, true};
       co_return result;
     }
     if (!r)
-      co_return relay_result{relay_error::source, r.timed_out, result.bytes};
+      co_return relay_result{relay_error::source, r.timed_out, result.bytes, result.started};
   }
 }
 

@@ -172,6 +172,12 @@ net::awaitable<bool> session::relay_response() {
     else if (r.error == relay_error::framing)
       upstream_.count(upstream_error::bad_response);
     upstream_.finish(false);
+    // Framing broken before a byte went out (the head waits for the body's first bytes): the
+    // client can still be told.
+    if (r.error == relay_error::framing && !r.started) {
+      co_await answer(502, "upstream sent a malformed response", true);
+      co_return false;
+    }
     cut_short_ = true;
     co_return false;
   }

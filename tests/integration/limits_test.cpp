@@ -273,6 +273,15 @@ TEST_CASE("upstream_timeout_ms bounds the whole response head, however it trickl
   CHECK(f.get("/public/trickle-head?ms=5").status == 200);
 }
 
+TEST_CASE_METHOD(proxy_fixture,
+                 "a body whose framing breaks before a byte went out is a 502 the client sees",
+                 "[upstream]") {
+  const auto r = get("/public/bad-chunk");
+  CHECK(r.status == 502);
+  CHECK(r.message() == "upstream sent a malformed response");
+  CHECK(get("/public/x").status == 200);
+}
+
 TEST_CASE_METHOD(proxy_fixture, "a response head over 64 KiB is a 502, even when it came whole",
                  "[upstream]") {
   test::raw_connection within(gate.port()); // the test's own client takes no such head

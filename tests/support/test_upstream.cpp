@@ -272,6 +272,12 @@ struct test_upstream::impl {
       if (ec)
         return false;
     }
+    if (path == "/bad-chunk") {
+      // A chunked answer whose first chunk size is not hex, sent with its head.
+      write_raw(socket,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nxx\r\n0\r\n\r\n", ec);
+      return false;
+    }
     if (path == "/big-head") {
       // A whole head of `kib` KiB, in one write: one long field.
       const auto value = std::string(query_number(r.target, "kib") * 1024, 'v');

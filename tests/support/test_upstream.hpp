@@ -60,6 +60,7 @@ struct upstream_tls_files {
 ///   /hints?n=N&ms=M                N 103 Early Hints, M ms apart, then the echo
 ///   /trickle-head?ms=N             the echo, its head a byte every N ms
 ///   /big-head?kib=N                200 "ok" with a head of N KiB, written at once
+///   /bad-chunk                     a chunked 200 whose first chunk size is not hex, then a close
 ///   /late-after?ms=N               the echo (keep-alive), then after N ms a late 200 answer
 ///                                  ("LATE-BODY") on the idle connection, which stays open
 ///   /no-content-late?ms=N          the same after a 204 that announces a 38-byte body
