@@ -134,6 +134,8 @@ bool read_fields(cursor& in, plain_token& t, std::vector<cidr_block>& blocks) {
 
 std::optional<plain_token> read_plain_record(const store::token_record& r,
                                              std::vector<cidr_block>& blocks) {
+  if (!sendable_id(r.id))
+    return std::nullopt;
   plain_token t;
   t.id = r.id;
   t.value_digest = r.value_digest;

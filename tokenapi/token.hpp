@@ -43,6 +43,10 @@ inline constexpr std::size_t max_name_bytes = 256;
 /// required. A record is held to it when read: a row written around the API (a fleet's
 /// database is open to its operators) must not put a line break into an upstream request.
 [[nodiscard]] bool sendable_name(std::string_view name) noexcept;
+/// Whether a stored record's id can be sent upstream in a header (X-Token-Id) and in a path:
+/// 1 to 128 letters, digits, '-', '_' or '.'. The API makes UUIDs; a row written around it is
+/// held to this when read, as its name is.
+[[nodiscard]] bool sendable_id(std::string_view id) noexcept;
 
 /// The most allowedCIDRBlocks a token may list.
 inline constexpr std::size_t max_cidr_blocks = 256;

@@ -305,6 +305,13 @@ bool has_control_character(std::string_view s) noexcept {
   return false;
 }
 
+bool sendable_id(std::string_view id) noexcept {
+  return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
+  });
+}
+
 bool sendable_name(std::string_view name) noexcept {
   return !name.empty() && name.size() <= max_name_bytes &&
          std::none_of(name.begin(), name.end(), [](char c) {

@@ -115,6 +115,8 @@ std::optional<token> decode_record(const store::token_record& r) {
     return std::nullopt;
   const auto& o = doc.get_object();
 
+  if (!sendable_id(r.id))
+    return std::nullopt;
   token t;
   t.id = r.id;
   t.value_digest = r.value_digest;

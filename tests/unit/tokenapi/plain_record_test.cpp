@@ -99,7 +99,7 @@ TEST_CASE("a lifecycle or a name to unescape is left to the full decoder", "[pla
   CHECK(whole->name == t.name);
 }
 
-TEST_CASE("a stored name that could not be sent upstream is read by neither decoder",
+TEST_CASE("a stored name or id that could not be sent upstream is read by neither decoder",
           "[plain_record]") {
   // A row written around the API: a line break (header injection), a NUL, a tab, DEL, nothing,
   // or more than 256 bytes.
@@ -110,6 +110,15 @@ TEST_CASE("a stored name that could not be sent upstream is read by neither deco
   const auto r = record_of(plain(name));
   CHECK_FALSE(read_plain_record(r, blocks));
   CHECK_FALSE(decode_record(r));
+  // Nor an id that could not: the API makes UUIDs, a row may hold anything.
+  for (const auto& id :
+       std::vector<std::string>{"a\r\nX-Evil: 1", "", std::string(129, 'i'), "a b", "a,b"}) {
+    auto t = plain();
+    t.id = id;
+    const auto odd = record_of(t);
+    CHECK_FALSE(read_plain_record(odd, blocks));
+    CHECK_FALSE(decode_record(odd));
+  }
   // The longest name, and a C1 character written before the API refused them, still read.
   CHECK(decode_record(record_of(plain(std::string(256, 'n')))));
   CHECK(decode_record(record_of(plain("c1 \xc2\x85 next line"))));
