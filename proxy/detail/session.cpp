@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <utility>
 
 namespace tokengate::proxy::detail {
 namespace {
@@ -137,7 +138,9 @@ net::awaitable<bool> session::read_head(bool first) {
   std::size_t scanned = 0;
   skip_empty_lines();
   idle_ = between_requests();
-  deadline_.expire_after(first || !idle_ ? limits().header_timeout : limits().idle_timeout);
+  // header_timeout_ms runs once per head, from its first byte (or the connection's start).
+  bool head_clock = first || !idle_;
+  deadline_.expire_after(head_clock ? limits().header_timeout : limits().idle_timeout);
   for (;;) {
     if (!idle_) {
       const auto size = http1::scan_head(in_.data(), scanned);
@@ -167,8 +170,10 @@ net::awaitable<bool> session::read_head(bool first) {
         co_return false;
       const auto into = net::buffer(in_.prepare(read_chunk).data(), read_chunk);
       if (tls_up_) {
-        // Bytes came: the next head has begun, even while its record is still incomplete.
-        deadline_.expire_after(limits().header_timeout);
+        // Bytes came: the next head has begun, even while its record is still incomplete (and
+        // a record of empty lines does not start the clock again).
+        if (!std::exchange(head_clock, true))
+          deadline_.expire_after(limits().header_timeout);
         got = co_await client_.tls_read_some(into);
       } else {
         got = client_.read_now(into);
@@ -185,7 +190,7 @@ net::awaitable<bool> session::read_head(bool first) {
     if (idle_) {
       skip_empty_lines();
       idle_ = between_requests();
-      if (!idle_)
+      if (!idle_ && !std::exchange(head_clock, true))
         deadline_.expire_after(limits().header_timeout);
     }
   }

@@ -145,3 +145,27 @@ TEST_CASE("on a TLS keep-alive connection, a next request whose record comes a b
   // header_timeout_ms, then at most the 2 s the close waits for the client's close_notify.
   CHECK(c.closed_within(std::chrono::seconds(6)));
 }
+
+TEST_CASE("on a TLS keep-alive connection, records of empty lines do not hold it open past "
+          "header_timeout_ms",
+          "[tls][limits]") {
+  tls_fixture f([](proxy::limits& l) {
+    l.header_timeout = std::chrono::milliseconds(500);
+    l.idle_timeout = std::chrono::seconds(30);
+  });
+  test::tls_client c(f.gate.port(), f.trusting());
+  REQUIRE(c.request("GET", "/public/x").status == 200);
+  // An empty line (which may precede a request) in a record of its own, every 200 ms: the first
+  // starts the head's clock, the others do not start it again. Once the server has closed, a
+  // send fails.
+  bool refused = false;
+  for (int i = 0; i < 25 && !refused; ++i) {
+    try {
+      c.send("\r\n");
+    } catch (const std::exception&) {
+      refused = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  CHECK(refused);
+}
