@@ -58,8 +58,13 @@ result<std::map<std::string, std::optional<token_record>>> latest_in(const pg_ro
   return latest;
 }
 
-// The follower's statements are short reads that wait for no lock: one that has no answer in a
-// few seconds means a stalled database, to be reconnected to (and reported).
+// What the view's database is called while a snapshot that was cut short is unfinished: no
+// database's id.
+constexpr std::string_view unfinished_snapshot = "(a snapshot cut short)";
+
+// The follower's statements are short reads, and its hourly prune waits a second at most for a
+// lock (prune_log): one with no answer in a few seconds means a stalled database, to be
+// reconnected to (and reported).
 pg_settings for_following(pg_settings s) {
   s.query_timeout = std::min(s.query_timeout, std::chrono::milliseconds(5'000));
   return s;
@@ -74,6 +79,10 @@ fleet_follower::fleet_follower(pg_settings settings, replica_store& replica, cha
   // A replica synced before serves until the database answers: its age is the staleness.
   const auto pos = stored_position();
   sink_database_ = pos.database_id;
+  // A snapshot cut short (its first page marks the replica as of no database) may have left
+  // another database's tokens: unknown, so the first catch-up drops the view.
+  if (auto marked = replica_.read_meta("database_id"); marked && *marked && (*marked)->empty())
+    sink_database_ = unfinished_snapshot;
   if (!pos.database_id.empty()) {
     auto at = replica_.read_meta("synced_at_ms");
     status_.synced(at && *at ? std::max<std::int64_t>(1, to_int(**at)) : 1);
@@ -115,15 +124,17 @@ result<void> fleet_follower::connect_and_sync() {
 }
 
 result<void> fleet_follower::catch_up() {
+  // The view is as fresh as the database was when the catch-up began to read it, not when it
+  // ended: a key revoked meanwhile may be in no page it read.
+  const auto began = sync_status::now_ms();
   result<void> out;
   sink_.exclusive([&] { out = catch_up_locked(); });
   if (!out)
     return out;
-  const auto now = sync_status::now_ms();
-  status_.synced(now);
+  status_.synced(began);
   if (options_.max_staleness)
-    sink_.fresh_until(now + options_.max_staleness->count());
-  (void)replica_.note_meta("synced_at_ms", std::to_string(now));
+    sink_.fresh_until(began + options_.max_staleness->count());
+  (void)replica_.note_meta("synced_at_ms", std::to_string(began));
   return {};
 }
 
@@ -373,7 +384,9 @@ void fleet_follower::run() {
     }
     if (ok && clock::now() >= next_prune) {
       next_prune = clock::now() + prune_interval;
-      ok = static_cast<bool>(prune_log(conn_, options_.log_retention));
+      // A prune that waited too long for a writer's lock is tried again at the next one; only
+      // a lost connection is the database's failure.
+      ok = prune_log(conn_, options_.log_retention) || conn_.connected();
     }
     if (!ok) { // reconnect, and re-check the schema, from scratch
       status_.set_connected(false);

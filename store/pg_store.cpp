@@ -119,13 +119,19 @@ result<void> migrate_schema(pg_connection& c) {
 }
 
 result<std::size_t> prune_log(pg_connection& c, std::chrono::seconds keep) {
-  // The meta row's lock orders this with writers, as for any change of the log.
+  // The meta row's lock orders this with writers, as for any change of the log. A writer holds
+  // it to the end of its transaction: the prune waits a second for it at most (io_error), well
+  // within the statement deadline of the follower that runs it.
+  if (auto limited = c.exec("SET lock_timeout = 1000"); !limited)
+    return limited.error();
   auto gone = c.exec("WITH gone AS (DELETE FROM tokengate_changes "
                      "  WHERE changed_at < now() - make_interval(secs => $1) RETURNING seq) "
                      "UPDATE tokengate_meta SET pruned_below = greatest(pruned_below, "
                      "  (SELECT max(seq) + 1 FROM gone)) WHERE EXISTS (SELECT 1 FROM gone) "
                      "RETURNING (SELECT count(*) FROM gone)",
                      {std::to_string(keep.count())});
+  if (c.connected())
+    (void)c.exec("RESET lock_timeout");
   if (!gone)
     return gone.error();
   return gone->empty() ? std::size_t{0}

@@ -389,3 +389,21 @@ TEST_CASE("a view loaded from another database's replica serves none of its keys
   CHECK(f.sink.state("zz-other") == dropped);
   CHECK_FALSE(f.replica_has("zz-other"));
 }
+
+TEST_CASE("a view loaded from a replica whose snapshot was cut short serves none of its keys "
+          "until a snapshot completes",
+          "[store][fleet]") {
+  follower_fixture f;
+  test::pg_fixture other;
+  REQUIRE(other.store.put(record("zz-other", 1, "O")));
+  REQUIRE(f.follower(other.database)->connect_and_sync());
+  // A snapshot of this database began (its first page marks the replica) and the sidecar
+  // stopped before it ended: the replica may hold any mix of the two databases' tokens.
+  REQUIRE(f.replica->note_meta("database_id", ""));
+  f.seed_three_pages();
+  test::failing_follower_replica followed{*f.replica};
+  followed.failing_reads = true;
+  store::fleet_follower follower(f.settings(f.db.database), followed, f.sink, {});
+  CHECK_FALSE(follower.connect_and_sync());
+  CHECK(f.sink.state("zz-other") == std::optional<std::optional<std::string>>(std::in_place));
+}

@@ -201,3 +201,25 @@ TEST_CASE("a statement the server does not answer ends after query_timeout, the 
   REQUIRE(c.connect());
   CHECK(c.exec("SELECT 1").value().at(0).at(0) == "1");
 }
+
+TEST_CASE("a prune waits a second at most for a writer's lock, and keeps its session",
+          "[store][pg]") {
+  test::pg_fixture f;
+  REQUIRE(f.store.put(record("a", 1))); // one change-log entry to prune
+  const store::pg_settings settings{
+      pg_cluster::shared().url(f.database), {}, std::chrono::seconds(5)};
+  store::pg_connection writer(settings); // a write under way holds the meta row
+  REQUIRE(writer.connect());
+  REQUIRE(writer.exec("BEGIN"));
+  REQUIRE(writer.exec("UPDATE tokengate_meta SET last_seq = last_seq"));
+  store::pg_connection follower(settings);
+  REQUIRE(follower.connect());
+  const auto held = store::prune_log(follower, std::chrono::seconds(0));
+  REQUIRE_FALSE(held);
+  CHECK(held.error() == store::errc::io_error);
+  CHECK(follower.connected());
+  REQUIRE(writer.exec("ROLLBACK"));
+  const auto pruned = store::prune_log(follower, std::chrono::seconds(0));
+  REQUIRE(pruned);
+  CHECK(*pruned == 1);
+}
