@@ -78,9 +78,14 @@ constexpr std::string_view replaced_prefixes[]{
     "x-auth-request-", "client-cert",  "x-client-cert", "x-ssl-",  "ssl-client-", "x-amzn-mtls-",
 };
 
+// Whether a backend (or a client) could read `name` as one that starts with `prefix`.
+bool starts_as(std::string_view name, std::string_view prefix) {
+  return name.size() >= prefix.size() && backend_equals(name.substr(0, prefix.size()), prefix);
+}
+
 bool is_replaced(std::string_view name) {
   for (auto prefix : replaced_prefixes)
-    if (name.size() >= prefix.size() && backend_equals(name.substr(0, prefix.size()), prefix))
+    if (starts_as(name, prefix))
       return true;
   for (auto h : replaced_on_request)
     if (backend_equals(name, h))
@@ -244,8 +249,9 @@ void build_client_response(std::string& out, const http1::head& response, client
       append_field(out, f.name, f.value);
       continue;
     }
-    if ((f.name.size() >= 8 && iequals(f.name.substr(0, 8), "x-token-")) ||
-        (own_rate_limit && (iequals(f.name, "ratelimit") || iequals(f.name, "ratelimit-policy"))))
+    if (starts_as(f.name, "x-token-") ||
+        (own_rate_limit &&
+         (backend_equals(f.name, "ratelimit") || backend_equals(f.name, "ratelimit-policy"))))
       continue;
     if (forwardable(response, f, check_connection))
       append_field(out, f.name, f.value);

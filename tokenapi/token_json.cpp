@@ -291,12 +291,16 @@ std::string error_body(std::string_view message) {
   return json::serialize(json::object{{"message", message}});
 }
 
+namespace {
+bool c0_or_del(unsigned char b) noexcept { return b < 0x20 || b == 0x7f; }
+} // namespace
+
 // C0, DEL and C1 (U+0080 to U+009F, in UTF-8 0xC2 0x80 to 0xC2 0x9F): a name is sent upstream
 // in a header, and C1 controls are read as line ends or escapes by some terminals and parsers.
 bool has_control_character(std::string_view s) noexcept {
   for (std::size_t i = 0; i < s.size(); ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f)
+    if (c0_or_del(c))
       return true;
     if (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
         static_cast<unsigned char>(s[i + 1]) <= 0x9f)
@@ -314,10 +318,8 @@ bool sendable_id(std::string_view id) noexcept {
 
 bool sendable_name(std::string_view name) noexcept {
   return !name.empty() && name.size() <= max_name_bytes &&
-         std::none_of(name.begin(), name.end(), [](char c) {
-           const auto b = static_cast<unsigned char>(c);
-           return b < 0x20 || b == 0x7f;
-         });
+         std::none_of(name.begin(), name.end(),
+                      [](char c) { return c0_or_del(static_cast<unsigned char>(c)); });
 }
 
 } // namespace tokengate::tokenapi

@@ -130,15 +130,25 @@ TEST_CASE("a TLS client that starts a handshake and goes silent is closed after 
   CHECK(test::handshake_error(f.gate.port(), f.trusting()).empty());
 }
 
-TEST_CASE("on a TLS keep-alive connection, a next request whose record comes a byte at a time "
-          "has header_timeout_ms from its first byte, not idle_timeout_ms",
-          "[tls][limits]") {
-  tls_fixture f([](proxy::limits& l) {
+namespace {
+
+// A keep-alive TLS connection that has made one request, to a sidecar whose heads have 500 ms
+// (header_timeout_ms) and whose idle connections 30 s (idle_timeout_ms).
+struct idle_tls_connection {
+  tls_fixture f{[](proxy::limits& l) {
     l.header_timeout = std::chrono::milliseconds(500);
     l.idle_timeout = std::chrono::seconds(30);
-  });
-  test::tls_client c(f.gate.port(), f.trusting());
-  REQUIRE(c.request("GET", "/public/x").status == 200);
+  }};
+  test::tls_client c{f.gate.port(), f.trusting()};
+  idle_tls_connection() { REQUIRE(c.request("GET", "/public/x").status == 200); }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(idle_tls_connection,
+                 "on a TLS keep-alive connection, a next request whose record comes a byte at a "
+                 "time has header_timeout_ms from its first byte, not idle_timeout_ms",
+                 "[tls][limits]") {
   std::this_thread::sleep_for(std::chrono::milliseconds(700)); // idle, within idle_timeout_ms
   // An application data record's header, announcing 100 bytes that never come.
   c.send_raw(std::string("\x17\x03\x03\x00\x64", 5));
@@ -146,15 +156,10 @@ TEST_CASE("on a TLS keep-alive connection, a next request whose record comes a b
   CHECK(c.closed_within(std::chrono::seconds(6)));
 }
 
-TEST_CASE("on a TLS keep-alive connection, records of empty lines do not hold it open past "
-          "header_timeout_ms",
-          "[tls][limits]") {
-  tls_fixture f([](proxy::limits& l) {
-    l.header_timeout = std::chrono::milliseconds(500);
-    l.idle_timeout = std::chrono::seconds(30);
-  });
-  test::tls_client c(f.gate.port(), f.trusting());
-  REQUIRE(c.request("GET", "/public/x").status == 200);
+TEST_CASE_METHOD(idle_tls_connection,
+                 "on a TLS keep-alive connection, records of empty lines do not hold it open past "
+                 "header_timeout_ms",
+                 "[tls][limits]") {
   // An empty line (which may precede a request) in a record of its own, every 200 ms: the first
   // starts the head's clock, the others do not start it again. Once the server has closed, a
   // send fails.

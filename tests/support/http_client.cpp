@@ -150,21 +150,27 @@ std::string raw_connection::read_until_close(std::chrono::milliseconds wait) {
   return read_until({}, wait);
 }
 
-bool raw_connection::closed_within(std::chrono::milliseconds wait) {
+bool peer_closed_within(int fd, std::chrono::milliseconds wait) {
   const auto deadline = std::chrono::steady_clock::now() + wait;
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
       return false;
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+    pollfd p{fd, POLLIN, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (ready == 0)
       return false;
+    if (ready < 0) // interrupted: wait for what is left
+      continue;
     char buf[4096];
-    const auto n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n <= 0)
+    if (::recv(fd, buf, sizeof buf, 0) <= 0)
       return true;
   }
+}
+
+bool raw_connection::closed_within(std::chrono::milliseconds wait) {
+  return peer_closed_within(fd_, wait);
 }
 
 void raw_connection::shutdown_send() { ::shutdown(fd_, SHUT_WR); }

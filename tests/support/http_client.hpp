@@ -77,6 +77,10 @@ private:
   int fd_ = -1;
 };
 
+/// True when the peer of socket `fd` closes it within `wait`; what arrives first is read and
+/// dropped (a TLS alert, say).
+[[nodiscard]] bool peer_closed_within(int fd, std::chrono::milliseconds wait);
+
 /// The status code of the first response in `raw` ("HTTP/1.1 400 ..." -> 400), or 0.
 [[nodiscard]] unsigned status_of(std::string_view raw);
 

@@ -9,10 +9,6 @@
 #include <boost/beast/http.hpp>
 
 #include <openssl/ssl.h>
-#include <poll.h>
-#include <sys/socket.h>
-
-#include <chrono>
 #include <stdexcept>
 
 namespace tokengate::test {
@@ -104,21 +100,7 @@ void tls_client::send_raw(std::string_view bytes) {
 }
 
 bool tls_client::closed_within(std::chrono::milliseconds wait) {
-  const int fd = impl_->stream.next_layer().native_handle();
-  const auto until = std::chrono::steady_clock::now() + wait;
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        until - std::chrono::steady_clock::now());
-    if (left.count() <= 0)
-      return false;
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
-      continue;
-    char sink[4096];
-    const auto n = ::recv(fd, sink, sizeof sink, 0);
-    if (n <= 0)
-      return true;
-  }
+  return peer_closed_within(impl_->stream.next_layer().native_handle(), wait);
 }
 
 http_response tls_client::read_response(bool head) {

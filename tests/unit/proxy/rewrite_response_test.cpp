@@ -119,6 +119,7 @@ TEST_CASE("the key's fields in an answer are tokengate's, never the upstream's",
                                "X-Token-Expires: forged\r\n"
                                "x-token-rotated: forged\r\n"
                                "X-Token-Id: forged\r\n"
+                               "X_Token_Name: forged\r\n"
                                "RateLimit: \"up\";r=5;t=1\r\n"
                                "RateLimit-Policy: \"up\";q=9;w=1\r\n"
                                "\r\n";
@@ -130,6 +131,7 @@ TEST_CASE("the key's fields in an answer are tokengate's, never the upstream's",
     CHECK(c.all("X-Token-Expires") == std::vector<std::string>{"2030-01-01T00:00:00Z"});
     CHECK(c.count("X-Token-Rotated") == 0);
     CHECK(c.count("X-Token-Id") == 0);
+    CHECK(c.count("X_Token_Name") == 0);
     CHECK(c.all("RateLimit") == std::vector<std::string>{"\"default\";r=9;t=60"});
     CHECK(c.all("RateLimit-Policy") == std::vector<std::string>{"\"default\";q=10;w=60"});
   }
