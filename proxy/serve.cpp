@@ -61,8 +61,12 @@ void wait_for_stop(const sigset_t& signals, server& srv, log_sink& log) {
 // ---- The token side: stores, authorizer, service -------------------------------------------
 
 /// The local store in `dir`; throws its one-line reason (e.g. another process holds it).
-std::unique_ptr<store::rocksdb_store> open_local(const std::filesystem::path& dir) {
-  auto opened = store::rocksdb_store::open(dir);
+/// RocksDB's warnings and errors, and the store's failed and resumed writes, go to `log`.
+std::unique_ptr<store::rocksdb_store> open_local(const std::filesystem::path& dir, log_sink& log) {
+  auto opened = store::rocksdb_store::open(dir, [&log](bool error, std::string_view message) {
+    log.event(error ? log_level::error : log_level::warn, "token store",
+              [&](json_line& l) { l.add("detail", message); });
+  });
   if (!opened)
     throw std::runtime_error(opened.error().message());
   return std::move(*opened);
@@ -73,7 +77,7 @@ class token_side {
 public:
   /// Opens the local store (and the fleet's connection settings); throws one line when it cannot.
   token_side(const config& c, log_sink& log)
-      : local_(open_local(c.data_dir)),
+      : local_(open_local(c.data_dir, log)),
         fleet_(c.database_url.empty() ? nullptr : std::make_unique<fleet>(c, *local_, log)),
         service_(fleet_ ? fleet_->store() : *local_, auth_, clock_) {}
   // The follower feeds `service_`: it stops before `service_` goes, also when the start fails.

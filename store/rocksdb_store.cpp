@@ -1,10 +1,14 @@
 #include "store/rocksdb_store.hpp"
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/snapshot.h>
 #include <rocksdb/write_batch.h>
 
+#include <array>
+#include <cstdarg>
 #include <cstdio>
 #include <initializer_list>
 
@@ -76,6 +80,11 @@ result<token_record> decode_record(std::string_view id, std::string_view value) 
   return r;
 }
 
+// While writes fail, how often a write tries to resume the store: a second after the failure,
+// then less often (each try that fails is one warning of RocksDB's in the log).
+constexpr std::chrono::steady_clock::duration min_resume_wait = std::chrono::seconds(1);
+constexpr std::chrono::steady_clock::duration max_resume_wait = std::chrono::seconds(8);
+
 rocksdb::WriteOptions synced() {
   rocksdb::WriteOptions o;
   o.sync = true;
@@ -84,26 +93,112 @@ rocksdb::WriteOptions synced() {
 
 } // namespace
 
-open_result<std::unique_ptr<rocksdb_store>> rocksdb_store::open(const std::filesystem::path& dir) {
+/// RocksDB's messages, to the store's report instead of a LOG file in the data directory: on
+/// a full disk, Debian's RocksDB (assertions on) aborts the process on the first append to a
+/// file after a failed one, and its LOG is appended to every few seconds.
+class report_logger final : public rocksdb::Logger {
+public:
+  explicit report_logger(store_diagnostics report)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), report_(std::move(report)) {}
+
+  /// No more messages to the report (which may go with its store, while RocksDB lives on).
+  void detach() {
+    std::lock_guard lock(mutex_);
+    report_ = nullptr;
+  }
+
+  // RocksDB's own base asserts: a message without a level is an informational one.
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL)
+      return;
+    std::array<char, 1024> text{};
+    const int n = std::vsnprintf(text.data(), text.size(), format, ap);
+    if (n < 0)
+      return;
+    std::string_view line(text.data(),
+                          std::min<std::size_t>(static_cast<std::size_t>(n), text.size() - 1));
+    while (!line.empty() && (line.back() == '\n' || line.back() == ' '))
+      line.remove_suffix(1);
+    std::lock_guard lock(mutex_);
+    if (report_)
+      report_(level >= rocksdb::InfoLogLevel::ERROR_LEVEL, line);
+  }
+
+private:
+  std::mutex mutex_;
+  store_diagnostics report_;
+};
+
+namespace {
+
+/// Leaves the recovery from a full disk to the store's writes (rocksdb_store::writable): RocksDB's
+/// own waits for a full memtable's room to be free (64 MiB, more than a small volume may ever
+/// have) and meanwhile refuses to be resumed.
+class manual_recovery final : public rocksdb::EventListener {
+public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status bg_error,
+                            bool* auto_recovery) override {
+    bg_error.PermitUncheckedError();
+    *auto_recovery = false;
+  }
+};
+
+/// Whether `dir` holds what only a store that has taken writes holds: table files or a
+/// write-ahead log.
+bool holds_store_files(const std::filesystem::path& dir) {
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const auto ext = it->path().extension();
+    if (ext == ".sst" || ext == ".log")
+      return true;
+  }
+  return false;
+}
+
+} // namespace
+
+open_result<std::unique_ptr<rocksdb_store>> rocksdb_store::open(const std::filesystem::path& dir,
+                                                                store_diagnostics report) {
+  if (!report)
+    report = [](bool error, std::string_view message) {
+      std::fprintf(stderr, "tokengate: token store %s: %.*s\n", error ? "error" : "warning",
+                   static_cast<int>(message.size()), message.data());
+    };
   std::error_code fs_error;
   std::filesystem::create_directories(dir, fs_error);
   if (fs_error)
     return open_error{errc::io_error,
                       "cannot create data directory " + dir.string() + ": " + fs_error.message()};
+  // Without CURRENT, RocksDB takes a directory for a new store and deletes the table files it
+  // finds there: a store that lost that one file would be replaced by an empty one.
+  if (!std::filesystem::exists(dir / "CURRENT", fs_error) && holds_store_files(dir))
+    return open_error{errc::corruption,
+                      "cannot open token store in " + dir.string() +
+                          ": it holds a store's files but no CURRENT file; restore the "
+                          "directory from a backup (a new store is never made over them)"};
   rocksdb::Options options;
   options.create_if_missing = true;
-  options.keep_log_file_num = 3;
-  options.max_log_file_size = 1 << 20;
-  options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  auto logger = std::make_shared<report_logger>(report);
+  options.info_log = logger;
+  options.listeners.push_back(std::make_shared<manual_recovery>());
+  // A record damaged before the log's end (not a write torn by a crash at its end) stops the
+  // start: RocksDB's default would drop it and every later one, answered writes included.
+  options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   rocksdb::DB* raw = nullptr;
   auto status = rocksdb::DB::Open(options, dir.string(), &raw);
   if (!status.ok())
     return open_error{status.IsCorruption() ? errc::corruption : errc::io_error,
                       "cannot open token store in " + dir.string() + ": " + status.ToString()};
-  return std::unique_ptr<rocksdb_store>(new rocksdb_store(std::unique_ptr<rocksdb::DB>(raw)));
+  return std::unique_ptr<rocksdb_store>(
+      new rocksdb_store(std::unique_ptr<rocksdb::DB>(raw), std::move(logger), std::move(report)));
 }
 
-rocksdb_store::rocksdb_store(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+rocksdb_store::rocksdb_store(std::unique_ptr<rocksdb::DB> db, std::shared_ptr<report_logger> logger,
+                             store_diagnostics report)
+    : db_(std::move(db)), logger_(std::move(logger)), report_(std::move(report)) {}
 
 errc rocksdb_store::failed(const rocksdb::Status& s) const {
   std::lock_guard lock(error_mutex_);
@@ -112,8 +207,45 @@ errc rocksdb_store::failed(const rocksdb::Status& s) const {
 }
 
 errc rocksdb_store::failed_write(const rocksdb::Status& s) {
-  write_failed_ = true;
+  if (!write_failed_.exchange(true)) {
+    report_(true,
+            "a write failed, and the store takes none until it can be resumed: " + s.ToString());
+    std::lock_guard lock(error_mutex_);
+    last_resume_ = std::chrono::steady_clock::now();
+    resume_wait_ = min_resume_wait;
+  }
   return failed(s);
+}
+
+result<void> rocksdb_store::writable() {
+  if (!write_failed_)
+    return {};
+  {
+    std::lock_guard lock(error_mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_resume_ < resume_wait_)
+      return errc::io_error; // last_error_ still says why
+    last_resume_ = now;
+    resume_wait_ = std::min(resume_wait_ * 2, max_resume_wait);
+  }
+  if (auto s = db_->Resume(); !s.ok())
+    return failed(s);
+  {
+    std::lock_guard lock(error_mutex_);
+    resume_wait_ = min_resume_wait;
+  }
+  write_failed_ = false;
+  report_(false, "writes resumed");
+  return {};
+}
+
+result<void> rocksdb_store::commit(const rocksdb::WriteOptions& options,
+                                   rocksdb::WriteBatch& batch) {
+  if (auto ready = writable(); !ready)
+    return ready;
+  if (auto s = db_->Write(options, &batch); !s.ok())
+    return failed_write(s);
+  return {};
 }
 
 std::string rocksdb_store::last_error() const {
@@ -125,6 +257,7 @@ rocksdb_store::~rocksdb_store() {
   if (!db_)
     return;
   if (write_failed_) {
+    logger_->detach();
     // After a failed write to its log, RocksDB (Debian's build, assertions on) aborts the
     // process on any further use of that log, closing included. What it took is on disk: the
     // process' exit releases the rest (kept reachable meanwhile: not a leak).
@@ -141,6 +274,7 @@ rocksdb_store::~rocksdb_store() {
   // freshly seeded million tokens, the larger part of the start-up).
   const auto flushed = db_->Flush(rocksdb::FlushOptions{});
   const auto closed = db_->Close();
+  logger_->detach();
   for (const auto* s : {&synced_wal, &flushed, &closed})
     if (!s->ok())
       std::fprintf(stderr, "tokengate: closing the token store: %s\n", s->ToString().c_str());
@@ -221,9 +355,7 @@ result<void> rocksdb_store::put(const token_record& record, std::string_view mar
   if (!marker.empty())
     if (auto s = batch.Put(slice(key(marker_prefix, marker)), rocksdb::Slice()); !s.ok())
       return failed(s);
-  if (auto s = db_->Write(synced(), &batch); !s.ok())
-    return failed_write(s);
-  return {};
+  return commit(synced(), batch);
 }
 
 result<void> rocksdb_store::put_many(std::span<const token_record> records) {
@@ -232,9 +364,7 @@ result<void> rocksdb_store::put_many(std::span<const token_record> records) {
   for (const auto& r : records)
     if (auto staged = stage(r, batch); !staged)
       return staged;
-  if (auto s = db_->Write(synced(), &batch); !s.ok())
-    return failed_write(s);
-  return {};
+  return commit(synced(), batch);
 }
 
 // Adds the removal of `old`: record, digest index and usage.
@@ -258,8 +388,8 @@ result<bool> rocksdb_store::erase(std::string_view id) {
   rocksdb::WriteBatch batch;
   if (auto staged = stage_removal(**old, batch); !staged)
     return {boost::system::in_place_error, staged.error()};
-  if (auto s = db_->Write(synced(), &batch); !s.ok())
-    return failed_write(s);
+  if (auto done = commit(synced(), batch); !done)
+    return {boost::system::in_place_error, done.error()};
   return true;
 }
 
@@ -282,9 +412,7 @@ result<void> rocksdb_store::replace(const token_record& record, const token_reco
   rocksdb::WriteBatch batch;
   if (auto staged = stage_known(record, expected.value_digest, batch); !staged)
     return staged;
-  if (auto s = db_->Write(synced(), &batch); !s.ok())
-    return failed_write(s);
-  return {};
+  return commit(synced(), batch);
 }
 
 result<void> rocksdb_store::erase_if(const token_record& expected) {
@@ -297,9 +425,7 @@ result<void> rocksdb_store::erase_if(const token_record& expected) {
   rocksdb::WriteBatch batch;
   if (auto staged = stage_removal(**held, batch); !staged)
     return staged;
-  if (auto s = db_->Write(synced(), &batch); !s.ok())
-    return failed_write(s);
-  return {};
+  return commit(synced(), batch);
 }
 
 result<std::vector<token_record>> rocksdb_store::scan(std::string_view after_id,
@@ -363,10 +489,7 @@ result<void> rocksdb_store::write_last_used(std::span<const usage> notes) {
   }
   if (batch.Count() == 0)
     return {};
-  auto s = db_->Write(rocksdb::WriteOptions(), &batch);
-  if (!s.ok())
-    return failed_write(s);
-  return {};
+  return commit(rocksdb::WriteOptions(), batch);
 }
 
 result<bool> rocksdb_store::has_marker(std::string_view marker) const {
@@ -425,19 +548,20 @@ result<void> rocksdb_store::apply(const replica_batch& changes) {
   for (const auto& [name, value] : changes.meta)
     if (auto s = batch.Put(slice(key(meta_prefix, name)), slice(value)); !s.ok())
       return failed(s);
-  if (auto s = db_->Write(rocksdb::WriteOptions(), &batch); !s.ok())
-    return failed_write(s);
-  return {};
+  return commit(rocksdb::WriteOptions(), batch);
 }
 
 result<void> rocksdb_store::note_meta(std::string_view name, std::string_view value) {
-  auto s = db_->Put(rocksdb::WriteOptions(), slice(key(meta_prefix, name)), slice(value));
-  if (!s.ok())
-    return failed_write(s);
-  return {};
+  std::lock_guard lock(write_mutex_);
+  rocksdb::WriteBatch batch;
+  if (auto s = batch.Put(slice(key(meta_prefix, name)), slice(value)); !s.ok())
+    return failed(s);
+  return commit(rocksdb::WriteOptions(), batch);
 }
 
 result<void> rocksdb_store::flush() {
+  if (write_failed_)
+    return errc::io_error;
   auto s = db_->SyncWAL();
   if (!s.ok())
     return failed(s);
@@ -450,6 +574,8 @@ result<void> rocksdb_store::resume() {
   std::lock_guard lock(write_mutex_);
   if (auto s = db_->Resume(); !s.ok())
     return failed(s);
+  if (write_failed_.exchange(false))
+    report_(false, "writes resumed");
   return {};
 }
 

@@ -4,7 +4,9 @@
 #include "store/token_store.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <utility>
@@ -14,9 +16,17 @@ namespace rocksdb {
 class DB;
 class Status;
 class WriteBatch;
+struct WriteOptions;
 } // namespace rocksdb
 
 namespace tokengate::store {
+
+class report_logger;
+
+/// What RocksDB reports (its warnings and errors, never keys or values), and the store's own
+/// failed and resumed writes: `error` or a warning, and one line of text. Called from RocksDB's
+/// background threads too.
+using store_diagnostics = std::function<void(bool error, std::string_view message)>;
 
 /// The embedded default store: RocksDB in one directory.
 ///
@@ -26,9 +36,12 @@ namespace tokengate::store {
 class rocksdb_store final : public token_store, public replica_store {
 public:
   /// Opens (creating when missing) the store in `dir`. An error names the directory and
-  /// RocksDB's reason when it cannot, e.g. when another process holds it.
+  /// RocksDB's reason when it cannot, e.g. when another process holds it, when its write-ahead
+  /// log is damaged before its end, or when the directory holds a store's files but not the
+  /// `CURRENT` that names them (never taken for an empty directory). RocksDB's messages go to
+  /// `report` (by default to stderr), never to a file in `dir`.
   [[nodiscard]] static open_result<std::unique_ptr<rocksdb_store>>
-  open(const std::filesystem::path& dir);
+  open(const std::filesystem::path& dir, store_diagnostics report = {});
 
   ~rocksdb_store() override;
   rocksdb_store(const rocksdb_store&) = delete;
@@ -49,6 +62,8 @@ public:
   result<bool> has_marker(std::string_view marker) const override;
   /// Every marker `put` set, in order (for `tokengate migrate`).
   [[nodiscard]] result<std::vector<std::string>> markers() const;
+  /// Syncs the write-ahead log; after a failed write, which RocksDB may not survive a sync of
+  /// (see the destructor), only says that it failed.
   result<void> flush() override;
 
   // replica_store: a fleet's follower writes a replica through these.
@@ -61,7 +76,16 @@ public:
   [[nodiscard]] std::string last_error() const override;
 
 private:
-  explicit rocksdb_store(std::unique_ptr<rocksdb::DB> db);
+  rocksdb_store(std::unique_ptr<rocksdb::DB> db, std::shared_ptr<report_logger> logger,
+                store_diagnostics report);
+  /// Before a write: after a failed one, RocksDB refuses writes until it is resumed, and by
+  /// itself resumes only once a full memtable's room (64 MiB) is free. The store resumes it
+  /// from its writes, a second after the failure and then every 2, 4 and at most 8 seconds, so
+  /// writes come back soon after the disk takes them again.
+  [[nodiscard]] result<void> writable();
+  /// Writes `batch` once the store is writable.
+  [[nodiscard]] result<void> commit(const rocksdb::WriteOptions& options,
+                                    rocksdb::WriteBatch& batch);
   [[nodiscard]] result<void> stage(const token_record& record, rocksdb::WriteBatch& batch);
   [[nodiscard]] result<std::optional<token_record>> stored(std::string_view id) const;
   [[nodiscard]] result<void> stage_removal(const token_record& old,
@@ -81,6 +105,10 @@ private:
   mutable std::mutex error_mutex_;
   mutable std::string last_error_;
   std::atomic<bool> write_failed_{false};
+  std::shared_ptr<report_logger> logger_; ///< RocksDB's messages, to report_
+  store_diagnostics report_;
+  std::chrono::steady_clock::time_point last_resume_{};                      ///< under error_mutex_
+  std::chrono::steady_clock::duration resume_wait_{std::chrono::seconds(1)}; ///< the same
 };
 
 } // namespace tokengate::store

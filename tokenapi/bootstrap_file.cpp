@@ -68,11 +68,19 @@ bootstrap_file_result<void> write_bootstrap_file(const std::filesystem::path& fi
     return system_failure("cannot create bootstrap token file", file, errno);
   std::string line(value);
   line.push_back('\n');
+  // A file left empty or cut short (a full disk) would stop every later start as one without
+  // a key: it goes, and the next start makes it again.
   const auto written = ::write(out.fd, line.data(), line.size());
-  if (written != static_cast<ssize_t>(line.size()))
-    return system_failure("cannot write bootstrap token file", file, written < 0 ? errno : EIO);
-  if (::fsync(out.fd) != 0)
-    return system_failure("cannot write bootstrap token file", file, errno);
+  const int write_error = written < 0 ? errno : EIO;
+  if (written != static_cast<ssize_t>(line.size())) {
+    ::unlink(file.c_str());
+    return system_failure("cannot write bootstrap token file", file, write_error);
+  }
+  if (::fsync(out.fd) != 0) {
+    const int sync_error = errno;
+    ::unlink(file.c_str());
+    return system_failure("cannot write bootstrap token file", file, sync_error);
+  }
   // The new directory entry is durable only once the directory itself is synced.
   const auto dir = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
   const fd_guard d{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};

@@ -8,9 +8,11 @@
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <future>
+#include <thread>
 
 using namespace tokengate;
 using test::call;
@@ -254,4 +256,113 @@ TEST_CASE("SIGTERM lets a request in flight finish, then exits 0", "[e2e][shutdo
   REQUIRE(status.has_value());
   CHECK(*status == 0);
   CHECK_THAT(gate.proc().out(), Catch::Contains("\"msg\":\"stopped\""));
+}
+
+namespace {
+
+/// A tmpfs of `size` mounted on `at` (made), unmounted when it goes: a disk that fills up.
+/// Mounting needs root, as CI has; elsewhere `mounted()` is false.
+class small_disk {
+public:
+  small_disk(const std::filesystem::path& at, std::string_view size) : at_(at) {
+    std::filesystem::create_directories(at_);
+    if (::geteuid() != 0)
+      return;
+    test::process mount(
+        {"/usr/bin/mount", "-t", "tmpfs", "-o", "size=" + std::string(size), "tmpfs", at_.string()},
+        at_.parent_path());
+    mounted_ = mount.wait(std::chrono::seconds(10)) == 0;
+  }
+  ~small_disk() {
+    if (mounted_)
+      (void)test::process({"/usr/bin/umount", "-l", at_.string()}, at_.parent_path())
+          .wait(std::chrono::seconds(10));
+  }
+  small_disk(const small_disk&) = delete;
+  small_disk& operator=(const small_disk&) = delete;
+
+  [[nodiscard]] bool mounted() const { return mounted_; }
+
+  /// Fills what is left with one file.
+  void fill() {
+    std::ofstream out(at_ / "filler", std::ios::binary);
+    const std::string block(64 * 1024, 'x');
+    while (out.write(block.data(), static_cast<std::streamsize>(block.size())) && out.flush()) {
+    }
+  }
+  void free() { std::filesystem::remove(at_ / "filler"); }
+
+private:
+  std::filesystem::path at_;
+  bool mounted_ = false;
+};
+
+} // namespace
+
+TEST_CASE("a full disk costs the token API its writes, not the proxy; writes come back once "
+          "space is freed, and a stop still exits 0",
+          "[e2e][durability][disk]") {
+  test::temp_dir dir;
+  // The data directory is the small disk; the sidecar's output goes elsewhere.
+  small_disk disk(dir / "data", "4m");
+  if (!disk.mounted()) {
+    WARN("skipped: mounting a tmpfs needs root");
+    return;
+  }
+  test::test_upstream upstream;
+  gate_process gate(dir.path(), upstream.port());
+  const auto admin = gate.admin_key();
+  const auto before = create(gate.port(), admin, "before");
+
+  disk.fill();
+  // RocksDB's log file took the first writes in room it had set aside: a few more fill it.
+  int refused = 0;
+  for (int i = 0; i < 100 && refused == 0; ++i) {
+    auto r = call(gate.port(), "POST", "/api-tokens", admin,
+                  R"({"name":"full","permissions":["AlertRead"]})");
+    if (r.status == 503) {
+      CHECK(r.json().at("message") == "token store unavailable");
+      ++refused;
+    } else {
+      REQUIRE(r.status == 200);
+    }
+  }
+  REQUIRE(refused == 1);
+  CHECK(call(gate.port(), "GET", "/alerts/1", before).status == 200); // decided from memory
+  CHECK(call(gate.port(), "GET", "/api-tokens/self", before).status == 200);
+  CHECK(gate.proc().wait_for_output(
+      R"("level":"error","msg":"token store","detail":"a write failed, and the store takes none )"
+      R"(until it can be resumed: IO error: No space left on device)",
+      std::chrono::seconds(5)));
+  // RocksDB's messages go to the log, not to a LOG file on the full disk (which, appended to
+  // after a failed append, made Debian's RocksDB abort the process).
+  CHECK_FALSE(std::filesystem::exists(dir / "data" / "LOG"));
+
+  // Far less than the 64 MiB RocksDB would wait for to resume by itself.
+  disk.free();
+  std::string after;
+  for (int i = 0; i < 100 && after.empty(); ++i) {
+    auto r = call(gate.port(), "POST", "/api-tokens", admin,
+                  R"({"name":"after","permissions":["AlertRead"]})");
+    if (r.status == 200)
+      after = std::string(r.json().at("value").as_string());
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  REQUIRE_FALSE(after.empty());
+  CHECK(gate.proc().wait_for_output(R"("msg":"token store","detail":"writes resumed")",
+                                    std::chrono::seconds(5)));
+
+  // Full again, a write refused, then SIGTERM: a clean stop, and everything answered is kept.
+  disk.fill();
+  for (int i = 0; i < 100; ++i)
+    if (call(gate.port(), "POST", "/api-tokens", admin,
+             R"({"name":"full","permissions":["AlertRead"]})")
+            .status == 503)
+      break;
+  CHECK(gate.terminate() == 0);
+  disk.free();
+  gate_process again(dir.path(), upstream.port());
+  CHECK(call(again.port(), "GET", "/api-tokens/self", before).status == 200);
+  CHECK(call(again.port(), "GET", "/api-tokens/self", after).status == 200);
 }

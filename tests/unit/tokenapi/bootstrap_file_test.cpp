@@ -5,6 +5,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/resource.h>
+
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 
@@ -84,4 +87,26 @@ TEST_CASE("a bootstrap file whose directory cannot be made is an error naming it
   const auto message = written.error().message();
   CHECK_THAT(message, Catch::StartsWith("cannot create bootstrap token file " + file.string()));
   CHECK(message.find("tg_secret") == std::string::npos);
+}
+
+TEST_CASE("a bootstrap file the disk cannot take is removed, so the next start makes it again",
+          "[bootstrap_file]") {
+  temp_dir dir;
+  const auto file = dir / "admin-token";
+  // A file-size limit of 0: the write fails as on a full disk (EFBIG), without a signal.
+  rlimit before{};
+  REQUIRE(::getrlimit(RLIMIT_FSIZE, &before) == 0);
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit limited = before;
+  limited.rlim_cur = 0;
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &limited) == 0);
+  auto written = tokenapi::write_bootstrap_file(file, "tg_secret");
+  REQUIRE(::setrlimit(RLIMIT_FSIZE, &before) == 0);
+  std::signal(SIGXFSZ, old_handler);
+  REQUIRE_FALSE(written);
+  CHECK(written.error().message() ==
+        "cannot write bootstrap token file " + file.string() + ": File too large");
+  CHECK_FALSE(fs::exists(file));
+  CHECK(tokenapi::write_bootstrap_file(file, "tg_secret"));
+  CHECK(read_file(file) == "tg_secret\n");
 }
