@@ -57,8 +57,10 @@ std::string format_rfc3339(timestamp t) {
   return buffer;
 }
 
-std::optional<timestamp> parse_rfc3339(std::string_view s) noexcept {
+std::optional<timestamp> parse_rfc3339(std::string_view s, rfc3339_refusal* why) noexcept {
   using namespace std::chrono;
+  if (why)
+    *why = rfc3339_refusal::malformed;
   std::size_t pos = 0;
   auto y = digits(s, pos, 4);
   if (!y || !expect(s, pos, '-'))
@@ -86,20 +88,28 @@ std::optional<timestamp> parse_rfc3339(std::string_view s) noexcept {
       return std::nullopt;
   }
   const auto offset_minutes = offset(s, pos);
-  if (!offset_minutes || pos != s.size() || *h > 23 || *mi > 59 || *sec > 59)
+  if (!offset_minutes || pos != s.size() || *h > 23 || *mi > 59 || *sec > 60)
     return std::nullopt;
 
   const year_month_day ymd{year{*y}, month{static_cast<unsigned>(*mo)},
                            day{static_cast<unsigned>(*d)}};
   if (!ymd.ok())
     return std::nullopt;
+  if (*sec == 60) {
+    if (why)
+      *why = rfc3339_refusal::leap_second;
+    return std::nullopt;
+  }
   const timestamp t =
       sys_days{ymd} + hours{*h} + minutes{*mi} + seconds{*sec} - minutes{*offset_minutes};
   // An offset may carry the time out of years 0000 to 9999 in UTC, where it has no RFC 3339
   // form to be answered in (9999-12-31T23:59:59-01:00 is in the year 10000).
   const int utc_year = int(year_month_day{floor<days>(t)}.year());
-  if (utc_year < 0 || utc_year > 9999)
+  if (utc_year < 0 || utc_year > 9999) {
+    if (why)
+      *why = rfc3339_refusal::out_of_range;
     return std::nullopt;
+  }
   return t;
 }
 

@@ -64,11 +64,18 @@ api_result<std::optional<timestamp>> parse_expiry(const json::value& v, timestam
   const char* shape = "\"expiresAt\" must be an RFC 3339 date-time such as 2030-01-01T00:00:00Z";
   if (!v.is_string())
     return bad_request(shape);
-  auto t = parse_rfc3339(v.get_string());
+  rfc3339_refusal why{};
+  auto t = parse_rfc3339(v.get_string(), &why);
+  if (!t && why == rfc3339_refusal::leap_second)
+    return bad_request("\"expiresAt\" is a leap second (:60), which tokengate does not take: "
+                       "use :59");
+  if (!t && why == rfc3339_refusal::out_of_range)
+    return bad_request("\"expiresAt\" must fall in the years 0000 to 9999 in UTC");
   if (!t)
     return bad_request(shape);
+  // Whole seconds: a fraction is dropped, so 0.6 s from now is now.
   if (*t <= now)
-    return bad_request("\"expiresAt\" must lie in the future");
+    return bad_request("\"expiresAt\" must lie in the future (in whole seconds)");
   return std::optional<timestamp>{*t};
 }
 

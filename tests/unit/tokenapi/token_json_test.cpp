@@ -131,6 +131,16 @@ TEST_CASE("expiresAt must be an RFC 3339 time in the future", "[json]") {
              Catch::Contains("future"));
   CHECK_THAT(refusal(body_with(R"("expiresAt":"2020-01-01T00:00:00Z")")),
              Catch::Contains("future"));
+  // A fraction is dropped: 0.6 s from now is now.
+  CHECK(refusal(body_with(R"("expiresAt":"2026-11-28T02:41:26.6Z")")) ==
+        "\"expiresAt\" must lie in the future (in whole seconds)");
+  // Valid RFC 3339 refused for a reason of its own, named.
+  CHECK(refusal(body_with(R"("expiresAt":"2030-12-31T23:59:60Z")")) ==
+        "\"expiresAt\" is a leap second (:60), which tokengate does not take: use :59");
+  CHECK(refusal(body_with(R"("expiresAt":"9999-12-31T23:59:59-01:00")")) ==
+        "\"expiresAt\" must fall in the years 0000 to 9999 in UTC");
+  CHECK_THAT(refusal(body_with(R"("expiresAt":"2030-12-31T23:59:61Z")")),
+             Catch::Contains("\"expiresAt\" must be an RFC 3339 date-time"));
   for (auto bad : {R"("tomorrow")", R"("2030-01-01")", R"("2030-01-01T00:00:00")",
                    R"("2030-02-30T00:00:00Z")", "1893456000", "true", "{}", "[]"}) {
     INFO(bad);
