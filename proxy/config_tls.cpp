@@ -1,6 +1,7 @@
 #include "proxy/config_tls.hpp"
 
-#include <boost/json/parse.hpp>
+#include "proxy/config_parse.hpp"
+
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
@@ -52,8 +53,13 @@ std::string flag_of(const block& b, std::string_view key) {
 std::string text_of(const json::value& v, const std::string& name, const std::string& source) {
   if (v.is_string())
     return std::string(v.get_string());
-  if (v.is_double() && name.ends_with("min_version"))
+  if (v.is_double() && name.ends_with("min_version")) {
+    // Written as a number, 1.2 serialises as 1.2E0: the two versions by value.
+    for (std::string_view version : {"1.2", "1.3"})
+      if (v.get_double() == (version == "1.2" ? 1.2 : 1.3))
+        return std::string(version);
     return json::serialize(v);
+  }
   fail(name, source, "must be a string");
 }
 
@@ -79,11 +85,8 @@ layers_of(const block& b, const json::object* file, const std::string& file_sour
       take_object(b, it->value(), file_source, layers);
   const auto block_env = "TOKENGATE_" + upper(b.name);
   if (auto text = env(block_env)) {
-    boost::system::error_code ec;
-    auto doc = json::parse(*text, ec);
-    if (ec)
-      fail(std::string(b.name), block_env, "must be a JSON object");
-    take_object(b, doc, block_env, layers);
+    // As for the file and TOKENGATE_LIMITS: a syntax error or a repeated key is one line.
+    take_object(b, config_parse::parse_json_text(*text, block_env), block_env, layers);
   }
   for (auto key : b.keys) {
     const auto name = block_env + "_" + upper(key);

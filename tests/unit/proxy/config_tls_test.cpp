@@ -61,6 +61,26 @@ TEST_CASE("TLS mistakes are one line naming the key and its source", "[config][t
         "--upstream-tls-ca-file)");
   CHECK(error_of({"--tls-certfile", "/c"}) ==
         "unknown option '--tls-certfile' (see tokengate --help)");
+  // The block's variable is JSON as strict as the file: a repeated key is refused.
+  CHECK(error_of({}, {{"TOKENGATE_TLS", R"({"cert_file":"/a.crt","cert_file":"/b.crt",)"
+                                        R"("key_file":"/k.key"})"}}) ==
+        "configuration error: TOKENGATE_TLS has a duplicate key \"cert_file\"");
+  CHECK_THAT(error_of({}, {{"TOKENGATE_ADMIN_TLS", "{"}}),
+             Catch::StartsWith("configuration error: TOKENGATE_ADMIN_TLS is not valid JSON"));
+  CHECK(error_of({}, {{"TOKENGATE_TLS", "[]"}}) ==
+        "configuration error: tls must be an object (from TOKENGATE_TLS)");
+}
+
+TEST_CASE("min_version written as a JSON number is taken by its value", "[config][tls]") {
+  config_file f(R"({"tls": {"cert_file": "/c.crt", "key_file": "/k.key", "min_version": 1.3}})");
+  CHECK(load({"--config", f.path}).tls.tls13_only);
+  config_file twelve(
+      R"({"tls": {"cert_file": "/c.crt", "key_file": "/k.key", "min_version": 1.2}})");
+  CHECK_FALSE(load({"--config", twelve.path}).tls.tls13_only);
+  config_file eleven(
+      R"({"tls": {"cert_file": "/c.crt", "key_file": "/k.key", "min_version": 1.1}})");
+  CHECK_THAT(error_of({"--config", eleven.path}),
+             Catch::StartsWith("configuration error: tls.min_version must be \"1.2\" or \"1.3\""));
 }
 
 TEST_CASE("an https:// upstream turns on upstream TLS, port 443 by default", "[config][tls]") {
