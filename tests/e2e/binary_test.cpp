@@ -249,6 +249,18 @@ TEST_CASE("SIGTERM lets a request in flight finish, then exits 0", "[e2e][shutdo
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   REQUIRE_FALSE(upstream.requests().empty());
   gate.proc().signal(SIGTERM);
+  // The admin listener closes with the main one: a readiness probe's connection is refused.
+  REQUIRE(gate.proc().wait_for_output("\"msg\":\"stopping\"", std::chrono::seconds(5)));
+  bool probe_refused = false;
+  for (int i = 0; i < 100 && !probe_refused; ++i) {
+    try {
+      test::raw_connection probe(gate.admin_port());
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    } catch (const std::runtime_error&) {
+      probe_refused = true;
+    }
+  }
+  CHECK(probe_refused);
   auto answer = slow.get();
   CHECK(answer.status == 200);
   CHECK(answer.header("Connection") == "close");
