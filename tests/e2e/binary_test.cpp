@@ -311,7 +311,7 @@ private:
 
 } // namespace
 
-TEST_CASE("a full disk costs the token API its writes, not the proxy; writes come back once "
+TEST_CASE("a full disk costs the token API its writes, not the proxy, writes come back once "
           "space is freed, and a stop still exits 0",
           "[e2e][durability][disk]") {
   test::temp_dir dir;

@@ -202,7 +202,7 @@ std::filesystem::path crash_copy(const std::filesystem::path& dir) {
 
 } // namespace
 
-TEST_CASE("a write-ahead log damaged before its end stops the open; one cut short at its end, "
+TEST_CASE("a write-ahead log damaged before its end stops the open, and one cut short at its end, "
           "as a crash leaves it, does not",
           "[store][rocksdb]") {
   test::temp_dir dir;
