@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <utility>
 
 namespace tokengate::proxy {
 namespace {
@@ -134,7 +135,8 @@ std::string json_line::finish() && {
   return std::move(text_);
 }
 
-log_sink::log_sink(int fd, log_level level) : fd_(fd), level_(level) {
+log_sink::log_sink(int fd, log_level level, std::size_t max_pending)
+    : fd_(fd), level_(level), max_pending_(max_pending) {
   writer_ = std::thread([this] { run(); });
 }
 
@@ -148,13 +150,21 @@ log_sink::~log_sink() {
   flush();
 }
 
-void log_sink::write(std::string_view line) {
+void log_sink::write(std::string_view line, bool urgent) {
   bool wake = false;
   {
     std::lock_guard lock(mutex_);
+    if (pending_.size() + line.size() + 1 > max_pending_) {
+      // The descriptor has not taken what waits (a stalled reader): drop the line rather than
+      // grow without bound; the count is logged once the writer gets through.
+      ++unreported_drops_;
+      dropped_total_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
     // The first line of a batch wakes the writer (which sleeps while nothing is queued), and
-    // so does a batch that has grown large.
-    wake = pending_.empty();
+    // so does an urgent line or a batch that has grown large.
+    wake = pending_.empty() || urgent;
+    urgent_ = urgent_ || urgent;
     pending_.append(line);
     pending_.push_back('\n');
     wake = wake || pending_.size() >= flush_threshold;
@@ -168,9 +178,21 @@ void log_sink::flush() {
   // only once everything queued before it is written.
   std::lock_guard writing(write_mutex_);
   std::string bytes;
+  std::uint64_t dropped = 0;
   {
     std::lock_guard lock(mutex_);
     bytes.swap(pending_);
+    std::swap(dropped, unreported_drops_);
+    urgent_ = false;
+  }
+  // Every line dropped came after those taken here: the report follows them.
+  if (dropped != 0 && enabled(log_level::warn)) {
+    json_line line;
+    line.add("level", level_name(log_level::warn))
+        .add("msg", "log lines dropped")
+        .add("dropped", dropped);
+    bytes.append(std::move(line).finish());
+    bytes.push_back('\n');
   }
   write_out(bytes);
 }
@@ -191,10 +213,11 @@ void log_sink::run() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     // Nothing queued: sleep until a line is, so that an idle sidecar does not wake. Then
-    // gather lines for up to 100 ms (less if they pile up) and write them in one go.
+    // gather lines for up to 100 ms (less if they pile up or one is urgent) and write them in
+    // one go.
     wake_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
     wake_.wait_for(lock, std::chrono::milliseconds(100),
-                   [this] { return stopping_ || pending_.size() >= flush_threshold; });
+                   [this] { return stopping_ || urgent_ || pending_.size() >= flush_threshold; });
     lock.unlock();
     flush();
     lock.lock();

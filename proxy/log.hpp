@@ -39,10 +39,16 @@ private:
 void append_json_escaped(std::string& out, std::string_view s);
 
 /// Log lines to a file descriptor (stdout), buffered and written by a background thread at
-/// least every 100 ms, and on flush() and destruction. Thread-safe. Lines must never hold a key.
+/// least every 100 ms, and on flush() and destruction. Only that thread and flush() write to the
+/// descriptor: queuing a line never waits for it. While the descriptor does not take the lines
+/// (a stalled reader), at most `max_pending` bytes wait; past that whole lines are dropped,
+/// counted, and reported in one warn line once the writer gets through again. Thread-safe.
+/// Lines must never hold a key.
 class log_sink {
 public:
-  log_sink(int fd, log_level level);
+  static constexpr std::size_t default_max_pending = 4 * 1024 * 1024;
+
+  log_sink(int fd, log_level level, std::size_t max_pending = default_max_pending);
   ~log_sink();
   log_sink(const log_sink&) = delete;
   log_sink& operator=(const log_sink&) = delete;
@@ -52,25 +58,28 @@ public:
   }
   /// Changes the level of the lines written from now on (a live reload).
   void set_level(log_level level) noexcept { level_.store(level, std::memory_order_relaxed); }
-  /// Queues `line` (a newline is added).
-  void write(std::string_view line);
+  /// Queues `line` (a newline is added); `urgent`: wakes the writer now rather than within
+  /// 100 ms. Never waits for the descriptor.
+  void write(std::string_view line, bool urgent = false);
   /// An event line {"time", "level", "msg", ...}: `add_fields(json_line&)` adds the rest. Lines
-  /// of warn and above are written at once.
+  /// of warn and above are handed to the writer at once.
   template <class F> void event(log_level level, std::string_view message, F&& add_fields) {
     if (!enabled(level))
       return;
     json_line line;
     line.add("level", level_name(level)).add("msg", message);
     add_fields(line);
-    write(std::move(line).finish());
-    if (level >= log_level::warn)
-      flush();
+    write(std::move(line).finish(), level >= log_level::warn);
   }
   void event(log_level level, std::string_view message) {
     event(level, message, [](json_line&) {});
   }
-  /// Writes everything queued, now.
+  /// Writes everything queued, now; waits for the descriptor (not for threads serving traffic).
   void flush();
+  /// Lines dropped so far because too much was waiting (tokengate_log_lines_dropped_total).
+  [[nodiscard]] std::uint64_t dropped_lines() const noexcept {
+    return dropped_total_.load(std::memory_order_relaxed);
+  }
 
 private:
   void run();
@@ -81,6 +90,10 @@ private:
   std::mutex mutex_;
   std::condition_variable wake_;
   std::string pending_;
+  std::size_t max_pending_;
+  std::uint64_t unreported_drops_ = 0; ///< dropped since the last batch was taken
+  std::atomic<std::uint64_t> dropped_total_{0};
+  bool urgent_ = false;
   bool stopping_ = false;
   std::mutex write_mutex_; // keeps flush() and the background thread from interleaving
   std::thread writer_;

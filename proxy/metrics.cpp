@@ -193,6 +193,10 @@ void add_gauges(family_list& out, const metrics_gauges& g) {
                              "Configuration reloads, by result.", prom::MetricType::Counter);
   add_value(reloads, {{"result", "success"}}, double(g.reloads_ok));
   add_value(reloads, {{"result", "failure"}}, double(g.reloads_failed));
+  add_value(add_family(out, "tokengate_log_lines_dropped_total",
+                       "Log lines dropped while stdout did not take them.",
+                       prom::MetricType::Counter),
+            {}, double(g.log_lines_dropped));
   add_value(add_family(out, "tokengate_build_info", "The running build.", prom::MetricType::Gauge),
             {{"version", TOKENGATE_VERSION}}, 1);
   const auto [cpu, resident] = process_usage();

@@ -104,7 +104,8 @@ struct metrics_gauges {
   std::uint64_t tokens_expiring = 0; ///< within expiry_warning
   std::uint64_t reloads_ok = 0;
   std::uint64_t reloads_failed = 0;
-  double start_time_seconds = 0; ///< unix time of the process start
+  std::uint64_t log_lines_dropped = 0; ///< while stdout did not take them
+  double start_time_seconds = 0;       ///< unix time of the process start
   /// The served TLS certificates' expiry (unix seconds) by listener ("main", "admin"); empty
   /// without TLS.
   std::vector<std::pair<std::string_view, double>> tls_not_after;

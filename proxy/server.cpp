@@ -261,7 +261,6 @@ reload_report server::reload() {
   log.event(log_level::info, "configuration reloaded", [&](json_line& l) {
     l.add("changed", report.changed).add("restart_required", report.restart_required);
   });
-  log.flush();
   return report;
 }
 

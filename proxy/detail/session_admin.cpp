@@ -78,6 +78,7 @@ metrics_gauges session::gauges() const {
   g.tokens_expiring = shared_.tokens_expiring.load(std::memory_order_relaxed);
   g.reloads_ok = shared_.reloads_ok.load(std::memory_order_relaxed);
   g.reloads_failed = shared_.reloads_failed.load(std::memory_order_relaxed);
+  g.log_lines_dropped = deps_.log.dropped_lines();
   g.start_time_seconds = shared_.start_time_seconds;
   if (shared_.tls)
     g.tls_not_after.emplace_back("main", double(shared_.tls->facts().not_after));

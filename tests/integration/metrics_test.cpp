@@ -103,6 +103,7 @@ TEST_CASE_METHOD(metrics_fixture, "each figure moves by exactly the traffic sent
   CHECK(s.at("tokengate_tokens") == 2); // the bootstrap token and the reader
   CHECK(s.at(R"(tokengate_connections_open{listener="admin"})") >= 1);
   CHECK(s.at(R"(tokengate_build_info{version="0.1.0"})") == 1);
+  CHECK(s.at("tokengate_log_lines_dropped_total") == 0); // the log file takes every line
   CHECK(s.at("process_resident_memory_bytes") > 0);
 }
 

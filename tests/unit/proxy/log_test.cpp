@@ -1,6 +1,8 @@
 // Log lines: valid JSON whatever the text in them, written to a file descriptor by a sink that
-// drops events below its level and delivers everything on flush().
+// drops events below its level, delivers everything on flush(), and never makes a caller wait
+// for a reader that does not read.
 #include "proxy/log.hpp"
+#include "tests/unit/proxy/log_checks.hpp"
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
@@ -8,71 +10,15 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
 
 using namespace tokengate::proxy;
-
-namespace {
-
-// A pipe whose read end never blocks.
-class pipe_pair {
-public:
-  pipe_pair() {
-    REQUIRE(::pipe(fds_) == 0);
-    REQUIRE(::fcntl(fds_[0], F_SETFL, O_NONBLOCK) == 0);
-    // Room for the largest test, so a writer never blocks on a full pipe.
-    ::fcntl(fds_[1], F_SETPIPE_SZ, 1 << 20);
-  }
-  ~pipe_pair() {
-    ::close(fds_[0]);
-    ::close(fds_[1]);
-  }
-  pipe_pair(const pipe_pair&) = delete;
-  pipe_pair& operator=(const pipe_pair&) = delete;
-
-  [[nodiscard]] int write_end() const { return fds_[1]; }
-
-  // Everything in the pipe now, without waiting.
-  std::string available() {
-    std::string out;
-    char buffer[4096];
-    for (;;) {
-      const auto n = ::read(fds_[0], buffer, sizeof buffer);
-      if (n <= 0)
-        return out;
-      out.append(buffer, static_cast<std::size_t>(n));
-    }
-  }
-
-private:
-  int fds_[2] = {-1, -1};
-};
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    const auto nl = text.find('\n', start);
-    REQUIRE(nl != std::string::npos); // every line ends in a newline
-    lines.push_back(text.substr(start, nl - start));
-    start = nl + 1;
-  }
-  return lines;
-}
-
-boost::json::object parse_line(const std::string& line) {
-  boost::system::error_code ec;
-  auto v = boost::json::parse(line, ec);
-  INFO(line);
-  REQUIRE_FALSE(ec);
-  REQUIRE(v.is_object());
-  return v.as_object();
-}
-
-} // namespace
+using namespace tokengate::test;
 
 TEST_CASE("a json_line escapes quotes, backslashes and control characters", "[log]") {
   const std::string nasty = std::string("say \"hi\" \\ C:\\path\n\r\t\x01\x1f\x7f end ") +
@@ -191,9 +137,18 @@ TEST_CASE("events below the sink's level are dropped", "[log]") {
   sink.flush();
   CHECK(p.available().empty());
 
-  // warn and above are written at once, no flush needed.
+  // warn and above wake the writer at once, no flush needed: well within the 100 ms it
+  // gathers other lines for (the quickest of three, against a busy machine).
+  auto quickest = std::chrono::steady_clock::duration::max();
+  for (int i = 0; i < 3; ++i) {
+    const auto logged = std::chrono::steady_clock::now();
+    sink.event(log_level::warn, "soon");
+    CHECK(lines_of(p.read_until("\n")).size() == 1);
+    quickest = std::min(quickest, std::chrono::steady_clock::now() - logged);
+  }
+  CHECK(quickest < std::chrono::milliseconds(50));
   sink.event(log_level::warn, "loud", [](json_line& l) { l.add("status", 503); });
-  const auto lines = lines_of(p.available());
+  const auto lines = lines_of(p.read_until("\n"));
   REQUIRE(lines.size() == 1);
   const auto o = parse_line(lines[0]);
   CHECK(o.at("level").as_string() == "warn");
@@ -202,7 +157,7 @@ TEST_CASE("events below the sink's level are dropped", "[log]") {
   CHECK(o.contains("time"));
 
   sink.event(log_level::error, "worse");
-  CHECK(lines_of(p.available()).size() == 1);
+  CHECK(lines_of(p.read_until("\n")).size() == 1);
 }
 
 TEST_CASE("lines from many threads arrive whole", "[log]") {
@@ -230,5 +185,53 @@ TEST_CASE("lines from many threads arrive whole", "[log]") {
     const auto t = o.at("thread").to_number<int>();
     // Each thread's lines keep their order.
     CHECK(o.at("i").to_number<int>() == next[static_cast<std::size_t>(t)]++);
+  }
+}
+
+TEST_CASE("a stalled reader makes no caller wait; past the bound whole lines are dropped, counted "
+          "and reported once the reader reads again",
+          "[log]") {
+  pipe_pair p(4096); // nobody reads until the end: it fills at once
+  constexpr std::size_t bound = 64 * 1024;
+  const std::string padding(100, 'x');
+  constexpr int sent = 5000; // about 600 KiB: far past the pipe and the bound
+  std::atomic<bool> returned = false;
+  {
+    log_sink sink(p.write_end(), log_level::info, bound);
+    std::thread caller([&] {
+      for (int i = 0; i < sent; ++i)
+        sink.event(i % 2 == 0 ? log_level::info : log_level::warn, "request",
+                   [&](json_line& l) { l.add("i", i).add("pad", padding); });
+      returned = true;
+    });
+    // A caller that waited for the pipe would still be waiting: nobody reads for this second.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (!returned && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    CHECK(returned);
+    const auto dropped = sink.dropped_lines();
+    CHECK(dropped > 0);
+
+    // The reader reads again: what waited arrives, then one line with the count.
+    const auto text = p.read_until("log lines dropped");
+    caller.join();
+    std::uint64_t received = 0;
+    std::uint64_t reported = 0;
+    int last = -1;
+    for (const auto& line : lines_of(text)) {
+      const auto o = parse_line(line); // whole lines only
+      if (o.at("msg").as_string() == "log lines dropped") {
+        CHECK(o.at("level").as_string() == "warn");
+        reported += o.at("dropped").to_number<std::uint64_t>();
+        continue;
+      }
+      const auto i = o.at("i").to_number<int>();
+      CHECK(i > last); // in order, with gaps where lines were dropped
+      last = i;
+      ++received;
+    }
+    CHECK(reported == dropped);
+    CHECK(received + dropped == std::uint64_t{sent});
+    CHECK(sink.dropped_lines() == dropped); // nothing dropped once the reader reads
   }
 }
