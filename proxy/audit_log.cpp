@@ -36,24 +36,28 @@ void audit_log::record(const tokenapi::audit_event& e) {
   if (e.previous_value)
     line.add_bool("previous_value", true);
   auto text = std::move(line).finish();
+  // Queued for the log writer: a thread serving requests never waits for stdout.
   log_.write(text);
-  log_.flush();
   if (fd_ < 0)
     return;
   text.push_back('\n');
-  std::lock_guard lock(mutex_);
-  for (std::string_view rest = text; !rest.empty();) {
-    const auto n = ::write(fd_, rest.data(), rest.size());
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      log_.event(log_level::error, "could not append to the audit log file",
-                 [&](json_line& l) { l.add("error", std::strerror(errno)); });
-      return;
+  {
+    std::lock_guard lock(mutex_);
+    for (std::string_view rest = text; !rest.empty();) {
+      const auto n = ::write(fd_, rest.data(), rest.size());
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0) {
+        log_.event(log_level::error, "could not append to the audit log file",
+                   [&](json_line& l) { l.add("error", std::strerror(errno)); });
+        return;
+      }
+      rest.remove_prefix(static_cast<std::size_t>(n));
     }
-    rest.remove_prefix(static_cast<std::size_t>(n));
   }
-  if (::fdatasync(fd_) != 0)
+  // Only a change is synced (a refusal changes nothing), and outside the lock, so that the
+  // refusals appended meanwhile do not wait for the disk.
+  if (e.status < 300 && ::fdatasync(fd_) != 0)
     log_.event(log_level::error, "could not sync the audit log file",
                [&](json_line& l) { l.add("error", std::strerror(errno)); });
 }

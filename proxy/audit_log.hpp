@@ -8,9 +8,10 @@
 
 namespace tokengate::proxy {
 
-/// The audit trail (README "Audit trail"): each event is one JSON line {"log":"audit", ...} in
-/// the log stream, written at once, and, with `audit_log_file`, appended to that file (created
-/// with mode 0600) and synced before the API answers. Thread-safe.
+/// The audit trail (README "Audit trail"): each event is one JSON line {"log":"audit", ...}
+/// queued at once in the log stream, and, with `audit_log_file`, appended to that file (created
+/// with mode 0600); a change's line is synced before `record` returns, a refusal's is not.
+/// Thread-safe.
 class audit_log : public tokenapi::audit_sink {
 public:
   /// Throws std::runtime_error (one line) when `file` cannot be opened for appending.

@@ -71,6 +71,8 @@ TEST_CASE("every token change and refused call is one audit event, in the file a
     CHECK(call(gate.port(), "DELETE", "/api-tokens/" + id, rotated).status == 403);
     CHECK(call(gate.port(), "GET", "/api-tokens", "tg_not_a_key").status == 401);
     REQUIRE(call(gate.port(), "DELETE", "/api-tokens/" + id, admin).status == 204);
+    // The log stream is written within 100 ms of the answer; the file holds at once.
+    CHECK(gate.proc().wait_for_output(R"("result":204)", std::chrono::seconds(10)));
     gate.proc().signal(SIGKILL);
     CHECK(gate.proc().wait(std::chrono::seconds(10)) == 128 + SIGKILL);
     log_text = gate.proc().out();
