@@ -1,6 +1,7 @@
 #include "proxy/audit_log.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,22 +9,9 @@
 #include <stdexcept>
 
 namespace tokengate::proxy {
+namespace {
 
-audit_log::audit_log(log_sink& log, const std::filesystem::path& file) : log_(log) {
-  if (file.empty())
-    return;
-  fd_ = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (fd_ < 0)
-    throw std::runtime_error("cannot open audit_log_file " + file.string() + ": " +
-                             std::strerror(errno));
-}
-
-audit_log::~audit_log() {
-  if (fd_ >= 0)
-    ::close(fd_);
-}
-
-void audit_log::record(const tokenapi::audit_event& e) {
+std::string audit_line(const tokenapi::audit_event& e) {
   json_line line;
   line.add("log", "audit")
       .add("operation", e.operation)
@@ -35,31 +23,125 @@ void audit_log::record(const tokenapi::audit_event& e) {
       .add("result", e.status);
   if (e.previous_value)
     line.add_bool("previous_value", true);
-  auto text = std::move(line).finish();
-  // Queued for the log writer: a thread serving requests never waits for stdout.
+  return std::move(line).finish();
+}
+
+} // namespace
+
+audit_log::audit_log(log_sink& log, const std::filesystem::path& file, std::size_t max_held_bytes)
+    : log_(log), file_(file.string()), max_held_bytes_(max_held_bytes) {
+  if (file.empty())
+    return;
+  fd_ = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd_ < 0)
+    throw std::runtime_error("cannot open audit_log_file " + file_ + ": " + std::strerror(errno));
+}
+
+audit_log::~audit_log() {
+  if (fd_ < 0)
+    return;
+  if (!ready())
+    log_.event(log_level::error, "audit events never reached the audit log file",
+               [&](json_line& l) {
+                 l.add("file", file_).add("events", std::uint64_t{held_.size()} + dropped_);
+               });
+  ::close(fd_);
+}
+
+void audit_log::record(const tokenapi::audit_event& e) {
+  auto text = audit_line(e);
   log_.write(text);
   if (fd_ < 0)
     return;
   text.push_back('\n');
   {
     std::lock_guard lock(mutex_);
-    for (std::string_view rest = text; !rest.empty();) {
-      const auto n = ::write(fd_, rest.data(), rest.size());
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0) {
-        log_.event(log_level::error, "could not append to the audit log file",
-                   [&](json_line& l) { l.add("error", std::strerror(errno)); });
-        return;
-      }
-      rest.remove_prefix(static_cast<std::size_t>(n));
+    if (outage_) { // behind the events held, in order
+      hold(std::move(text));
+      return;
+    }
+    if (const int error = append(text); error != 0) {
+      hold(std::move(text));
+      start_outage("could not append to the audit log file", error);
+      return;
     }
   }
   // Only a change is synced (a refusal changes nothing), and outside the lock, so that the
   // refusals appended meanwhile do not wait for the disk.
-  if (e.status < 300 && ::fdatasync(fd_) != 0)
-    log_.event(log_level::error, "could not sync the audit log file",
-               [&](json_line& l) { l.add("error", std::strerror(errno)); });
+  if (e.status < 300 && ::fdatasync(fd_) != 0) {
+    const int error = errno;
+    std::lock_guard lock(mutex_);
+    start_outage("could not sync the audit log file", error);
+  }
+}
+
+bool audit_log::ready() {
+  if (fd_ < 0)
+    return true;
+  std::lock_guard lock(mutex_);
+  if (!outage_)
+    return true;
+  std::uint64_t written = 0;
+  while (!held_.empty()) {
+    if (append(held_.front()) != 0)
+      return false;
+    held_bytes_ -= held_.front().size();
+    held_.pop_front();
+    ++written;
+  }
+  if (::fdatasync(fd_) != 0)
+    return false;
+  outage_ = false;
+  log_.event(log_level::warn, "the audit log file takes writes again", [&](json_line& l) {
+    l.add("file", file_).add("written", written).add("dropped", dropped_);
+  });
+  dropped_ = 0;
+  return true;
+}
+
+int audit_log::append(std::string_view text) {
+  if (cut_at_ >= 0) {
+    if (::ftruncate(fd_, cut_at_) != 0)
+      return errno;
+    cut_at_ = -1;
+  }
+  struct stat before {};
+  if (::fstat(fd_, &before) != 0)
+    return errno;
+  for (std::string_view rest = text; !rest.empty();) {
+    const auto n = ::write(fd_, rest.data(), rest.size());
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      const int error = n < 0 ? errno : EIO;
+      // A torn line would glue the next event onto it: cut the file back to whole lines.
+      if (rest.size() != text.size() && ::ftruncate(fd_, before.st_size) != 0)
+        cut_at_ = before.st_size;
+      return error;
+    }
+    rest.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return 0;
+}
+
+void audit_log::hold(std::string text) {
+  if (held_bytes_ + text.size() > max_held_bytes_) {
+    ++dropped_;
+    return;
+  }
+  held_bytes_ += text.size();
+  held_.push_back(std::move(text));
+}
+
+void audit_log::start_outage(std::string_view what, int error) {
+  if (outage_)
+    return;
+  outage_ = true;
+  log_.event(log_level::error, what, [&](json_line& l) {
+    l.add("file", file_)
+        .add("error", std::strerror(error))
+        .add("consequence", "token changes are refused until the file takes writes again");
+  });
 }
 
 } // namespace tokengate::proxy

@@ -15,6 +15,8 @@ namespace {
 constexpr std::string_view root = "/api-tokens";
 constexpr std::size_t default_limit = 100;
 constexpr std::size_t max_limit = 1000;
+constexpr std::string_view audit_unavailable_message =
+    "the audit trail cannot be written (audit_log_file): no change was made";
 
 enum class operation { list, create, get, update, erase, rotate };
 
@@ -324,8 +326,11 @@ api_response api_handler::handle(const api_request& request,
     if (auto t = service_.get(id))
       before = std::move(*t);
   change_versions versions;
-  auto response = unread_body ? answer(*unread_body)
-                              : perform(service_, now, a.r, *a.caller, request, versions);
+  // Fail closed: no change that the audit trail could not keep (its held events go first).
+  const bool trail_down = changes && !unread_body && audit_ && !audit_->ready();
+  auto response = unread_body  ? answer(*unread_body)
+                  : trail_down ? answer(api_error{503, std::string(audit_unavailable_message)})
+                               : perform(service_, now, a.r, *a.caller, request, versions);
   response.caller_id = a.caller->id();
   response.caller = a.caller;
   response.previous_value = a.previous_value;

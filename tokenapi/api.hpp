@@ -42,7 +42,8 @@ struct api_response {
 
 /// The `/api-tokens` API as a function from request to response (README "The token API").
 /// Order of checks: route (404), method (405), key (401), address and permission (403), body
-/// (400), then the operation. Thread-safe.
+/// (400), then the operation; a change while the audit sink is not ready is refused with 503 and
+/// not made. Thread-safe.
 class api_handler {
 public:
   /// `audit` (optional, outliving the handler) receives every token change and every call

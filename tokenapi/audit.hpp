@@ -21,12 +21,16 @@ struct audit_event {
   bool previous_value = false;      ///< the caller used a replaced value (during its overlap)
 };
 
-/// Where audit events go. Implementations must be thread-safe and must not lose an event they
-/// have returned from (an append-only file is synced before `record` returns).
+/// Where audit events go. Implementations must be thread-safe. When `record` returns, a change's
+/// event (status below 300) is where the trail keeps it (an append-only file: synced), or is
+/// held and `ready()` answers false until it has been written.
 class audit_sink {
 public:
   virtual ~audit_sink() = default;
   virtual void record(const audit_event& e) = 0;
+  /// Whether a change may be made now: writes the events held back (in order) first, and is
+  /// false while they cannot be written. The token API refuses changes (503) while it is false.
+  [[nodiscard]] virtual bool ready() = 0;
 };
 
 } // namespace tokengate::tokenapi

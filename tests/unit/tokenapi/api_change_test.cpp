@@ -327,3 +327,50 @@ TEST_CASE_METHOD(api_world, "an id that names no token is 404", "[api][not-found
   }
   CHECK(records().size() == 1);
 }
+
+// --- an audit trail that cannot be written -------------------------------------------------------
+
+namespace {
+
+// An audit sink that is ready or not as the test says, and keeps what it is given.
+struct switchable_audit final : tokenapi::audit_sink {
+  void record(const tokenapi::audit_event& e) override { results.push_back(e.status); }
+  bool ready() override { return up; }
+  bool up = true;
+  std::vector<unsigned> results;
+};
+
+} // namespace
+
+TEST_CASE_METHOD(api_world,
+                 "while the audit sink is not ready, every change is refused with 503 and nothing "
+                 "changes; reads are served",
+                 "[api][audit]") {
+  switchable_audit trail;
+  tokenapi::api_handler api_audited{service, auth, clock, &trail};
+  client c(api_audited, admin.value);
+  const auto made = c.post("/api-tokens", spec_body("kept", {"AlertRead"}));
+  REQUIRE(made.status == 200);
+  const auto before = records();
+
+  trail.up = false;
+  const std::string message =
+      "the audit trail cannot be written (audit_log_file): no change was made";
+  for (const auto& r :
+       {c.post("/api-tokens", spec_body("new", {"AlertRead"})),
+        c.post("/api-tokens/" + made.id(), spec_body("renamed", {"AlertRead"})),
+        c.post("/api-tokens/" + made.id() + "/rotate"), c.del("/api-tokens/" + made.id())}) {
+    CHECK(r.status == 503);
+    CHECK(r.message() == message);
+  }
+  CHECK(records().size() == before.size());
+  CHECK(records().front().payload == before.front().payload);
+  CHECK(records().back().payload == before.back().payload);
+  CHECK(c.get("/api-tokens/" + made.id()).text("name") == "kept");
+  CHECK(c.get("/api-tokens").status == 200);
+  // The refused attempts are recorded as such.
+  CHECK(trail.results == std::vector<unsigned>{200, 503, 503, 503, 503});
+
+  trail.up = true;
+  CHECK(c.del("/api-tokens/" + made.id()).status == 204);
+}

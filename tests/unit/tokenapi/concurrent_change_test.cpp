@@ -246,6 +246,7 @@ namespace {
 
 struct recording_audit final : tokenapi::audit_sink {
   void record(const tokenapi::audit_event& e) override { events.push_back(e); }
+  bool ready() override { return true; }
   std::vector<tokenapi::audit_event> events;
 };
 
