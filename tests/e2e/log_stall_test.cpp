@@ -47,7 +47,7 @@ double dropped_lines(std::uint16_t admin_port) {
 
 } // namespace
 
-TEST_CASE("a stalled log reader stalls no request; the lines dropped are counted and reported",
+TEST_CASE("a stalled log reader stalls no request, and the lines dropped are counted and reported",
           "[e2e][log]") {
   test::temp_dir dir;
   test::test_upstream upstream;

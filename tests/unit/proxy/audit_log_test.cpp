@@ -191,7 +191,7 @@ TEST_CASE("an audit file on a full device: the change after the first that faile
   CHECK(log.find("No space left on device") != std::string::npos);
 }
 
-TEST_CASE("the lines held while the audit file takes no writes are bounded; the rest are counted",
+TEST_CASE("the lines held while the audit file takes no writes are bounded, the rest are counted",
           "[audit]") {
   temp_dir dir;
   const auto file = dir / "audit.log";

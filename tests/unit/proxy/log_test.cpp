@@ -188,7 +188,7 @@ TEST_CASE("lines from many threads arrive whole", "[log]") {
   }
 }
 
-TEST_CASE("a stalled reader makes no caller wait; past the bound whole lines are dropped, counted "
+TEST_CASE("a stalled reader makes no caller wait, past the bound whole lines are dropped, counted "
           "and reported once the reader reads again",
           "[log]") {
   pipe_pair p(4096); // nobody reads until the end: it fills at once
