@@ -146,8 +146,9 @@ parse_flags(const std::vector<std::string_view>& args) {
     std::string_view value;
     const auto eq = arg.find('=');
     auto name = arg.substr(0, eq);
+    // Only the name: a mistyped --database-url's value may hold a password.
     if (!is_flag(name))
-      throw config_error("unknown option '" + std::string(arg) + "' (see tokengate --help)");
+      throw config_error("unknown option '" + std::string(name) + "' (see tokengate --help)");
     if (eq != std::string_view::npos)
       value = arg.substr(eq + 1);
     else if (i + 1 < args.size())

@@ -24,19 +24,20 @@ std::optional<std::string> environment(const std::string& name) {
 
 // Blanks the value of --database-url in the process's own command line, which every local user
 // can read (ps, /proc/PID/cmdline): it may hold the database's password. The arguments were
-// copied first.
+// copied first. The config key's spelling, --database_url, is refused as unknown, but the process
+// is visible until it exits: blanked too.
 void hide_database_url(int argc, char** argv) {
-  constexpr std::string_view flag = "--database-url";
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    char* value = nullptr;
-    if (arg == flag && i + 1 < argc)
-      value = argv[i + 1];
-    else if (arg.starts_with(flag) && arg.size() > flag.size() && arg[flag.size()] == '=')
-      value = argv[i] + flag.size() + 1;
-    if (value != nullptr)
-      std::memset(value, '*', std::strlen(value));
-  }
+  for (const std::string_view flag : {"--database-url", "--database_url"})
+    for (int i = 1; i < argc; ++i) {
+      const std::string_view arg = argv[i];
+      char* value = nullptr;
+      if (arg == flag && i + 1 < argc)
+        value = argv[i + 1];
+      else if (arg.starts_with(flag) && arg.size() > flag.size() && arg[flag.size()] == '=')
+        value = argv[i] + flag.size() + 1;
+      if (value != nullptr)
+        std::memset(value, '*', std::strlen(value));
+    }
 }
 
 } // namespace

@@ -26,9 +26,11 @@ migrate_args parse_args(const std::vector<std::string_view>& args, const env_loo
   flags["--database-password-file"] = &out.password_file;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const auto eq = args[i].find('=');
-    auto f = flags.find(args[i].substr(0, eq));
+    const auto name = args[i].substr(0, eq);
+    auto f = flags.find(name);
+    // Only the name: a mistyped --database-url's value may hold a password.
     if (f == flags.end())
-      throw config_error("unknown option '" + std::string(args[i]) + "' (see tokengate --help)");
+      throw config_error("unknown option '" + std::string(name) + "' (see tokengate --help)");
     if (eq != std::string_view::npos)
       *f->second = args[i].substr(eq + 1);
     else if (i + 1 < args.size())

@@ -70,6 +70,9 @@ TEST_CASE("help, version and command-line mistakes", "[e2e][cli]") {
       {{"serve", "--config", "bad.json"}, "unknown key \"treads\""},
       {{"serve", "--config", "broken.json"}, "line 3"},
       {{"frobnicate"}, "unknown command 'frobnicate'"},
+      // The config key's spelling: named without its value, which may hold a password.
+      {{"serve", "--database_url=postgres://u:SECRET@h/db"}, "unknown option '--database_url' "},
+      {{"migrate", "--database_url=postgres://u:SECRET@h/db"}, "unknown option '--database_url' "},
   };
   for (const auto& m : mistakes) {
     std::vector<std::string> args{test::tokengate_binary()};
@@ -81,6 +84,7 @@ TEST_CASE("help, version and command-line mistakes", "[e2e][cli]") {
     CHECK(*status != 0);
     const auto err = p.err();
     CHECK_THAT(err, Catch::Contains(m.says));
+    CHECK(err.find("SECRET") == std::string::npos);
     CHECK(std::count(err.begin(), err.end(), '\n') == 1);
     CHECK_FALSE(std::filesystem::exists(dir / "data")); // nothing was started
   }
