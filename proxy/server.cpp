@@ -116,13 +116,17 @@ net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool adm
     auto& counter = admin ? shared.admin_connections : shared.connections;
     const auto limit =
         admin ? max_admin_connections : shared.max_connections.load(std::memory_order_relaxed);
-    if (counter.load(std::memory_order_relaxed) >= limit) {
+    // A full admin listener makes room by closing an idle connection (this loop is the admin
+    // connections' own): a probe must not fail because others hold idle keep-alive connections.
+    if (counter.load(std::memory_order_relaxed) >= limit &&
+        !(admin && evict_idle_admin_session(target))) {
       // A TLS client could not read a plaintext answer: its connection is only closed.
       const bool tls = (admin ? shared.admin_tls : shared.tls) != nullptr;
       if (!tls)
         ::send(socket.native_handle(), over_capacity().data(), over_capacity().size(),
                MSG_DONTWAIT | MSG_NOSIGNAL);
-      shared.refused_connections.fetch_add(1, std::memory_order_relaxed);
+      if (!admin) // the metric counts max_connections' refusals
+        shared.refused_connections.fetch_add(1, std::memory_order_relaxed);
       boost::system::error_code ignored;
       socket.shutdown(tcp::socket::shutdown_both, ignored);
       socket.close(ignored);

@@ -52,6 +52,11 @@ void session::drain() {
     client_.cancel();
 }
 
+void session::evict() {
+  evicted_ = true;
+  client_.cancel(); // a wait for a request ends; read_head() sees evicted_ before the next
+}
+
 void session::expire_if_due(steady::time_point now) {
   if (!deadline_.expire_if_due(now))
     return;
@@ -101,7 +106,7 @@ net::awaitable<void> session::serve() {
 net::awaitable<bool> session::start_tls() {
   auto* certificates = admin_ ? shared_.admin_tls.get() : shared_.tls.get();
   take_live_settings(); // the limits, for the handshake and a refusal
-  deadline_.expire_after(limits().header_timeout);
+  deadline_.expire_after(header_timeout());
   auto& socket = client_.socket();
   if (auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, nothrow); ec)
     co_return false;
@@ -138,9 +143,11 @@ net::awaitable<bool> session::read_head(bool first) {
   std::size_t scanned = 0;
   skip_empty_lines();
   idle_ = between_requests();
+  if (idle_)
+    idle_since_ = coarse_now();
   // header_timeout_ms runs once per head, from its first byte (or the connection's start).
   bool head_clock = first || !idle_;
-  deadline_.expire_after(head_clock ? limits().header_timeout : limits().idle_timeout);
+  deadline_.expire_after(head_clock ? header_timeout() : limits().idle_timeout);
   for (;;) {
     if (!idle_) {
       const auto size = http1::scan_head(in_.data(), scanned);
@@ -156,7 +163,7 @@ net::awaitable<bool> session::read_head(bool first) {
         co_return true;
       }
     }
-    if (idle_ && draining())
+    if (idle_ && (draining() || evicted_))
       co_return false;
     io_outcome got;
     if (idle_ && !first && !client_.tls_buffered()) {
@@ -173,7 +180,7 @@ net::awaitable<bool> session::read_head(bool first) {
         // Bytes came: the next head has begun, even while its record is still incomplete (and
         // a record of empty lines does not start the clock again).
         if (!std::exchange(head_clock, true))
-          deadline_.expire_after(limits().header_timeout);
+          deadline_.expire_after(header_timeout());
         got = co_await client_.tls_read_some(into);
       } else {
         got = client_.read_now(into);
@@ -191,7 +198,7 @@ net::awaitable<bool> session::read_head(bool first) {
       skip_empty_lines();
       idle_ = between_requests();
       if (!idle_ && !std::exchange(head_clock, true))
-        deadline_.expire_after(limits().header_timeout);
+        deadline_.expire_after(header_timeout());
     }
   }
 }
@@ -342,6 +349,17 @@ void sweep_sessions(worker& w) {
 void drain_sessions(worker& w) {
   for (auto* c : w.live)
     c->drain();
+}
+
+bool evict_idle_admin_session(worker& w) {
+  session* oldest = nullptr;
+  for (auto* c : w.live)
+    if (c->evictable() && (oldest == nullptr || c->idle_since() < oldest->idle_since()))
+      oldest = c;
+  if (oldest == nullptr)
+    return false;
+  oldest->evict();
+  return true;
 }
 
 } // namespace tokengate::proxy::detail

@@ -32,6 +32,9 @@ inline constexpr std::size_t max_interim_answers = 32;
 /// The 401 of a request on a mutual-TLS connection whose client certificate has since expired.
 inline constexpr std::string_view expired_certificate_message =
     "the client certificate has expired: connect again with a valid one";
+/// The longest header_timeout_ms on the admin listener (README "Admin endpoints"): its few
+/// connections must not be held by slow heads.
+inline constexpr std::chrono::milliseconds admin_header_timeout{2000};
 /// The 408 of a request whose body stalls for `idle_timeout_ms`.
 inline constexpr std::string_view body_timeout_message =
     "request body timed out: nothing arrived for idle_timeout_ms";
@@ -59,6 +62,13 @@ public:
   /// Closes the connection now when it waits for a request.
   void drain();
 
+  /// Whether this admin connection waits for a request (and has not been evicted): the admin
+  /// listener, when full, closes the one that has waited longest (`idle_since()`).
+  [[nodiscard]] bool evictable() const { return admin_ && idle_ && !evicted_; }
+  [[nodiscard]] steady::time_point idle_since() const { return idle_since_; }
+  /// Closes the connection to make room for a new one; if a request arrives first, after it.
+  void evict();
+
   /// Called by the sweeper: cancels what the connection waits for once its deadline is past.
   void expire_if_due(steady::time_point now);
 
@@ -68,6 +78,11 @@ private:
   }
   /// The limits of the request in hand (of the live settings it started with).
   const proxy::limits& limits() const { return live_->limits; }
+  /// header_timeout_ms, and at most admin_header_timeout on the admin listener.
+  std::chrono::milliseconds header_timeout() const {
+    return admin_ ? std::min(limits().header_timeout, admin_header_timeout)
+                  : limits().header_timeout;
+  }
   /// Takes the loop's live settings when a reload has changed them since the last request.
   void take_live_settings();
   bool draining() const { return shared_.draining.load(std::memory_order_relaxed); }
@@ -187,6 +202,8 @@ private:
   bool logging_ = false; ///< the access log, and its timings: log_level info or debug
   bool admin_;
   bool idle_ = true; ///< waiting for a request: drain() may close the connection
+  steady::time_point idle_since_ = coarse_now(); ///< when idle_ last became true
+  bool evicted_ = false;                         ///< closes once it waits for a request (evict())
   tokenapi::ip_address peer_;
   std::string peer_text_;
   bool peer_trusted_ = false; ///< the peer is one of the live trusted_proxies

@@ -86,4 +86,9 @@ inline constexpr auto sweep_interval = std::chrono::milliseconds(50);
 /// current response. Must run on `w`'s thread.
 void drain_sessions(worker& w);
 
+/// Closes the admin connection of `w` that has waited longest for a request (an idle keep-alive
+/// connection, or one that has sent nothing yet), as nginx reuses idle keep-alive connections;
+/// false when every admin connection is in the middle of a request. Must run on `w`'s thread.
+bool evict_idle_admin_session(worker& w);
+
 } // namespace tokengate::proxy::detail

@@ -192,6 +192,65 @@ TEST_CASE("connections above max_connections are refused", "[limits]") {
   CHECK(served);
 }
 
+TEST_CASE_METHOD(proxy_fixture,
+                 "a full admin listener closes its longest-idle connection "
+                 "for a new one",
+                 "[limits][admin]") {
+  SECTION("64 idle keep-alive connections") {
+    std::vector<std::unique_ptr<test::http_client>> idle;
+    for (int i = 0; i < 64; ++i) {
+      idle.push_back(std::make_unique<test::http_client>(gate.admin_port()));
+      REQUIRE(idle.back()->request("GET", "/healthz").status == 200);
+      if (i == 0)
+        std::this_thread::sleep_for(50ms); // the first is idle longest, by a clear margin
+    }
+    CHECK(test::request(gate.admin_port(), "GET", "/healthz").status == 200);
+    CHECK(idle.front()->closed_by_peer());
+    CHECK(idle.back()->request("GET", "/healthz").status == 200);
+  }
+  SECTION("64 connections that send nothing") {
+    std::vector<std::unique_ptr<test::raw_connection>> silent;
+    for (int i = 0; i < 64; ++i)
+      silent.push_back(std::make_unique<test::raw_connection>(gate.admin_port()));
+    std::this_thread::sleep_for(100ms); // all accepted
+    CHECK(test::request(gate.admin_port(), "GET", "/readyz").status == 200);
+  }
+}
+
+TEST_CASE_METHOD(proxy_fixture,
+                 "a new admin connection is refused only when all 64 are in the "
+                 "middle of a request, and not counted as a max_connections refusal",
+                 "[limits][admin]") {
+  std::vector<std::unique_ptr<test::raw_connection>> busy;
+  for (int i = 0; i < 64; ++i) {
+    busy.push_back(std::make_unique<test::raw_connection>(gate.admin_port()));
+    REQUIRE(busy.back()->send(i == 0 ? "GET /metrics HTTP/1.1\r\n" : "GET /healthz HTTP/1.1\r\n"));
+  }
+  std::this_thread::sleep_for(200ms); // every half head read
+  test::raw_connection extra(gate.admin_port());
+  extra.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  const auto refused = extra.read_until_close(1s);
+  CHECK(test::status_of(refused) == 503);
+  CHECK_THAT(refused, Catch::Contains("too many open connections"));
+  // A busy one finishes its request: the refusal is not in tokengate_connections_refused_total.
+  REQUIRE(busy.front()->send("Host: x\r\nConnection: close\r\n\r\n"));
+  const auto metrics = busy.front()->read_until_close(1s);
+  CHECK(test::status_of(metrics) == 200);
+  CHECK_THAT(metrics, Catch::Contains("\ntokengate_connections_refused_total 0\n"));
+}
+
+TEST_CASE_METHOD(proxy_fixture, "an admin request head must be complete within 2 s",
+                 "[limits][admin]") {
+  REQUIRE(gate.settings().limits.header_timeout == 10s);
+  test::raw_connection slow(gate.admin_port());
+  REQUIRE(slow.send("GET /healthz HTTP/1.1\r\n"));
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(slow.closed_within(5s));
+  const auto took = std::chrono::steady_clock::now() - start;
+  CHECK(took > 1500ms);
+  CHECK(took < 3s);
+}
+
 TEST_CASE("upstream down is 502, upstream slow is 504, and the sidecar keeps serving",
           "[upstream]") {
   auto settings = test::example_routes();
