@@ -1,6 +1,7 @@
 #pragma once
 
 #include "proxy/log_level.hpp"
+#include "proxy/regular_file.hpp"
 #include "proxy/route_table.hpp"
 #include "tokenapi/ip.hpp"
 
@@ -101,17 +102,17 @@ public:
 /// Reads an environment variable; nullopt when unset.
 using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
 
-/// Reads a whole file; nullopt when it cannot be read.
-using file_reader = std::function<std::optional<std::string>(const std::string&)>;
+/// Reads a whole file: its text, or why it cannot be read.
+using file_reader = std::function<file_text(const std::string&)>;
 
-/// The whole content of the file at `path`, or nullopt.
-[[nodiscard]] std::optional<std::string> read_whole_file(const std::string& path);
+/// The config file at `path`: a regular file of at most max_config_file_bytes (regular_file.hpp).
+[[nodiscard]] file_text read_config_text(const std::string& path);
 
 /// Builds the configuration of `tokengate serve` from its arguments (after "serve"), the
 /// environment (TOKENGATE_*), the JSON file named by --config or TOKENGATE_CONFIG (read with
 /// `read`), and the built-in defaults, in that order of precedence. Throws config_error.
 [[nodiscard]] config load_config(const std::vector<std::string_view>& args, const env_lookup& env,
-                                 const file_reader& read = read_whole_file);
+                                 const file_reader& read = read_config_text);
 
 /// Parses "HOST:PORT" or "[IPv6]:PORT" with an IP literal host (or "localhost").
 [[nodiscard]] std::optional<endpoint> parse_listen_address(std::string_view text);

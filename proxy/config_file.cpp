@@ -155,11 +155,11 @@ json::value parse_json_text(std::string_view text, const std::string& source) {
 }
 
 sourced read_config_file(const std::string& path, const file_reader& read) {
-  const auto text = read(path);
-  if (!text)
-    throw config_error("configuration error: cannot read config file " + path);
+  const auto file = read(path);
+  if (!file.text)
+    throw config_error("configuration error: cannot read config file " + path + ": " + file.error);
   const auto source = "config file " + path;
-  auto doc = parse_json_text(*text, source);
+  auto doc = parse_json_text(*file.text, source);
   if (!doc.is_object())
     throw config_error("configuration error: " + source + " must hold a JSON object");
   return {std::move(doc), source};

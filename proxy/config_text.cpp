@@ -7,8 +7,6 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <fstream>
-#include <sstream>
 
 namespace tokengate::proxy {
 namespace {
@@ -57,13 +55,8 @@ std::optional<endpoint> parse_listen_address(std::string_view text) {
   return endpoint{std::string(host), static_cast<std::uint16_t>(*port)};
 }
 
-std::optional<std::string> read_whole_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in)
-    return std::nullopt;
-  std::stringstream text;
-  text << in.rdbuf();
-  return std::move(text).str();
+file_text read_config_text(const std::string& path) {
+  return read_regular_file(path, max_config_file_bytes);
 }
 
 std::string_view usage() {

@@ -1,5 +1,6 @@
 #include "proxy/detail/tls_context.hpp"
 
+#include "proxy/regular_file.hpp"
 #include "proxy/rewrite.hpp"
 
 #include <openssl/err.h>
@@ -37,6 +38,13 @@ std::string openssl_reason() {
 }
 
 [[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
+
+// OpenSSL opens the files itself: only a regular file of a bounded size is handed to it (on a
+// FIFO the reload would wait for good, /dev/zero would fill memory).
+void check_file(const std::filesystem::path& file, const std::string& what) {
+  if (auto why = check_regular_file(file.string(), max_pem_file_bytes))
+    fail("cannot load " + what + " " + file.string() + ": " + *why);
+}
 
 // HTTP/1.1 (or 1.0) is spoken: a client that offers ALPN with neither of them (h2 alone, say)
 // is refused in the handshake with no_application_protocol, as RFC 7301 3.2 asks, rather than
@@ -149,6 +157,8 @@ int no_password(char*, int, int, void* asked) {
 
 void load_pair(SSL_CTX* native, const std::filesystem::path& cert, const std::filesystem::path& key,
                std::string_view what) {
+  check_file(cert, std::string(what) + " certificate");
+  check_file(key, std::string(what) + " key");
   if (SSL_CTX_use_certificate_chain_file(native, cert.c_str()) != 1)
     fail("cannot load " + std::string(what) + " certificate " + cert.string() + ": " +
          openssl_reason());
@@ -201,6 +211,7 @@ std::pair<context_ptr, certificate_facts> build_server_context(const tls_setting
   SSL_CTX_set_dh_auto(native, 1);
   load_pair(native, s.cert_file, s.key_file, "TLS");
   if (!s.client_ca_file.empty()) {
+    check_file(s.client_ca_file, "TLS client CA");
     if (SSL_CTX_load_verify_locations(native, s.client_ca_file.c_str(), nullptr) != 1)
       fail("cannot load TLS client CA " + s.client_ca_file.string() + ": " + openssl_reason());
     if (auto* names = SSL_load_client_CA_file(s.client_ca_file.c_str()))
@@ -232,6 +243,8 @@ std::pair<context_ptr, certificate_facts> build_upstream_context(const upstream_
   SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
   // Pooled connections are idle most of their life: their record buffers are freed meanwhile.
   SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
+  if (!s.ca_file.empty())
+    check_file(s.ca_file, "upstream_tls.ca_file");
   const bool loaded = s.ca_file.empty()
                           ? SSL_CTX_set_default_verify_paths(native) == 1
                           : SSL_CTX_load_verify_locations(native, s.ca_file.c_str(), nullptr) == 1;

@@ -67,6 +67,8 @@ TEST_CASE("help, version and command-line mistakes", "[e2e][cli]") {
       {{"serve", "--upstream", "ftp://a:1"}, "upstream"},
       {{"serve", "--tls-cert-file", "c.crt"}, "tls.key_file"},
       {{"serve", "--config", "missing.json"}, "cannot read config file missing.json"},
+      {{"serve", "--config", "/dev/zero"}, "cannot read config file /dev/zero: not a regular file"},
+      {{"serve", "--config", "."}, "cannot read config file .: not a regular file"},
       {{"serve", "--config", "bad.json"}, "unknown key \"treads\""},
       {{"serve", "--config", "broken.json"}, "line 3"},
       {{"frobnicate"}, "unknown command 'frobnicate'"},

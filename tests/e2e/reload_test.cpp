@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include <csignal>
 #include <fstream>
 #include <thread>
@@ -81,5 +83,44 @@ TEST_CASE("SIGHUP applies a route from the config file, and a broken file change
   std::ofstream(file) << R"({"upstream": "http://127.0.0.1:1", "threads": 3})";
   const auto restart = test::request(gate.admin_port(), "POST", "/reload");
   CHECK(restart.body == R"({"result":"applied","changed":[],"restartRequired":["threads"]})");
+  CHECK(gate.terminate() == 0);
+}
+
+TEST_CASE("a config file that is a FIFO, a device or too large is refused by a reload, which "
+          "keeps the settings in force",
+          "[e2e][reload]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  const auto file = dir / "tokengate.json";
+  write_config(file, admin_route);
+  gate_process gate(dir.path(), upstream.port(), {"--config", file.string()});
+  const auto key = create_plain_token(gate.port(), gate.admin_key());
+  const test::header_list with_key{{"X-API-Key", key}};
+  REQUIRE(test::request(gate.port(), "GET", "/admin/users", with_key).status == 403);
+
+  const auto refused = [&](std::string_view why) {
+    const auto started = std::chrono::steady_clock::now();
+    const auto r = test::request(gate.admin_port(), "POST", "/reload");
+    CHECK(std::chrono::steady_clock::now() - started < 5s); // no read that waits
+    CHECK(r.status == 422);
+    CHECK(r.message() == "configuration error: cannot read config file " + file.string() + ": " +
+                             std::string(why));
+    // The routes in force stay, and the sidecar goes on answering.
+    CHECK(test::request(gate.port(), "GET", "/admin/users", with_key).status == 403);
+    CHECK(test::request(gate.admin_port(), "GET", "/healthz").status == 200);
+  };
+  std::filesystem::remove(file);
+  REQUIRE(::mkfifo(file.c_str(), 0600) == 0); // no writer: a read would wait for good
+  refused("not a regular file");
+  std::filesystem::remove(file);
+  std::filesystem::create_symlink("/dev/zero", file);
+  refused("not a regular file");
+  std::filesystem::remove(file);
+  std::ofstream(file) << R"({"routes": [])" << std::string(1 << 20, ' ') << "}";
+  refused("larger than 1048576 bytes");
+
+  write_config(file, no_routes);
+  CHECK(test::request(gate.admin_port(), "POST", "/reload").status == 200);
+  CHECK(test::request(gate.port(), "GET", "/admin/users", with_key).status == 200);
   CHECK(gate.terminate() == 0);
 }

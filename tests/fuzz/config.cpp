@@ -20,7 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
   std::vector<std::string_view> args;
   if (variable == nullptr)
     args = {"--config", "fuzzed.json"};
-  const file_reader read = [&](const std::string&) -> std::optional<std::string> { return text; };
+  const file_reader read = [&](const std::string&) { return file_text{text, {}}; };
   const env_lookup env = [&](const std::string& name) -> std::optional<std::string> {
     if (variable != nullptr && name == variable)
       return text;

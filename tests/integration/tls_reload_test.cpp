@@ -5,6 +5,9 @@
 
 #include <catch2/catch.hpp>
 #include <openssl/ssl.h>
+#include <sys/stat.h>
+
+#include <fstream>
 
 using namespace tokengate;
 using test::tls_fixture;
@@ -59,6 +62,45 @@ TEST_CASE("a reload whose certificate pair fails to load says so and counts as a
   CHECK_THAT(metrics, Catch::Contains(R"(tokengate_config_reloads_total{result="success"} 0)"));
   // The previous pair is still served.
   CHECK(test::tls_client(f.gate.port(), f.trusting()).peer_serial() == "1001");
+}
+
+TEST_CASE("a certificate or key file that is a FIFO, a device or too large is refused by a "
+          "reload without waiting, and the previous pair is still served",
+          "[tls][reload]") {
+  tls_fixture f({}, true);
+  const auto secret = f.dir / "secret";
+  const auto v1 = secret / "..v1";
+  // A new version of the secret whose file `name` is made by `make`, the other copied from v1.
+  const auto refused = [&](const std::string& version, const std::string& name,
+                           const std::function<void(const fs::path&)>& make,
+                           const std::string& message) {
+    fs::create_directories(secret / version);
+    for (const std::string file : {"tls.crt", "tls.key"})
+      if (file == name)
+        make(secret / version / file);
+      else
+        fs::copy_file(v1 / file, secret / version / file);
+    fs::create_directory_symlink(version, secret / "..data_tmp");
+    fs::rename(secret / "..data_tmp", secret / "..data");
+    f.gate.reload_with(test::example_routes());
+    const auto started = std::chrono::steady_clock::now();
+    const auto r = test::request(f.gate.admin_port(), "POST", "/reload");
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
+    CHECK(r.status == 422);
+    CHECK(std::string(r.json().at("certificateError").as_string()) == message);
+    CHECK(test::request(f.gate.admin_port(), "GET", "/healthz").status == 200);
+    CHECK(test::tls_client(f.gate.port(), f.trusting()).peer_serial() == "1001");
+  };
+  const auto fifo = [](const fs::path& p) { REQUIRE(::mkfifo(p.c_str(), 0600) == 0); };
+  const auto zero = [](const fs::path& p) { fs::create_symlink("/dev/zero", p); };
+  const auto huge = [](const fs::path& p) { std::ofstream(p) << std::string((4 << 20) + 1, 'x'); };
+  const auto crt = (secret / "tls.crt").string();
+  refused("..v2", "tls.crt", fifo, "cannot load TLS certificate " + crt + ": not a regular file");
+  refused("..v3", "tls.key", fifo,
+          "cannot load TLS key " + (secret / "tls.key").string() + ": not a regular file");
+  refused("..v4", "tls.crt", zero, "cannot load TLS certificate " + crt + ": not a regular file");
+  refused("..v5", "tls.crt", huge,
+          "cannot load TLS certificate " + crt + ": larger than 4194304 bytes");
 }
 
 namespace {

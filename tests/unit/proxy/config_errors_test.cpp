@@ -157,7 +157,8 @@ TEST_CASE("a config error is one line, whatever the key or file name", "[config]
   CHECK(message.find('\n') == std::string::npos);
   CHECK_THAT(message, Catch::Contains("\"max\\nbytes\""));
   CHECK(error_of({"--config", "/nonexistent/a\nb.json"}) ==
-        "configuration error: cannot read config file /nonexistent/a\\x0ab.json");
+        "configuration error: cannot read config file /nonexistent/a\\x0ab.json: No such file or "
+        "directory");
 }
 
 TEST_CASE("a key given twice in a config file or variable is an error", "[config][spelling]") {
