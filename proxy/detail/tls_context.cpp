@@ -319,16 +319,27 @@ reloadable_context::reloadable_context(builder build, std::vector<std::filesyste
 }
 
 std::optional<std::string> reloadable_context::reload() {
-  std::lock_guard lock(mutex_);
-  stamp_ = read_stamp();
+  std::lock_guard one_at_a_time(reload_mutex_);
+  // The files are read without mutex_, which /healthz, /readyz and /metrics take (error(),
+  // facts()): a slow read must not hold them. The result is swapped in under it.
+  auto files_now = read_stamp();
+  {
+    std::lock_guard lock(mutex_);
+    stamp_ = std::move(files_now); // the files this attempt reads, whatever comes of it
+  }
+  std::pair<context_ptr, certificate_facts> built;
+  std::optional<std::string> failed;
   try {
-    auto [context, facts] = build_();
-    context_.store(std::move(context));
-    facts_ = std::move(facts);
-    error_.reset();
+    built = build_();
   } catch (const std::exception& e) {
     ERR_clear_error();
-    error_ = e.what();
+    failed = e.what();
+  }
+  std::lock_guard lock(mutex_);
+  error_ = std::move(failed);
+  if (!error_) {
+    context_.store(std::move(built.first));
+    facts_ = std::move(built.second);
   }
   return error_;
 }

@@ -73,7 +73,8 @@ private:
   builder build_;
   std::vector<std::filesystem::path> files_;
   std::atomic<context_ptr> context_;
-  mutable std::mutex mutex_; ///< facts_, error_, stamp_, and one reload at a time
+  std::mutex reload_mutex_;  ///< one reload at a time
+  mutable std::mutex mutex_; ///< facts_, error_, stamp_
   certificate_facts facts_;
   std::optional<std::string> error_;
   stamp stamp_;

@@ -3,11 +3,15 @@
 // upstream's client pair replaced without a restart.
 #include "tests/integration/tls_fixture.hpp"
 
+#include "proxy/detail/tls_context.hpp"
+
 #include <catch2/catch.hpp>
 #include <openssl/ssl.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <fstream>
+#include <future>
 
 using namespace tokengate;
 using test::tls_fixture;
@@ -101,6 +105,32 @@ TEST_CASE("a certificate or key file that is a FIFO, a device or too large is re
   refused("..v4", "tls.crt", zero, "cannot load TLS certificate " + crt + ": not a regular file");
   refused("..v5", "tls.crt", huge,
           "cannot load TLS certificate " + crt + ": larger than 4194304 bytes");
+}
+
+TEST_CASE("a certificate reload reads its files without holding what /healthz, /readyz and "
+          "/metrics read",
+          "[tls][reload]") {
+  std::promise<void> release;
+  const auto released = release.get_future().share();
+  std::atomic<int> builds{0};
+  // The second build (the reload) waits, as a read from a stuck network mount would.
+  proxy::detail::reloadable_context context(
+      [&] {
+        if (builds++ > 0)
+          released.wait();
+        return std::pair{proxy::detail::reloadable_context::context_ptr{},
+                         proxy::detail::certificate_facts{"CN=first", "01", 1}};
+      },
+      {});
+  auto reloading = std::async(std::launch::async, [&] { return context.reload(); });
+  while (builds.load() < 2)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto probe = std::async(std::launch::async,
+                          [&] { return context.facts().subject + (context.error() ? "!" : ""); });
+  CHECK(probe.wait_for(std::chrono::seconds(2)) == std::future_status::ready);
+  release.set_value();
+  CHECK(probe.get() == "CN=first");
+  CHECK_FALSE(reloading.get());
 }
 
 namespace {
