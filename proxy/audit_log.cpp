@@ -28,32 +28,55 @@ std::string audit_line(const tokenapi::audit_event& e) {
 
 } // namespace
 
+audit_log::open_file::~open_file() { ::close(fd); }
+
 audit_log::audit_log(log_sink& log, const std::filesystem::path& file, std::size_t max_held_bytes)
     : log_(log), file_(file.string()), max_held_bytes_(max_held_bytes) {
   if (file.empty())
     return;
-  fd_ = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (fd_ < 0)
+  const int fd = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
     throw std::runtime_error("cannot open audit_log_file " + file_ + ": " + std::strerror(errno));
+  file_handle_ = std::make_shared<const open_file>(fd);
 }
 
 audit_log::~audit_log() {
-  if (fd_ < 0)
+  if (file_.empty())
     return;
   if (!ready())
     log_.event(log_level::error, "audit events never reached the audit log file",
                [&](json_line& l) {
                  l.add("file", file_).add("events", std::uint64_t{held_.size()} + dropped_);
                });
-  ::close(fd_);
+}
+
+void audit_log::reopen() {
+  if (file_.empty())
+    return;
+  const int fd = ::open(file_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const int error = errno;
+    log_.event(log_level::error, "could not reopen the audit log file; it keeps the one it has",
+               [&](json_line& l) { l.add("file", file_).add("error", std::strerror(error)); });
+    return;
+  }
+  auto opened = std::make_shared<const open_file>(fd);
+  {
+    std::lock_guard lock(mutex_);
+    file_handle_ = std::move(opened);
+    cut_at_ = -1; // a cut still owed was the old file's
+  }
+  log_.event(log_level::info, "audit log file reopened",
+             [&](json_line& l) { l.add("file", file_); });
 }
 
 void audit_log::record(const tokenapi::audit_event& e) {
   auto text = audit_line(e);
   log_.write(text);
-  if (fd_ < 0)
+  if (file_.empty())
     return;
   text.push_back('\n');
+  std::shared_ptr<const open_file> written_to;
   {
     std::lock_guard lock(mutex_);
     if (outage_) { // behind the events held, in order
@@ -65,10 +88,11 @@ void audit_log::record(const tokenapi::audit_event& e) {
       start_outage("could not append to the audit log file", error);
       return;
     }
+    written_to = file_handle_;
   }
   // Only a change is synced (a refusal changes nothing), and outside the lock, so that the
   // refusals appended meanwhile do not wait for the disk.
-  if (e.status < 300 && ::fdatasync(fd_) != 0) {
+  if (e.status < 300 && ::fdatasync(written_to->fd) != 0) {
     const int error = errno;
     std::lock_guard lock(mutex_);
     start_outage("could not sync the audit log file", error);
@@ -76,7 +100,7 @@ void audit_log::record(const tokenapi::audit_event& e) {
 }
 
 bool audit_log::ready() {
-  if (fd_ < 0)
+  if (file_.empty())
     return true;
   std::lock_guard lock(mutex_);
   if (!outage_)
@@ -89,7 +113,7 @@ bool audit_log::ready() {
     held_.pop_front();
     ++written;
   }
-  if (::fdatasync(fd_) != 0)
+  if (::fdatasync(file_handle_->fd) != 0)
     return false;
   outage_ = false;
   log_.event(log_level::warn, "the audit log file takes writes again", [&](json_line& l) {
@@ -100,22 +124,23 @@ bool audit_log::ready() {
 }
 
 int audit_log::append(std::string_view text) {
+  const int fd = file_handle_->fd;
   if (cut_at_ >= 0) {
-    if (::ftruncate(fd_, cut_at_) != 0)
+    if (::ftruncate(fd, cut_at_) != 0)
       return errno;
     cut_at_ = -1;
   }
   struct stat before {};
-  if (::fstat(fd_, &before) != 0)
+  if (::fstat(fd, &before) != 0)
     return errno;
   for (std::string_view rest = text; !rest.empty();) {
-    const auto n = ::write(fd_, rest.data(), rest.size());
+    const auto n = ::write(fd, rest.data(), rest.size());
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0) {
       const int error = n < 0 ? errno : EIO;
       // A torn line would glue the next event onto it: cut the file back to whole lines.
-      if (rest.size() != text.size() && ::ftruncate(fd_, before.st_size) != 0)
+      if (rest.size() != text.size() && ::ftruncate(fd, before.st_size) != 0)
         cut_at_ = before.st_size;
       return error;
     }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -33,7 +34,22 @@ public:
   void record(const tokenapi::audit_event& e) override;
   [[nodiscard]] bool ready() override;
 
+  /// Opens `audit_log_file` again (SIGHUP: after logrotate has moved it away, the events go to
+  /// a new file at the same path). When it cannot be opened, logs one error line and keeps the
+  /// file it has. No-op without a file.
+  void reopen();
+
 private:
+  /// The file's descriptor, closed once nobody uses it: a sync outside the lock may still hold
+  /// the file that reopen() has just replaced.
+  struct open_file {
+    int fd;
+    explicit open_file(int d) : fd(d) {}
+    ~open_file();
+    open_file(const open_file&) = delete;
+    open_file& operator=(const open_file&) = delete;
+  };
+
   /// Appends `text` whole or not at all; the errno of a failure, 0 on success. Needs mutex_.
   [[nodiscard]] int append(std::string_view text);
   void hold(std::string text);
@@ -41,7 +57,7 @@ private:
 
   log_sink& log_;
   std::string file_;
-  int fd_ = -1;
+  std::shared_ptr<const open_file> file_handle_; ///< under mutex_; null without a file
   std::size_t max_held_bytes_;
   std::mutex mutex_; ///< one append at a time in the file, and what follows
   bool outage_ = false;

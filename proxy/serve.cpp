@@ -36,15 +36,17 @@ sigset_t block_signals() {
   return signals;
 }
 
-/// Takes the blocked signals one at a time and acts on each: SIGHUP reloads the configuration
-/// (README "Live reload"); SIGTERM and SIGINT end the wait, for a graceful stop.
-void wait_for_stop(const sigset_t& signals, server& srv, log_sink& log) {
+/// Takes the blocked signals one at a time and acts on each: SIGHUP reopens the audit log file
+/// and reloads the configuration (README "Live reload"); SIGTERM and SIGINT end the wait, for a
+/// graceful stop.
+void wait_for_stop(const sigset_t& signals, server& srv, audit_log& audit, log_sink& log) {
   for (;;) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0)
       continue;
     switch (signal) {
     case SIGHUP:
+      audit.reopen();     // after logrotate moved it away
       (void)srv.reload(); // logged and counted by the server
       break;
     case SIGTERM:
@@ -190,7 +192,7 @@ void serve_until_stopped(const config& c, token_side& tokens, audit_log& audit, 
         .add("threads", c.threads);
   });
   log.flush();
-  wait_for_stop(signals, srv, log);
+  wait_for_stop(signals, srv, audit, log);
   srv.stop();
 }
 

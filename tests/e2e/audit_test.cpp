@@ -201,3 +201,44 @@ TEST_CASE("a known key refused on the token API is named, a refused body is its 
   CHECK(out.find(value) == std::string::npos);
   CHECK(test::read_file(file).find(value) == std::string::npos);
 }
+
+TEST_CASE("SIGHUP reopens audit_log_file, so logrotate can move it away", "[e2e][audit]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  const auto file = dir / "audit.log";
+  gate_process gate(dir.path(), upstream.port(), {"--audit-log-file", file.string()});
+  const auto admin = gate.admin_key();
+  const auto create = [&](std::string_view name) {
+    auto r = call(gate.port(), "POST", "/api-tokens", admin,
+                  R"({"name":")" + std::string(name) + R"(","permissions":["AlertRead"]})");
+    REQUIRE(r.status == 200);
+  };
+  create("before-rotation");
+  std::filesystem::rename(file, dir / "audit.log.1"); // logrotate's move
+  gate.proc().signal(SIGHUP);
+  REQUIRE(
+      gate.proc().wait_for_output(R"("msg":"audit log file reopened")", std::chrono::seconds(10)));
+  create("after-rotation");
+
+  const auto rotated = events_in(test::read_file(dir / "audit.log.1"));
+  const auto fresh = events_in(test::read_file(file));
+  REQUIRE_FALSE(rotated.empty());
+  CHECK(field(rotated.back(), "target_name") == "before-rotation");
+  REQUIRE(fresh.size() == 1);
+  CHECK(field(fresh.front(), "target_name") == "after-rotation");
+  struct stat st {};
+  REQUIRE(::stat(file.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+
+  // A path that cannot be opened (a directory now): one error line, and the file it had stays.
+  std::filesystem::rename(file, dir / "audit.log.2");
+  std::filesystem::create_directory(file);
+  gate.proc().signal(SIGHUP);
+  REQUIRE(gate.proc().wait_for_output(
+      R"("level":"error","msg":"could not reopen the audit log file; it keeps the one it has")",
+      std::chrono::seconds(10)));
+  create("kept");
+  const auto kept = events_in(test::read_file(dir / "audit.log.2"));
+  REQUIRE_FALSE(kept.empty());
+  CHECK(field(kept.back(), "target_name") == "kept");
+}

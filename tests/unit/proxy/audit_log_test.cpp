@@ -94,7 +94,7 @@ constexpr std::string_view refused_message =
 
 TEST_CASE_METHOD(audited_api,
                  "while the audit file takes no writes, changes are refused with 503 and nothing "
-                 "changes; once it does, the held lines are written first, in order",
+                 "changes, and once it does, the held lines are written first, in order",
                  "[audit]") {
   REQUIRE(admin_client().post("/api-tokens", spec_body("one", {"AlertRead"})).status == 200);
   REQUIRE(file_events(file).size() == 1);

@@ -344,7 +344,7 @@ struct switchable_audit final : tokenapi::audit_sink {
 
 TEST_CASE_METHOD(api_world,
                  "while the audit sink is not ready, every change is refused with 503 and nothing "
-                 "changes; reads are served",
+                 "changes, while reads are served",
                  "[api][audit]") {
   switchable_audit trail;
   tokenapi::api_handler api_audited{service, auth, clock, &trail};
