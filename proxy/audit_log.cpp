@@ -26,6 +26,24 @@ std::string audit_line(const tokenapi::audit_event& e) {
   return std::move(line).finish();
 }
 
+/// Opens `path` for appending (made with mode 0600): a regular file only, so that neither a
+/// FIFO (whose open would wait for a reader) nor a device takes the trail. The descriptor, or
+/// -1 with the reason in `error`.
+int open_for_appending(const std::string& path, std::string& error) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600);
+  if (fd < 0) {
+    error = std::strerror(errno);
+    return -1;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    error = "not a regular file";
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 } // namespace
 
 audit_log::open_file::~open_file() { ::close(fd); }
@@ -34,9 +52,10 @@ audit_log::audit_log(log_sink& log, const std::filesystem::path& file, std::size
     : log_(log), file_(file.string()), max_held_bytes_(max_held_bytes) {
   if (file.empty())
     return;
-  const int fd = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  std::string error;
+  const int fd = open_for_appending(file_, error);
   if (fd < 0)
-    throw std::runtime_error("cannot open audit_log_file " + file_ + ": " + std::strerror(errno));
+    throw std::runtime_error("cannot open audit_log_file " + file_ + ": " + error);
   file_handle_ = std::make_shared<const open_file>(fd);
 }
 
@@ -53,11 +72,11 @@ audit_log::~audit_log() {
 void audit_log::reopen() {
   if (file_.empty())
     return;
-  const int fd = ::open(file_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  std::string error;
+  const int fd = open_for_appending(file_, error);
   if (fd < 0) {
-    const int error = errno;
     log_.event(log_level::error, "could not reopen the audit log file; it keeps the one it has",
-               [&](json_line& l) { l.add("file", file_).add("error", std::strerror(error)); });
+               [&](json_line& l) { l.add("file", file_).add("error", error); });
     return;
   }
   auto opened = std::make_shared<const open_file>(fd);
@@ -72,7 +91,10 @@ void audit_log::reopen() {
 
 void audit_log::record(const tokenapi::audit_event& e) {
   auto text = audit_line(e);
-  log_.write(text);
+  // A change's line stays in the log stream even while it is stalled: the stream is the whole
+  // trail without audit_log_file. A refusal's may be dropped (anyone can send one).
+  const bool change = e.status < 300;
+  log_.write(text, false, change);
   if (file_.empty())
     return;
   text.push_back('\n');
@@ -91,10 +113,12 @@ void audit_log::record(const tokenapi::audit_event& e) {
     written_to = file_handle_;
   }
   // Only a change is synced (a refusal changes nothing), and outside the lock, so that the
-  // refusals appended meanwhile do not wait for the disk.
-  if (e.status < 300 && ::fdatasync(written_to->fd) != 0) {
+  // refusals appended meanwhile do not wait for the disk. A line whose sync failed may never
+  // reach the disk (a later sync need not say so again): it is held, to be written again.
+  if (change && ::fdatasync(written_to->fd) != 0) {
     const int error = errno;
     std::lock_guard lock(mutex_);
+    hold(std::move(text));
     start_outage("could not sync the audit log file", error);
   }
 }

@@ -146,9 +146,8 @@ parse_flags(const std::vector<std::string_view>& args) {
     std::string_view value;
     const auto eq = arg.find('=');
     auto name = arg.substr(0, eq);
-    // Only the name: a mistyped --database-url's value may hold a password.
     if (!is_flag(name))
-      throw config_error("unknown option '" + std::string(name) + "' (see tokengate --help)");
+      throw unknown_option(name);
     if (eq != std::string_view::npos)
       value = arg.substr(eq + 1);
     else if (i + 1 < args.size())
@@ -219,6 +218,13 @@ config build(const layers& in, const limit_layers& limit_values) {
 }
 
 } // namespace
+
+config_error unknown_option(std::string_view name) {
+  if (!name.starts_with("--"))
+    return config_error("an argument that is not an --option (not shown: it may hold a secret; "
+                        "see tokengate --help)");
+  return config_error("unknown option '" + std::string(name) + "' (see tokengate --help)");
+}
 
 config load_config(const std::vector<std::string_view>& args, const env_lookup& lookup,
                    const file_reader& read) {

@@ -99,6 +99,11 @@ public:
   explicit config_error(const std::string& message);
 };
 
+/// The error for a command-line argument that is no known option: only its name (a mistyped
+/// --database-url's value, or an argument that is a value without its option, may hold a
+/// password).
+[[nodiscard]] config_error unknown_option(std::string_view name);
+
 /// Reads an environment variable; nullopt when unset.
 using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
 

@@ -150,11 +150,11 @@ log_sink::~log_sink() {
   flush();
 }
 
-void log_sink::write(std::string_view line, bool urgent) {
+void log_sink::write(std::string_view line, bool urgent, bool kept) {
   bool wake = false;
   {
     std::lock_guard lock(mutex_);
-    if (pending_.size() + line.size() + 1 > max_pending_) {
+    if (!kept && pending_.size() + line.size() + 1 > max_pending_) {
       // The descriptor has not taken what waits (a stalled reader): drop the line rather than
       // grow without bound; the count is logged once the writer gets through.
       ++unreported_drops_;

@@ -59,8 +59,9 @@ public:
   /// Changes the level of the lines written from now on (a live reload).
   void set_level(log_level level) noexcept { level_.store(level, std::memory_order_relaxed); }
   /// Queues `line` (a newline is added); `urgent`: wakes the writer now rather than within
-  /// 100 ms. Never waits for the descriptor.
-  void write(std::string_view line, bool urgent = false);
+  /// 100 ms. Never waits for the descriptor. A line that is `kept` is queued past the bound
+  /// (the audit line of a change: few, and made by an authenticated caller).
+  void write(std::string_view line, bool urgent = false, bool kept = false);
   /// An event line {"time", "level", "msg", ...}: `add_fields(json_line&)` adds the rest. Lines
   /// of warn and above are handed to the writer at once.
   template <class F> void event(log_level level, std::string_view message, F&& add_fields) {

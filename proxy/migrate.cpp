@@ -28,9 +28,8 @@ migrate_args parse_args(const std::vector<std::string_view>& args, const env_loo
     const auto eq = args[i].find('=');
     const auto name = args[i].substr(0, eq);
     auto f = flags.find(name);
-    // Only the name: a mistyped --database-url's value may hold a password.
     if (f == flags.end())
-      throw config_error("unknown option '" + std::string(name) + "' (see tokengate --help)");
+      throw unknown_option(name);
     if (eq != std::string_view::npos)
       *f->second = args[i].substr(eq + 1);
     else if (i + 1 < args.size())

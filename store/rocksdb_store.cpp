@@ -5,6 +5,7 @@
 #include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/snapshot.h>
+#include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
 
 #include <array>
@@ -84,6 +85,14 @@ result<token_record> decode_record(std::string_view id, std::string_view value) 
 // then less often (each try that fails is one warning of RocksDB's in the log).
 constexpr std::chrono::steady_clock::duration min_resume_wait = std::chrono::seconds(1);
 constexpr std::chrono::steady_clock::duration max_resume_wait = std::chrono::seconds(8);
+
+// The number of the write-ahead log written to now; 0 when RocksDB cannot say.
+std::uint64_t current_wal(rocksdb::DB& db) {
+  std::unique_ptr<rocksdb::LogFile> wal;
+  if (!db.GetCurrentWalFile(&wal).ok() || !wal)
+    return 0;
+  return wal->LogNumber();
+}
 
 rocksdb::WriteOptions synced() {
   rocksdb::WriteOptions o;
@@ -192,8 +201,11 @@ open_result<std::unique_ptr<rocksdb_store>> rocksdb_store::open(const std::files
   if (!status.ok())
     return open_error{status.IsCorruption() ? errc::corruption : errc::io_error,
                       "cannot open token store in " + dir.string() + ": " + status.ToString()};
-  return std::unique_ptr<rocksdb_store>(
+  std::unique_ptr<rocksdb_store> store(
       new rocksdb_store(std::unique_ptr<rocksdb::DB>(raw), std::move(logger), std::move(report)));
+  std::lock_guard lock(store->write_mutex_);
+  store->anchor();
+  return store;
 }
 
 rocksdb_store::rocksdb_store(std::unique_ptr<rocksdb::DB> db, std::shared_ptr<report_logger> logger,
@@ -210,6 +222,7 @@ errc rocksdb_store::failed_write(const rocksdb::Status& s) {
   if (!write_failed_.exchange(true)) {
     report_(true,
             "a write failed, and the store takes none until it can be resumed: " + s.ToString());
+    failed_wal_ = current_wal(*db_);
     std::lock_guard lock(error_mutex_);
     last_resume_ = std::chrono::steady_clock::now();
     resume_wait_ = min_resume_wait;
@@ -223,20 +236,44 @@ result<void> rocksdb_store::writable() {
   {
     std::lock_guard lock(error_mutex_);
     const auto now = std::chrono::steady_clock::now();
-    if (now - last_resume_ < resume_wait_)
+    if (stuck_ || now - last_resume_ < resume_wait_)
       return errc::io_error; // last_error_ still says why
     last_resume_ = now;
     resume_wait_ = std::min(resume_wait_ * 2, max_resume_wait);
   }
+  return resume_now();
+}
+
+result<void> rocksdb_store::resume_now() {
+  if (stuck_)
+    return errc::io_error;
   if (auto s = db_->Resume(); !s.ok())
     return failed(s);
+  // RocksDB leaves a log that failed only by starting a new one, which its resume does only when
+  // the memtable holds something (see anchor()). Written to again, the failed log aborts the
+  // process (Debian's build): the writes wait for a restart instead.
+  if (const auto wal = current_wal(*db_); wal == 0 || wal == failed_wal_) {
+    stuck_ = true;
+    report_(true, "the store cannot leave the log that failed: token changes are refused until "
+                  "the sidecar restarts");
+    return errc::io_error;
+  }
   {
     std::lock_guard lock(error_mutex_);
     resume_wait_ = min_resume_wait;
   }
   write_failed_ = false;
   report_(false, "writes resumed");
+  anchor();
   return {};
+}
+
+void rocksdb_store::anchor() {
+  rocksdb::WriteBatch batch;
+  if (!batch.Put(slice(key(meta_prefix, "memtable-anchor")), rocksdb::Slice()).ok())
+    return;
+  if (auto s = db_->Write(rocksdb::WriteOptions(), &batch); !s.ok())
+    (void)failed_write(s);
 }
 
 result<void> rocksdb_store::commit(const rocksdb::WriteOptions& options,
@@ -572,11 +609,9 @@ result<void> rocksdb_store::flush() {
 // refusing every later write until it is resumed.
 result<void> rocksdb_store::resume() {
   std::lock_guard lock(write_mutex_);
-  if (auto s = db_->Resume(); !s.ok())
-    return failed(s);
-  if (write_failed_.exchange(false))
-    report_(false, "writes resumed");
-  return {};
+  if (!write_failed_)
+    return {};
+  return resume_now();
 }
 
 } // namespace tokengate::store

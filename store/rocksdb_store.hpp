@@ -83,6 +83,13 @@ private:
   /// from its writes, a second after the failure and then every 2, 4 and at most 8 seconds, so
   /// writes come back soon after the disk takes them again.
   [[nodiscard]] result<void> writable();
+  /// Resumes RocksDB after a failed write, when it can leave the log that failed. Needs
+  /// write_mutex_.
+  [[nodiscard]] result<void> resume_now();
+  /// Keeps the memtable from being empty (one unsynced key, after the open and after a resume):
+  /// RocksDB's resume starts a new log, leaving the one that failed, only when the memtable
+  /// holds something. Needs write_mutex_.
+  void anchor();
   /// Writes `batch` once the store is writable.
   [[nodiscard]] result<void> commit(const rocksdb::WriteOptions& options,
                                     rocksdb::WriteBatch& batch);
@@ -105,6 +112,9 @@ private:
   mutable std::mutex error_mutex_;
   mutable std::string last_error_;
   std::atomic<bool> write_failed_{false};
+  std::uint64_t failed_wal_ = 0; ///< the log the first failed write went to; under write_mutex_
+  /// A resume could not leave that log: writes wait for a restart. Under write_mutex_.
+  bool stuck_ = false;
   std::shared_ptr<report_logger> logger_; ///< RocksDB's messages, to report_
   store_diagnostics report_;
   std::chrono::steady_clock::time_point last_resume_{};                      ///< under error_mutex_

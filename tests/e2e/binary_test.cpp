@@ -75,6 +75,9 @@ TEST_CASE("help, version and command-line mistakes", "[e2e][cli]") {
       // The config key's spelling: named without its value, which may hold a password.
       {{"serve", "--database_url=postgres://u:SECRET@h/db"}, "unknown option '--database_url' "},
       {{"migrate", "--database_url=postgres://u:SECRET@h/db"}, "unknown option '--database_url' "},
+      {{"serve", "postgres://u:SECRET@h/db"}, "an argument that is not an --option (not shown"},
+      {{"migrate", "--data-dir", "d", "postgres://u:SECRET@h/db"},
+       "an argument that is not an --option (not shown"},
   };
   for (const auto& m : mistakes) {
     std::vector<std::string> args{test::tokengate_binary()};
@@ -328,9 +331,16 @@ TEST_CASE("a full disk costs the token API its writes, not the proxy, writes com
     return;
   }
   test::test_upstream upstream;
+  std::string admin, before;
+  {
+    gate_process first(dir.path(), upstream.port());
+    admin = first.admin_key();
+    before = create(first.port(), admin, "before");
+    REQUIRE(first.terminate() == 0);
+  }
+  // Started again, RocksDB's memtable is empty (its log was replayed into a table file): the
+  // case its resume cannot leave a failed log in, unless the store keeps something there.
   gate_process gate(dir.path(), upstream.port());
-  const auto admin = gate.admin_key();
-  const auto before = create(gate.port(), admin, "before");
 
   disk.fill();
   // RocksDB's log file took the first writes in room it had set aside: a few more fill it.

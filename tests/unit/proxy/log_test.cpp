@@ -204,17 +204,31 @@ TEST_CASE("a stalled reader makes no caller wait, past the bound whole lines are
                    [&](json_line& l) { l.add("i", i).add("pad", padding); });
       returned = true;
     });
-    // A caller that waited for the pipe would still be waiting: nobody reads for this second.
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    // A caller that waited for the pipe would still be waiting: nobody reads meanwhile (10 s:
+    // a loaded machine may be slow to send them all).
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!returned && std::chrono::steady_clock::now() < until)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     CHECK(returned);
     const auto dropped = sink.dropped_lines();
     CHECK(dropped > 0);
 
-    // The reader reads again: what waited arrives, then one line with the count.
-    const auto text = p.read_until("log lines dropped");
+    // The reader reads again: what waited arrives, then the count (in two lines, should the
+    // writer have taken a batch while lines were still being dropped).
+    auto text = p.read_until("log lines dropped");
     caller.join();
+    const auto told = [&] {
+      std::uint64_t n = 0;
+      const auto whole = text.substr(0, text.rfind('\n') + 1);
+      for (const auto& line : lines_of(whole))
+        if (parse_line(line).at("msg").as_string() == "log lines dropped")
+          n += parse_line(line).at("dropped").to_number<std::uint64_t>();
+      return n;
+    };
+    for (int i = 0; i < 500 && (told() < dropped || text.back() != '\n'); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      text += p.available();
+    }
     std::uint64_t received = 0;
     std::uint64_t reported = 0;
     int last = -1;
