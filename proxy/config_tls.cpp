@@ -55,9 +55,10 @@ std::string text_of(const json::value& v, const std::string& name, const std::st
     return std::string(v.get_string());
   if (v.is_double() && name.ends_with("min_version")) {
     // Written as a number, 1.2 serialises as 1.2E0: the two versions by value.
-    for (std::string_view version : {"1.2", "1.3"})
-      if (v.get_double() == (version == "1.2" ? 1.2 : 1.3))
-        return std::string(version);
+    if (v.get_double() == 1.2)
+      return "1.2";
+    if (v.get_double() == 1.3)
+      return "1.3";
     return json::serialize(v);
   }
   fail(name, source, "must be a string");

@@ -1,9 +1,13 @@
 #include "proxy/log.hpp"
 
+#include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <ctime>
 #include <utility>
@@ -137,10 +141,15 @@ std::string json_line::finish() && {
 
 log_sink::log_sink(int fd, log_level level, std::size_t max_pending)
     : fd_(fd), level_(level), max_pending_(max_pending) {
+  struct stat st {};
+  may_stall_ = ::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode);
   writer_ = std::thread([this] { run(); });
 }
 
 log_sink::~log_sink() {
+  // The process is ending: a reader that takes nothing for a while (a stalled pipe) does not
+  // keep it from exiting; what it has not taken by then is lost.
+  give_up_at_.store(std::chrono::steady_clock::now() + exit_patience, std::memory_order_relaxed);
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
@@ -148,6 +157,14 @@ log_sink::~log_sink() {
   wake_.notify_one();
   writer_.join();
   flush();
+}
+
+void log_sink::flush_soon() {
+  {
+    std::lock_guard lock(mutex_);
+    urgent_ = true;
+  }
+  wake_.notify_one();
 }
 
 void log_sink::write(std::string_view line, bool urgent, bool kept) {
@@ -200,7 +217,20 @@ void log_sink::flush() {
 void log_sink::write_out(const std::string& bytes) {
   std::size_t done = 0;
   while (done < bytes.size()) {
-    const auto n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+    std::size_t step = bytes.size() - done;
+    if (may_stall_) {
+      // A pipe, a socket or a terminal: wait for room a while at a time, so that the wait can
+      // end at exit, and write no more than room is promised for (PIPE_BUF).
+      pollfd room{fd_, POLLOUT, 0};
+      const int ready = ::poll(&room, 1, 100);
+      if (ready == 0 || (ready < 0 && errno == EINTR)) {
+        if (std::chrono::steady_clock::now() >= give_up_at_.load(std::memory_order_relaxed))
+          return;
+        continue;
+      }
+      step = std::min<std::size_t>(step, PIPE_BUF);
+    }
+    const auto n = ::write(fd_, bytes.data() + done, step);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)

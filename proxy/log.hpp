@@ -3,6 +3,7 @@
 #include "proxy/log_level.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -77,6 +78,8 @@ public:
   }
   /// Writes everything queued, now; waits for the descriptor (not for threads serving traffic).
   void flush();
+  /// Has the writer write what is queued now rather than within 100 ms, without waiting for it.
+  void flush_soon();
   /// Lines dropped so far because too much was waiting (tokengate_log_lines_dropped_total).
   [[nodiscard]] std::uint64_t dropped_lines() const noexcept {
     return dropped_total_.load(std::memory_order_relaxed);
@@ -96,6 +99,11 @@ private:
   std::atomic<std::uint64_t> dropped_total_{0};
   bool urgent_ = false;
   bool stopping_ = false;
+  bool may_stall_ = true; ///< the descriptor is not a regular file: its reader may stall
+  /// How long the exit waits for a stalled reader.
+  static constexpr std::chrono::seconds exit_patience{2};
+  std::atomic<std::chrono::steady_clock::time_point> give_up_at_{
+      std::chrono::steady_clock::time_point::max()};
   std::mutex write_mutex_; // keeps flush() and the background thread from interleaving
   std::thread writer_;
 };

@@ -191,7 +191,8 @@ void serve_until_stopped(const config& c, token_side& tokens, audit_log& audit, 
         .add("tokens", std::uint64_t{tokens.auth().size()})
         .add("threads", c.threads);
   });
-  log.flush();
+  // Written now, but not waited for: a stalled log reader must not keep signals unanswered.
+  log.flush_soon();
   wait_for_stop(signals, srv, audit, log);
   srv.stop();
 }

@@ -1,16 +1,14 @@
 // A log reader that stops reading (README "Logs"): the real binary's stdout is a pipe nobody
 // reads. Requests, refused token API calls (each an audit line) included, are still answered;
 // past the bound, lines are dropped and counted, and the count is logged once the reader reads.
+// A stop with the reader stalled still ends.
 #include "tests/e2e/gate_process.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_upstream.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,16 +22,11 @@ using namespace tokengate;
 
 namespace {
 
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  ::close(fd);
-  return ntohs(a.sin_port);
+/// The port after `marker` ("\"listen\":\"127.0.0.1:") in `text`.
+std::uint16_t port_after(const std::string& text, std::string_view marker) {
+  const auto at = text.find(marker);
+  REQUIRE(at != std::string::npos);
+  return static_cast<std::uint16_t>(std::stoul(text.substr(at + marker.size())));
 }
 
 // tokengate_log_lines_dropped_total as /metrics shows it.
@@ -56,27 +49,29 @@ TEST_CASE("a stalled log reader stalls no request, and the lines dropped are cou
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   REQUIRE(reader >= 0);
-  const auto port = free_port();
-  const auto admin_port = free_port();
   test::process gate({"/bin/sh", "-c", R"(exec "$0" "$@" > stdout)", test::tokengate_binary(),
-                      "serve", "--listen", "127.0.0.1:" + std::to_string(port), "--admin-listen",
-                      "127.0.0.1:" + std::to_string(admin_port), "--upstream",
-                      "http://127.0.0.1:" + std::to_string(upstream.port()), "--data-dir", "data",
-                      "--audit-log-file", "audit.log"},
+                      "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+                      "--upstream", "http://127.0.0.1:" + std::to_string(upstream.port()),
+                      "--data-dir", "data", "--audit-log-file", "audit.log"},
                      dir.path());
   const auto key_file = dir / "data" / "admin-token";
+  std::string text;
+  const auto drain = [&] {
+    char buffer[65536];
+    for (ssize_t n; (n = ::read(reader, buffer, sizeof buffer)) > 0;)
+      text.append(buffer, static_cast<std::size_t>(n));
+  };
+  // The ports, from the "listening" line (read while the pipe is still far from full).
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (!std::filesystem::exists(key_file) && std::chrono::steady_clock::now() < until)
+  while (text.find("\"msg\":\"listening\"") == std::string::npos &&
+         std::chrono::steady_clock::now() < until) {
+    drain();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  bool up = false;
-  while (!up && std::chrono::steady_clock::now() < until) {
-    try {
-      up = test::request(admin_port, "GET", "/healthz").status == 200;
-    } catch (const std::exception&) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
   }
-  REQUIRE(up);
+  REQUIRE(text.find("\"msg\":\"listening\"") != std::string::npos);
+  const auto port = port_after(text, "\"listen\":\"127.0.0.1:");
+  const auto admin_port = port_after(text, "\"admin_listen\":\"127.0.0.1:");
+  text.clear();
 
   // Keyless token API calls: each is refused (401) and logged twice (access and audit line),
   // far past the pipe's 64 KiB and the 4 MiB the sidecar keeps waiting. Each is answered within
@@ -97,14 +92,7 @@ TEST_CASE("a stalled log reader stalls no request, and the lines dropped are cou
   std::getline(std::ifstream(key_file), key);
   CHECK(test::call(port, "GET", "/api-tokens/self", key).status == 200);
 
-  // The reader reads again: what waited, then one line with the count. It keeps reading
-  // through the shutdown, which writes what is queued.
-  std::string text;
-  const auto drain = [&] {
-    char buffer[65536];
-    for (ssize_t n; (n = ::read(reader, buffer, sizeof buffer)) > 0;)
-      text.append(buffer, static_cast<std::size_t>(n));
-  };
+  // The reader reads again: what waited, then one line with the count.
   const std::string report = R"("msg":"log lines dropped","dropped":)";
   const auto read_until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (text.find(report) == std::string::npos && std::chrono::steady_clock::now() < read_until) {
@@ -114,12 +102,15 @@ TEST_CASE("a stalled log reader stalls no request, and the lines dropped are cou
   const auto at = text.find(report);
   REQUIRE(at != std::string::npos);
   CHECK(std::stod(text.substr(at + report.size())) >= dropped);
-  gate.signal(SIGTERM);
-  std::optional<int> status;
-  for (int i = 0; i < 200 && !status; ++i) {
-    drain();
-    status = gate.wait(std::chrono::milliseconds(100));
+
+  // The reader stalls again, the pipe full: a stop still ends, and soon (the exit waits for it
+  // 2 s), with status 0.
+  for (int i = 0; i < 2000; ++i) {
+    REQUIRE(client.send("GET /api-tokens HTTP/1.1\r\nHost: t\r\n\r\n"));
+    REQUIRE(test::status_of(client.read_until("\"}", std::chrono::seconds(5))) == 401);
   }
+  gate.signal(SIGTERM);
+  const auto status = gate.wait(std::chrono::seconds(20));
   CHECK(status == 0);
   ::close(reader);
 }
