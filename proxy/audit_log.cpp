@@ -102,11 +102,11 @@ void audit_log::record(const tokenapi::audit_event& e) {
   {
     std::lock_guard lock(mutex_);
     if (outage_) { // behind the events held, in order
-      hold(std::move(text));
+      hold(std::move(text), change);
       return;
     }
     if (const int error = append(text); error != 0) {
-      hold(std::move(text));
+      hold(std::move(text), change);
       start_outage("could not append to the audit log file", error);
       return;
     }
@@ -118,7 +118,7 @@ void audit_log::record(const tokenapi::audit_event& e) {
   if (change && ::fdatasync(written_to->fd) != 0) {
     const int error = errno;
     std::lock_guard lock(mutex_);
-    hold(std::move(text));
+    hold(std::move(text), change);
     start_outage("could not sync the audit log file", error);
   }
 }
@@ -173,8 +173,8 @@ int audit_log::append(std::string_view text) {
   return 0;
 }
 
-void audit_log::hold(std::string text) {
-  if (held_bytes_ + text.size() > max_held_bytes_) {
+void audit_log::hold(std::string text, bool kept) {
+  if (!kept && held_bytes_ + text.size() > max_held_bytes_) {
     ++dropped_;
     return;
   }

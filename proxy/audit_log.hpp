@@ -17,7 +17,7 @@ namespace tokengate::proxy {
 /// queued at once in the log stream, and, with `audit_log_file`, appended to that file (created
 /// with mode 0600); a change's line is synced before `record` returns, a refusal's is not.
 /// An append that fails is cut back off the file, which keeps whole lines; its event and every
-/// later one are then held (at most `max_held_bytes`, the rest counted and dropped) and
+/// later one are then held (refusals' within `max_held_bytes`, the rest counted and dropped) and
 /// `ready()` is false until they have been written, in order. One error line per outage.
 /// Thread-safe.
 class audit_log : public tokenapi::audit_sink {
@@ -52,7 +52,8 @@ private:
 
   /// Appends `text` whole or not at all; the errno of a failure, 0 on success. Needs mutex_.
   [[nodiscard]] int append(std::string_view text);
-  void hold(std::string text);
+  /// Keeps `text` for the file, within max_held_bytes unless `kept` (a change's line).
+  void hold(std::string text, bool kept);
   void start_outage(std::string_view what, int error);
 
   log_sink& log_;

@@ -221,13 +221,12 @@ void log_sink::write_out(const std::string& bytes) {
     if (may_stall_) {
       // A pipe, a socket or a terminal: wait for room a while at a time, so that the wait can
       // end at exit, and write no more than room is promised for (PIPE_BUF).
+      if (std::chrono::steady_clock::now() >= give_up_at_.load(std::memory_order_relaxed))
+        return;
       pollfd room{fd_, POLLOUT, 0};
       const int ready = ::poll(&room, 1, 100);
-      if (ready == 0 || (ready < 0 && errno == EINTR)) {
-        if (std::chrono::steady_clock::now() >= give_up_at_.load(std::memory_order_relaxed))
-          return;
+      if (ready == 0 || (ready < 0 && errno == EINTR))
         continue;
-      }
       step = std::min<std::size_t>(step, PIPE_BUF);
     }
     const auto n = ::write(fd_, bytes.data() + done, step);

@@ -224,7 +224,7 @@ int run_sidecar(const std::vector<std::string_view>& args, const env_lookup& env
     run(c, log, signals, [&args, &env] { return load_config(args, env); });
     return 0;
   } catch (const std::exception& e) {
-    log.flush();
+    // What is queued follows when `log` goes, which waits for a stalled reader 2 s at most.
     std::cerr << "tokengate: " << e.what() << '\n';
     return 1;
   }

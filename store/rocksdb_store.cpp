@@ -219,7 +219,9 @@ errc rocksdb_store::failed(const rocksdb::Status& s) const {
 }
 
 errc rocksdb_store::failed_write(const rocksdb::Status& s) {
-  if (!write_failed_.exchange(true)) {
+  // Only an I/O error (a full disk) leaves RocksDB refusing writes until it is resumed; any
+  // other failure is the write's own.
+  if (s.IsIOError() && !write_failed_.exchange(true)) {
     report_(true,
             "a write failed, and the store takes none until it can be resumed: " + s.ToString());
     failed_wal_ = current_wal(*db_);
@@ -252,7 +254,7 @@ result<void> rocksdb_store::resume_now() {
   // RocksDB leaves a log that failed only by starting a new one, which its resume does only when
   // the memtable holds something (see anchor()). Written to again, the failed log aborts the
   // process (Debian's build): the writes wait for a restart instead.
-  if (const auto wal = current_wal(*db_); wal == 0 || wal == failed_wal_) {
+  if (const auto wal = current_wal(*db_); wal == 0 || failed_wal_ == 0 || wal == failed_wal_) {
     stuck_ = true;
     report_(true, "the store cannot leave the log that failed: token changes are refused until "
                   "the sidecar restarts");
@@ -263,8 +265,10 @@ result<void> rocksdb_store::resume_now() {
     resume_wait_ = min_resume_wait;
   }
   write_failed_ = false;
-  report_(false, "writes resumed");
   anchor();
+  if (write_failed_)
+    return errc::io_error;
+  report_(false, "writes resumed");
   return {};
 }
 
@@ -272,7 +276,10 @@ void rocksdb_store::anchor() {
   rocksdb::WriteBatch batch;
   if (!batch.Put(slice(key(meta_prefix, "memtable-anchor")), rocksdb::Slice()).ok())
     return;
-  if (auto s = db_->Write(rocksdb::WriteOptions(), &batch); !s.ok())
+  // Into the memtable alone: a write to the log could fail on the disk it is there for.
+  rocksdb::WriteOptions memtable_only;
+  memtable_only.disableWAL = true;
+  if (auto s = db_->Write(memtable_only, &batch); !s.ok())
     (void)failed_write(s);
 }
 

@@ -86,7 +86,7 @@ private:
   /// Resumes RocksDB after a failed write, when it can leave the log that failed. Needs
   /// write_mutex_.
   [[nodiscard]] result<void> resume_now();
-  /// Keeps the memtable from being empty (one unsynced key, after the open and after a resume):
+  /// Keeps the memtable from being empty (one key, not logged, after the open and a resume):
   /// RocksDB's resume starts a new log, leaving the one that failed, only when the memtable
   /// holds something. Needs write_mutex_.
   void anchor();

@@ -63,12 +63,15 @@ TEST_CASE("a stalled log reader stalls no request, and the lines dropped are cou
   };
   // The ports, from the "listening" line (read while the pipe is still far from full).
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (text.find("\"msg\":\"listening\"") == std::string::npos &&
-         std::chrono::steady_clock::now() < until) {
+  const auto listening_line = [&] {
+    const auto at = text.find("\"msg\":\"listening\"");
+    return at != std::string::npos && text.find('\n', at) != std::string::npos;
+  };
+  while (!listening_line() && std::chrono::steady_clock::now() < until) {
     drain();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  REQUIRE(text.find("\"msg\":\"listening\"") != std::string::npos);
+  REQUIRE(listening_line());
   const auto port = port_after(text, "\"listen\":\"127.0.0.1:");
   const auto admin_port = port_after(text, "\"admin_listen\":\"127.0.0.1:");
   text.clear();
@@ -110,7 +113,7 @@ TEST_CASE("a stalled log reader stalls no request, and the lines dropped are cou
     REQUIRE(test::status_of(client.read_until("\"}", std::chrono::seconds(5))) == 401);
   }
   gate.signal(SIGTERM);
-  const auto status = gate.wait(std::chrono::seconds(20));
+  const auto status = gate.wait(std::chrono::seconds(8)); // the stop, and about 2 s for stdout
   CHECK(status == 0);
   ::close(reader);
 }

@@ -249,3 +249,23 @@ TEST_CASE("a stalled reader makes no caller wait, past the bound whole lines are
     CHECK(sink.dropped_lines() == dropped); // nothing dropped once the reader reads
   }
 }
+
+TEST_CASE("a kept line (a change's audit line) is queued past the bound while the reader stalls",
+          "[log]") {
+  pipe_pair p(4096); // nobody reads until the end
+  const std::string padding(100, 'x');
+  {
+    log_sink sink(p.write_end(), log_level::info, 8 * 1024);
+    // Far past the pipe and the bound: the later of these are dropped.
+    for (int i = 0; i < 500; ++i)
+      sink.write(R"({"refused":)" + std::to_string(i) + R"(,"pad":")" + padding + R"("})");
+    REQUIRE(sink.dropped_lines() > 0);
+    const auto dropped = sink.dropped_lines();
+    for (int i = 0; i < 20; ++i)
+      sink.write(R"({"change":)" + std::to_string(i) + "}", false, true);
+    CHECK(sink.dropped_lines() == dropped); // none of the kept ones
+    const auto text = p.read_until(R"({"change":19})");
+    for (int i = 0; i < 20; ++i)
+      CHECK(text.find(R"({"change":)" + std::to_string(i) + "}\n") != std::string::npos);
+  }
+}
