@@ -1,5 +1,7 @@
 #include "proxy/audit_log.hpp"
 
+#include "proxy/regular_file.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,24 +28,6 @@ std::string audit_line(const tokenapi::audit_event& e) {
   return std::move(line).finish();
 }
 
-/// Opens `path` for appending (made with mode 0600): a regular file only, so that neither a
-/// FIFO (whose open would wait for a reader) nor a device takes the trail. The descriptor, or
-/// -1 with the reason in `error`.
-int open_for_appending(const std::string& path, std::string& error) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600);
-  if (fd < 0) {
-    error = std::strerror(errno);
-    return -1;
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    error = "not a regular file";
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 } // namespace
 
 audit_log::open_file::~open_file() { ::close(fd); }
@@ -53,7 +37,7 @@ audit_log::audit_log(log_sink& log, const std::filesystem::path& file, std::size
   if (file.empty())
     return;
   std::string error;
-  const int fd = open_for_appending(file_, error);
+  const int fd = open_regular_for_appending(file_, error);
   if (fd < 0)
     throw std::runtime_error("cannot open audit_log_file " + file_ + ": " + error);
   file_handle_ = std::make_shared<const open_file>(fd);
@@ -73,7 +57,7 @@ void audit_log::reopen() {
   if (file_.empty())
     return;
   std::string error;
-  const int fd = open_for_appending(file_, error);
+  const int fd = open_regular_for_appending(file_, error);
   if (fd < 0) {
     log_.event(log_level::error, "could not reopen the audit log file; it keeps the one it has",
                [&](json_line& l) { l.add("file", file_).add("error", error); });

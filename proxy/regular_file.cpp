@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 namespace tokengate::proxy {
@@ -22,6 +23,7 @@ public:
       ::close(fd_);
   }
   [[nodiscard]] int get() const { return fd_; }
+  [[nodiscard]] int release() { return std::exchange(fd_, -1); }
 
 private:
   int fd_;
@@ -31,10 +33,11 @@ std::string too_large(std::size_t max_bytes) {
   return "larger than " + std::to_string(max_bytes) + " bytes";
 }
 
-// Opens `path` if it is a regular file of at most `max_bytes`; else `error` says why.
-descriptor open_regular(const std::string& path, std::size_t max_bytes, std::string& error) {
-  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
-  descriptor d(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+// Opens `path` with `flags` if it is a regular file of at most `max_bytes`; else `error` says
+// why. O_NONBLOCK: opening a FIFO would otherwise wait for its other end.
+descriptor open_regular(const std::string& path, std::size_t max_bytes, std::string& error,
+                        int flags = O_RDONLY, mode_t mode = 0) {
+  descriptor d(::open(path.c_str(), flags | O_NONBLOCK | O_CLOEXEC, mode));
   struct stat st {};
   if (d.get() < 0 || ::fstat(d.get(), &st) != 0)
     error = std::strerror(errno);
@@ -74,6 +77,12 @@ file_text read_regular_file(const std::string& path, std::size_t max_bytes) {
   }
   out.text = std::move(text);
   return out;
+}
+
+int open_regular_for_appending(const std::string& path, std::string& error) {
+  auto d = open_regular(path, std::numeric_limits<std::size_t>::max(), error,
+                        O_WRONLY | O_APPEND | O_CREAT, 0600);
+  return d.release();
 }
 
 std::optional<std::string> check_regular_file(const std::string& path, std::size_t max_bytes) {

@@ -27,6 +27,10 @@ inline constexpr std::size_t max_pem_file_bytes = 4 << 20;
 /// file", "larger than N bytes". Thread-safe.
 [[nodiscard]] file_text read_regular_file(const std::string& path, std::size_t max_bytes);
 
+/// Opens `path` for appending (made with mode 0600 when missing) if it is a regular file, without
+/// waiting (a FIFO is refused, not waited on): the descriptor, or -1 with the reason in `error`.
+[[nodiscard]] int open_regular_for_appending(const std::string& path, std::string& error);
+
 /// The same checks without reading: why `path` would be refused, or nullopt. For a file that a
 /// library opens itself.
 [[nodiscard]] std::optional<std::string> check_regular_file(const std::string& path,
