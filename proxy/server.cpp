@@ -164,6 +164,9 @@ void server::impl::count_expiring() {
 // walk of the whole index) every expiring_interval ticks, never on an event loop.
 net::awaitable<void> server::impl::usage_loop() {
   auto& log = shared.deps.log;
+  // While the store refuses writes (a full disk) every tick fails alike: one line when the
+  // failures start and one when they end, not a line a second.
+  std::uint64_t failed_in_a_row = 0;
   for (unsigned tick = 0; !usage_stopping; ++tick) {
     if (tick % expiring_interval == 0)
       count_expiring();
@@ -176,9 +179,15 @@ net::awaitable<void> server::impl::usage_loop() {
         if (context != nullptr)
           context->flush_expired_sessions();
     }
-    if (auto written = shared.deps.service.flush_usage(); !written)
-      log.event(log_level::warn, "could not write last-use times",
-                [&](json_line& l) { l.add("error", written.error().message()); });
+    if (auto written = shared.deps.service.flush_usage(); !written) {
+      if (failed_in_a_row++ == 0)
+        log.event(log_level::warn, "could not write last-use times",
+                  [&](json_line& l) { l.add("error", written.error().message()); });
+    } else if (*written != 0 && failed_in_a_row != 0) {
+      log.event(log_level::info, "last-use times written again",
+                [&](json_line& l) { l.add("failed_writes", failed_in_a_row); });
+      failed_in_a_row = 0;
+    }
   }
 }
 

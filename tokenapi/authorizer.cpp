@@ -331,18 +331,26 @@ std::size_t authorizer::size() const {
 }
 
 std::vector<store::usage> authorizer::take_usage() {
-  std::vector<std::shared_ptr<const auth_entry>> queued;
+  usage_taken_.clear();
   {
     std::lock_guard lock(usage_mutex_);
-    queued.swap(usage_queue_);
+    usage_taken_.swap(usage_queue_);
   }
   std::vector<store::usage> notes;
-  notes.reserve(queued.size());
-  for (const auto& e : queued) {
+  notes.reserve(usage_taken_.size());
+  for (const auto& e : usage_taken_) {
     e->usage_taken();
     notes.push_back({std::string(e->id()), e->last_used()});
   }
   return notes;
+}
+
+void authorizer::usage_not_written() {
+  std::lock_guard lock(usage_mutex_);
+  for (auto& e : usage_taken_)
+    if (e->queue_usage()) // not when a later use has queued it again already
+      usage_queue_.push_back(std::move(e));
+  usage_taken_.clear();
 }
 
 } // namespace tokengate::tokenapi

@@ -125,8 +125,12 @@ public:
   /// tokengate_tokens_expiring with it every few seconds.
   [[nodiscard]] std::size_t count_expiring(timestamp now, std::chrono::seconds within) const;
 
-  /// The last-use notes gathered since the previous call, each token at most once.
+  /// The last-use notes gathered since the previous call, each token at most once. The
+  /// caller writes them, and says so when it could not: usage_not_written().
   [[nodiscard]] std::vector<store::usage> take_usage();
+  /// The notes the last take_usage() gave could not be written (the store refuses writes):
+  /// their tokens are queued again, so the next take gives their latest use, none lost.
+  void usage_not_written();
 
 private:
   // A loaded token: its digest beside its entry, in chunks that never move.
@@ -190,6 +194,8 @@ private:
   boost::unordered_flat_map<std::uint64_t, std::vector<const grant*>> grant_index_;
   mutable std::mutex usage_mutex_;
   mutable std::vector<std::shared_ptr<const auth_entry>> usage_queue_;
+  /// The tokens of the last take_usage(), until the next one (the flushing thread's alone).
+  std::vector<std::shared_ptr<const auth_entry>> usage_taken_;
 };
 
 } // namespace tokengate::tokenapi

@@ -389,8 +389,10 @@ store::result<std::size_t> token_service::flush_usage() {
   auto notes = auth_.take_usage();
   if (notes.empty())
     return std::size_t{0};
-  if (auto written = store_.write_last_used(notes); !written)
+  if (auto written = store_.write_last_used(notes); !written) {
+    auth_.usage_not_written();
     return written.error();
+  }
   return notes.size();
 }
 

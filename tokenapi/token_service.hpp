@@ -85,7 +85,8 @@ public:
   /// Whether the store answers reads (for /readyz).
   [[nodiscard]] bool healthy() const;
 
-  /// Writes the last-use notes gathered since the previous call, unsynced. Background.
+  /// Writes the last-use notes gathered since the previous call, unsynced; notes it could
+  /// not write are kept for the next call. Background.
   [[nodiscard]] store::result<std::size_t> flush_usage();
 
   // change_sink

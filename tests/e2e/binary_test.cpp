@@ -12,6 +12,7 @@
 
 #include <fstream>
 #include <future>
+#include <sstream>
 #include <thread>
 
 using namespace tokengate;
@@ -30,6 +31,38 @@ std::string create(std::uint16_t port, const std::string& admin, const std::stri
   if (id)
     *id = std::string(doc.at("id").as_string());
   return std::string(doc.at("value").as_string());
+}
+
+// How often `text` occurs in `all`.
+std::size_t occurrences(std::string_view all, std::string_view text) {
+  std::size_t n = 0;
+  for (auto at = all.find(text); at != std::string_view::npos; at = all.find(text, at + 1))
+    ++n;
+  return n;
+}
+
+// The times (seconds into the day, from the lines' "time") of RocksDB's background errors from
+// the line that reports the store's first failed write on: the failure, then each try to resume.
+std::vector<double> resume_tries(const std::string& out) {
+  std::vector<double> times;
+  const auto failed = out.find("a write failed, and the store takes none until it can be resumed");
+  if (failed == std::string::npos)
+    return times;
+  std::istringstream lines(out.substr(out.rfind('\n', failed) + 1));
+  for (std::string line; std::getline(lines, line);) {
+    const bool first = times.empty();
+    if (!first && line.find("Background IO error") == std::string::npos)
+      continue;
+    // {"time":"2026-11-30T04:32:27.563Z",...
+    const auto t = line.find(R"("time":")");
+    REQUIRE(t != std::string::npos);
+    const auto clock = line.substr(t + 19, 12); // 04:32:27.563
+    times.push_back(std::stoi(clock.substr(0, 2)) * 3600.0 + std::stoi(clock.substr(3, 2)) * 60.0 +
+                    std::stod(clock.substr(6)));
+    if (times.size() > 1 && times.back() < times[times.size() - 2])
+      times.back() += 24 * 3600.0; // past midnight
+  }
+  return times;
 }
 
 // Every file under `dir`, whole, in one string.
@@ -331,11 +364,11 @@ TEST_CASE("a full disk costs the token API its writes, not the proxy, writes com
     return;
   }
   test::test_upstream upstream;
-  std::string admin, before;
+  std::string admin, before, before_id;
   {
     gate_process first(dir.path(), upstream.port());
     admin = first.admin_key();
-    before = create(first.port(), admin, "before");
+    before = create(first.port(), admin, "before", &before_id);
     REQUIRE(first.terminate() == 0);
   }
   // Started again, RocksDB's memtable is empty (its log was replayed into a table file): the
@@ -366,6 +399,24 @@ TEST_CASE("a full disk costs the token API its writes, not the proxy, writes com
   // after a failed append, made Debian's RocksDB abort the process).
   CHECK_FALSE(std::filesystem::exists(dir / "data" / "LOG"));
 
+  // Kept full while writes come: a write tries to resume the store a second after the failure,
+  // then 2 and 4 seconds after the try before (README "Storage"); each try that fails is a
+  // line of RocksDB's.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(8500);
+  while (std::chrono::steady_clock::now() < until) {
+    CHECK(call(gate.port(), "POST", "/api-tokens", admin,
+               R"({"name":"full","permissions":["AlertRead"]})")
+              .status == 503);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  const auto tries = resume_tries(gate.proc().out());
+  REQUIRE(tries.size() >= 4); // the failure, then three tries
+  CHECK(tries[1] - tries[0] >= 0.95);
+  CHECK(tries[2] - tries[1] >= 1.95);
+  CHECK(tries[3] - tries[2] >= 3.95);
+  // Last-use times could not be written all that while: one line says so, not one a second.
+  CHECK(occurrences(gate.proc().out(), R"("msg":"could not write last-use times")") == 1);
+
   // Far less than the 64 MiB RocksDB would wait for to resume by itself.
   disk.free();
   std::string after;
@@ -380,6 +431,10 @@ TEST_CASE("a full disk costs the token API its writes, not the proxy, writes com
   REQUIRE_FALSE(after.empty());
   CHECK(gate.proc().wait_for_output(R"("msg":"token store","detail":"writes resumed")",
                                     std::chrono::seconds(5)));
+  // The uses of `before` while the disk was full were kept, and are written now (the restart
+  // below finds them).
+  CHECK(gate.proc().wait_for_output(R"("msg":"last-use times written again")",
+                                    std::chrono::seconds(5)));
 
   // Full again, a write refused, then SIGTERM: a clean stop, and everything answered is kept.
   disk.fill();
@@ -391,6 +446,9 @@ TEST_CASE("a full disk costs the token API its writes, not the proxy, writes com
   CHECK(gate.terminate() == 0);
   disk.free();
   gate_process again(dir.path(), upstream.port());
+  const auto record = call(again.port(), "GET", "/api-tokens/" + before_id, admin);
+  REQUIRE(record.status == 200);
+  CHECK(record.json().at("lastUsedAt").is_string());
   CHECK(call(again.port(), "GET", "/api-tokens/self", before).status == 200);
   CHECK(call(again.port(), "GET", "/api-tokens/self", after).status == 200);
 }

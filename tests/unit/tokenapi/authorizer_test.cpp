@@ -223,6 +223,28 @@ TEST_CASE_METHOD(fixture, "usage is reported once per token with its latest seco
   CHECK(auth.find(digest_of(a))->last_used() == (t0 + 3s).time_since_epoch().count());
 }
 
+TEST_CASE_METHOD(fixture, "usage that could not be written is given again by the next take, once",
+                 "[authorizer]") {
+  const auto a = publish("a", permission_set::all());
+  const auto b = publish("b", permission_set::all());
+  REQUIRE(decide(a, {}, t0 + 1s).allowed());
+  REQUIRE(decide(b, {}, t0 + 1s).allowed());
+  REQUIRE(auth.take_usage().size() == 2);
+  // The store refused the notes; meanwhile a is used again.
+  REQUIRE(decide(a, {}, t0 + 2s).allowed());
+  auth.usage_not_written();
+
+  auto notes = auth.take_usage();
+  std::sort(notes.begin(), notes.end(), [](auto& x, auto& y) { return x.id < y.id; });
+  REQUIRE(notes.size() == 2); // a once, at its latest use
+  CHECK(notes[0].id == "a");
+  CHECK(notes[0].at == (t0 + 2s).time_since_epoch().count());
+  CHECK(notes[1].id == "b");
+  CHECK(notes[1].at == (t0 + 1s).time_since_epoch().count());
+  // Written this time: nothing comes back.
+  CHECK(auth.take_usage().empty());
+}
+
 TEST_CASE_METHOD(fixture, "refused keys leave no usage behind", "[authorizer]") {
   const auto key = publish("a", permission_set::all(), {}, t0 + 1s);
   (void)decide(std::nullopt);
