@@ -520,6 +520,9 @@ result<std::vector<token_record>> rocksdb_store::scan(std::string_view after_id,
 
 result<void> rocksdb_store::write_last_used(std::span<const usage> notes) {
   std::lock_guard lock(write_mutex_);
+  // While writes are refused the notes come back every second: no reads for a refused batch.
+  if (auto ready = writable(); !ready)
+    return ready;
   rocksdb::WriteBatch batch;
   std::string ignored;
   for (const auto& note : notes) {

@@ -4,6 +4,7 @@
 #include "tokenapi/token_value.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <unordered_set>
 
 namespace tokengate::tokenapi {
@@ -331,7 +332,7 @@ std::size_t authorizer::size() const {
 }
 
 std::vector<store::usage> authorizer::take_usage() {
-  usage_taken_.clear();
+  usage_taken_ = {};
   {
     std::lock_guard lock(usage_mutex_);
     usage_taken_.swap(usage_queue_);
@@ -347,10 +348,14 @@ std::vector<store::usage> authorizer::take_usage() {
 
 void authorizer::usage_not_written() {
   std::lock_guard lock(usage_mutex_);
-  for (auto& e : usage_taken_)
-    if (e->queue_usage()) // not when a later use has queued it again already
-      usage_queue_.push_back(std::move(e));
-  usage_taken_.clear();
+  // Ahead of what was queued since: a token replaced meanwhile (a rotation) has its new entry
+  // queued under the same id, and the later note of an id is the one that is kept.
+  std::erase_if(usage_taken_, [](const auto& e) { return !e->queue_usage(); });
+  usage_queue_.insert(usage_queue_.begin(), std::make_move_iterator(usage_taken_.begin()),
+                      std::make_move_iterator(usage_taken_.end()));
+  usage_taken_ = {};
 }
+
+void authorizer::usage_written() { usage_taken_ = {}; }
 
 } // namespace tokengate::tokenapi

@@ -131,6 +131,8 @@ public:
   /// The notes the last take_usage() gave could not be written (the store refuses writes):
   /// their tokens are queued again, so the next take gives their latest use, none lost.
   void usage_not_written();
+  /// They were written: the tokens they came from are let go.
+  void usage_written();
 
 private:
   // A loaded token: its digest beside its entry, in chunks that never move.
@@ -194,7 +196,8 @@ private:
   boost::unordered_flat_map<std::uint64_t, std::vector<const grant*>> grant_index_;
   mutable std::mutex usage_mutex_;
   mutable std::vector<std::shared_ptr<const auth_entry>> usage_queue_;
-  /// The tokens of the last take_usage(), until the next one (the flushing thread's alone).
+  /// The tokens of the last take_usage() until it is known whether its notes were written:
+  /// touched only by the one thread that flushes them (the token API's, see token_service).
   std::vector<std::shared_ptr<const auth_entry>> usage_taken_;
 };
 

@@ -393,6 +393,7 @@ store::result<std::size_t> token_service::flush_usage() {
     auth_.usage_not_written();
     return written.error();
   }
+  auth_.usage_written();
   return notes.size();
 }
 

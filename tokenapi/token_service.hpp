@@ -86,7 +86,7 @@ public:
   [[nodiscard]] bool healthy() const;
 
   /// Writes the last-use notes gathered since the previous call, unsynced; notes it could
-  /// not write are kept for the next call. Background.
+  /// not write are kept (in memory) for the next call. Background: always on one thread.
   [[nodiscard]] store::result<std::size_t> flush_usage();
 
   // change_sink
