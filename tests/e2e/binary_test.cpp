@@ -1,6 +1,7 @@
 // The real binary, end to end: command line, start-up errors, bootstrap, durability across
 // kill -9, secrets at rest, and SIGTERM.
 #include "tests/e2e/gate_process.hpp"
+#include "tests/support/occurrences.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_upstream.hpp"
 
@@ -18,6 +19,7 @@
 using namespace tokengate;
 using test::call;
 using test::gate_process;
+using test::occurrences;
 using test::read_file;
 
 namespace {
@@ -31,14 +33,6 @@ std::string create(std::uint16_t port, const std::string& admin, const std::stri
   if (id)
     *id = std::string(doc.at("id").as_string());
   return std::string(doc.at("value").as_string());
-}
-
-// How often `text` occurs in `all`.
-std::size_t occurrences(std::string_view all, std::string_view text) {
-  std::size_t n = 0;
-  for (auto at = all.find(text); at != std::string_view::npos; at = all.find(text, at + 1))
-    ++n;
-  return n;
 }
 
 // The times (seconds into the day, from the lines' "time") of RocksDB's background errors from

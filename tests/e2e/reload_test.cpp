@@ -2,6 +2,7 @@
 // it adds is enforced on the next request, a broken file changes nothing, and POST /reload on the
 // admin listener does the same and answers with what it did.
 #include "tests/e2e/gate_process.hpp"
+#include "tests/support/occurrences.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_upstream.hpp"
 
@@ -29,11 +30,7 @@ constexpr std::string_view admin_route = R"([{"prefix": "/admin", "permissions":
 /// Waits until the process has logged `text` `count` times (a reload is logged when applied).
 bool logged(test::process& p, std::string_view text, std::size_t count) {
   for (int i = 0; i < 500; ++i) {
-    const auto out = p.out();
-    std::size_t seen = 0;
-    for (auto at = out.find(text); at != std::string::npos; at = out.find(text, at + 1))
-      ++seen;
-    if (seen >= count)
+    if (test::occurrences(p.out(), text) >= count)
       return true;
     std::this_thread::sleep_for(10ms);
   }

@@ -2,6 +2,7 @@
 // TLS 1.2 session tickets, unchanged files kept, a pair that fails to load reported, and the
 // upstream's client pair replaced without a restart.
 #include "tests/integration/tls_fixture.hpp"
+#include "tests/support/occurrences.hpp"
 
 #include "proxy/detail/tls_context.hpp"
 
@@ -16,17 +17,6 @@
 using namespace tokengate;
 using test::tls_fixture;
 namespace fs = std::filesystem;
-
-namespace {
-
-std::size_t count_of(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
-    ++n;
-  return n;
-}
-
-} // namespace
 
 TEST_CASE("TLS 1.2 clients get no session ticket", "[tls]") {
   tls_fixture f;
@@ -43,7 +33,7 @@ TEST_CASE("a reload leaves a certificate whose files did not change as it is", "
   f.gate.reload_with(test::example_routes());
   const auto r = test::request(f.gate.admin_port(), "POST", "/reload");
   CHECK(r.status == 200);
-  CHECK(count_of(f.gate.log_text(), R"("msg":"TLS certificate loaded")") == 1);
+  CHECK(test::occurrences(f.gate.log_text(), R"("msg":"TLS certificate loaded")") == 1);
   CHECK(test::tls_client(f.gate.port(), f.trusting()).request("GET", "/public/x").status == 200);
 }
 
