@@ -5,7 +5,6 @@
 namespace tokengate::proxy::detail {
 namespace {
 
-constexpr std::size_t read_chunk = 16 * 1024;
 constexpr std::size_t max_response_head = 64 * 1024;
 
 const upstream_failure malformed{{502, "upstream sent a malformed response"}};
@@ -96,7 +95,7 @@ upstream_exchange::send(std::span<const net::const_buffer> first, bool retryable
     if (!retryable || !reused || attempt != 0)
       co_return std::nullopt;
     // The first bytes of the answer tell whether the connection was still open.
-    const auto r = co_await answer_stream().read(read_chunk);
+    const auto r = co_await read_answer();
     if (r)
       co_return std::nullopt;
     // Over TLS, a close without close_notify reads as a truncated stream.
@@ -124,10 +123,24 @@ upstream_exchange::read_head(http1::head& response) {
     }
     if (coarse_now() >= answer_due_)
       co_return fail(timed_out, upstream_error::timeout);
-    const auto r = co_await answer_stream().read(read_chunk);
+    const auto r = co_await read_answer();
     if (!r)
       co_return failed_read(r);
   }
+}
+
+net::awaitable<io_result> upstream_exchange::read_answer() {
+  auto& watch = connection_->watch;
+  // A sweep that cancelled the socket as the request went out (its deadline passed just as the
+  // write completed) ended the watch, not the request: the answer is read anew, as without one.
+  if (watch && watch->ended && std::get<0>(*watch->ended) == net::error::operation_aborted)
+    watch.reset();
+  if (!watch)
+    co_return co_await answer_stream().read(upstream_read_chunk);
+  clock_.expire_after(answer_due_ - coarse_now());
+  const auto [ec, n] = co_await connection_->take_watch();
+  connection_->buffer.commit(n);
+  co_return io_result{ec, n, ec && clock_.timed_out};
 }
 
 timed_stream<flex_stream> upstream_exchange::answer_stream() {

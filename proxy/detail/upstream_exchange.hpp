@@ -81,6 +81,9 @@ private:
   void discard();
   /// Counts the failure, discards the connection, and returns `f`.
   upstream_failure fail(upstream_failure f, upstream_error reason);
+  /// Reads more of the answer by its clock: on a pooled plain connection the first read is the
+  /// one that watched it in the pool.
+  net::awaitable<io_result> read_answer();
   /// The connection as a stream whose reads end at the answer's clock.
   [[nodiscard]] timed_stream<flex_stream> answer_stream();
   /// For a read that failed before an answer was complete: timed out (504) or closed (502).

@@ -22,7 +22,32 @@ bool tls_leftover(SSL* ssl) {
   return leftover;
 }
 
+// Whether an idle connection can take a request: nothing ended its watch (or, over TLS, the
+// peek finds nothing).
+bool still_open(upstream_connection& c) {
+  if (c.watch)
+    return c.watch->settled && !c.watch->ended;
+  return c.stream.nothing_arrived();
+}
+
 } // namespace
+
+net::awaitable<io_outcome> upstream_connection::take_watch() {
+  auto taken = std::move(watch);
+  return net::async_initiate<decltype(nothrow), void(boost::system::error_code, std::size_t)>(
+      [taken = std::move(taken), ex = stream.get_executor()](auto handler) {
+        if (!taken->ended) {
+          taken->waiter.emplace(std::move(handler));
+          return;
+        }
+        // It ended between the take and now (the write waited for the socket): the upstream
+        // answered early, or closed.
+        const auto [ec, n] = *taken->ended;
+        net::post(ex,
+                  [handler = std::move(handler), ec, n]() mutable { std::move(handler)(ec, n); });
+      },
+      nothrow);
+}
 
 upstream_pool::upstream_pool(net::io_context& io, std::size_t max_idle,
                              std::chrono::seconds max_idle_time)
@@ -30,10 +55,12 @@ upstream_pool::upstream_pool(net::io_context& io, std::size_t max_idle,
 
 std::unique_ptr<upstream_connection> upstream_pool::take() {
   const auto now = coarse_now();
-  while (!idle_.empty()) {
-    auto c = std::move(idle_.back());
-    idle_.pop_back();
-    if (now - c->idle_since < max_idle_time_ && c->stream.nothing_arrived())
+  for (auto i = idle_.size(); i-- > 0;) {
+    if (idle_[i]->watch && !idle_[i]->watch->settled)
+      continue; // what its watch's first try found is still on its way
+    auto c = std::move(idle_[i]);
+    idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(i));
+    if (now - c->idle_since < max_idle_time_ && still_open(*c))
       return c;
     c->stream.close_idle();
   }
@@ -80,7 +107,8 @@ std::unique_ptr<upstream_connection> upstream_pool::make() {
 void upstream_pool::give_back(std::unique_ptr<upstream_connection> c) {
   // Bytes after a whole answer are no answer to a later request. Over TLS they may wait in
   // OpenSSL's buffer (it reads ahead), where the socket check of `take` cannot see them.
-  const bool stray = !c->buffer.empty() || !c->stream.socket().is_open() ||
+  // (A watch nobody took up means no answer was read: the connection's state is unknown.)
+  const bool stray = !c->buffer.empty() || !c->stream.socket().is_open() || c->watch ||
                      (c->stream.is_tls() && tls_leftover(c->stream.tls()));
   if (idle_.size() >= max_idle_ || stray) {
     c->stream.close_idle();
@@ -88,7 +116,24 @@ void upstream_pool::give_back(std::unique_ptr<upstream_connection> c) {
   }
   c->buffer.shrink(64 * 1024);
   c->idle_since = coarse_now();
+  if (!c->stream.is_tls())
+    watch(*c);
   idle_.push_back(std::move(c));
+}
+
+// The read is a socket read like any other: Asio first tries it at once (the one system call
+// the watch costs; it finds nothing unless the upstream has already sent something), then
+// leaves it to the event loop. What the first try found is handed over by a handler Asio has
+// queued: the one posted here runs after it (one thread per loop, handlers in order). OpenSSL
+// reads the socket itself, so a TLS connection cannot be watched this way.
+void upstream_pool::watch(upstream_connection& c) {
+  const auto into = c.buffer.prepare(upstream_read_chunk);
+  auto w = std::make_shared<idle_watch>();
+  c.watch = w;
+  c.stream.socket().async_read_some(
+      net::buffer(into.data(), upstream_read_chunk),
+      [w](const boost::system::error_code& ec, std::size_t n) { w->end(ec, n); });
+  net::post(io_, [w = std::move(w)] { w->settled = true; });
 }
 
 void upstream_pool::close_all() noexcept {

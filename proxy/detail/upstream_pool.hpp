@@ -3,11 +3,43 @@
 #include "proxy/byte_buffer.hpp"
 #include "proxy/detail/flex_stream.hpp"
 
+#include <boost/asio/any_completion_handler.hpp>
+
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace tokengate::proxy::detail {
+
+/// How many bytes one read from the upstream asks for.
+inline constexpr std::size_t upstream_read_chunk = 16 * 1024;
+
+/// The read a plain pooled connection keeps under way while it is idle, as nginx keeps a read
+/// event on the upstream connections it caches. Its handler owns this; the connection holds it
+/// until a request takes the read up (`upstream_connection::take_watch`).
+struct idle_watch {
+  /// What the read got while nobody waited for it: the upstream closed the connection, or sent
+  /// bytes no request asked for.
+  std::optional<io_outcome> ended;
+  /// Whether `ended` can be trusted: Asio tries the read at once, and what that first try
+  /// finds (bytes already in the socket, a FIN) is handed over in a later turn of the loop;
+  /// a handler posted behind it sets this.
+  bool settled = false;
+  /// The request waiting for the read: its answer's first bytes. (An optional, set with
+  /// emplace: Boost 1.81's any_completion_handler move assignment wraps itself endlessly.)
+  std::optional<net::any_completion_handler<void(boost::system::error_code, std::size_t)>> waiter;
+
+  void end(const boost::system::error_code& ec, std::size_t n) {
+    if (!waiter) {
+      ended.emplace(ec, n);
+      return;
+    }
+    auto handler = std::move(*waiter);
+    waiter.reset();
+    std::move(handler)(ec, n);
+  }
+};
 
 /// One connection to the upstream and the bytes read from it but not yet relayed.
 struct upstream_connection {
@@ -25,10 +57,18 @@ struct upstream_connection {
     gauge.fetch_add(1, std::memory_order_relaxed);
   }
 
+  /// Waits for the end of the read that watched the connection while it was idle: its error
+  /// code and how many bytes it put in `buffer`'s prepared space (the caller commits them).
+  /// Only while `watch` is set; it is unset once this is called.
+  [[nodiscard]] net::awaitable<io_outcome> take_watch();
+
   /// The TLS context the connection was made with (declared first: it outlives the stream).
   std::shared_ptr<net::ssl::context> tls_context;
-  flex_stream stream; ///< plain, or TLS to an https:// upstream
+  /// Declared before the stream: a read under way into it ends (the socket closes) first.
   byte_buffer buffer;
+  flex_stream stream; ///< plain, or TLS to an https:// upstream
+  /// Set from the pool's give_back, for a plain connection, until a request takes the read up.
+  std::shared_ptr<idle_watch> watch;
   steady::time_point idle_since{};
   std::atomic<std::int64_t>* open_gauge = nullptr;
 };
@@ -42,17 +82,22 @@ public:
   upstream_pool(const upstream_pool&) = delete;
   upstream_pool& operator=(const upstream_pool&) = delete;
 
-  /// An idle connection, or nullptr. Every candidate is first checked with a non-blocking peek:
-  /// a FIN, or bytes that arrived after its last answer (a 408 of an upstream's idle timeout, or
-  /// a late body of a broken one), mean it cannot be used. Those bytes answer no request, and
-  /// sent the next one, they would be read as its answer: another client's. A FIN that comes
-  /// after the check is the caller's to retry.
+  /// An idle connection, or nullptr. A FIN, or bytes that arrived after its last answer (a 408
+  /// of an upstream's idle timeout, or a late body of a broken one), mean a connection cannot be
+  /// used: those bytes answer no request, and sent the next one, they would be read as its
+  /// answer, another client's. A plain connection is watched for them by a read under way
+  /// since give_back, which the event loop ends when they come; that read then brings the next
+  /// answer, so neither the check nor the answer's first wait costs a system call. One given
+  /// back in this turn of the loop is passed over until its watch has settled. A TLS
+  /// connection is checked with a non-blocking peek. What arrives after the check (or, for a
+  /// watched connection, after the loop last looked) is the caller's: a FIN is retried.
   [[nodiscard]] std::unique_ptr<upstream_connection> take();
 
   /// A new, unconnected connection.
   [[nodiscard]] std::unique_ptr<upstream_connection> make();
 
-  /// Keeps `c` for a later request (or closes it when the pool is full).
+  /// Keeps `c` for a later request (or closes it when the pool is full); a plain one is watched
+  /// from now on (see take).
   void give_back(std::unique_ptr<upstream_connection> c);
 
   /// Closes every idle connection (at a stop, once the loop has ended).
@@ -66,6 +111,9 @@ public:
   void offer_session(SSL* tls, const net::ssl::context* context);
 
 private:
+  /// Begins the read that watches `c` while it is idle.
+  void watch(upstream_connection& c);
+
   net::io_context& io_;
   std::size_t max_idle_;
   std::chrono::seconds max_idle_time_;

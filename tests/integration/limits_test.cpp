@@ -417,6 +417,48 @@ std::size_t seen_count(const test::test_upstream& u, std::string_view method,
 } // namespace
 
 TEST_CASE_METHOD(proxy_fixture,
+                 "bytes behind an answer that stay in the socket are never the answer of a "
+                 "request that follows at once",
+                 "[upstream][pool]") {
+  test::raw_connection client(gate.port());
+  // The download's last read takes its last bytes only, so the stray 408 behind them is still
+  // in the socket when the connection goes back to the pool, and the pipelined request wants a
+  // connection in the same turn of the event loop.
+  client.send("GET /public/download?bytes=100000&stray=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+              "GET /public/next HTTP/1.1\r\nHost: x\r\n\r\n");
+  const auto both = client.read_until("\"target\":\"/public/next\"");
+  CHECK(test::status_of(both) == 200);
+  CHECK(both.find("HTTP/1.1 408") == std::string::npos);
+  CHECK(both.find("\"target\":\"/public/next\"") != std::string::npos);
+}
+
+TEST_CASE_METHOD(proxy_fixture,
+                 "an answer the upstream sends before the request's body is all in goes to "
+                 "that request, on a pooled connection too",
+                 "[upstream][pool]") {
+  test::raw_connection client(gate.port());
+  // A pooled connection first (one client connection: one event loop, one pool).
+  client.send("GET /public/status/204 HTTP/1.1\r\nHost: x\r\n\r\n");
+  REQUIRE(test::status_of(client.read_until("\r\n\r\n")) == 204);
+  // The answer comes while the proxy still waits for the client's body: the connection's idle
+  // watch ends with it before anyone waits for an answer.
+  const std::string body(100'000, 'b');
+  client.send("POST /public/answer-first HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" +
+              body.substr(0, 1000));
+  std::this_thread::sleep_for(300ms);
+  client.send(body.substr(1000));
+  const auto answer = client.read_until("answered first");
+  CHECK(test::status_of(answer) == 200);
+  CHECK(answer.ends_with("\r\n\r\nanswered first"));
+  // The connection carries on: the next request gets its own answer.
+  client.send("GET /public/after HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(client.read_until("/public/after").find("\"target\":\"/public/after\"") !=
+        std::string::npos);
+  CHECK(upstream.connections() == 1);
+  CHECK(seen_count(upstream, "POST", "/public/answer-first") == 1);
+}
+
+TEST_CASE_METHOD(proxy_fixture,
                  "an upstream that hangs up without an answer gets 502, and only "
                  "an idempotent request on a reused connection is sent again",
                  "[upstream][pool]") {

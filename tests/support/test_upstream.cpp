@@ -50,6 +50,14 @@ std::uint64_t query_number(std::string_view target, std::string_view name) {
   return n;
 }
 
+// The last segment of a target's path ("/public/slow?ms=5" -> "/slow"): what picks a behaviour,
+// so any route prefix can lead to it.
+std::string_view last_segment(std::string_view target) {
+  target = target.substr(0, target.find('?'));
+  const auto slash = target.rfind('/');
+  return slash == std::string_view::npos ? target : target.substr(slash);
+}
+
 std::string echo_json(const seen_request& r) {
   boost::json::array headers;
   for (const auto& [n, v] : r.headers)
@@ -199,7 +207,10 @@ struct test_upstream::impl {
       for (const auto& f : head)
         r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
       r.body_hash = fnv1a({});
-      while (!parser.is_done()) {
+      const bool answer_first = last_segment(r.target) == "/answer-first";
+      if (answer_first)
+        write_raw(socket, std::string(answered_first), ec);
+      while (!ec && !parser.is_done()) {
         parser.get().body().data = chunk.data();
         parser.get().body().size = chunk.size();
         http::read(socket, buffer, parser, ec);
@@ -215,7 +226,8 @@ struct test_upstream::impl {
           r.body.append(bytes.substr(0, kept_body - r.body.size()));
       }
       record(r);
-      if (!respond(socket, r, parser.get().keep_alive(), chunk))
+      if (answer_first ? ec || !parser.get().keep_alive()
+                       : !respond(socket, r, parser.get().keep_alive(), chunk))
         return;
     }
   }
@@ -224,12 +236,11 @@ struct test_upstream::impl {
   template <class Stream>
   bool respond(Stream& socket, const seen_request& r, bool keep_alive, std::vector<char>& chunk) {
     boost::system::error_code ec;
-    // The behaviour is picked by the last segment, so any route prefix can lead to it.
-    std::string_view path = r.target;
-    path = path.substr(0, path.find('?'));
-    const auto status_at = path.find("/status/");
-    const auto status_text = status_at == std::string_view::npos ? "" : path.substr(status_at + 8);
-    path = path.substr(path.rfind('/'));
+    const std::string_view whole_path = std::string_view(r.target).substr(0, r.target.find('?'));
+    const auto status_at = whole_path.find("/status/");
+    const auto status_text =
+        status_at == std::string_view::npos ? "" : whole_path.substr(status_at + 8);
+    const auto path = last_segment(r.target);
     if (path == "/slow")
       std::this_thread::sleep_for(std::chrono::milliseconds(query_number(r.target, "ms")));
     if (path == "/download")
@@ -396,6 +407,8 @@ struct test_upstream::impl {
     res.body().size = 0;
     res.body().more = false;
     http::write(socket, sr, ec);
+    if (!ec && query_number(r.target, "stray") == 1)
+      write_raw(socket, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n", ec);
     return !ec && keep_alive;
   }
 

@@ -41,6 +41,10 @@ struct seen_request {
 /// The byte at offset `i` of every generated download: a pattern the tests can check.
 [[nodiscard]] inline char pattern_byte(std::uint64_t i) { return static_cast<char>('a' + i % 26); }
 
+/// The whole answer of /answer-first.
+inline constexpr std::string_view answered_first =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n\r\nanswered first";
+
 /// A certificate pair for a test upstream that speaks TLS.
 struct upstream_tls_files {
   std::string cert_file;
@@ -50,7 +54,9 @@ struct upstream_tls_files {
 
 /// A real HTTP/1.1 server on 127.0.0.1 (Boost.Beast, a thread per connection), standing in for
 /// the backend. By the last segment of the path it receives (so "/public/slow" is "/slow"):
-///   /download?bytes=N[&chunked=1]  N pattern bytes, Content-Length or chunked
+///   /download?bytes=N[&chunked=1][&stray=1]
+///                                  N pattern bytes, Content-Length or chunked; with stray=1
+///                                  a stray 408 right behind them (keep-alive)
 ///   /slow?ms=N                     waits N ms, then echoes
 ///   /status/NNN                    answers NNN (no body for 204 and 304)
 ///   /chunked                       a small chunked echo
@@ -70,6 +76,8 @@ struct upstream_tls_files {
 ///   /ticket-after                  the echo (keep-alive) and, over TLS 1.3, a session ticket,
 ///                                  sent together
 ///   /stray-after                   the echo (keep-alive) and a stray 408, sent together
+///   /answer-first                  `answered_first` (keep-alive) as soon as the head is in,
+///                                  then the body is read
 ///   anything else                  200 with a JSON echo: method, target, headers, body size
 /// Bodies are read as streams (any size) and summarised in `requests()`.
 class test_upstream {
