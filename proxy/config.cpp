@@ -6,6 +6,7 @@
 #include "proxy/config_tls.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <sstream>
 
 namespace tokengate::proxy {
@@ -224,6 +225,26 @@ config_error unknown_option(std::string_view name) {
     return config_error("an argument that is not an --option (not shown: it may hold a secret; "
                         "see tokengate --help)");
   return config_error("unknown option '" + std::string(name) + "' (see tokengate --help)");
+}
+
+std::vector<std::string> unread_variables(std::span<const std::string> names,
+                                          const std::set<std::string>& read) {
+  constexpr std::string_view prefix = "TOKENGATE_";
+  const auto kubernetes_made = [](std::string_view name) {
+    return name == "TOKENGATE_PORT" || name.starts_with("TOKENGATE_PORT_") ||
+           name.starts_with("TOKENGATE_SERVICE_");
+  };
+  std::set<std::string> unread;
+  for (const auto& name : names) {
+    std::string upper(name.substr(0, prefix.size()));
+    std::transform(upper.begin(), upper.end(), upper.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
+    if (upper != prefix || read.contains(name) || name == "TOKENGATE_CONFIG" ||
+        kubernetes_made(name))
+      continue;
+    unread.insert(name);
+  }
+  return {unread.begin(), unread.end()};
 }
 
 config load_config(const std::vector<std::string_view>& args, const env_lookup& lookup,

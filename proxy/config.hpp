@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <set>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -118,6 +120,15 @@ using file_reader = std::function<file_text(const std::string&)>;
 /// `read`), and the built-in defaults, in that order of precedence. Throws config_error.
 [[nodiscard]] config load_config(const std::vector<std::string_view>& args, const env_lookup& env,
                                  const file_reader& read = read_config_text);
+
+/// The variables among `names` (an environment's) that look like tokengate's (they begin with
+/// TOKENGATE_ in any case) and that no setting reads: `read` holds the names load_config asked
+/// for. A misspelt TOKENGATE_TLS_CERT_FILE would otherwise leave the listener plain, unseen.
+/// Those Kubernetes makes for a Service named tokengate (TOKENGATE_SERVICE_*, TOKENGATE_PORT and
+/// TOKENGATE_PORT_*) are left out, and TOKENGATE_CONFIG counts as read (a --config flag wins over
+/// it, as over every variable). Sorted, each once.
+[[nodiscard]] std::vector<std::string> unread_variables(std::span<const std::string> names,
+                                                        const std::set<std::string>& read);
 
 /// Parses "HOST:PORT" or "[IPv6]:PORT" with an IP literal host (or "localhost").
 [[nodiscard]] std::optional<endpoint> parse_listen_address(std::string_view text);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 using namespace tokengate;
@@ -20,6 +21,16 @@ constexpr std::string_view version = "tokengate 0.1.0";
 std::optional<std::string> environment(const std::string& name) {
   const char* v = std::getenv(name.c_str());
   return v ? std::optional<std::string>(v) : std::nullopt;
+}
+
+// The names of the process's environment variables.
+std::vector<std::string> variable_names() {
+  std::vector<std::string> names;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const std::string_view text(*entry);
+    names.emplace_back(text.substr(0, text.find('=')));
+  }
+  return names;
 }
 
 // Blanks the value of --database-url in the process's own command line, which every local user
@@ -48,7 +59,7 @@ int main(int argc, char** argv) {
   const std::vector<std::string_view> args(owned.begin(), owned.end());
   const std::string command = argc > 1 ? argv[1] : "";
   if (command == "serve")
-    return proxy::run_sidecar(args, environment);
+    return proxy::run_sidecar(args, environment, variable_names());
   if (command == "migrate")
     return proxy::run_migrate(args, environment);
   if (command == "--help" || command == "-h" || command == "help") {

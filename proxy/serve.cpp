@@ -14,6 +14,7 @@
 #include <iostream>
 #include <memory>
 #include <pthread.h>
+#include <set>
 #include <unistd.h>
 
 namespace tokengate::proxy {
@@ -209,16 +210,25 @@ void run(const config& c, log_sink& log, const sigset_t& signals, config_source 
 
 } // namespace
 
-int run_sidecar(const std::vector<std::string_view>& args, const env_lookup& env) {
+int run_sidecar(const std::vector<std::string_view>& args, const env_lookup& env,
+                std::span<const std::string> variables) {
   const auto signals = block_signals();
   config c;
+  std::set<std::string> read;
   try {
-    c = load_config(args, env);
+    c = load_config(args, [&](const std::string& name) {
+      read.insert(name);
+      return env(name);
+    });
   } catch (const config_error& e) {
     std::cerr << "tokengate: " << e.what() << '\n';
     return 2;
   }
   log_sink log(STDOUT_FILENO, c.level);
+  // Named, never shown: a value may be a secret.
+  for (const auto& name : unread_variables(variables, read))
+    log.event(log_level::warn, "environment variable ignored: no setting has this name",
+              [&](json_line& l) { l.add("variable", name); });
   try {
     // A reload reads the configuration as this start did: the same arguments, environment, file.
     run(c, log, signals, [&args, &env] { return load_config(args, env); });

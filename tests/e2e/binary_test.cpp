@@ -122,6 +122,26 @@ TEST_CASE("help, version and command-line mistakes", "[e2e][cli]") {
   }
 }
 
+TEST_CASE("a misspelt TOKENGATE_ variable is named in one warning, its value never shown",
+          "[e2e][cli]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  gate_process gate(dir.path(), upstream.port(), {},
+                    {{"TOKENGATE_TLS_CERT", "/run/secrets/value-4242"},
+                     {"TOKENGATE_SERVICE_HOST", "10.0.0.7"},
+                     {"TOKENGATE_PORT_8080_TCP", "tcp://10.0.0.7:8080"}});
+  const auto out = gate.proc().out();
+  CHECK(occurrences(out, "environment variable ignored: no setting has this name") == 1);
+  CHECK_THAT(out, Catch::Contains(R"("level":"warn")") &&
+                      Catch::Contains(R"("variable":"TOKENGATE_TLS_CERT")"));
+  CHECK(out.find("value-4242") == std::string::npos);
+  CHECK(out.find("TOKENGATE_SERVICE_HOST") == std::string::npos);
+  CHECK(out.find("TOKENGATE_PORT_8080_TCP") == std::string::npos);
+  // It turned nothing on: the listener is plain HTTP.
+  CHECK(call(gate.port(), "GET", "/api-tokens", gate.admin_key()).status == 200);
+  CHECK(gate.terminate() == 0);
+}
+
 TEST_CASE("a data directory another sidecar holds stops the start with one line", "[e2e][cli]") {
   test::temp_dir dir;
   test::test_upstream upstream;

@@ -49,6 +49,30 @@ TEST_CASE("with nothing given every setting has its default", "[config]") {
         env.asked.end());
 }
 
+TEST_CASE("a TOKENGATE_ variable no setting reads is found, in any case, but not those "
+          "Kubernetes makes for a Service",
+          "[config]") {
+  fake_env env;
+  (void)load_config({}, env.lookup());
+  const std::set<std::string> read(env.asked.begin(), env.asked.end());
+  const std::vector<std::string> names{
+      // read: a setting, a limit, a TLS block's key, the config file
+      "TOKENGATE_UPSTREAM", "TOKENGATE_MAX_HEADER_BYTES", "TOKENGATE_TLS_CERT_FILE",
+      "TOKENGATE_UPSTREAM_TLS_CA_FILE", "TOKENGATE_ADMIN_TLS", "TOKENGATE_CONFIG",
+      // not tokengate's
+      "PATH", "TOKENGATEWAY", "TOKENGATE",
+      // Kubernetes' service links for a Service named tokengate
+      "TOKENGATE_SERVICE_HOST", "TOKENGATE_SERVICE_PORT_HTTP", "TOKENGATE_PORT",
+      "TOKENGATE_PORT_8080_TCP_ADDR",
+      // not read: misspelt, another case, twice
+      "TOKENGATE_TLS_CERT", "tokengate_threads", "TokenGate_Upstream", "TOKENGATE_LIMIT",
+      "TOKENGATE_", "TOKENGATE_TLS_CERT"};
+  CHECK(unread_variables(names, read) ==
+        std::vector<std::string>{"TOKENGATE_", "TOKENGATE_LIMIT", "TOKENGATE_TLS_CERT",
+                                 "TokenGate_Upstream", "tokengate_threads"});
+  CHECK(unread_variables({}, read).empty());
+}
+
 TEST_CASE("flag beats environment beats file beats default", "[config]") {
   config_file f(R"({"threads": 3, "listen": "127.0.0.1:7000", "upstream": "http://127.0.0.1:7001",
                     "log_level": "debug", "data_dir": "/srv/file"})");
