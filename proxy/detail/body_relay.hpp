@@ -97,15 +97,26 @@ inline relay_round raw_round(std::string_view buffered, std::string_view head,
   return round;
 }
 
+/// Whether the reads of a body of known length may take bytes past its end.
+enum class past_end {
+  /// They stop at its last byte: a client's next request, pipelined, is read when it is due.
+  stop,
+  /// They take what has come: nothing should follow an upstream's answer, and what a broken
+  /// upstream sends there stays in the buffer, where upstream_pool::give_back sees it and
+  /// closes the connection instead of pooling it.
+  take,
+};
+
 /// Streams one body from `from` (its buffered bytes first) to `to`. `in` says where the body
-/// ends on the source (`length`: `remaining` more bytes; `none`: no body, `remaining` is 0;
-/// `chunked`; `until_close`: EOF). `chunk_out` frames the bytes as chunked on the way out
-/// (chunked input is decoded first); otherwise they go as they are. `prefix` (a response head)
-/// goes out with the first bytes. Bytes of the body are consumed from `from.buffer` once written.
+/// ends on the source (`length`: `remaining` more bytes, read as `after` says; `none`: no body,
+/// `remaining` is 0; `chunked`; `until_close`: EOF). `chunk_out` frames the bytes as chunked on
+/// the way out (chunked input is decoded first); otherwise they go as they are. `prefix` (a
+/// response head) goes out with the first bytes. Bytes of the body are consumed from
+/// `from.buffer` once written.
 template <class From, class To>
-net::awaitable<relay_result> relay_body(timed_stream<From> from, timed_stream<To> to,
-                                        http1::framing in, std::uint64_t remaining, bool chunk_out,
-                                        std::string_view prefix, relay_scratch& scratch) {
+net::awaitable<relay_result>
+relay_body(timed_stream<From> from, timed_stream<To> to, http1::framing in, std::uint64_t remaining,
+           past_end after, bool chunk_out, std::string_view prefix, relay_scratch& scratch) {
   using kind = http1::framing::kind;
   relay_result result;
   scratch.decoder.reset();
@@ -130,10 +141,10 @@ net::awaitable<relay_result> relay_body(timed_stream<From> from, timed_stream<To
     from.buffer.consume(round.taken);
     if (round.done)
       co_return result;
-    const auto want = in.type == kind::until_close
-                          ? relay_chunk
-                          : static_cast<std::size_t>(std::min<std::uint64_t>(
-                                in.type == kind::chunked ? relay_chunk : remaining, relay_chunk));
+    const auto want =
+        in.type != kind::length || after == past_end::take
+            ? relay_chunk
+            : static_cast<std::size_t>(std::min<std::uint64_t>(remaining, relay_chunk));
     const auto r = co_await from.read(want);
     if (r.ec == net::error::eof && in.type == kind::until_close) {
       if (chunk_out && !co_await to.write(http1::last_chunk))

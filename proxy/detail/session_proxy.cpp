@@ -122,8 +122,9 @@ net::awaitable<bool> session::forward() {
 }
 
 net::awaitable<bool> session::relay_request_body(std::uint64_t remaining) {
-  const auto r = co_await relay_body(client_stream(), upstream_.stream(), body_, remaining,
-                                     body_.type == http1::framing::kind::chunked, {}, scratch_);
+  const auto r =
+      co_await relay_body(client_stream(), upstream_.stream(), body_, remaining, past_end::stop,
+                          body_.type == http1::framing::kind::chunked, {}, scratch_);
   record_.bytes_in += r.bytes;
   if (r.error == relay_error::none)
     co_return true;
@@ -163,8 +164,9 @@ net::awaitable<bool> session::relay_response() {
       http1::keeps_alive(response_) && !http1::no_content_announces_body(response_);
   upstream_.consume_head(response_);
 
-  const auto r = co_await relay_body(upstream_.stream(), client_stream(), framing, framing.length,
-                                     out_framing == client_framing::chunked, out_, scratch_);
+  const auto r =
+      co_await relay_body(upstream_.stream(), client_stream(), framing, framing.length,
+                          past_end::take, out_framing == client_framing::chunked, out_, scratch_);
   if (r.error != relay_error::none) {
     // The client going away is not the upstream's failure; a body that broke off is.
     if (r.error == relay_error::source)

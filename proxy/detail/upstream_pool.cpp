@@ -26,7 +26,7 @@ bool tls_leftover(SSL* ssl) {
 // peek finds nothing).
 bool still_open(upstream_connection& c) {
   if (c.watch)
-    return c.watch->settled && !c.watch->ended;
+    return !c.watch->ended;
   return c.stream.nothing_arrived();
 }
 
@@ -55,11 +55,9 @@ upstream_pool::upstream_pool(net::io_context& io, std::size_t max_idle,
 
 std::unique_ptr<upstream_connection> upstream_pool::take() {
   const auto now = coarse_now();
-  for (auto i = idle_.size(); i-- > 0;) {
-    if (idle_[i]->watch && !idle_[i]->watch->settled)
-      continue; // what its watch's first try found is still on its way
-    auto c = std::move(idle_[i]);
-    idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(i));
+  while (!idle_.empty()) {
+    auto c = std::move(idle_.back());
+    idle_.pop_back();
     if (now - c->idle_since < max_idle_time_ && still_open(*c))
       return c;
     c->stream.close_idle();
@@ -122,18 +120,18 @@ void upstream_pool::give_back(std::unique_ptr<upstream_connection> c) {
 }
 
 // The read is a socket read like any other: Asio first tries it at once (the one system call
-// the watch costs; it finds nothing unless the upstream has already sent something), then
-// leaves it to the event loop. What the first try found is handed over by a handler Asio has
-// queued: the one posted here runs after it (one thread per loop, handlers in order). OpenSSL
-// reads the socket itself, so a TLS connection cannot be watched this way.
+// the watch costs), then leaves it to the event loop. That try finds nothing unless bytes came
+// in the moment since the answer's last read, which took all that had come (past_end::take):
+// what it finds is handed over in a later turn of the loop, so a request that takes the
+// connection in this one could read it as its answer, as it could bytes that arrive just after
+// a peek. OpenSSL reads the socket itself, so a TLS connection cannot be watched this way.
 void upstream_pool::watch(upstream_connection& c) {
   const auto into = c.buffer.prepare(upstream_read_chunk);
   auto w = std::make_shared<idle_watch>();
   c.watch = w;
   c.stream.socket().async_read_some(
       net::buffer(into.data(), upstream_read_chunk),
-      [w](const boost::system::error_code& ec, std::size_t n) { w->end(ec, n); });
-  net::post(io_, [w = std::move(w)] { w->settled = true; });
+      [w = std::move(w)](const boost::system::error_code& ec, std::size_t n) { w->end(ec, n); });
 }
 
 void upstream_pool::close_all() noexcept {

@@ -22,10 +22,6 @@ struct idle_watch {
   /// What the read got while nobody waited for it: the upstream closed the connection, or sent
   /// bytes no request asked for.
   std::optional<io_outcome> ended;
-  /// Whether `ended` can be trusted: Asio tries the read at once, and what that first try
-  /// finds (bytes already in the socket, a FIN) is handed over in a later turn of the loop;
-  /// a handler posted behind it sets this.
-  bool settled = false;
   /// The request waiting for the read: its answer's first bytes. (An optional, set with
   /// emplace: Boost 1.81's any_completion_handler move assignment wraps itself endlessly.)
   std::optional<net::any_completion_handler<void(boost::system::error_code, std::size_t)>> waiter;
@@ -87,8 +83,7 @@ public:
   /// used: those bytes answer no request, and sent the next one, they would be read as its
   /// answer, another client's. A plain connection is watched for them by a read under way
   /// since give_back, which the event loop ends when they come; that read then brings the next
-  /// answer, so neither the check nor the answer's first wait costs a system call. One given
-  /// back in this turn of the loop is passed over until its watch has settled. A TLS
+  /// answer, so neither the check nor the answer's first wait costs a system call. A TLS
   /// connection is checked with a non-blocking peek. What arrives after the check (or, for a
   /// watched connection, after the loop last looked) is the caller's: a FIN is retried.
   [[nodiscard]] std::unique_ptr<upstream_connection> take();
@@ -112,7 +107,7 @@ public:
 
 private:
   /// Begins the read that watches `c` while it is idle.
-  void watch(upstream_connection& c);
+  static void watch(upstream_connection& c);
 
   net::io_context& io_;
   std::size_t max_idle_;

@@ -417,13 +417,13 @@ std::size_t seen_count(const test::test_upstream& u, std::string_view method,
 } // namespace
 
 TEST_CASE_METHOD(proxy_fixture,
-                 "bytes behind an answer that stay in the socket are never the answer of a "
+                 "bytes an upstream sends right behind an answer are never the answer of a "
                  "request that follows at once",
                  "[upstream][pool]") {
   test::raw_connection client(gate.port());
-  // The download's last read takes its last bytes only, so the stray 408 behind them is still
-  // in the socket when the connection goes back to the pool, and the pipelined request wants a
-  // connection in the same turn of the event loop.
+  // The stray 408 comes right behind the download's last bytes, and the pipelined request wants
+  // a connection in the same turn of the event loop: the 408 must end the connection, not
+  // answer that request.
   client.send("GET /public/download?bytes=100000&stray=1 HTTP/1.1\r\nHost: x\r\n\r\n"
               "GET /public/next HTTP/1.1\r\nHost: x\r\n\r\n");
   const auto both = client.read_until("\"target\":\"/public/next\"");
