@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <regex>
 #include <sstream>
 
 namespace tokengate::proxy {
@@ -227,20 +228,29 @@ config_error unknown_option(std::string_view name) {
   return config_error("unknown option '" + std::string(name) + "' (see tokengate --help)");
 }
 
+namespace {
+
+// A variable Kubernetes makes for a Service of the namespace ("service links"): for one named
+// tokengate-admin, TOKENGATE_ADMIN_SERVICE_HOST, TOKENGATE_ADMIN_SERVICE_PORT[_<NAME>],
+// TOKENGATE_ADMIN_PORT, and TOKENGATE_ADMIN_PORT_9901_TCP[_PROTO|_PORT|_ADDR].
+bool service_link(const std::string& name) {
+  static const std::regex link(
+      "[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_[0-9]+_(TCP|UDP|SCTP)(_(PROTO|"
+      "PORT|ADDR))?)?)");
+  return std::regex_match(name, link);
+}
+
+} // namespace
+
 std::vector<std::string> unread_variables(std::span<const std::string> names,
                                           const std::set<std::string>& read) {
   constexpr std::string_view prefix = "TOKENGATE_";
-  const auto kubernetes_made = [](std::string_view name) {
-    return name == "TOKENGATE_PORT" || name.starts_with("TOKENGATE_PORT_") ||
-           name.starts_with("TOKENGATE_SERVICE_");
-  };
   std::set<std::string> unread;
   for (const auto& name : names) {
     std::string upper(name.substr(0, prefix.size()));
     std::transform(upper.begin(), upper.end(), upper.begin(),
                    [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
-    if (upper != prefix || read.contains(name) || name == "TOKENGATE_CONFIG" ||
-        kubernetes_made(name))
+    if (upper != prefix || read.contains(name) || name == "TOKENGATE_CONFIG" || service_link(name))
       continue;
     unread.insert(name);
   }

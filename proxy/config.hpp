@@ -124,9 +124,9 @@ using file_reader = std::function<file_text(const std::string&)>;
 /// The variables among `names` (an environment's) that look like tokengate's (they begin with
 /// TOKENGATE_ in any case) and that no setting reads: `read` holds the names load_config asked
 /// for. A misspelt TOKENGATE_TLS_CERT_FILE would otherwise leave the listener plain, unseen.
-/// Those Kubernetes makes for a Service named tokengate (TOKENGATE_SERVICE_*, TOKENGATE_PORT and
-/// TOKENGATE_PORT_*) are left out, and TOKENGATE_CONFIG counts as read (a --config flag wins over
-/// it, as over every variable). Sorted, each once.
+/// Those Kubernetes makes for a Service named tokengate or tokengate-* (TOKENGATE_SERVICE_HOST,
+/// TOKENGATE_ADMIN_PORT_9901_TCP and the like) are left out, and TOKENGATE_CONFIG counts as read
+/// (a --config flag wins over it, as over every variable). Sorted, each once.
 [[nodiscard]] std::vector<std::string> unread_variables(std::span<const std::string> names,
                                                         const std::set<std::string>& read);
 

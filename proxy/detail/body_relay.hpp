@@ -101,9 +101,9 @@ inline relay_round raw_round(std::string_view buffered, std::string_view head,
 enum class past_end {
   /// They stop at its last byte: a client's next request, pipelined, is read when it is due.
   stop,
-  /// They take what has come: nothing should follow an upstream's answer, and what a broken
-  /// upstream sends there stays in the buffer, where upstream_pool::give_back sees it and
-  /// closes the connection instead of pooling it.
+  /// They take at least a byte more, when it has come: nothing should follow an upstream's
+  /// answer, and what a broken upstream sends there stays in the buffer, where
+  /// upstream_pool::give_back sees it and closes the connection instead of pooling it.
   take,
 };
 
@@ -141,10 +141,13 @@ relay_body(timed_stream<From> from, timed_stream<To> to, http1::framing in, std:
     from.buffer.consume(round.taken);
     if (round.done)
       co_return result;
-    const auto want =
-        in.type != kind::length || after == past_end::take
-            ? relay_chunk
-            : static_cast<std::size_t>(std::min<std::uint64_t>(remaining, relay_chunk));
+    const auto to_end = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, relay_chunk));
+    // Past the end: one byte more, or the room the buffer has anyway (no larger buffer for it).
+    const auto want = in.type != kind::length ? relay_chunk
+                      : after == past_end::stop
+                          ? to_end
+                          : std::min(relay_chunk, std::max(to_end + 1, from.buffer.capacity() -
+                                                                           from.buffer.size()));
     const auto r = co_await from.read(want);
     if (r.ec == net::error::eof && in.type == kind::until_close) {
       if (chunk_out && !co_await to.write(http1::last_chunk))

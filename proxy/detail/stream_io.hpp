@@ -81,7 +81,8 @@ template <class Stream> struct timed_stream {
   byte_buffer& buffer;
   deadline& clock;
   steady::duration timeout;
-  std::uint64_t* written = nullptr; ///< counts the bytes written, when set
+  std::uint64_t* written = nullptr;      ///< counts the bytes written, when set
+  steady::time_point* read_at = nullptr; ///< when the last read ended, when set
 
   /// Reads at most `max` more bytes into `buffer`.
   net::awaitable<io_result> read(std::size_t max) {
@@ -94,6 +95,8 @@ template <class Stream> struct timed_stream {
       got = co_await stream.socket().async_read_some(into, nothrow);
     const auto [ec, n] = got;
     buffer.commit(n);
+    if (read_at)
+      *read_at = steady::now();
     co_return io_result{ec, n, ec && clock.timed_out};
   }
 

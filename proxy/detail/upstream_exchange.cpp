@@ -140,6 +140,7 @@ net::awaitable<io_result> upstream_exchange::read_answer() {
   clock_.expire_after(answer_due_ - coarse_now());
   const auto [ec, n] = co_await connection_->take_watch();
   connection_->buffer.commit(n);
+  connection_->read_at = steady::now();
   co_return io_result{ec, n, ec && clock_.timed_out};
 }
 

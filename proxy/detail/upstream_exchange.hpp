@@ -57,7 +57,8 @@ public:
 
   /// The connection as a stream, for the body relays.
   [[nodiscard]] timed_stream<flex_stream> stream() {
-    return {connection_->stream, connection_->buffer, clock_, limits_->upstream_timeout};
+    return {connection_->stream,  connection_->buffer, clock_, limits_->upstream_timeout, nullptr,
+            &connection_->read_at};
   }
 
   /// The limits of the next exchanges (after a live reload).

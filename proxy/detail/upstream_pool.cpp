@@ -113,18 +113,34 @@ void upstream_pool::give_back(std::unique_ptr<upstream_connection> c) {
     return;
   }
   c->buffer.shrink(64 * 1024);
-  c->idle_since = coarse_now();
-  if (!c->stream.is_tls())
+  if (!c->stream.is_tls()) {
+    if (steady::now() - c->read_at > settled_read && !nothing_came(*c)) {
+      c->stream.close_idle();
+      return;
+    }
     watch(*c);
+  }
+  c->idle_since = coarse_now();
   idle_.push_back(std::move(c));
+}
+
+// The watch's first try hands what it finds over in a later turn of the loop, where a request
+// that takes the connection in this turn would not see it. The answer's last read took all that
+// had come (past_end::take), so that can only be what came since; when that is more than a
+// moment (the answer's end went to a slow client), it is looked for here, at the cost of one
+// system call.
+bool upstream_pool::nothing_came(upstream_connection& c) {
+  const auto into = c.buffer.prepare(1);
+  const auto [ec, n] = c.stream.read_now(net::buffer(into.data(), into.size()));
+  return !ec && n == 0;
 }
 
 // The read is a socket read like any other: Asio first tries it at once (the one system call
 // the watch costs), then leaves it to the event loop. That try finds nothing unless bytes came
-// in the moment since the answer's last read, which took all that had come (past_end::take):
-// what it finds is handed over in a later turn of the loop, so a request that takes the
-// connection in this one could read it as its answer, as it could bytes that arrive just after
-// a peek. OpenSSL reads the socket itself, so a TLS connection cannot be watched this way.
+// within `settled_read` of the answer's last read (give_back looks for any later ones first):
+// those are handed over in a later turn of the loop, so a request that takes the connection in
+// this one could read them as its answer, as it could bytes that arrive just after a peek.
+// OpenSSL reads the socket itself, so a TLS connection cannot be watched this way.
 void upstream_pool::watch(upstream_connection& c) {
   const auto into = c.buffer.prepare(upstream_read_chunk);
   auto w = std::make_shared<idle_watch>();

@@ -65,6 +65,7 @@ struct upstream_connection {
   flex_stream stream; ///< plain, or TLS to an https:// upstream
   /// Set from the pool's give_back, for a plain connection, until a request takes the read up.
   std::shared_ptr<idle_watch> watch;
+  steady::time_point read_at{}; ///< when its last read ended (steady::now(), not coarse)
   steady::time_point idle_since{};
   std::atomic<std::int64_t>* open_gauge = nullptr;
 };
@@ -106,8 +107,13 @@ public:
   void offer_session(SSL* tls, const net::ssl::context* context);
 
 private:
+  /// How long after the answer's last read give_back trusts that nothing has come since.
+  static constexpr auto settled_read = std::chrono::microseconds(250);
+
   /// Begins the read that watches `c` while it is idle.
   static void watch(upstream_connection& c);
+  /// Whether nothing (no byte, no close) has come on `c` since its last read: a read now.
+  static bool nothing_came(upstream_connection& c);
 
   net::io_context& io_;
   std::size_t max_idle_;

@@ -377,6 +377,18 @@ struct test_upstream::impl {
   template <class Stream>
   bool download(Stream& socket, const seen_request& r, bool keep_alive, std::vector<char>& chunk) {
     const auto total = query_number(r.target, "bytes");
+    boost::system::error_code ec;
+    if (query_number(r.target, "stray") == 1) {
+      // The whole answer, and a stray 408 right behind it in the same write.
+      std::string whole = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                          "Content-Length: " +
+                          std::to_string(total) + "\r\n\r\n";
+      for (std::uint64_t i = 0; i < total; ++i)
+        whole += pattern_byte(i);
+      write_together(socket, whole, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n",
+                     ec);
+      return !ec && keep_alive;
+    }
     http::response<http::buffer_body> res{http::status::ok, 11};
     res.set(http::field::content_type, "application/octet-stream");
     res.keep_alive(keep_alive);
@@ -385,7 +397,6 @@ struct test_upstream::impl {
     else
       res.content_length(total);
     http::response_serializer<http::buffer_body> sr{res};
-    boost::system::error_code ec;
     http::write_header(socket, sr, ec);
     if (ec)
       return false;
@@ -407,8 +418,6 @@ struct test_upstream::impl {
     res.body().size = 0;
     res.body().more = false;
     http::write(socket, sr, ec);
-    if (!ec && query_number(r.target, "stray") == 1)
-      write_raw(socket, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n", ec);
     return !ec && keep_alive;
   }
 

@@ -56,7 +56,8 @@ struct upstream_tls_files {
 /// the backend. By the last segment of the path it receives (so "/public/slow" is "/slow"):
 ///   /download?bytes=N[&chunked=1][&stray=1]
 ///                                  N pattern bytes, Content-Length or chunked; with stray=1
-///                                  a stray 408 right behind them (keep-alive)
+///                                  (Content-Length) a stray 408 right behind them, in the
+///                                  same write (keep-alive)
 ///   /slow?ms=N                     waits N ms, then echoes
 ///   /status/NNN                    answers NNN (no body for 204 and 304)
 ///   /chunked                       a small chunked echo

@@ -50,7 +50,7 @@ TEST_CASE("with nothing given every setting has its default", "[config]") {
 }
 
 TEST_CASE("a TOKENGATE_ variable no setting reads is found, in any case, but not those "
-          "Kubernetes makes for a Service",
+          "Kubernetes makes for Services",
           "[config]") {
   fake_env env;
   (void)load_config({}, env.lookup());
@@ -61,14 +61,16 @@ TEST_CASE("a TOKENGATE_ variable no setting reads is found, in any case, but not
       "TOKENGATE_UPSTREAM_TLS_CA_FILE", "TOKENGATE_ADMIN_TLS", "TOKENGATE_CONFIG",
       // not tokengate's
       "PATH", "TOKENGATEWAY", "TOKENGATE",
-      // Kubernetes' service links for a Service named tokengate
-      "TOKENGATE_SERVICE_HOST", "TOKENGATE_SERVICE_PORT_HTTP", "TOKENGATE_PORT",
-      "TOKENGATE_PORT_8080_TCP_ADDR",
-      // not read: misspelt, another case, twice
+      // Kubernetes' service links for Services named tokengate and tokengate-admin
+      "TOKENGATE_SERVICE_HOST", "TOKENGATE_SERVICE_PORT", "TOKENGATE_SERVICE_PORT_HTTP",
+      "TOKENGATE_PORT", "TOKENGATE_PORT_8080_TCP", "TOKENGATE_PORT_8080_TCP_ADDR",
+      "TOKENGATE_ADMIN_SERVICE_HOST", "TOKENGATE_ADMIN_PORT_9901_UDP_PROTO",
+      // not read: misspelt, another case, twice, only like a service link
       "TOKENGATE_TLS_CERT", "tokengate_threads", "TokenGate_Upstream", "TOKENGATE_LIMIT",
-      "TOKENGATE_", "TOKENGATE_TLS_CERT"};
+      "TOKENGATE_", "TOKENGATE_TLS_CERT", "TOKENGATE_PORT_HTTP", "TOKENGATE_SERVICE_NAME"};
   CHECK(unread_variables(names, read) ==
-        std::vector<std::string>{"TOKENGATE_", "TOKENGATE_LIMIT", "TOKENGATE_TLS_CERT",
+        std::vector<std::string>{"TOKENGATE_", "TOKENGATE_LIMIT", "TOKENGATE_PORT_HTTP",
+                                 "TOKENGATE_SERVICE_NAME", "TOKENGATE_TLS_CERT",
                                  "TokenGate_Upstream", "tokengate_threads"});
   CHECK(unread_variables({}, read).empty());
 }

@@ -1,0 +1,86 @@
+// The pool of upstream connections on real loopback sockets, one event loop, no sidecar: how an
+// idle plain connection is watched (README "The proxy", rule 4).
+#include "proxy/detail/upstream_pool.hpp"
+
+#include <catch2/catch.hpp>
+#include <poll.h>
+
+#include <string_view>
+#include <utility>
+
+using namespace tokengate::proxy::detail;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A pool, and connections made for it to a listener of the test's own.
+struct pool_fixture {
+  net::io_context io{1};
+  tcp::acceptor listener{io, {net::ip::make_address("127.0.0.1"), 0}};
+  upstream_pool pool{io, 8, std::chrono::seconds(60)};
+
+  // A connection as an exchange leaves it after a whole answer, and the upstream's end of it.
+  std::pair<std::unique_ptr<upstream_connection>, tcp::socket> connection() {
+    auto c = pool.make();
+    c->stream.socket().connect(listener.local_endpoint());
+    c->stream.socket().non_blocking(true);
+    auto upstream = listener.accept();
+    c->read_at = steady::now();
+    return {std::move(c), std::move(upstream)};
+  }
+};
+
+// Waits until something (bytes, or the peer's close) can be read on `c`.
+void wait_readable(upstream_connection& c) {
+  pollfd p{c.stream.socket().native_handle(), POLLIN, 0};
+  REQUIRE(::poll(&p, 1, 2000) == 1);
+}
+
+constexpr std::string_view stray = "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n";
+
+} // namespace
+
+TEST_CASE("an idle pooled connection is watched: the upstream's close or stray bytes end it",
+          "[upstream][pool]") {
+  pool_fixture f;
+  auto [c, upstream] = f.connection();
+  f.pool.give_back(std::move(c));
+  f.io.poll(); // the watch's first try: nothing yet
+  SECTION("nothing came: it is taken, and its watch brings the answer") {
+    auto taken = f.pool.take();
+    REQUIRE(taken != nullptr);
+    REQUIRE(taken->watch != nullptr);
+    net::write(upstream, net::buffer(stray));
+    io_outcome got;
+    net::co_spawn(
+        f.io, [&]() -> net::awaitable<void> { got = co_await taken->take_watch(); }, net::detached);
+    f.io.run_for(2s);
+    CHECK(std::get<0>(got) == boost::system::error_code());
+    CHECK(std::get<1>(got) == stray.size());
+  }
+  SECTION("stray bytes") {
+    net::write(upstream, net::buffer(stray));
+    f.io.run_for(200ms);
+    CHECK(f.pool.take() == nullptr);
+  }
+  SECTION("the upstream's close") {
+    upstream.close();
+    f.io.run_for(200ms);
+    CHECK(f.pool.take() == nullptr);
+  }
+}
+
+TEST_CASE("a connection given back well after its answer's last read is checked at once, so a "
+          "request in the same turn of the loop cannot take what came meanwhile",
+          "[upstream][pool]") {
+  pool_fixture f;
+  auto [c, upstream] = f.connection();
+  // The answer's end went to a slow client: a second since the last read from the upstream.
+  c->read_at = steady::now() - 1s;
+  SECTION("stray bytes") { net::write(upstream, net::buffer(stray)); }
+  SECTION("the upstream's close") { upstream.close(); }
+  wait_readable(*c);
+  f.pool.give_back(std::move(c));
+  // No turn of the loop in between: the watch's first try could not have told yet.
+  CHECK(f.pool.take() == nullptr);
+}
