@@ -4,9 +4,9 @@
 #include "proxy/config.hpp"
 #include "proxy/config_parse.hpp"
 #include "proxy/config_tls.hpp"
+#include "proxy/http1.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <regex>
 #include <sstream>
 
@@ -247,10 +247,8 @@ std::vector<std::string> unread_variables(std::span<const std::string> names,
   constexpr std::string_view prefix = "TOKENGATE_";
   std::set<std::string> unread;
   for (const auto& name : names) {
-    std::string upper(name.substr(0, prefix.size()));
-    std::transform(upper.begin(), upper.end(), upper.begin(),
-                   [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
-    if (upper != prefix || read.contains(name) || name == "TOKENGATE_CONFIG" || service_link(name))
+    if (!http1::iequals(std::string_view(name).substr(0, prefix.size()), prefix) ||
+        read.contains(name) || name == "TOKENGATE_CONFIG" || service_link(name))
       continue;
     unread.insert(name);
   }
