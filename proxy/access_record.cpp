@@ -23,6 +23,8 @@ std::string access_record::to_line() const {
       .add("listener", admin ? "admin" : "main");
   if (!would_deny.empty())
     line.add("would_deny", would_deny);
+  if (!cut.empty())
+    line.add("cut", cut);
   return std::move(line).finish();
 }
 

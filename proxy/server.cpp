@@ -21,6 +21,8 @@ namespace {
 
 constexpr int backlog = 1024;
 constexpr std::size_t max_admin_connections = 64;
+// How long the requests cut at shutdown_timeout_ms have to write their 503 and access line.
+constexpr auto cut_grace = std::chrono::seconds(1);
 // The answer to a connection above max_connections, built once by the one error builder.
 const std::string& over_capacity() {
   static const std::string answer = [] {
@@ -382,13 +384,27 @@ void server::stop() {
         return true;
     return false;
   };
-  while (busy() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const auto wait_until = [&busy](std::chrono::steady_clock::time_point until) {
+    while (busy() && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  };
+  wait_until(deadline);
+  if (busy()) {
+    // Past the deadline, what is left is cut: a request not yet answered gets a 503, and every
+    // cut one its access line, within cut_grace.
+    for (auto& w : s.workers)
+      net::post(w->io, [&w = *w] { cut_sessions(w); });
+    wait_until(std::chrono::steady_clock::now() + cut_grace);
+  }
   for (auto& w : s.workers)
     w->io.stop();
   for (auto& w : s.workers)
     if (w->thread.joinable())
       w->thread.join();
+  // A request the cut could not end (its client reads nothing, or it waits for the token API)
+  // still gets its line.
+  for (auto& w : s.workers)
+    log_unfinished_sessions(*w);
   for (auto& w : s.workers)
     w->pool.close_all(); // an https upstream is told with close_notify
 

@@ -70,6 +70,21 @@ io_outcome flex_stream::read_now(net::mutable_buffer into) noexcept {
   return {boost::system::error_code(errno, boost::system::system_category()), 0};
 }
 
+bool flex_stream::write_now(std::string_view bytes) noexcept {
+  if (!socket_.is_open())
+    return false;
+  if (ssl_ == nullptr)
+    return ::send(socket_.native_handle(), bytes.data(), bytes.size(),
+                  MSG_DONTWAIT | MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+  ERR_clear_error();
+  std::size_t sent = 0;
+  const bool whole = SSL_is_init_finished(ssl_.get()) == 1 &&
+                     SSL_write_ex(ssl_.get(), bytes.data(), bytes.size(), &sent) == 1 &&
+                     sent == bytes.size();
+  ERR_clear_error();
+  return whole;
+}
+
 bool flex_stream::start_tls(net::ssl::context& context, tls_role role) {
   boost::system::error_code ec;
   if (!socket_.non_blocking())

@@ -63,6 +63,9 @@ public:
   /// A plain read of what has arrived, without waiting: the bytes, eof, or 0 bytes and no
   /// error when nothing has (a wait said it had: the next wait ends when it does).
   [[nodiscard]] io_outcome read_now(net::mutable_buffer into) noexcept;
+  /// Writes `bytes` without waiting (one send, or one SSL_write once TLS is up): true when all
+  /// of them went out. For a last word on a connection whose loop has stopped.
+  [[nodiscard]] bool write_now(std::string_view bytes) noexcept;
   /// Whether the TLS layer holds bytes it read from the socket and nobody has read from it.
   [[nodiscard]] bool tls_buffered() const noexcept {
     return ssl_ != nullptr && SSL_has_pending(ssl_.get()) == 1;

@@ -64,6 +64,31 @@ void session::expire_if_due(steady::time_point now) {
   upstream_.cancel();
 }
 
+void session::cut() {
+  if (in_request_)
+    record_.cut = "shutdown";
+  deadline_.cut();
+  client_.cancel();
+  upstream_.cancel();
+}
+
+void session::log_unfinished() {
+  if (!in_request_)
+    return;
+  record_.cut = "shutdown";
+  // Nothing of an answer went out (the request waits for the token API): the 503, if the socket
+  // takes it at once.
+  if (record_.status == 0 && record_.bytes_out == 0 && !method_.empty()) {
+    build_error_response(out_, 503, shutdown_message, true, {}, key_fields_);
+    const auto bytes = method_ == "HEAD" ? head_only(out_) : std::string_view(out_);
+    if (client_.write_now(bytes)) {
+      record_.status = 503;
+      record_.bytes_out = bytes.size();
+    }
+  }
+  log_access(true);
+}
+
 void session::take_live_settings() {
   logging_ = deps_.log.enabled(log_level::info);
   if (live_ == w_.settings)
@@ -271,6 +296,12 @@ void session::close() {
 
 net::awaitable<bool> session::answer(unsigned status, std::string_view message, bool close,
                                      std::string_view allow) {
+  // Whatever the cut made a wait fail with, the client is told why.
+  if (deadline_.shutdown) {
+    status = 503;
+    message = shutdown_message;
+    close = true;
+  }
   record_.status = status;
   build_error_response(out_, status, message, close, allow, key_fields_);
   co_return co_await write_answer(close);
@@ -313,17 +344,20 @@ void session::begin_record(std::string_view method) {
   record_.admin = admin_;
   bodyless_ = false; // until the request's framing says so
   started_ = steady::now();
+  in_request_ = true;
   token_.reset();
   api_caller_.clear();
   key_fields_.clear();
 }
 
-void session::log_access() {
-  if (record_.status == 0)
+void session::log_access(bool unfinished) {
+  in_request_ = false;
+  if (record_.status == 0 && !unfinished)
     return;
   const auto took = steady::now() - started_;
-  w_.metrics.count_request(admin_ ? listener_kind::admin : listener_kind::main, record_.status,
-                           took);
+  if (record_.status != 0)
+    w_.metrics.count_request(admin_ ? listener_kind::admin : listener_kind::main, record_.status,
+                             took);
   if (!logging_)
     return;
   record_.token_id = token_ ? token_->id() : std::string_view(api_caller_);
@@ -349,6 +383,16 @@ void sweep_sessions(worker& w) {
 void drain_sessions(worker& w) {
   for (auto* c : w.live)
     c->drain();
+}
+
+void cut_sessions(worker& w) {
+  for (auto* c : w.live)
+    c->cut();
+}
+
+void log_unfinished_sessions(worker& w) {
+  for (auto* c : w.live)
+    c->log_unfinished();
 }
 
 bool evict_idle_admin_session(worker& w) {

@@ -39,6 +39,11 @@ inline constexpr std::chrono::milliseconds admin_header_timeout{2000};
 inline constexpr std::string_view body_timeout_message =
     "request body timed out: nothing arrived for idle_timeout_ms";
 
+/// The 503 of a request still in flight when the sidecar's stop has waited shutdown_timeout_ms.
+inline constexpr std::string_view shutdown_message =
+    "the sidecar is shutting down: the request was cut off at shutdown_timeout_ms and may have "
+    "taken effect";
+
 /// The peer address of a connected socket (IPv4-mapped peers as IPv4).
 [[nodiscard]] tokenapi::ip_address address_of(const tcp::endpoint& e);
 
@@ -71,6 +76,14 @@ public:
 
   /// Called by the sweeper: cancels what the connection waits for once its deadline is past.
   void expire_if_due(steady::time_point now);
+
+  /// Called when the sidecar's stop has waited shutdown_timeout_ms: ends what the connection
+  /// waits for, now and after. A request without an answer yet is answered 503; its access line
+  /// says `"cut":"shutdown"` either way.
+  void cut();
+  /// Called once the connection's loop has stopped for good: the access line of a request the
+  /// cut could not end in time (status 0 when no answer went out at all).
+  void log_unfinished();
 
 private:
   timed_stream<flex_stream> client_stream() {
@@ -189,7 +202,9 @@ private:
   /// Starts the access-log record of a new request (`method` empty for a refused head).
   void begin_record(std::string_view method);
 
-  void log_access();
+  /// Writes the access line (and counts the request) when an answer went out; `unfinished`: also
+  /// when none did (`log_unfinished`).
+  void log_access(bool unfinished = false);
   /// The figures /metrics reads from outside the event loops.
   [[nodiscard]] metrics_gauges gauges() const;
 
@@ -212,6 +227,7 @@ private:
   bool tls_up_ = false;                            ///< the TLS handshake completed
   bool bodyless_ = false;          ///< the request's framing is known and has no body
   bool cut_short_ = false;         ///< an answer broke off: the close must not say it is whole
+  bool in_request_ = false;        ///< a request has begun and its access line is not written
   std::string client_certificate_; ///< the verified client certificate's names, or ""
   std::int64_t client_certificate_end_ = 0; ///< its notAfter (Unix seconds); 0 without one
   upstream_exchange upstream_;

@@ -17,10 +17,19 @@ namespace tokengate::proxy::detail {
 struct deadline {
   steady::time_point at = steady::time_point::max();
   bool timed_out = false;
+  /// The sidecar's stop cut the connection short (`cut()`): every wait after it is due at once,
+  /// so the sweeper ends it too.
+  bool shutdown = false;
 
   void expire_after(steady::duration d) noexcept {
-    at = coarse_now() + d;
+    at = shutdown ? steady::time_point::min() : coarse_now() + d;
     timed_out = false;
+  }
+  /// Ends the wait under way (the caller cancels the sockets) and every one after it.
+  void cut() noexcept {
+    shutdown = true;
+    timed_out = true;
+    at = steady::time_point::max();
   }
   /// For the sweeper: true (once) when the deadline has passed; it is then marked and disarmed.
   bool expire_if_due(steady::time_point now) noexcept {

@@ -22,7 +22,7 @@ upstream_exchange::upstream_exchange(upstream_pool& pool, std::span<const tcp::e
       tls_(std::move(tls)) {}
 
 upstream_failure upstream_exchange::fail(upstream_failure f, upstream_error reason) {
-  metrics_.upstream_errors[static_cast<std::size_t>(reason)].add();
+  count(reason);
   discard();
   return f;
 }

@@ -70,9 +70,11 @@ public:
   /// Cancels what the connection waits for (the sweeper, past the deadline).
   void cancel();
   /// Counts a failure the session found past the head: an unusable response (ambiguous
-  /// framing, an unasked 101), or a body that broke off.
+  /// framing, an unasked 101), or a body that broke off. A wait the sidecar's stop cut short is
+  /// not the upstream's failure, and is not counted.
   void count(upstream_error reason) {
-    metrics_.upstream_errors[static_cast<std::size_t>(reason)].add();
+    if (!clock_.shutdown)
+      metrics_.upstream_errors[static_cast<std::size_t>(reason)].add();
   }
 
 private:

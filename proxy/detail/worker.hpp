@@ -86,6 +86,14 @@ inline constexpr auto sweep_interval = std::chrono::milliseconds(50);
 /// current response. Must run on `w`'s thread.
 void drain_sessions(worker& w);
 
+/// Cuts every session of `w` (`session::cut`): the stop has waited shutdown_timeout_ms. Must run
+/// on `w`'s thread.
+void cut_sessions(worker& w);
+
+/// Writes the access line of every request of `w` still unfinished. Only once `w`'s thread has
+/// ended.
+void log_unfinished_sessions(worker& w);
+
 /// Closes the admin connection of `w` that has waited longest for a request (an idle keep-alive
 /// connection, or one that has sent nothing yet), as nginx reuses idle keep-alive connections;
 /// false when every admin connection is in the middle of a request. Must run on `w`'s thread.

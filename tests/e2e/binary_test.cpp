@@ -331,6 +331,75 @@ TEST_CASE("SIGTERM lets a request in flight finish, then exits 0", "[e2e][shutdo
 
 namespace {
 
+/// The access lines of `out` (the sidecar's stdout) whose path is `path`.
+std::vector<std::string> access_lines(const std::string& out, std::string_view path) {
+  std::vector<std::string> found;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);)
+    if (line.find("\"path\":\"" + std::string(path) + "\"") != std::string::npos &&
+        line.find("\"status\":") != std::string::npos)
+      found.push_back(line);
+  return found;
+}
+
+} // namespace
+
+TEST_CASE("a request still in flight at shutdown_timeout_ms is answered 503 and logged as cut",
+          "[e2e][shutdown]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  gate_process gate(dir.path(), upstream.port(), {}, {{"TOKENGATE_SHUTDOWN_TIMEOUT_MS", "300"}});
+  const auto key = gate.admin_key();
+  // The upstream answers after 5 s: long after the sidecar has stopped waiting for it.
+  auto slow = std::async(std::launch::async,
+                         [&] { return call(gate.port(), "GET", "/slow?ms=5000", key); });
+  for (int i = 0; i < 200 && upstream.requests().empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE_FALSE(upstream.requests().empty());
+  gate.proc().signal(SIGTERM);
+  auto answer = slow.get();
+  CHECK(answer.status == 503);
+  CHECK(answer.header("Connection") == "close");
+  CHECK(answer.json().at("message").as_string() ==
+        "the sidecar is shutting down: the request was cut off at shutdown_timeout_ms and may have "
+        "taken effect");
+  auto status = gate.proc().wait(std::chrono::seconds(20));
+  REQUIRE(status.has_value());
+  CHECK(*status == 0);
+  const auto out = gate.proc().out();
+  const auto lines = access_lines(out, "/slow");
+  REQUIRE(lines.size() == 1);
+  CHECK_THAT(lines[0],
+             Catch::Contains("\"status\":503") && Catch::Contains("\"cut\":\"shutdown\""));
+  CHECK_THAT(out, Catch::Contains("\"msg\":\"stopped\""));
+}
+
+TEST_CASE("an answer still streaming at shutdown_timeout_ms is cut, and its line says so",
+          "[e2e][shutdown]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  gate_process gate(dir.path(), upstream.port(), {}, {{"TOKENGATE_SHUTDOWN_TIMEOUT_MS", "300"}});
+  const auto key = gate.admin_key();
+  // A client that reads the head of a 256 MiB download, then nothing: the answer cannot finish.
+  test::raw_connection client(gate.port());
+  REQUIRE(client.send("GET /download?bytes=268435456 HTTP/1.1\r\nHost: x\r\nX-API-Key: " + key +
+                      "\r\n\r\n"));
+  REQUIRE_THAT(client.read_until("\r\n\r\n"), Catch::StartsWith("HTTP/1.1 200"));
+  gate.proc().signal(SIGTERM);
+  auto status = gate.proc().wait(std::chrono::seconds(20));
+  REQUIRE(status.has_value());
+  CHECK(*status == 0);
+  const auto lines = access_lines(gate.proc().out(), "/download");
+  REQUIRE(lines.size() == 1);
+  CHECK_THAT(lines[0],
+             Catch::Contains("\"status\":200") && Catch::Contains("\"cut\":\"shutdown\""));
+  CHECK_THAT(lines[0], !Catch::Contains("\"bytes_out\":268435"));
+  // The client got less than the whole answer, and then the connection's end.
+  CHECK(client.read_until_close(std::chrono::seconds(5)).size() < 268435456);
+}
+
+namespace {
+
 /// A tmpfs of `size` mounted on `at` (made), unmounted when it goes: a disk that fills up.
 /// Mounting needs root, as CI has; elsewhere `mounted()` is false.
 class small_disk {

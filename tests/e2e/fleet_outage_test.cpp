@@ -161,6 +161,35 @@ TEST_CASE("max_staleness_ms holds when the database stops answering, its connect
   CHECK(eventually([&] { return fleet.status("a", key) == 200; }, recovery));
 }
 
+TEST_CASE("a token call held by a frozen database at shutdown gets a 503 and its access line",
+          "[e2e][fleet][outage][shutdown]") {
+  test::fleet_env fleet;
+  auto& a = fleet.start("a", {}, {{"TOKENGATE_SHUTDOWN_TIMEOUT_MS", "300"}});
+  fleet.pg().freeze();
+  // The create waits for the database (up to its 15 s query timeout) on the token API's thread,
+  // out of reach of the cut that ends every wait on a socket.
+  test::raw_connection client(a.port());
+  const std::string body = R"({"name":"held","permissions":["AlertRead"]})";
+  REQUIRE(client.send("POST /api-tokens HTTP/1.1\r\nHost: x\r\nX-API-Key: " + fleet.admin() +
+                      "\r\nContent-Type: application/json\r\nContent-Length: " +
+                      std::to_string(body.size()) + "\r\n\r\n" + body));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  a.proc().signal(SIGTERM);
+  const auto answer = client.read_until_close(std::chrono::seconds(10));
+  CHECK(test::status_of(answer) == 503);
+  CHECK_THAT(answer, Catch::Contains("the sidecar is shutting down"));
+  const bool logged = a.proc().wait_for_output("\"cut\":\"shutdown\"", std::chrono::seconds(5));
+  fleet.pg().thaw(); // the stop then writes what it holds, and ends
+  REQUIRE(logged);
+  const auto out = a.proc().out();
+  const auto line_at = out.rfind('\n', out.find("\"cut\":\"shutdown\""));
+  const auto line = out.substr(line_at + 1, out.find('\n', line_at + 1) - line_at - 1);
+  CHECK_THAT(line, Catch::Contains("\"method\":\"POST\",\"path\":\"/api-tokens\",\"status\":503"));
+  auto status = a.proc().wait(std::chrono::seconds(40));
+  REQUIRE(status.has_value());
+  CHECK(*status == 0);
+}
+
 TEST_CASE("kill -9 of a sidecar during writes: every answered write is in PostgreSQL and "
           "reaches the others",
           "[e2e][fleet][outage]") {

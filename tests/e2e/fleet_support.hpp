@@ -51,16 +51,17 @@ public:
   [[nodiscard]] test_upstream& upstream() { return upstream_; }
 
   /// Starts sidecar `name` on the database (again, after `stop`), waiting for "listening".
-  gate_process& start(const std::string& name, std::vector<std::string> extra = {}) {
+  /// `env`: variables besides the fleet's routes.
+  gate_process& start(const std::string& name, std::vector<std::string> extra = {},
+                      std::vector<std::pair<std::string, std::string>> env = {}) {
     std::filesystem::create_directories(dir(name));
     std::vector<std::string> args{"--database-url", pg_.url(), "--bootstrap-token-file",
                                   bootstrap_file().string()};
     args.insert(args.end(), extra.begin(), extra.end());
     sidecars_.erase(name);
     auto& g = sidecars_[name];
-    g = std::make_unique<gate_process>(
-        dir(name), upstream_.port(), args,
-        std::vector<std::pair<std::string, std::string>>{{"TOKENGATE_ROUTES", routes}});
+    env.emplace_back("TOKENGATE_ROUTES", routes);
+    g = std::make_unique<gate_process>(dir(name), upstream_.port(), args, std::move(env));
     return *g;
   }
   /// Starts sidecars "a" and "b", in that order; their ports.
