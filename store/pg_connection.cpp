@@ -117,6 +117,10 @@ result<void> pg_connection::connect() {
     return lost(one_line(PQerrorMessage(conn_)));
   PQsetNoticeProcessor(
       conn_, [](void*, const char*) {}, nullptr);
+  // A send must not wait without a deadline either: a server that stops reading would hold a
+  // blocking send (and the thread) until TCP gave up, long after query_timeout.
+  if (PQsetnonblocking(conn_, 1) != 0)
+    return lost(one_line(PQerrorMessage(conn_)));
   // A session cut off inside a transaction (its sidecar gone) would otherwise hold its locks,
   // the change log's counter among them, until the server noticed the connection lost.
   const auto idle = std::to_string(settings_.idle_in_transaction_timeout.count());
@@ -158,14 +162,30 @@ result<pg_rows> pg_connection::exec(std::string_view sql,
                                                           values.data(), nullptr, nullptr, 0);
   if (sent == 0)
     return lost(one_line(PQerrorMessage(conn_)));
-  // As PQexec, but never waiting longer than query_timeout: the last result is the answer (the
-  // first error ends a list of statements).
+  // As PQexec, but never waiting longer than query_timeout: the statement goes out, and the
+  // last result is the answer (the first error ends a list of statements).
   const auto due = std::chrono::steady_clock::now() + settings_.query_timeout;
+  const auto time_left = [&due] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(due -
+                                                                 std::chrono::steady_clock::now());
+  };
+  // libpq's flush protocol: while part of the statement is still to go, wait until the socket
+  // takes more, and read what the server says meanwhile (it may answer before it has read all).
+  for (int flushed = PQflush(conn_); flushed != 0; flushed = PQflush(conn_)) {
+    if (flushed < 0)
+      return lost(one_line(PQerrorMessage(conn_)));
+    const auto left = time_left();
+    pollfd p{PQsocket(conn_), POLLIN | POLLOUT, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0)
+      return lost("the database took none of the statement's rest within " +
+                  std::to_string(settings_.query_timeout.count()) + " ms");
+    if ((p.revents & POLLIN) != 0 && PQconsumeInput(conn_) == 0)
+      return lost(one_line(PQerrorMessage(conn_)));
+  }
   std::unique_ptr<PGresult, decltype(&PQclear)> res(nullptr, &PQclear);
   for (;;) {
     while (PQisBusy(conn_) == 1) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          due - std::chrono::steady_clock::now());
+      const auto left = time_left();
       pollfd p{PQsocket(conn_), POLLIN, 0};
       if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0)
         return lost("no answer from the database within " +

@@ -202,6 +202,30 @@ TEST_CASE("a statement the server does not answer ends after query_timeout, the 
   CHECK(c.exec("SELECT 1").value().at(0).at(0) == "1");
 }
 
+TEST_CASE("a statement larger than the socket takes, to a server that stops reading, ends after "
+          "query_timeout",
+          "[store][pg]") {
+  test::pg_fixture f;
+  store::pg_settings settings{pg_cluster::shared().url(f.database), {}, std::chrono::seconds(5)};
+  settings.query_timeout = std::chrono::milliseconds(300);
+  store::pg_connection c(settings);
+  REQUIRE(c.connect());
+  const auto pid = std::stoi(c.exec("SELECT pg_backend_pid()").value().at(0).at(0).value());
+  REQUIRE(::kill(pid, SIGSTOP) == 0);
+  // 64 MiB: far more than the loopback socket's buffers hold, so the send has to wait.
+  const std::string big(64 << 20, 'x');
+  const auto r = c.exec("SELECT length($1)", {big});
+  ::kill(pid, SIGCONT);
+  REQUIRE_FALSE(r);
+  CHECK(r.error() == store::errc::unavailable);
+  CHECK_FALSE(c.connected());
+  CHECK(c.last_error() == "the database took none of the statement's rest within 300 ms");
+  REQUIRE(c.connect());
+  CHECK(
+      c.exec("SELECT length($1)", {std::string_view(big).substr(0, 1 << 20)}).value().at(0).at(0) ==
+      "1048576");
+}
+
 TEST_CASE("a prune waits a second at most for a writer's lock, and keeps its session",
           "[store][pg]") {
   test::pg_fixture f;
