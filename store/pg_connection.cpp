@@ -177,7 +177,7 @@ result<pg_rows> pg_connection::exec(std::string_view sql,
     const auto left = time_left();
     pollfd p{PQsocket(conn_), POLLIN | POLLOUT, 0};
     if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0)
-      return lost("the database took none of the statement's rest within " +
+      return lost("the database did not take the whole statement within " +
                   std::to_string(settings_.query_timeout.count()) + " ms");
     if ((p.revents & POLLIN) != 0 && PQconsumeInput(conn_) == 0)
       return lost(one_line(PQerrorMessage(conn_)));

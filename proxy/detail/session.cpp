@@ -76,15 +76,16 @@ void session::log_unfinished() {
   if (!in_request_)
     return;
   record_.cut = "shutdown";
-  // Nothing of an answer went out (the request waits for the token API): the 503, if the socket
-  // takes it at once.
-  if (record_.status == 0 && record_.bytes_out == 0 && !method_.empty()) {
+  // A call still waiting for the token API's thread has written nothing since its request was
+  // read (its 100 Continue at most): the 503, if the socket takes it at once, and the close.
+  if (awaiting_api_ && record_.status == 0) {
     build_error_response(out_, 503, shutdown_message, true, {}, key_fields_);
     const auto bytes = method_ == "HEAD" ? head_only(out_) : std::string_view(out_);
     if (client_.write_now(bytes)) {
       record_.status = 503;
-      record_.bytes_out = bytes.size();
+      record_.bytes_out += bytes.size();
     }
+    client_.close_idle();
   }
   log_access(true);
 }
@@ -115,7 +116,9 @@ net::awaitable<void> session::serve() {
                          deps_.clock.now().time_since_epoch().count() >= client_certificate_end_;
     // (Plain ifs: GCC 12 miscompiles a co_await in a nested conditional expression.)
     bool keep = false;
-    if (expired)
+    if (deadline_.shutdown) // a head read as the cut ran: not sent on
+      keep = co_await answer(503, shutdown_message, true);
+    else if (expired)
       keep = co_await answer(401, expired_certificate_message, true);
     else if (admin_)
       keep = co_await serve_admin();
@@ -345,6 +348,8 @@ void session::begin_record(std::string_view method) {
   bodyless_ = false; // until the request's framing says so
   started_ = steady::now();
   in_request_ = true;
+  if (deadline_.shutdown)
+    record_.cut = "shutdown";
   token_.reset();
   api_caller_.clear();
   key_fields_.clear();
@@ -352,7 +357,7 @@ void session::begin_record(std::string_view method) {
 
 void session::log_access(bool unfinished) {
   in_request_ = false;
-  if (record_.status == 0 && !unfinished)
+  if (record_.status == 0 && !unfinished && record_.cut.empty())
     return;
   const auto took = steady::now() - started_;
   if (record_.status != 0)

@@ -228,6 +228,7 @@ private:
   bool bodyless_ = false;          ///< the request's framing is known and has no body
   bool cut_short_ = false;         ///< an answer broke off: the close must not say it is whole
   bool in_request_ = false;        ///< a request has begun and its access line is not written
+  bool awaiting_api_ = false;      ///< waiting for the token API's thread (api_pool)
   std::string client_certificate_; ///< the verified client certificate's names, or ""
   std::int64_t client_certificate_end_ = 0; ///< its notAfter (Unix seconds); 0 without one
   upstream_exchange upstream_;

@@ -59,9 +59,11 @@ net::awaitable<bool> session::serve_admin() {
 
 net::awaitable<bool> session::serve_reload(bool close) {
   // Reading the file must not hold up this loop's other connections.
+  awaiting_api_ = true;
   const reload_report report = co_await net::co_spawn(
       shared_.api_pool, [this]() -> net::awaitable<reload_report> { co_return shared_.reload(); },
       net::use_awaitable);
+  awaiting_api_ = false;
   // A configuration that does not load is the operator's to fix: 422, and nothing changed.
   // (A named value: GCC 12 destroys a braced temporary in a co_await expression twice.)
   const bool ok = report.applied && report.certificate_error.empty();
@@ -137,13 +139,18 @@ net::awaitable<bool> session::serve_api() {
     }
   }
 
+  // A body the stop's cut broke off is no call to make (nor a refusal to audit).
+  if (deadline_.shutdown)
+    co_return co_await answer(503, shutdown_message, true);
   request.body = api_body_;
+  awaiting_api_ = true;
   api_response response = co_await net::co_spawn(
       shared_.api_pool,
       [this, &request, &unread]() -> net::awaitable<api_response> {
         co_return deps_.api.handle(request, unread);
       },
       net::use_awaitable);
+  awaiting_api_ = false;
   count_decision(response.decision);
   api_caller_ = std::move(response.caller_id);
   w_.metrics.count_api_call(response.operation, response.status);

@@ -29,14 +29,16 @@ struct deadline {
   void cut() noexcept {
     shutdown = true;
     timed_out = true;
-    at = steady::time_point::max();
+    at = steady::time_point::min();
   }
   /// For the sweeper: true (once) when the deadline has passed; it is then marked and disarmed.
+  /// After a cut it stays due: a wait that began as the cut ran (its event already in) is ended
+  /// by the next sweep.
   bool expire_if_due(steady::time_point now) noexcept {
     if (now < at)
       return false;
     timed_out = true;
-    at = steady::time_point::max();
+    at = shutdown ? steady::time_point::min() : steady::time_point::max();
     return true;
   }
 };

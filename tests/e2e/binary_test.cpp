@@ -374,6 +374,36 @@ TEST_CASE("a request still in flight at shutdown_timeout_ms is answered 503 and 
   CHECK_THAT(out, Catch::Contains("\"msg\":\"stopped\""));
 }
 
+TEST_CASE("a token call whose body is still coming at shutdown_timeout_ms is answered 503, "
+          "not made",
+          "[e2e][shutdown]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  gate_process gate(dir.path(), upstream.port(), {}, {{"TOKENGATE_SHUTDOWN_TIMEOUT_MS", "300"}});
+  const auto key = gate.admin_key();
+  // Half of a create's body, and then nothing.
+  const std::string body = R"({"name":"half","permissions":["AlertRead"]})";
+  test::raw_connection client(gate.port());
+  REQUIRE(client.send("POST /api-tokens HTTP/1.1\r\nHost: x\r\nX-API-Key: " + key +
+                      "\r\nContent-Type: application/json\r\nContent-Length: " +
+                      std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, 10)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300)); // the head read
+  gate.proc().signal(SIGTERM);
+  const auto answer = client.read_until_close(std::chrono::seconds(10));
+  CHECK(test::status_of(answer) == 503);
+  CHECK_THAT(answer, Catch::Contains("the sidecar is shutting down"));
+  auto status = gate.proc().wait(std::chrono::seconds(20));
+  REQUIRE(status.has_value());
+  CHECK(*status == 0);
+  const auto out = gate.proc().out();
+  const auto lines = access_lines(out, "/api-tokens");
+  REQUIRE(lines.size() == 1);
+  CHECK_THAT(lines[0],
+             Catch::Contains("\"status\":503") && Catch::Contains("\"cut\":\"shutdown\""));
+  // No call was made, so none was audited (a 408 refusal would have been).
+  CHECK(out.find("\"operation\":\"create\"") == std::string::npos);
+}
+
 TEST_CASE("an answer still streaming at shutdown_timeout_ms is cut, and its line says so",
           "[e2e][shutdown]") {
   test::temp_dir dir;

@@ -173,8 +173,9 @@ TEST_CASE("a token call held by a frozen database at shutdown gets a 503 and its
   REQUIRE(client.send("POST /api-tokens HTTP/1.1\r\nHost: x\r\nX-API-Key: " + fleet.admin() +
                       "\r\nContent-Type: application/json\r\nContent-Length: " +
                       std::to_string(body.size()) + "\r\n\r\n" + body));
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::this_thread::sleep_for(std::chrono::seconds(1)); // the head read, the call on its way
   a.proc().signal(SIGTERM);
+  // The 503, then the close (the exit waits for the call, up to its query timeout).
   const auto answer = client.read_until_close(std::chrono::seconds(10));
   CHECK(test::status_of(answer) == 503);
   CHECK_THAT(answer, Catch::Contains("the sidecar is shutting down"));
