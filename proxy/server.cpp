@@ -143,10 +143,15 @@ net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool adm
 
 net::awaitable<void> server::impl::sweep_loop(worker& w) {
   for (;;) {
-    if (w.live.empty())
-      w.sweep_timer.expires_at(steady::time_point::max()); // until a connection starts
-    else
+    // Without connections the loop wakes only for an upstream connection left idle too long
+    // (a sweep after its limit: the sweep's clock is the coarse one), or when a connection
+    // starts.
+    if (!w.live.empty())
       w.sweep_timer.expires_after(sweep_interval);
+    else if (const auto due = w.pool.next_expiry())
+      w.sweep_timer.expires_at(*due + sweep_interval);
+    else
+      w.sweep_timer.expires_at(steady::time_point::max());
     co_await w.sweep_timer.async_wait(nothrow); // cancelled: a connection started
     sweep_sessions(w);
   }

@@ -383,6 +383,7 @@ void sweep_sessions(worker& w) {
   const auto now = coarse_now();
   for (auto* c : w.live)
     c->expire_if_due(now);
+  w.pool.close_expired(now);
 }
 
 void drain_sessions(worker& w) {

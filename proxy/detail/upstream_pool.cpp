@@ -1,5 +1,7 @@
 #include "proxy/detail/upstream_pool.hpp"
 
+#include <algorithm>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -58,6 +60,8 @@ std::unique_ptr<upstream_connection> upstream_pool::take() {
   while (!idle_.empty()) {
     auto c = std::move(idle_.back());
     idle_.pop_back();
+    if (c->watch) // out of the pool: an end of its watch is the taker's to read
+      c->watch->pooled = nullptr;
     if (now - c->idle_since < max_idle_time_ && still_open(*c))
       return c;
     c->stream.close_idle();
@@ -144,6 +148,7 @@ bool upstream_pool::nothing_came(upstream_connection& c) {
 void upstream_pool::watch(upstream_connection& c) {
   const auto into = c.buffer.prepare(upstream_read_chunk);
   auto w = std::make_shared<idle_watch>();
+  w->pooled = &c.stream;
   c.watch = w;
   c.stream.socket().async_read_some(
       net::buffer(into.data(), upstream_read_chunk),
@@ -154,6 +159,16 @@ void upstream_pool::close_all() noexcept {
   for (auto& c : idle_)
     c->stream.close_idle();
   idle_.clear();
+}
+
+// give_back appends and take pops from the back: the oldest connections are at the front.
+void upstream_pool::close_expired(steady::time_point now) noexcept {
+  const auto fresh = std::find_if(idle_.begin(), idle_.end(), [&](const auto& c) {
+    return now - c->idle_since < max_idle_time_;
+  });
+  for (auto it = idle_.begin(); it != fresh; ++it)
+    (*it)->stream.close_idle();
+  idle_.erase(idle_.begin(), fresh);
 }
 
 } // namespace tokengate::proxy::detail

@@ -25,10 +25,15 @@ struct idle_watch {
   /// The request waiting for the read: its answer's first bytes. (An optional, set with
   /// emplace: Boost 1.81's any_completion_handler move assignment wraps itself endlessly.)
   std::optional<net::any_completion_handler<void(boost::system::error_code, std::size_t)>> waiter;
+  /// The connection's stream while it sits in the pool: a watch that ends there closes it at
+  /// once (its socket would otherwise wait in CLOSE-WAIT until `take` came to it).
+  flex_stream* pooled = nullptr;
 
   void end(const boost::system::error_code& ec, std::size_t n) {
     if (!waiter) {
       ended.emplace(ec, n);
+      if (pooled != nullptr)
+        std::exchange(pooled, nullptr)->close();
       return;
     }
     auto handler = std::move(*waiter);
@@ -41,6 +46,8 @@ struct idle_watch {
 struct upstream_connection {
   explicit upstream_connection(const net::any_io_executor& ex) : stream(ex) {}
   ~upstream_connection() {
+    if (watch)
+      watch->pooled = nullptr; // its handler may still run, on a closed socket
     if (open_gauge)
       open_gauge->fetch_sub(1, std::memory_order_relaxed);
   }
@@ -98,6 +105,14 @@ public:
 
   /// Closes every idle connection (at a stop, once the loop has ended).
   void close_all() noexcept;
+  /// Closes the connections idle for `max_idle_time` or longer (the sweeper's, at `now`).
+  void close_expired(steady::time_point now) noexcept;
+  /// When the oldest idle connection reaches `max_idle_time`; nothing when none is idle.
+  [[nodiscard]] std::optional<steady::time_point> next_expiry() const noexcept {
+    if (idle_.empty())
+      return std::nullopt;
+    return idle_.front()->idle_since + max_idle_time_;
+  }
 
   /// Keeps the TLS session of `tls`, made with `context`, when it can be resumed, for the next
   /// handshake.

@@ -68,7 +68,8 @@ struct worker {
   std::unordered_set<session*> live;      ///< touched only on this worker's thread
   std::atomic<std::size_t> live_count{0}; ///< live.size(), readable from other threads
   /// The sweeper's: every `sweep_interval` while the loop has connections; with none it waits
-  /// for the first to start (which cancels it), so an idle loop does not wake at all.
+  /// for the first to start (which cancels it) or for a pooled upstream connection to reach its
+  /// idle limit, so an idle loop wakes at most once for each connection its pool holds.
   net::steady_timer sweep_timer{io};
   std::thread thread;
 };
@@ -77,8 +78,9 @@ struct worker {
 /// `admin`: the admin listener's routes.
 void start_session(worker& w, tcp::socket socket, const tcp::endpoint& peer, bool admin);
 
-/// Cancels the waits of the sessions of `w` whose deadline has passed. Runs every
-/// `sweep_interval` on `w`'s thread while `w` has connections: timeouts hold to within that.
+/// Cancels the waits of the sessions of `w` whose deadline has passed, and closes the pooled
+/// upstream connections left unused too long. Runs every `sweep_interval` on `w`'s thread while
+/// `w` has connections: timeouts hold to within that.
 void sweep_sessions(worker& w);
 inline constexpr auto sweep_interval = std::chrono::milliseconds(50);
 

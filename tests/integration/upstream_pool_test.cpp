@@ -5,7 +5,9 @@
 #include <catch2/catch.hpp>
 #include <poll.h>
 
+#include <array>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 using namespace tokengate::proxy::detail;
@@ -37,6 +39,23 @@ void wait_readable(upstream_connection& c) {
 }
 
 constexpr std::string_view stray = "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n";
+
+// Whether the pool's end of `upstream` closes within 2 s: the upstream reads its end of stream
+// (after whatever it had not read).
+bool closed_by_pool(tcp::socket& upstream) {
+  upstream.non_blocking(true);
+  for (int i = 0; i < 200; ++i) {
+    pollfd p{upstream.native_handle(), POLLIN, 0};
+    if (::poll(&p, 1, 10) == 1) {
+      std::array<char, 256> sink{};
+      boost::system::error_code ec;
+      upstream.read_some(net::buffer(sink), ec);
+      if (ec == net::error::eof)
+        return true;
+    }
+  }
+  return false;
+}
 
 } // namespace
 
@@ -82,5 +101,47 @@ TEST_CASE("a connection given back well after its answer's last read is checked 
   wait_readable(*c);
   f.pool.give_back(std::move(c));
   // No turn of the loop in between: the watch's first try could not have told yet.
+  CHECK(f.pool.take() == nullptr);
+}
+
+TEST_CASE("an idle pooled connection whose watch ends is closed then, not when a request comes "
+          "to it",
+          "[upstream][pool]") {
+  pool_fixture f;
+  auto [c, upstream] = f.connection();
+  f.pool.give_back(std::move(c));
+  f.io.poll();
+  SECTION("the upstream's half-close (its FIN)") { upstream.shutdown(tcp::socket::shutdown_send); }
+  SECTION("stray bytes") { net::write(upstream, net::buffer(stray)); }
+  f.io.run_for(200ms);
+  // No take in between: the loop alone closed it.
+  CHECK(closed_by_pool(upstream));
+  CHECK(f.pool.take() == nullptr);
+}
+
+TEST_CASE("the sweeper closes pooled connections idle past the pool's limit, and only those",
+          "[upstream][pool]") {
+  pool_fixture f;
+  auto [old_one, old_upstream] = f.connection();
+  auto [new_one, new_upstream] = f.connection();
+  CHECK_FALSE(f.pool.next_expiry()); // none idle: an idle loop need not wake
+  const auto start = coarse_now();
+  f.pool.give_back(std::move(old_one));
+  std::this_thread::sleep_for(100ms);
+  f.pool.give_back(std::move(new_one));
+  f.io.poll();
+  // The sweeper of a loop without connections wakes when the oldest reaches the limit.
+  REQUIRE(f.pool.next_expiry());
+  CHECK(*f.pool.next_expiry() >= start + 60s);
+  CHECK(*f.pool.next_expiry() < start + 60s + 100ms);
+  // 60 s and 50 ms after the first went idle (the limit is 60 s): the second, given back 100 ms
+  // later, has not reached it.
+  f.pool.close_expired(start + 60s + 50ms);
+  CHECK(closed_by_pool(old_upstream));
+  CHECK_FALSE(closed_by_pool(new_upstream));
+  CHECK(*f.pool.next_expiry() >= start + 60s + 100ms); // the second's
+  auto kept = f.pool.take();
+  REQUIRE(kept != nullptr);
+  CHECK(kept->stream.socket().is_open());
   CHECK(f.pool.take() == nullptr);
 }
