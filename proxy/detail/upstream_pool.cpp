@@ -112,6 +112,8 @@ void upstream_pool::give_back(std::unique_ptr<upstream_connection> c) {
   // (A watch nobody took up means no answer was read: the connection's state is unknown.)
   const bool stray = !c->buffer.empty() || !c->stream.socket().is_open() || c->watch ||
                      (c->stream.is_tls() && tls_leftover(c->stream.tls()));
+  if (idle_.size() >= max_idle_)
+    drop_ended(); // room from connections closed in the pool, before this one is refused
   if (idle_.size() >= max_idle_ || stray) {
     c->stream.close_idle();
     return;
@@ -169,6 +171,11 @@ void upstream_pool::close_expired(steady::time_point now) noexcept {
   for (auto it = idle_.begin(); it != fresh; ++it)
     (*it)->stream.close_idle();
   idle_.erase(idle_.begin(), fresh);
+  drop_ended();
+}
+
+void upstream_pool::drop_ended() noexcept {
+  std::erase_if(idle_, [](const auto& c) { return c->watch && c->watch->ended; });
 }
 
 } // namespace tokengate::proxy::detail

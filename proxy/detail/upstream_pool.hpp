@@ -105,7 +105,8 @@ public:
 
   /// Closes every idle connection (at a stop, once the loop has ended).
   void close_all() noexcept;
-  /// Closes the connections idle for `max_idle_time` or longer (the sweeper's, at `now`).
+  /// Closes the connections idle for `max_idle_time` or longer, and lets go of those whose
+  /// watch has ended (closed then): the sweeper's, at `now`.
   void close_expired(steady::time_point now) noexcept;
   /// When the oldest idle connection reaches `max_idle_time`; nothing when none is idle.
   [[nodiscard]] std::optional<steady::time_point> next_expiry() const noexcept {
@@ -127,6 +128,8 @@ private:
 
   /// Begins the read that watches `c` while it is idle.
   static void watch(upstream_connection& c);
+  /// Lets go of the idle connections whose watch has ended (their sockets are closed).
+  void drop_ended() noexcept;
   /// Whether nothing (no byte, no close) has come on `c` since its last read: a read now.
   static bool nothing_came(upstream_connection& c);
 

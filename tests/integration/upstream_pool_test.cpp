@@ -9,6 +9,7 @@
 #include <string_view>
 #include <thread>
 #include <utility>
+#include <vector>
 
 using namespace tokengate::proxy::detail;
 using namespace std::chrono_literals;
@@ -116,7 +117,10 @@ TEST_CASE("an idle pooled connection whose watch ends is closed then, not when a
   f.io.run_for(200ms);
   // No take in between: the loop alone closed it.
   CHECK(closed_by_pool(upstream));
-  CHECK(f.pool.take() == nullptr);
+  // And the sweep lets go of it: the pool's room is for connections that can serve.
+  CHECK(f.pool.next_expiry());
+  f.pool.close_expired(coarse_now());
+  CHECK_FALSE(f.pool.next_expiry());
 }
 
 TEST_CASE("the sweeper closes pooled connections idle past the pool's limit, and only those",
@@ -144,4 +148,24 @@ TEST_CASE("the sweeper closes pooled connections idle past the pool's limit, and
   REQUIRE(kept != nullptr);
   CHECK(kept->stream.socket().is_open());
   CHECK(f.pool.take() == nullptr);
+}
+
+TEST_CASE("a full pool makes room from connections closed in it before it refuses one",
+          "[upstream][pool]") {
+  pool_fixture f; // room for 8
+  std::vector<tcp::socket> upstreams;
+  for (int i = 0; i < 8; ++i) {
+    auto [c, upstream] = f.connection();
+    f.pool.give_back(std::move(c));
+    upstreams.push_back(std::move(upstream));
+  }
+  f.io.poll();
+  upstreams.front().shutdown(tcp::socket::shutdown_send); // the oldest: closed by the upstream
+  f.io.run_for(200ms);
+  auto [ninth, ninth_upstream] = f.connection();
+  f.pool.give_back(std::move(ninth));
+  CHECK_FALSE(closed_by_pool(ninth_upstream)); // pooled, in the closed one's room
+  auto taken = f.pool.take();
+  REQUIRE(taken != nullptr);
+  CHECK(taken->stream.socket().is_open());
 }
