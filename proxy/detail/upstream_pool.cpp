@@ -34,6 +34,18 @@ bool still_open(upstream_connection& c) {
 
 } // namespace
 
+void idle_watch::end(const boost::system::error_code& ec, std::size_t n) {
+  if (!waiter) {
+    ended.emplace(ec, n);
+    if (pooled != nullptr)
+      std::exchange(pooled, nullptr)->close_now();
+    return;
+  }
+  auto handler = std::move(*waiter);
+  waiter.reset();
+  std::move(handler)(ec, n);
+}
+
 net::awaitable<io_outcome> upstream_connection::take_watch() {
   auto taken = std::move(watch);
   return net::async_initiate<decltype(nothrow), void(boost::system::error_code, std::size_t)>(
@@ -112,11 +124,18 @@ void upstream_pool::give_back(std::unique_ptr<upstream_connection> c) {
   // (A watch nobody took up means no answer was read: the connection's state is unknown.)
   const bool stray = !c->buffer.empty() || !c->stream.socket().is_open() || c->watch ||
                      (c->stream.is_tls() && tls_leftover(c->stream.tls()));
-  if (idle_.size() >= max_idle_)
-    drop_ended(); // room from connections closed in the pool, before this one is refused
-  if (idle_.size() >= max_idle_ || stray) {
+  if (stray) {
     c->stream.close_idle();
     return;
+  }
+  if (idle_.size() >= max_idle_) {
+    // Room from connections closed or expired in the pool, else from the least recently used
+    // one (as nginx's keepalive cache): the warmest is kept.
+    close_expired(coarse_now());
+    if (idle_.size() >= max_idle_) {
+      idle_.front()->stream.close_idle();
+      idle_.erase(idle_.begin());
+    }
   }
   c->buffer.shrink(64 * 1024);
   if (!c->stream.is_tls()) {
@@ -150,7 +169,7 @@ bool upstream_pool::nothing_came(upstream_connection& c) {
 void upstream_pool::watch(upstream_connection& c) {
   const auto into = c.buffer.prepare(upstream_read_chunk);
   auto w = std::make_shared<idle_watch>();
-  w->pooled = &c.stream;
+  w->pooled = &c;
   c.watch = w;
   c.stream.socket().async_read_some(
       net::buffer(into.data(), upstream_read_chunk),

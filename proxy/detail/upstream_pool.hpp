@@ -15,6 +15,8 @@ namespace tokengate::proxy::detail {
 /// How many bytes one read from the upstream asks for.
 inline constexpr std::size_t upstream_read_chunk = 16 * 1024;
 
+struct upstream_connection;
+
 /// The read a plain pooled connection keeps under way while it is idle, as nginx keeps a read
 /// event on the upstream connections it caches. Its handler owns this; the connection holds it
 /// until a request takes the read up (`upstream_connection::take_watch`).
@@ -25,21 +27,12 @@ struct idle_watch {
   /// The request waiting for the read: its answer's first bytes. (An optional, set with
   /// emplace: Boost 1.81's any_completion_handler move assignment wraps itself endlessly.)
   std::optional<net::any_completion_handler<void(boost::system::error_code, std::size_t)>> waiter;
-  /// The connection's stream while it sits in the pool: a watch that ends there closes it at
-  /// once (its socket would otherwise wait in CLOSE-WAIT until `take` came to it).
-  flex_stream* pooled = nullptr;
+  /// The connection while it sits in the pool: a watch that ends there closes it at once (its
+  /// socket would otherwise wait in CLOSE-WAIT until `take` came to it).
+  upstream_connection* pooled = nullptr;
 
-  void end(const boost::system::error_code& ec, std::size_t n) {
-    if (!waiter) {
-      ended.emplace(ec, n);
-      if (pooled != nullptr)
-        std::exchange(pooled, nullptr)->close();
-      return;
-    }
-    auto handler = std::move(*waiter);
-    waiter.reset();
-    std::move(handler)(ec, n);
-  }
+  /// The read's end: to the waiting request, or kept (and the pooled connection closed).
+  void end(const boost::system::error_code& ec, std::size_t n);
 };
 
 /// One connection to the upstream and the bytes read from it but not yet relayed.
@@ -54,10 +47,16 @@ struct upstream_connection {
   upstream_connection(const upstream_connection&) = delete;
   upstream_connection& operator=(const upstream_connection&) = delete;
 
-  /// Counts this connection in `gauge` (connections open) until it is destroyed.
+  /// Counts this connection in `gauge` (connections open) until it is closed for good.
   void count_in(std::atomic<std::int64_t>& gauge) {
     open_gauge = &gauge;
     gauge.fetch_add(1, std::memory_order_relaxed);
+  }
+  /// Closes the socket, and counts the connection closed, while the object waits to go.
+  void close_now() noexcept {
+    stream.close();
+    if (open_gauge)
+      std::exchange(open_gauge, nullptr)->fetch_sub(1, std::memory_order_relaxed);
   }
 
   /// Waits for the end of the read that watched the connection while it was idle: its error
@@ -99,8 +98,9 @@ public:
   /// A new, unconnected connection.
   [[nodiscard]] std::unique_ptr<upstream_connection> make();
 
-  /// Keeps `c` for a later request (or closes it when the pool is full); a plain one is watched
-  /// from now on (see take).
+  /// Keeps `c` for a later request (a full pool closes its least recently used connection for
+  /// it); a plain one is watched from now on (see take). One with bytes past its answer is
+  /// closed instead.
   void give_back(std::unique_ptr<upstream_connection> c);
 
   /// Closes every idle connection (at a stop, once the loop has ended).

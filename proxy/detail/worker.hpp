@@ -79,8 +79,9 @@ struct worker {
 void start_session(worker& w, tcp::socket socket, const tcp::endpoint& peer, bool admin);
 
 /// Cancels the waits of the sessions of `w` whose deadline has passed, and closes the pooled
-/// upstream connections left unused too long. Runs every `sweep_interval` on `w`'s thread while
-/// `w` has connections: timeouts hold to within that.
+/// upstream connections left unused too long. Runs on `w`'s thread every `sweep_interval`
+/// while `w` has connections (timeouts hold to within that), and without any when the pool's
+/// oldest connection reaches its idle limit.
 void sweep_sessions(worker& w);
 inline constexpr auto sweep_interval = std::chrono::milliseconds(50);
 

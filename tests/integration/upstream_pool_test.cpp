@@ -6,6 +6,7 @@
 #include <poll.h>
 
 #include <array>
+#include <atomic>
 #include <string_view>
 #include <thread>
 #include <utility>
@@ -41,11 +42,12 @@ void wait_readable(upstream_connection& c) {
 
 constexpr std::string_view stray = "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n";
 
-// Whether the pool's end of `upstream` closes within 2 s: the upstream reads its end of stream
-// (after whatever it had not read).
-bool closed_by_pool(tcp::socket& upstream) {
+// Whether the pool's end of `upstream` closes within `wait`: the upstream reads its end of
+// stream (after whatever it had not read). A check that it stays open waits less: a close made
+// before it would show at once.
+bool closed_by_pool(tcp::socket& upstream, std::chrono::milliseconds wait = 2000ms) {
   upstream.non_blocking(true);
-  for (int i = 0; i < 200; ++i) {
+  for (auto i = wait / 10ms; i > 0; --i) {
     pollfd p{upstream.native_handle(), POLLIN, 0};
     if (::poll(&p, 1, 10) == 1) {
       std::array<char, 256> sink{};
@@ -110,13 +112,16 @@ TEST_CASE("an idle pooled connection whose watch ends is closed then, not when a
           "[upstream][pool]") {
   pool_fixture f;
   auto [c, upstream] = f.connection();
+  std::atomic<std::int64_t> open{0}; // as tokengate_upstream_connections_open
+  c->count_in(open);
   f.pool.give_back(std::move(c));
   f.io.poll();
   SECTION("the upstream's half-close (its FIN)") { upstream.shutdown(tcp::socket::shutdown_send); }
   SECTION("stray bytes") { net::write(upstream, net::buffer(stray)); }
   f.io.run_for(200ms);
-  // No take in between: the loop alone closed it.
+  // No take in between: the loop alone closed it, and counts it closed.
   CHECK(closed_by_pool(upstream));
+  CHECK(open == 0);
   // And the sweep lets go of it: the pool's room is for connections that can serve.
   CHECK(f.pool.next_expiry());
   f.pool.close_expired(coarse_now());
@@ -142,8 +147,8 @@ TEST_CASE("the sweeper closes pooled connections idle past the pool's limit, and
   // later, has not reached it.
   f.pool.close_expired(start + 60s + 50ms);
   CHECK(closed_by_pool(old_upstream));
-  CHECK_FALSE(closed_by_pool(new_upstream));
-  CHECK(*f.pool.next_expiry() >= start + 60s + 100ms); // the second's
+  CHECK_FALSE(closed_by_pool(new_upstream, 300ms));
+  CHECK(*f.pool.next_expiry() >= start + 60s + 90ms); // the second's (the coarse clock's ticks)
   auto kept = f.pool.take();
   REQUIRE(kept != nullptr);
   CHECK(kept->stream.socket().is_open());
@@ -160,12 +165,30 @@ TEST_CASE("a full pool makes room from connections closed in it before it refuse
     upstreams.push_back(std::move(upstream));
   }
   f.io.poll();
-  upstreams.front().shutdown(tcp::socket::shutdown_send); // the oldest: closed by the upstream
+  upstreams[3].shutdown(tcp::socket::shutdown_send); // closed by the upstream
   f.io.run_for(200ms);
   auto [ninth, ninth_upstream] = f.connection();
   f.pool.give_back(std::move(ninth));
-  CHECK_FALSE(closed_by_pool(ninth_upstream)); // pooled, in the closed one's room
+  CHECK_FALSE(closed_by_pool(ninth_upstream, 300ms));    // pooled, in the closed one's room
+  CHECK_FALSE(closed_by_pool(upstreams.front(), 300ms)); // the oldest stays
   auto taken = f.pool.take();
   REQUIRE(taken != nullptr);
   CHECK(taken->stream.socket().is_open());
+}
+
+TEST_CASE("a full pool keeps the connection given back and closes its least recently used one",
+          "[upstream][pool]") {
+  pool_fixture f; // room for 8
+  std::vector<tcp::socket> upstreams;
+  for (int i = 0; i < 8; ++i) {
+    auto [c, upstream] = f.connection();
+    f.pool.give_back(std::move(c));
+    upstreams.push_back(std::move(upstream));
+  }
+  f.io.poll();
+  auto [ninth, ninth_upstream] = f.connection();
+  f.pool.give_back(std::move(ninth));
+  CHECK(closed_by_pool(upstreams.front()));
+  CHECK_FALSE(closed_by_pool(upstreams.back(), 300ms));
+  CHECK_FALSE(closed_by_pool(ninth_upstream, 300ms));
 }
