@@ -60,6 +60,11 @@ public:
   /// SIGTERM, then the exit status.
   int terminate() {
     proc_->signal(SIGTERM);
+    return wait_exit();
+  }
+
+  /// The exit status, once the process ends (within 20 s, or the test fails).
+  int wait_exit() {
     auto status = proc_->wait(std::chrono::seconds(20));
     REQUIRE(status.has_value());
     return *status;

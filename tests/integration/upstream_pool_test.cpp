@@ -32,6 +32,19 @@ struct pool_fixture {
     c->read_at = steady::now();
     return {std::move(c), std::move(upstream)};
   }
+
+  // `n` connections given back in turn (the first the least recently used), and their
+  // upstreams' ends.
+  std::vector<tcp::socket> fill(int n) {
+    std::vector<tcp::socket> upstreams;
+    for (int i = 0; i < n; ++i) {
+      auto [c, upstream] = connection();
+      pool.give_back(std::move(c));
+      upstreams.push_back(std::move(upstream));
+    }
+    io.poll();
+    return upstreams;
+  }
 };
 
 // Waits until something (bytes, or the peer's close) can be read on `c`.
@@ -158,13 +171,7 @@ TEST_CASE("the sweeper closes pooled connections idle past the pool's limit, and
 TEST_CASE("a full pool makes room from connections closed in it before it refuses one",
           "[upstream][pool]") {
   pool_fixture f; // room for 8
-  std::vector<tcp::socket> upstreams;
-  for (int i = 0; i < 8; ++i) {
-    auto [c, upstream] = f.connection();
-    f.pool.give_back(std::move(c));
-    upstreams.push_back(std::move(upstream));
-  }
-  f.io.poll();
+  auto upstreams = f.fill(8);
   upstreams[3].shutdown(tcp::socket::shutdown_send); // closed by the upstream
   f.io.run_for(200ms);
   auto [ninth, ninth_upstream] = f.connection();
@@ -179,13 +186,7 @@ TEST_CASE("a full pool makes room from connections closed in it before it refuse
 TEST_CASE("a full pool keeps the connection given back and closes its least recently used one",
           "[upstream][pool]") {
   pool_fixture f; // room for 8
-  std::vector<tcp::socket> upstreams;
-  for (int i = 0; i < 8; ++i) {
-    auto [c, upstream] = f.connection();
-    f.pool.give_back(std::move(c));
-    upstreams.push_back(std::move(upstream));
-  }
-  f.io.poll();
+  auto upstreams = f.fill(8);
   auto [ninth, ninth_upstream] = f.connection();
   f.pool.give_back(std::move(ninth));
   CHECK(closed_by_pool(upstreams.front()));

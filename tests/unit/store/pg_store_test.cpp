@@ -182,14 +182,28 @@ TEST_CASE("a session left idle inside a transaction is ended by the server, rele
   CHECK_FALSE(cut_off.exec("COMMIT")); // its session is gone: nothing of it committed
 }
 
+namespace {
+
+// Settings whose statements wait 300 ms at most for the server.
+store::pg_settings brief_queries(const test::pg_fixture& f) {
+  store::pg_settings settings{pg_cluster::shared().url(f.database), {}, std::chrono::seconds(5)};
+  settings.query_timeout = std::chrono::milliseconds(300);
+  return settings;
+}
+
+// The process id of the server process behind `c`'s session.
+int backend_pid(store::pg_connection& c) {
+  return std::stoi(c.exec("SELECT pg_backend_pid()").value().at(0).at(0).value());
+}
+
+} // namespace
+
 TEST_CASE("a statement the server does not answer ends after query_timeout, the session lost",
           "[store][pg]") {
   test::pg_fixture f;
-  store::pg_settings settings{pg_cluster::shared().url(f.database), {}, std::chrono::seconds(5)};
-  settings.query_timeout = std::chrono::milliseconds(300);
-  store::pg_connection c(settings);
+  store::pg_connection c(brief_queries(f));
   REQUIRE(c.connect());
-  const auto pid = std::stoi(c.exec("SELECT pg_backend_pid()").value().at(0).at(0).value());
+  const auto pid = backend_pid(c);
   // The session's server process stops answering; its connection stays open.
   REQUIRE(::kill(pid, SIGSTOP) == 0);
   const auto r = c.exec("SELECT 1");
@@ -207,11 +221,9 @@ TEST_CASE("a statement larger than the socket takes, to a server that stops read
           "query_timeout",
           "[store][pg]") {
   test::pg_fixture f;
-  store::pg_settings settings{pg_cluster::shared().url(f.database), {}, std::chrono::seconds(5)};
-  settings.query_timeout = std::chrono::milliseconds(300);
-  store::pg_connection c(settings);
+  store::pg_connection c(brief_queries(f));
   REQUIRE(c.connect());
-  const auto pid = std::stoi(c.exec("SELECT pg_backend_pid()").value().at(0).at(0).value());
+  const auto pid = backend_pid(c);
   REQUIRE(::kill(pid, SIGSTOP) == 0);
   // A send that waits for ever (the defect this test is for) is let go after 10 s, so that the
   // test fails instead of hanging the suite, and the shared server's process goes on.
