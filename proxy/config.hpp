@@ -36,6 +36,8 @@ struct limits {
   std::chrono::milliseconds idle_timeout{60000};
   std::chrono::milliseconds upstream_connect_timeout{2000};
   std::chrono::milliseconds upstream_timeout{30000};
+  /// A pooled upstream connection unused this long is closed (nginx's upstream keepalive_timeout)
+  std::chrono::milliseconds upstream_idle_timeout{60000};
   std::size_t max_connections = 10000;
   std::size_t max_tls_handshakes = 1000;             ///< TLS handshakes under way at once
   std::chrono::milliseconds shutdown_timeout{10000}; ///< longest wait for in-flight requests

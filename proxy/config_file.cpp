@@ -36,6 +36,8 @@ constexpr limit_setting limit_settings[] = {
      [](limits& l, std::int64_t n) { l.upstream_connect_timeout = ms(n); }},
     {"upstream_timeout_ms", 1, day_ms,
      [](limits& l, std::int64_t n) { l.upstream_timeout = ms(n); }},
+    {"upstream_idle_timeout_ms", 1, day_ms,
+     [](limits& l, std::int64_t n) { l.upstream_idle_timeout = ms(n); }},
     {"max_connections", 1, 1'000'000,
      [](limits& l, std::int64_t n) { l.max_connections = size(n); }},
     {"max_tls_handshakes", 1, 1'000'000,

@@ -152,7 +152,8 @@ net::awaitable<void> server::impl::sweep_loop(worker& w) {
       w.sweep_timer.expires_at(*due + sweep_interval);
     else
       w.sweep_timer.expires_at(steady::time_point::max());
-    co_await w.sweep_timer.async_wait(nothrow); // cancelled: a connection started
+    co_await w.sweep_timer.async_wait(nothrow); // cancelled: a connection started, or
+                                                // limits.upstream_idle_timeout_ms changed
     sweep_sessions(w);
   }
 }
@@ -243,7 +244,12 @@ void server::impl::apply(const config& next) {
   shared.max_connections.store(live.limits.max_connections, std::memory_order_relaxed);
   for (auto& w : workers)
     net::post(w->io, [&w = *w, copy = std::make_shared<const live_settings>(live)]() mutable {
+      const bool idle_limit_changed =
+          copy->limits.upstream_idle_timeout != w.settings->limits.upstream_idle_timeout;
+      w.pool.set_max_idle_time(copy->limits.upstream_idle_timeout);
       w.settings = std::move(copy);
+      if (idle_limit_changed && w.live.empty())
+        w.sweep_timer.cancel(); // a loop without connections sleeps until the old limit
     });
 }
 

@@ -64,7 +64,7 @@ net::awaitable<io_outcome> upstream_connection::take_watch() {
 }
 
 upstream_pool::upstream_pool(net::io_context& io, std::size_t max_idle,
-                             std::chrono::seconds max_idle_time)
+                             std::chrono::milliseconds max_idle_time)
     : io_(io), max_idle_(max_idle), max_idle_time_(max_idle_time) {}
 
 std::unique_ptr<upstream_connection> upstream_pool::take() {

@@ -80,7 +80,7 @@ struct upstream_connection {
 /// the warmest connection is reused first.
 class upstream_pool {
 public:
-  upstream_pool(net::io_context& io, std::size_t max_idle, std::chrono::seconds max_idle_time);
+  upstream_pool(net::io_context& io, std::size_t max_idle, std::chrono::milliseconds max_idle_time);
   ~upstream_pool();
   upstream_pool(const upstream_pool&) = delete;
   upstream_pool& operator=(const upstream_pool&) = delete;
@@ -108,6 +108,9 @@ public:
   /// Closes the connections idle for `max_idle_time` or longer, and lets go of those whose
   /// watch has ended (closed then): the sweeper's, at `now`.
   void close_expired(steady::time_point now) noexcept;
+  /// A new idle limit (limits.upstream_idle_timeout_ms at a live reload), for the connections
+  /// already idle too: each is closed at its idle_since plus the new limit.
+  void set_max_idle_time(std::chrono::milliseconds limit) noexcept { max_idle_time_ = limit; }
   /// When the oldest idle connection reaches `max_idle_time`; nothing when none is idle.
   [[nodiscard]] std::optional<steady::time_point> next_expiry() const noexcept {
     if (idle_.empty())
@@ -135,7 +138,7 @@ private:
 
   net::io_context& io_;
   std::size_t max_idle_;
-  std::chrono::seconds max_idle_time_;
+  std::chrono::milliseconds max_idle_time_;
   std::vector<std::unique_ptr<upstream_connection>> idle_;
   SSL_SESSION* tls_session_ = nullptr; ///< owned: the last resumable session
   /// The context tls_session_ was made with, held so that its address names no other.

@@ -50,7 +50,7 @@ struct shared_state {
 /// One event loop and what belongs to it alone.
 struct worker {
   worker(shared_state& s, std::size_t i)
-      : shared(s), index(i), pool(io, 64, std::chrono::seconds(60)),
+      : shared(s), index(i), pool(io, 64, s.deps.settings.limits.upstream_idle_timeout),
         settings(std::make_shared<const live_settings>(live_settings::from(s.deps.settings))) {}
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;

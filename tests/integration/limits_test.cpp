@@ -351,6 +351,28 @@ TEST_CASE_METHOD(proxy_fixture, "a response head over 64 KiB is a 502, even when
   CHECK(r.message() == "upstream sent a malformed response");
 }
 
+TEST_CASE("upstream_idle_timeout_ms closes a pooled upstream connection left unused, also with "
+          "no client connected",
+          "[limits][upstream][pool]") {
+  auto settings = test::example_routes();
+  settings.limits.upstream_idle_timeout = 500ms;
+  proxy_fixture f(settings);
+  {
+    test::http_client client(f.gate.port());
+    CHECK(client.request("GET", "/public/one").status == 200);
+    CHECK(client.request("GET", "/public/two").status == 200);
+  }                                     // the client leaves: its event loop has no connection left
+  CHECK(f.upstream.connections() == 1); // the second request took the pooled connection
+  // Not before the limit (a bound that a slow host cannot break: it only closes later)...
+  std::this_thread::sleep_for(200ms);
+  CHECK(f.upstream.closed_idle() == 0);
+  // ...and soon after it, with nothing coming to the sidecar.
+  CHECK(f.upstream.closed_idle_reaches(1, 3000ms));
+  // The next request opens a new connection.
+  CHECK(f.get("/public/three").status == 200);
+  CHECK(f.upstream.connections() == 2);
+}
+
 TEST_CASE_METHOD(proxy_fixture, "a pooled connection the upstream closed is replaced unseen",
                  "[upstream][pool]") {
   test::http_client client(gate.port());

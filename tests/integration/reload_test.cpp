@@ -12,6 +12,7 @@
 #include <thread>
 
 using namespace tokengate;
+using namespace std::chrono_literals;
 using test::proxy_fixture;
 
 namespace {
@@ -113,6 +114,30 @@ TEST_CASE("reloaded limits apply to the next request", "[reload]") {
   REQUIRE(reload(f).status == 200);
   CHECK(f.get_with(plain.value, "/x", big).status == 431);
   CHECK(f.get_with(plain.value, "/x").status == 200);
+}
+
+TEST_CASE("a reloaded upstream_idle_timeout_ms applies to the connections already pooled, on "
+          "every event loop",
+          "[reload][upstream][pool]") {
+  proxy_fixture f; // 60 s: the connections would stay pooled through the test
+  // Two clients on connections of their own: the connections take the event loops in turn, so
+  // each loop pools an upstream connection.
+  REQUIRE(f.get("/public/x").status == 200);
+  REQUIRE(f.get("/public/y").status == 200);
+  const auto pooled = f.upstream.connections();
+  CHECK(pooled == 2);
+  CHECK(f.upstream.closed_idle() == 0);
+  // A loop left without connections sleeps until its pool's oldest connection reaches the idle
+  // limit (after its next sweep, within 50 ms): the reload must wake it. The admin loop wakes
+  // every 50 ms while it serves the reload.
+  std::this_thread::sleep_for(200ms);
+
+  auto next = test::example_routes();
+  next.limits.upstream_idle_timeout = 300ms;
+  f.gate.reload_with(next);
+  REQUIRE(reload(f).status == 200);
+  CHECK(f.upstream.closed_idle_reaches(pooled, 3000ms));
+  CHECK(f.upstream.closed_idle() == pooled);
 }
 
 TEST_CASE("a reloaded trusted_proxies list decides the next request's client address", "[reload]") {

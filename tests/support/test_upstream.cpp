@@ -191,6 +191,8 @@ struct test_upstream::impl {
       parser.body_limit(boost::none);
       http::read_header(socket, buffer, parser, ec);
       if (ec) {
+        if (ec == http::error::end_of_stream || ec == net::ssl::error::stream_truncated)
+          ++closed_idle;
         if constexpr (!std::is_same_v<Stream, tcp::socket>) {
           if (ec == http::error::end_of_stream) // the client's close_notify, between requests
             ++tls_closed_with_notify;
@@ -445,6 +447,7 @@ struct test_upstream::impl {
   std::atomic<std::size_t> tls_resumed{0};
   std::atomic<std::size_t> tls_closed_with_notify{0};
   std::atomic<std::size_t> tls_closed_without_notify{0};
+  std::atomic<std::size_t> closed_idle{0};
   std::thread accept_thread;
   std::atomic<bool> stopping{false};
   std::atomic<std::size_t> connections{0};
@@ -479,6 +482,14 @@ std::size_t test_upstream::tls_handshakes() const { return impl_->tls_handshakes
 
 std::size_t test_upstream::tls_resumed() const { return impl_->tls_resumed; }
 
+std::size_t test_upstream::closed_idle() const { return impl_->closed_idle; }
+
+bool test_upstream::closed_idle_reaches(std::size_t n, std::chrono::milliseconds wait) const {
+  const auto until = std::chrono::steady_clock::now() + wait;
+  while (impl_->closed_idle < n && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return impl_->closed_idle >= n;
+}
 std::size_t test_upstream::tls_closed_with_notify() const { return impl_->tls_closed_with_notify; }
 
 std::size_t test_upstream::tls_closed_without_notify() const {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -97,6 +98,10 @@ public:
   /// TLS handshakes completed, and how many of them resumed an earlier session.
   [[nodiscard]] std::size_t tls_handshakes() const;
   [[nodiscard]] std::size_t tls_resumed() const;
+  /// Connections the client ended between requests (plain or TLS).
+  [[nodiscard]] std::size_t closed_idle() const;
+  /// Whether closed_idle() reaches `n` within `wait`.
+  [[nodiscard]] bool closed_idle_reaches(std::size_t n, std::chrono::milliseconds wait) const;
   /// TLS connections the client ended between requests with close_notify, and without one.
   [[nodiscard]] std::size_t tls_closed_with_notify() const;
   [[nodiscard]] std::size_t tls_closed_without_notify() const;

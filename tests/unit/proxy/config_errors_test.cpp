@@ -137,6 +137,8 @@ TEST_CASE("config file mistakes name the key and the file", "[config][errors]") 
                Contains("limits.max_connections"));
     CHECK_THAT(file_error(R"({"limits": {"upstream_timeout_ms": "fast"}})"),
                Contains("limits.upstream_timeout_ms"));
+    CHECK_THAT(file_error(R"({"limits": {"upstream_idle_timeout_ms": 0}})"),
+               Contains("limits.upstream_idle_timeout_ms"));
     CHECK_THAT(file_error(R"({"limits": {"max_admin_body_bytes": 18446744073709551615}})"),
                Contains("limits.max_admin_body_bytes"));
     CHECK_THAT(error_of({}, {{"TOKENGATE_MAX_HEADER_BYTES", "0"}}),

@@ -41,6 +41,7 @@ TEST_CASE("with nothing given every setting has its default", "[config]") {
   CHECK(c.limits.idle_timeout == 60000ms);
   CHECK(c.limits.upstream_connect_timeout == 2000ms);
   CHECK(c.limits.upstream_timeout == 30000ms);
+  CHECK(c.limits.upstream_idle_timeout == 60000ms);
   CHECK(c.limits.max_connections == 10000);
   // The config file is looked for in the environment, and every setting too.
   CHECK(std::find(env.asked.begin(), env.asked.end(), "TOKENGATE_CONFIG") != env.asked.end());
@@ -228,9 +229,11 @@ TEST_CASE("limits merge key by key, a TOKENGATE_<LIMIT> overriding only its own"
   CHECK(c.limits.upstream_timeout == 30000ms);
   CHECK(c.limits.max_connections == 10000);
 
-  const auto env_only =
-      load({}, {{"TOKENGATE_UPSTREAM_TIMEOUT_MS", "1234"}, {"TOKENGATE_MAX_CONNECTIONS", "7"}});
+  const auto env_only = load({}, {{"TOKENGATE_UPSTREAM_TIMEOUT_MS", "1234"},
+                                  {"TOKENGATE_MAX_CONNECTIONS", "7"},
+                                  {"TOKENGATE_UPSTREAM_IDLE_TIMEOUT_MS", "4000"}});
   CHECK(env_only.limits.upstream_timeout == 1234ms);
+  CHECK(env_only.limits.upstream_idle_timeout == 4000ms);
   CHECK(env_only.limits.max_connections == 7);
   CHECK(env_only.limits.max_header_bytes == 16384);
 }
@@ -257,6 +260,7 @@ TEST_CASE("a configuration with every key of the README loads", "[config]") {
     "idle_timeout_ms": 60000,
     "upstream_connect_timeout_ms": 2000,
     "upstream_timeout_ms": 30000,
+    "upstream_idle_timeout_ms": 60000,
     "max_connections": 10000
   }
 })");
