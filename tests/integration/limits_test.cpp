@@ -291,6 +291,49 @@ TEST_CASE("upstream down is 502, upstream slow is 504, and the sidecar keeps ser
   }
 }
 
+TEST_CASE("a connection to the upstream not made within upstream_connect_timeout_ms is 502",
+          "[upstream][limits]") {
+  test::black_hole hole; // every connection to it hangs in SYN-SENT
+  auto settings = test::example_routes();
+  settings.limits.upstream_connect_timeout = 500ms;
+  test::sidecar gate(hole.port(), settings);
+  const auto started = std::chrono::steady_clock::now();
+  const auto r = test::request(gate.port(), "GET", "/public/x");
+  const auto took = std::chrono::steady_clock::now() - started;
+  CHECK(r.status == 502);
+  CHECK(r.message() == "upstream unreachable");
+  CHECK(took >= 450ms); // the coarse clock's tick below the limit; a slow host only adds
+  CHECK(took < 5s);
+}
+
+TEST_CASE_METHOD(proxy_fixture, "a 101 nobody asked for is 502, and none of its bytes pass",
+                 "[upstream]") {
+  test::raw_connection c(gate.port());
+  c.send("GET /public/switch HTTP/1.1\r\nHost: x\r\n\r\n");
+  const auto answer = c.read_until_close();
+  CHECK(test::status_of(answer) == 502);
+  CHECK(answer.find("upstream switched protocols unasked") != std::string::npos);
+  CHECK(answer.find("other protocol") == std::string::npos);
+  CHECK(answer.find("101") == std::string::npos);
+}
+
+TEST_CASE("a pause of upstream_timeout_ms in the upstream's body ends the answer where it is and "
+          "closes the connection",
+          "[upstream][limits]") {
+  auto settings = test::example_routes();
+  settings.limits.upstream_timeout = 500ms;
+  proxy_fixture f(settings);
+  test::raw_connection c(f.gate.port());
+  c.send("GET /public/stall-body?ms=2000 HTTP/1.1\r\nHost: x\r\n\r\n");
+  // The head and the first 5 bytes pass; then the connection closes short of Content-Length,
+  // so the client cannot take the answer for whole.
+  const auto answer = c.read_until_close(4000ms);
+  CHECK(test::status_of(answer) == 200);
+  CHECK(answer.find("Content-Length: 10\r\n") != std::string::npos);
+  CHECK(answer.ends_with("\r\n\r\nfirst"));
+  CHECK(f.get("/public/x").status == 200);
+}
+
 TEST_CASE("upstream_timeout_ms bounds the whole response head, however it trickles, and "
           "interim answers are capped",
           "[upstream]") {

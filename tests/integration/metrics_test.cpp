@@ -35,6 +35,9 @@ samples parse(const std::string& text) {
 }
 
 struct metrics_fixture : proxy_fixture {
+  explicit metrics_fixture(proxy::config c = test::example_routes())
+      : proxy_fixture(std::move(c)) {}
+
   test::http_response scrape(const test::header_list& headers = {}) {
     return test::request(gate.admin_port(), "GET", "/metrics", headers);
   }
@@ -117,6 +120,47 @@ TEST_CASE_METHOD(metrics_fixture, "upstream failures are counted by reason", "[m
   CHECK(moved(before, s, reset) == 1);
   CHECK(moved(before, s, R"(tokengate_upstream_errors_total{reason="timeout"})") == 0);
   CHECK(moved(before, s, R"(tokengate_http_requests_total{listener="main",code="5xx"})") == 1);
+}
+
+TEST_CASE("upstream failures of every reason are counted under it", "[metrics]") {
+  auto settings = test::example_routes();
+  settings.limits.upstream_timeout = 300ms;
+  settings.limits.upstream_connect_timeout = 300ms;
+  metrics_fixture f(settings);
+  const auto errors = [](std::string_view reason) {
+    return R"(tokengate_upstream_errors_total{reason=")" + std::string(reason) + R"("})";
+  };
+  const auto failed = R"(tokengate_http_requests_total{listener="main",code="5xx"})";
+  auto before = f.now();
+  REQUIRE(f.get("/public/slow?ms=1000").status == 504);
+  auto s = f.after(before, failed, 1);
+  CHECK(moved(before, s, errors("timeout")) == 1);
+  CHECK(moved(before, s, errors("bad_response")) == 0);
+
+  before = s;
+  REQUIRE(f.get("/public/switch").status == 502);
+  REQUIRE(f.get("/public/bad-chunk").status == 502); // the broken chunk came with the head
+  s = f.after(before, errors("bad_response"), 2);
+  CHECK(moved(before, s, errors("bad_response")) == 2);
+  CHECK(moved(before, s, errors("timeout")) == 0);
+  CHECK(moved(before, s, errors("connect")) == 0);
+
+  // A sidecar in front of an upstream that never completes a connection.
+  test::black_hole hole;
+  test::sidecar gate(hole.port(), settings);
+  const auto scrape = [&] {
+    auto r = test::request(gate.admin_port(), "GET", "/metrics");
+    REQUIRE(r.status == 200);
+    return parse(r.body);
+  };
+  REQUIRE(test::request(gate.port(), "GET", "/public/x").status == 502);
+  s = scrape();
+  for (int i = 0; i < 200 && s[failed] < 1; ++i) {
+    std::this_thread::sleep_for(10ms);
+    s = scrape();
+  }
+  CHECK(s.at(errors("connect")) == 1);
+  CHECK(s.at(errors("timeout")) == 0);
 }
 
 TEST_CASE_METHOD(metrics_fixture, "no label holds a key, a token id or a path", "[metrics]") {

@@ -13,10 +13,14 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <chrono>
+#include <stdexcept>
 #include <thread>
 
 namespace tokengate::test {
@@ -291,6 +295,23 @@ struct test_upstream::impl {
                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nxx\r\n0\r\n\r\n", ec);
       return false;
     }
+    if (path == "/switch") {
+      // 101 Switching Protocols though no upgrade was asked for, then bytes of "another
+      // protocol".
+      write_raw(socket,
+                "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n"
+                "other protocol",
+                ec);
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      return false;
+    }
+    if (path == "/stall-body") {
+      // A 200 of 10 bytes whose first 5 come with the head, the rest `ms` later.
+      write_raw(socket, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfirst", ec);
+      std::this_thread::sleep_for(std::chrono::milliseconds(query_number(r.target, "ms")));
+      write_raw(socket, "later", ec);
+      return !ec && keep_alive;
+    }
     if (path == "/big-head") {
       // A whole head of `kib` KiB, in one write: one long field.
       const auto value = std::string(query_number(r.target, "kib") * 1024, 'v');
@@ -502,5 +523,30 @@ void test_upstream::clear() {
 }
 
 void test_upstream::wait() { impl_->accept_thread.join(); }
+
+black_hole::black_hole() {
+  listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  const auto* any = reinterpret_cast<sockaddr*>(&address);
+  if (listener_ < 0 || ::bind(listener_, any, sizeof address) != 0 || ::listen(listener_, 0) != 0 ||
+      ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0)
+    throw std::runtime_error("black_hole: cannot listen");
+  port_ = ntohs(address.sin_port);
+  // A backlog of 0 queues one connection: once it is made, the queue is full.
+  const int filler = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  fillers_.push_back(filler);
+  if (filler < 0 || ::connect(filler, any, sizeof address) != 0)
+    throw std::runtime_error("black_hole: cannot fill the queue");
+}
+
+black_hole::~black_hole() {
+  for (int fd : fillers_)
+    if (fd >= 0)
+      ::close(fd);
+  ::close(listener_);
+}
 
 } // namespace tokengate::test

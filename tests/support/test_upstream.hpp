@@ -68,6 +68,10 @@ struct upstream_tls_files {
 ///   /hints?n=N&ms=M                N 103 Early Hints, M ms apart, then the echo
 ///   /trickle-head?ms=N             the echo, its head a byte every N ms
 ///   /big-head?kib=N                200 "ok" with a head of N KiB, written at once
+///   /switch                        101 Switching Protocols (nothing asked for it), a few bytes,
+///                                  then a close after 500 ms
+///   /stall-body?ms=N               200 with Content-Length 10: 5 bytes with the head, the
+///                                  other 5 after N ms
 ///   /bad-chunk                     a chunked 200 whose first chunk size is not hex, then a close
 ///   /late-after?ms=N               the echo (keep-alive), then after N ms a late 200 answer
 ///                                  ("LATE-BODY") on the idle connection, which stays open
@@ -113,6 +117,23 @@ public:
 private:
   struct impl;
   std::unique_ptr<impl> impl_;
+};
+
+/// A listener on 127.0.0.1 that accepts nothing, its queue filled: the kernel drops every new
+/// connection's SYN, so a connection to it is never made, as with a host that has gone away.
+class black_hole {
+public:
+  black_hole();
+  ~black_hole();
+  black_hole(const black_hole&) = delete;
+  black_hole& operator=(const black_hole&) = delete;
+
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+
+private:
+  int listener_ = -1;
+  std::vector<int> fillers_;
+  std::uint16_t port_ = 0;
 };
 
 } // namespace tokengate::test

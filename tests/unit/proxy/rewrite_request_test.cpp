@@ -148,6 +148,9 @@ TEST_CASE("no spelling of a protected field reaches the upstream", "[rewrite][sp
                "X-Token_Name: forged\r\nX-TOKEN-ROLE: forged\r\n"
                "Forwarded: for=10.0.0.1\r\nX-Real-IP: 10.0.0.1\r\nX_Real_IP: 10.0.0.1\r\n"
                "True-Client-IP: 10.0.0.1\r\nX-Client-IP: 10.0.0.1\r\n"
+               "X-Forwarded: for=10.0.0.1\r\nX-Cluster-Client-IP: 10.0.0.1\r\n"
+               "CF-Connecting-IP: 10.0.0.1\r\nFastly-Client-IP: 10.0.0.1\r\n"
+               "X-Original-Forwarded-For: 10.0.0.1\r\nX-HTTP-Method: DELETE\r\n"
                "X-Forwarded.For: 10.0.0.1\r\nX-Forwarded-Port: 1\r\n"
                "X-Original-URL: /admin\r\nX-Rewrite-URL: /admin\r\n"
                "X-HTTP-Method-Override: DELETE\r\nX-Method-Override: DELETE\r\n"
@@ -224,6 +227,8 @@ TEST_CASE("every client-certificate field a backend may trust is removed, by fam
                                           "X-Forwarded-Tls-Client-Cert",
                                           "X-Forwarded-Tls-Client-Cert-Info",
                                           "X-ARR-ClientCert",
+                                          "X-Client-Verify",
+                                          "X-Client-DN",
                                           "X-Forwarded-Client-Cert-Chain"};
   std::string text = "GET / HTTP/1.1\r\nHost: api.example\r\nX-Client-Version: 7\r\n";
   for (const auto& n : names)

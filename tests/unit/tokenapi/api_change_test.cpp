@@ -146,6 +146,50 @@ TEST_CASE_METHOD(api_world, "a caller cannot grant permissions it does not hold"
   }
 }
 
+TEST_CASE_METHOD(api_world,
+                 "a caller may delete, and narrow by an update, a token that holds more than it "
+                 "does, without gaining anything",
+                 "[api][escalation]") {
+  const auto limited = issue("limited", {permission::OrganizationAPITokenModify});
+  const auto richer = issue("richer", {permission::AlertRead, permission::UserModify});
+  const auto doomed = issue("doomed", {permission::AlertRead, permission::UserModify});
+
+  // Narrowing to what the caller holds (here: nothing) is no grant.
+  auto narrowed = as(limited).post(path_of(richer), spec_body("narrowed", {}));
+  CHECK(narrowed.status == 200);
+  CHECK_FALSE(narrowed.has("value"));
+  CHECK(as_admin().get(path_of(richer)).object().at("permissions") == json::array{});
+  // Keeping a permission it holds and the caller does not is a grant, and refused.
+  auto kept = as(limited).post(path_of(doomed), spec_body("doomed", {"UserModify"}));
+  CHECK(kept.status == 403);
+  CHECK(kept.message() == "cannot grant permissions the caller does not hold: UserModify");
+
+  CHECK(as(limited).del(path_of(doomed)).status == 204);
+  CHECK(as_admin().get(path_of(doomed)).status == 404);
+}
+
+TEST_CASE_METHOD(api_world,
+                 "a caller limited by CIDR blocks or an expiry may create tokens without them",
+                 "[api][escalation]") {
+  const auto fenced = issue("fenced", {permission::OrganizationAPITokenModify}, {"10.0.0.0/8"});
+  const auto expiring =
+      issue("expiring", {permission::OrganizationAPITokenModify}, {}, t0 + std::chrono::hours(1));
+
+  auto from_fence =
+      as(fenced).from("10.1.2.3").post("/api-tokens", spec_body("open", {"AlertRead"}));
+  // Escalation is about permissions: AlertRead is not held, so that much is refused...
+  CHECK(from_fence.status == 403);
+  auto unfenced = as(fenced).from("10.1.2.3").post("/api-tokens", spec_body("open", {}));
+  CHECK(unfenced.status == 200);
+  CHECK(unfenced.object().at("allowedCIDRBlocks") == json::array{});
+  // ...and the new token works from anywhere.
+  CHECK(as(unfenced.value()).from("192.0.2.1").get("/api-tokens/self").status == 200);
+
+  auto lasting = as(expiring).post("/api-tokens", spec_body("lasting", {}));
+  CHECK(lasting.status == 200);
+  CHECK_FALSE(lasting.has("expiresAt"));
+}
+
 TEST_CASE_METHOD(api_world, "a caller cannot rotate a token that holds more than it does",
                  "[api][escalation]") {
   const auto limited =

@@ -211,6 +211,19 @@ TEST_CASE("allowedCIDRBlocks is an array of valid blocks", "[json]") {
         "invalid CIDR block \"\" in \"allowedCIDRBlocks\"");
 }
 
+TEST_CASE("allowedCIDRBlocks holds at most 256 blocks", "[json][limits]") {
+  // n distinct blocks 10.0.<i/256>.<i%256>/32.
+  const auto blocks = [](int n) {
+    std::string list;
+    for (int i = 0; i < n; ++i)
+      list += (i == 0 ? "\"10.0." : ",\"10.0.") + std::to_string(i / 256) + "." +
+              std::to_string(i % 256) + "/32\"";
+    return std::string(R"("allowedCIDRBlocks":[)") + list + "]";
+  };
+  CHECK(accepted(body_with(blocks(256))).allowed_cidr_blocks.size() == 256);
+  CHECK(refusal(body_with(blocks(257))) == "\"allowedCIDRBlocks\" holds more than 256 blocks");
+}
+
 TEST_CASE("allowedCIDRBlocks never admits more than it spells", "[json][spelling]") {
   using namespace std::string_literals;
   CHECK(refusal(body_with(R"("allowedCIDRBlocks":["1.2.3.4\u0000junk/8"])")) ==
