@@ -29,10 +29,8 @@ tokenapi::ip_address client_address(const tokenapi::ip_address& peer, const http
   for (auto f = request.fields.rbegin(); f != request.fields.rend(); ++f) {
     if (!http1::iequals(f->name, "x-forwarded-for"))
       continue;
-    // A field with no value has no entries; in one with a value, an empty entry (",," or a
-    // leading ",") is not an address either, wherever it stands.
-    if (f->value.empty())
-      continue;
+    // The fields are one list, as they go upstream ("a, , b" for "a", "" and "b"): a field with
+    // no value is an empty entry, and an empty entry is not an address, wherever it stands.
     for (auto list = f->value;;) {
       const auto comma = list.rfind(',');
       const auto item = trim(comma == std::string_view::npos ? list : list.substr(comma + 1));

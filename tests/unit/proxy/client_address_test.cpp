@@ -88,12 +88,16 @@ TEST_CASE("an entry that is not an address stops the walk at the last trusted ho
   CHECK(client_of("10.0.0.1", "X-Forwarded-For: 1.2.3.4,, 10.0.0.8\r\n", trusted()) == "10.0.0.8");
   CHECK(client_of("10.0.0.1", "X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-For: _\r\n", trusted()) ==
         "10.0.0.1");
-  // An empty entry is not an address wherever it stands; a field with no value has no entries.
+  // An empty entry is not an address wherever it stands, and a field with no value is one: the
+  // fields are one list, as the upstream gets them.
   CHECK(client_of("10.0.0.1", "X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-For: , 10.0.0.2\r\n",
                   trusted()) == "10.0.0.2");
   CHECK(client_of("10.0.0.1", "X-Forwarded-For: 1.2.3.4, 10.0.0.2,\r\n", trusted()) == "10.0.0.1");
   CHECK(client_of("10.0.0.1", "X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-For:\r\n", trusted()) ==
-        "1.2.3.4");
+        "10.0.0.1");
+  CHECK(client_of("10.0.0.1",
+                  "X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-For:\r\nX-Forwarded-For: 10.0.0.3\r\n",
+                  trusted()) == "10.0.0.3");
 }
 
 TEST_CASE("IPv6 peers and entries", "[client_address]") {
