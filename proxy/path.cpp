@@ -28,12 +28,47 @@ bool is_dot_with_parameters(std::string_view segment) noexcept {
   return base == "." || base == "..";
 }
 
+// A segment of dots and (encoded) spaces, with at least one dot, that is not "." or "..":
+// Windows and IIS trim trailing dots and spaces from a name, so "...", "..%20" and ". ." are
+// dot segments there. Here such a segment would be a plain name.
+bool is_dots_and_spaces(std::string_view segment) noexcept {
+  if (segment == "." || segment == ".." || segment.find('.') == std::string_view::npos)
+    return false;
+  while (!segment.empty()) {
+    if (segment.front() == '.' || segment.front() == ' ') // a raw space: never from the parser
+      segment.remove_prefix(1);
+    else if (segment.starts_with("%20"))
+      segment.remove_prefix(3);
+    else
+      return false;
+  }
+  return true;
+}
+
+// Whether the escape at the start of `rest`, decoded to `byte`, can only begin an overlong
+// UTF-8 form: a lead byte C0 or C1, or E0 and F0 before a continuation byte too low for them.
+// A backend that decodes such forms leniently reads "%C0%AF" as '/' and "%C0%AE" as '.'.
+bool begins_overlong(unsigned char byte, std::string_view rest) noexcept {
+  if (byte == 0xC0 || byte == 0xC1)
+    return true;
+  if ((byte != 0xE0 && byte != 0xF0) || rest.size() < 6 || rest[3] != '%')
+    return false;
+  const int hi = http1::hex_value(rest[4]);
+  const int lo = http1::hex_value(rest[5]);
+  if (hi < 0 || lo < 0)
+    return false;
+  const auto next = hi * 16 + lo;
+  return next >= 0x80 && next <= (byte == 0xE0 ? 0x9F : 0x8F);
+}
+
 // Applies the segment that ends the path so far (from `segment_start`): "" and "." vanish, ".."
 // removes the segment before it (never above the root).
 std::optional<path_error> end_segment(std::string& path, std::size_t& segment_start, bool last) {
   const auto segment = std::string_view(path).substr(segment_start);
   if (is_dot_with_parameters(segment))
     return path_error::dot_parameters;
+  if (is_dots_and_spaces(segment))
+    return path_error::dots_and_spaces;
   const bool parent = segment == "..";
   if (parent || segment == ".") {
     path.resize(segment_start); // invalidates `segment`
@@ -64,6 +99,8 @@ std::optional<path_error> append_escape(std::string& path, std::string_view rest
     return path_error::encoded_percent;
   if (decoded < 0x20 || decoded == 0x7f)
     return path_error::encoded_control;
+  if (begins_overlong(decoded, rest))
+    return path_error::overlong_utf8;
   if (is_unreserved(decoded)) {
     path.push_back(static_cast<char>(decoded));
   } else {
@@ -129,6 +166,10 @@ std::string_view describe(path_error e) noexcept {
     return "request path contains an encoded '%' (%25)";
   case path_error::encoded_control:
     return "request path contains an encoded control character";
+  case path_error::overlong_utf8:
+    return "request path contains an overlong UTF-8 escape (%C0, %C1, %E0%80-%9F or %F0%80-%8F)";
+  case path_error::dots_and_spaces:
+    return "request path contains a segment of dots and spaces other than '.' and '..'";
   }
   return "bad request path";
 }

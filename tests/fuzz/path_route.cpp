@@ -1,7 +1,8 @@
 // Path normalisation and route choice. Properties: normalisation is idempotent; a path the
 // router sends to an open route stays under that route's prefix by every rule a backend may
 // apply on top (decode every escape, once or twice; cut ';' parameters per segment before or
-// after decoding; '\' as '/'; then resolve dot segments), so it never reaches a protected one.
+// after decoding; '\' as '/'; overlong UTF-8 as ASCII; Windows' trimming of trailing dots and
+// spaces; then resolve dot segments), so it never reaches a protected one.
 #include "proxy/path.hpp"
 #include "proxy/route_table.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
@@ -48,6 +49,51 @@ std::string cut_parameters(std::string_view s) {
       in_parameter = true;
     if (!in_parameter)
       out.push_back(c);
+  }
+  return out;
+}
+
+// A lenient UTF-8 decoder: overlong two- and three-byte forms of ASCII are that character
+// ("\xC0\xAF" is '/', "\xE0\x80\xAE" is '.').
+std::string overlong_as_ascii(std::string_view s) {
+  std::string out;
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  const auto continuation = [&](std::size_t i) { return i < s.size() && (byte(i) & 0xC0) == 0x80; };
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if ((byte(i) == 0xC0 || byte(i) == 0xC1) && continuation(i + 1)) {
+      out.push_back(static_cast<char>(((byte(i) & 0x1F) << 6) | (byte(i + 1) & 0x3F)));
+      i += 1;
+    } else if (byte(i) == 0xE0 && continuation(i + 1) && byte(i + 1) < 0x82 &&
+               continuation(i + 2)) {
+      out.push_back(static_cast<char>(((byte(i + 1) & 0x3F) << 6) | (byte(i + 2) & 0x3F)));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// Windows and IIS: trailing dots and spaces are trimmed from each segment other than "." and
+// ".."; a segment of dots and spaces alone is taken at its worst, as "..".
+std::string trim_segments(std::string_view s) {
+  std::string out;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    const auto slash = s.find('/', start);
+    auto seg = s.substr(start, slash == std::string_view::npos ? s.npos : slash - start);
+    if (seg != "." && seg != "..") {
+      const bool had_dot = seg.find('.') != std::string_view::npos;
+      while (!seg.empty() && (seg.back() == '.' || seg.back() == ' '))
+        seg.remove_suffix(1);
+      if (seg.empty() && had_dot)
+        seg = "..";
+    }
+    out.append(seg);
+    if (slash == std::string_view::npos)
+      break;
+    out.push_back('/');
+    start = slash + 1;
   }
   return out;
 }
@@ -121,6 +167,8 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
       remove_dot_segments(decode_all(cut_parameters(n.path))),
       remove_dot_segments(cut_parameters(decode_all(n.path))),
       remove_dot_segments(backslashes_as_slashes(decode_all(n.path))),
+      remove_dot_segments(overlong_as_ascii(decode_all(n.path))),
+      remove_dot_segments(trim_segments(decode_all(n.path))),
   };
   for (const auto& backend_path : views)
     check(under_prefix(backend_path, r->prefix),

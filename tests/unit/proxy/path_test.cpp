@@ -38,8 +38,7 @@ TEST_CASE("dot segments are applied, never above the root", "[path]") {
   CHECK(normal("/a/../../b") == "/b");
   CHECK(normal("/.") == "/");
   CHECK(normal("/") == "/");
-  CHECK(normal("/...") == "/...");
-  CHECK(normal("/..a/b") == "/..a/b");
+  CHECK(normal("/..a/b") == "/..a/b"); // "..." is refused: see "segments of dots and spaces"
   CHECK(normal("/a/.b") == "/a/.b");
 }
 
@@ -129,6 +128,38 @@ TEST_CASE("dot segments with parameters are refused: Tomcat and Spring read them
   CHECK(normal("/...;x") == "/...;x");
   CHECK(normal("/x..;/y") == "/x..;/y");
   CHECK(normal("/a/..?x;y") == "/");
+}
+
+TEST_CASE("segments of dots and spaces are refused: Windows and IIS trim them to dot segments",
+          "[path][spelling]") {
+  for (auto target :
+       {"/public/.../alerts/1", "/public/..%20/alerts/1", "/public/.%20/x", "/public/%20../x",
+        "/public/....", "/public/.%2e%2e/alerts", "/public/.%20%20.%20/x"}) {
+    INFO(target);
+    CHECK(error_of(target) == path_error::dots_and_spaces);
+  }
+  // Names with dots or spaces in them, and "." and "..", are what they were.
+  CHECK(normal("/a.../b") == "/a.../b");
+  CHECK(normal("/.x/..y/b") == "/.x/..y/b");
+  CHECK(normal("/a%20b/%20") == "/a%20b/%20");
+  CHECK(normal("/a/./b/../c") == "/a/c");
+}
+
+TEST_CASE("escapes that begin an overlong UTF-8 form are refused: %C0%AF is '/' to a lenient "
+          "decoder",
+          "[path][spelling]") {
+  for (auto target : {"/public/..%c0%afalerts/1", "/public/%c0%ae%c0%ae/alerts/1", "/a%C1%9C",
+                      "/a%c0", "/a%E0%80%AF", "/a%e0%9f%bf", "/a%F0%80%80%AF", "/a%f0%8f%bf%bf"}) {
+    INFO(target);
+    CHECK(error_of(target) == path_error::overlong_utf8);
+  }
+  // Well-formed UTF-8, and Latin-1 bytes some old backends use, pass as escapes.
+  CHECK(normal("/caf%C3%A9") == "/caf%C3%A9");
+  CHECK(normal("/%E0%A4%85") == "/%E0%A4%85");       // U+0905
+  CHECK(normal("/%F0%9F%98%80") == "/%F0%9F%98%80"); // U+1F600
+  CHECK(normal("/caf%E9") == "/caf%E9");
+  CHECK(normal("/%E0") == "/%E0");
+  CHECK(normal("/%F0x") == "/%F0x");
 }
 
 TEST_CASE("escapes a backend could decode into something else are refused", "[path][spelling]") {
