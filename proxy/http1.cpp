@@ -199,11 +199,17 @@ bool valid_ipv6_literal(std::string_view inside) noexcept {
   return a && inside.find(':') != std::string_view::npos;
 }
 
+// Letters, digits, '-', '_' and '~' in labels between dots, none empty but a last one (a
+// fully qualified "a.example.").
+bool valid_host_name(std::string_view name) noexcept {
+  if (name.empty() || name.front() == '.' || name.find("..") != std::string_view::npos)
+    return false;
+  return std::all_of(name.begin(), name.end(), is_host_name_char);
+}
+
 } // namespace
 
 bool valid_host(std::string_view host) noexcept {
-  if (host.empty())
-    return true;
   std::string_view name = host;
   std::string_view port;
   if (host.front() == '[') {
@@ -227,7 +233,7 @@ bool valid_host(std::string_view host) noexcept {
     if (!valid_port(port))
       return false;
   }
-  return !name.empty() && std::all_of(name.begin(), name.end(), is_host_name_char);
+  return valid_host_name(name);
 }
 
 bool backend_equals(std::string_view name, std::string_view canonical) noexcept {

@@ -119,10 +119,11 @@ struct connection_options {
 
 using store::hex_value;
 
-/// Whether `host` is a Host field value tokengate forwards (RFC 9110 section 7.2, stricter): empty,
-/// or a name of letters, digits, '-', '.', '_' and '~', an IPv4 address, or an IPv6 literal in
-/// brackets, each with an optional ":port" (at most 65535). Anything else (a '/', a ',', a space,
-/// a percent-escape, userinfo) could be read as another host or path by the upstream.
+/// Whether `host` is a Host field value tokengate forwards (RFC 9110 section 7.2, stricter, and as
+/// nginx): a name of letters, digits, '-', '_' and '~' in labels between dots (none empty but a
+/// last one), an IPv4 address, or an IPv6 literal in brackets, each with an optional ":port" (at
+/// most 65535). Anything else (empty, a '/', a ',', a space, a percent-escape, userinfo, "a..b")
+/// could be read as another host or path by the upstream, or as none.
 [[nodiscard]] bool valid_host(std::string_view host) noexcept;
 
 /// Whether a backend could read the field name `name` as `canonical` (lower case letters, digits

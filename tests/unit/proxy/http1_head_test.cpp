@@ -216,9 +216,10 @@ TEST_CASE("methods must be upper case: backends that upper-case would run anothe
 
 TEST_CASE("valid_host accepts names, addresses and ports, nothing a backend could misread",
           "[http1][spelling]") {
-  for (const char* host : {"", "example.com", "a", "api.example:8080", "127.0.0.1", "127.0.0.1:1",
-                           "[::1]", "[2001:db8::1]:443", "under_score.local",
-                           "xn--bcher-kva.example", "a:65535", "[::ffff:10.0.0.1]"}) {
+  for (const char* host :
+       {"example.com", "a", "api.example:8080", "127.0.0.1", "127.0.0.1:1", "[::1]",
+        "[2001:db8::1]:443", "under_score.local", "xn--bcher-kva.example", "a:65535",
+        "[::ffff:10.0.0.1]", "a.example.", "a.:80"}) {
     INFO(host);
     CHECK(valid_host(host));
   }
@@ -226,7 +227,8 @@ TEST_CASE("valid_host accepts names, addresses and ports, nothing a backend coul
        {"a/admin", "a, b",      "a,b",       "a b",   "a:b",  "a:",   ":80",
         "a:65536", "a:123456",  "user@host", "a%2fb", "a\\b", "[::1", "[::1]x",
         "[zz]",    "[1.2.3.4]", "[::1]:",    "a?b",   "a#b",  "a;b",  "[fe80::1%25eth0]",
-        "a:80:80", "\x01"}) {
+        "a:80:80", "\x01",      "",          ":",     "a..b", ".a",   ".",
+        "..",      "a..",       "[::1]:80:"}) {
     INFO(host);
     CHECK_FALSE(valid_host(host));
   }
