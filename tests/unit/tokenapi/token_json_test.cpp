@@ -1,5 +1,6 @@
 #include "tokenapi/token_json.hpp"
 
+#include "tests/support/catch_tokenapi.hpp"
 #include "tests/unit/tokenapi/catch_api_result.hpp"
 #include "tokenapi/token_value.hpp"
 
@@ -174,6 +175,19 @@ TEST_CASE("name is a required, non-empty, printable string of at most 256 bytes"
     CHECK(refusal(R"({"permissions":[],"name":")" + std::string(name) + "\"}") ==
           "\"name\" must not contain control characters");
   }
+}
+
+TEST_CASE("a name that holds a key value is refused, without the value in the answer",
+          "[json][secrets]") {
+  const auto key = test::new_value();
+  for (const auto& name : {key, "ci " + key, key + " (old)", key.substr(0, 43)}) {
+    const auto answer = refusal(R"({"permissions":[],"name":")" + name + "\"}");
+    CHECK(answer == "\"name\" must not hold an API key value");
+    CHECK(answer.find(key.substr(3, 20)) == std::string::npos);
+  }
+  // Names that only mention the prefix, or are short runs, are names.
+  CHECK(accepted(R"({"permissions":[],"name":"tg_ci deploy key"})").name == "tg_ci deploy key");
+  CHECK(accepted(R"({"permissions":[],"name":"tg_abc123"})").name == "tg_abc123");
 }
 
 TEST_CASE("permissions is a required array of known permission names", "[json]") {
