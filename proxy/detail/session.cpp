@@ -201,8 +201,10 @@ net::awaitable<bool> session::read_head(bool first) {
       // so the next request is rarely there yet.
       in_.shrink(0);
       // A drain while it waits cancels the wait; a request that ends it first is served.
-      if (auto [ec] = co_await client_.socket().async_wait(tcp::socket::wait_read, nothrow); ec)
+      if (auto [ec] = co_await client_.socket().async_wait(tcp::socket::wait_read, nothrow); ec) {
+        head_abandoned_ = true;
         co_return false;
+      }
       const auto into = net::buffer(in_.prepare(read_chunk).data(), read_chunk);
       if (tls_up_) {
         // Bytes came: the next head has begun, even while its record is still incomplete (and
@@ -219,8 +221,10 @@ net::awaitable<bool> session::read_head(bool first) {
       got = co_await client_.socket().async_read_some(into, nothrow);
     }
     const auto [ec, n] = got;
-    if (ec)
+    if (ec) {
+      head_abandoned_ = true;
       co_return false;
+    }
     in_.commit(n);
     if (idle_) {
       skip_empty_lines();
@@ -256,8 +260,9 @@ bool session::client_quiet() {
 net::awaitable<void> session::linger() {
   // A client that sent nothing past its last request (which had no body) has nothing in flight
   // that a close could answer with a reset before it reads the answer: the connection closes
-  // at once, as nginx closes it. Otherwise what it still sends is read and dropped for a while.
-  const bool quiet = client_quiet();
+  // at once, as nginx closes it; so does one whose next head never came whole (every answer
+  // went out before it began). Otherwise what it still sends is read and dropped for a while.
+  const bool quiet = head_abandoned_ || client_quiet();
   if (client_.is_tls()) {
     // TLS says it is over with close_notify; the peer's answer (or its close) ends the wait.
     // An answer that broke off ends without one: a client whose body ends with the connection
