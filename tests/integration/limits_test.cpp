@@ -59,6 +59,13 @@ TEST_CASE_METHOD(proxy_fixture, "request smuggling attempts get 400 and a closed
                                       }())},
       {"bare LF in the head", "POST /alerts HTTP/1.1\nHost: x\n\n"},
       {"NUL in a header", with_key(post, t.value, std::string("X-A: a\0b\r\n\r\n", 12))},
+      {"empty Host", "GET /alerts HTTP/1.1\r\nHost: \r\nX-API-Key: " + t.value + "\r\n\r\n"},
+      {"empty Host label",
+       "GET /alerts HTTP/1.1\r\nHost: a..b\r\nX-API-Key: " + t.value + "\r\n\r\n"},
+      {"overlong UTF-8 in the path",
+       with_key("GET /public/..%c0%afalerts/1 HTTP/1.1", t.value, "\r\n")},
+      {"a segment of dots and spaces",
+       with_key("GET /public/..%20/alerts/1 HTTP/1.1", t.value, "\r\n")},
   };
   for (const auto& [name, bytes] : attacks) {
     INFO(name);
@@ -77,6 +84,19 @@ TEST_CASE_METHOD(proxy_fixture, "request smuggling attempts get 400 and a closed
   // The sidecar goes on serving new connections.
   CHECK(test::request(gate.port(), "POST", "/alerts", {{"X-API-Key", t.value}}, "ok").status ==
         200);
+}
+
+TEST_CASE_METHOD(proxy_fixture, "HTTP versions other than 1.0 and 1.1 get 505", "[framing]") {
+  for (const std::string version : {"HTTP/2.0", "HTTP/1.2", "HTTP/0.9", "HTTP/9.9"}) {
+    INFO(version);
+    test::raw_connection c(gate.port());
+    c.send("GET /public/x " + version + "\r\nHost: x\r\n\r\n");
+    const auto answer = c.read_until_close();
+    CHECK(test::status_of(answer) == 505);
+    CHECK(answer.find(R"({"message":"only HTTP/1.0 and HTTP/1.1 are supported"})") !=
+          std::string::npos);
+  }
+  CHECK(upstream.requests().empty());
 }
 
 TEST_CASE("oversized headers get 431, slow headers and idle connections are closed", "[limits]") {
@@ -249,6 +269,21 @@ TEST_CASE_METHOD(proxy_fixture, "an admin request head must be complete within 2
   const auto took = std::chrono::steady_clock::now() - start;
   CHECK(took > 1500ms);
   CHECK(took < 3s);
+}
+
+TEST_CASE_METHOD(proxy_fixture,
+                 "admin connections closed at the 2 s head limit free their slots as they close",
+                 "[limits][admin]") {
+  // A full listener of heads that never end (which no eviction closes: see above).
+  std::vector<std::unique_ptr<test::raw_connection>> slow;
+  for (int i = 0; i < 64; ++i) {
+    slow.push_back(std::make_unique<test::raw_connection>(gate.admin_port()));
+    REQUIRE(slow.back()->send("GET /metr"));
+  }
+  for (auto& c : slow)
+    CHECK(c->closed_within(5s));
+  // Closed means gone: nothing of theirs is drained after the close, holding the slot on.
+  CHECK(test::request(gate.admin_port(), "GET", "/healthz").status == 200);
 }
 
 TEST_CASE("upstream down is 502, upstream slow is 504, and the sidecar keeps serving",
