@@ -113,7 +113,7 @@ TEST_CASE("help, version and command-line mistakes", "[e2e][cli]") {
     INFO(m.says);
     const auto status = p.wait(std::chrono::seconds(10));
     REQUIRE(status.has_value());
-    CHECK(*status != 0);
+    CHECK(*status == 2);
     const auto err = p.err();
     CHECK_THAT(err, Catch::Contains(m.says));
     CHECK(err.find("SECRET") == std::string::npos);
@@ -294,6 +294,46 @@ TEST_CASE("no token value is ever written to disk or to the log", "[e2e][secrets
       store_files += read_file(e.path());
   CHECK(store_files.find(key) == std::string::npos);
   CHECK(out.find(key) == std::string::npos);
+}
+
+TEST_CASE("a port in use stops the start with one line and status 1", "[e2e][cli]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  test::test_upstream holder; // something else listens on the port the sidecar is given
+  const auto taken = "127.0.0.1:" + std::to_string(holder.port());
+  for (const auto& which : {"--listen", "--admin-listen"}) {
+    INFO(which);
+    std::vector<std::string> args{test::tokengate_binary(),
+                                  "serve",
+                                  "--listen",
+                                  "127.0.0.1:0",
+                                  "--admin-listen",
+                                  "127.0.0.1:0",
+                                  "--upstream",
+                                  "http://127.0.0.1:" + std::to_string(upstream.port()),
+                                  "--data-dir",
+                                  "data"};
+    args.push_back(which);
+    args.push_back(taken);
+    test::process p(args, dir.path());
+    CHECK(p.wait(std::chrono::seconds(10)) == 1);
+    const auto err = p.err();
+    CHECK_THAT(err, Catch::StartsWith("tokengate: "));
+    CHECK_THAT(err, Catch::Contains(taken));
+    CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+  }
+}
+
+TEST_CASE("SIGINT stops the sidecar as SIGTERM does, with status 0", "[e2e][shutdown]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  gate_process gate(dir.path(), upstream.port());
+  REQUIRE(call(gate.port(), "GET", "/public/x", gate.admin_key()).status == 200);
+  gate.proc().signal(SIGINT);
+  const auto status = gate.proc().wait(std::chrono::seconds(20));
+  REQUIRE(status.has_value());
+  CHECK(*status == 0);
+  CHECK_THAT(gate.proc().out(), Catch::Contains("\"msg\":\"stopped\""));
 }
 
 TEST_CASE("SIGTERM lets a request in flight finish, then exits 0", "[e2e][shutdown]") {

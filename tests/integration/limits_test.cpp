@@ -199,6 +199,9 @@ TEST_CASE("connections above max_connections are refused", "[limits]") {
                                           "Cache-Control: no-store\r\n"
                                           "Connection: close\r\n\r\n" +
                                           body);
+  // The refusal is counted (README "Metrics"); the admin listener's own limit is apart.
+  const auto metrics = test::request(f.gate.admin_port(), "GET", "/metrics").body;
+  CHECK_THAT(metrics, Catch::Contains("\ntokengate_connections_refused_total 1\n"));
   held.pop_back();
   // Once one closes, a new one is served.
   bool served = false;

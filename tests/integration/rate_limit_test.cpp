@@ -48,13 +48,16 @@ TEST_CASE_METHOD(lifecycle_fixture, "N requests pass, the next is a 429 with the
   upstream.clear();
   auto refused = get_with(t.value, "/alerts/1");
   CHECK(refused.status == 429);
-  CHECK_THAT(refused.message(), Catch::Contains("rate limit"));
+  CHECK(refused.message() == "rate limit exceeded: 3 requests per 86400 s");
   CHECK(refused.header("RateLimit-Policy") == R"("default";q=3;w=86400)");
   CHECK(remaining(refused) == 0);
   REQUIRE(refused.header("Retry-After"));
   const auto retry = std::stol(*refused.header("Retry-After"));
   CHECK(retry >= 1);
   CHECK(retry <= 86400);
+  // Retry-After is the RateLimit field's t=, the seconds until the next window.
+  const auto fields = refused.header("RateLimit").value_or("");
+  CHECK(fields.ends_with(";t=" + std::to_string(retry)));
   CHECK(upstream.requests().empty());
 
   // A token without a limit is not told of one; nor is the token API counted.

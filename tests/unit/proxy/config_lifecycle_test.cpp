@@ -24,6 +24,9 @@ TEST_CASE("expiry_warning: 7 days by default, from a flag, a variable or the fil
              Contains("expiry_warning") && Contains("(from --expiry-warning)"));
   CHECK_THAT(error_of({}, {{"TOKENGATE_EXPIRY_WARNING", "a week"}}),
              Contains("expiry_warning") && Contains("(from TOKENGATE_EXPIRY_WARNING)"));
+  // At most 31622400 s (366 days).
+  CHECK(load({"--expiry-warning", "31622400"}).expiry_warning == 31622400s);
+  CHECK_THAT(error_of({"--expiry-warning", "31622401"}), Contains("expiry_warning"));
 }
 
 TEST_CASE("a route may be report-only with \"enforce\": false", "[config][routes][lifecycle]") {

@@ -43,6 +43,8 @@ TEST_CASE("with nothing given every setting has its default", "[config]") {
   CHECK(c.limits.upstream_timeout == 30000ms);
   CHECK(c.limits.upstream_idle_timeout == 60000ms);
   CHECK(c.limits.max_connections == 10000);
+  CHECK(c.limits.max_tls_handshakes == 1000);
+  CHECK(c.limits.shutdown_timeout == 10000ms);
   // The config file is looked for in the environment, and every setting too.
   CHECK(std::find(env.asked.begin(), env.asked.end(), "TOKENGATE_CONFIG") != env.asked.end());
   CHECK(std::find(env.asked.begin(), env.asked.end(), "TOKENGATE_UPSTREAM") != env.asked.end());

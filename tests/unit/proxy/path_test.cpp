@@ -196,7 +196,8 @@ TEST_CASE("malformed escapes and non-origin targets are refused", "[path]") {
 
   for (auto e : {path_error::not_origin_form, path_error::bad_escape, path_error::encoded_separator,
                  path_error::backslash, path_error::fragment, path_error::dot_parameters,
-                 path_error::encoded_percent, path_error::encoded_control})
+                 path_error::encoded_percent, path_error::encoded_control,
+                 path_error::overlong_utf8, path_error::dots_and_spaces})
     CHECK_FALSE(describe(e).empty());
   CHECK(describe(path_error::encoded_separator) != describe(path_error::bad_escape));
 }
@@ -210,6 +211,8 @@ TEST_CASE("under_prefix matches whole segments only", "[path][routes]") {
   CHECK_FALSE(under_prefix("/alert", "/alerts"));
   CHECK_FALSE(under_prefix("/", "/alerts"));
   CHECK_FALSE(under_prefix("/Alerts", "/alerts"));
+  CHECK_FALSE(under_prefix("/alerts;x", "/alerts")); // ';' is an ordinary character
+  CHECK_FALSE(under_prefix("/alerts;x/7", "/alerts"));
   CHECK_FALSE(under_prefix("/x/alerts", "/alerts"));
 
   CHECK(under_prefix("/", "/"));
