@@ -202,6 +202,33 @@ TEST_CASE("a known key refused on the token API is named, a refused body is its 
   CHECK(test::read_file(file).find(value) == std::string::npos);
 }
 
+TEST_CASE("a refused body (400) and a body that stops coming (408) are audited as their "
+          "caller's attempts",
+          "[e2e][audit]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  const auto file = dir / "audit.log";
+  gate_process gate(dir.path(), upstream.port(), {"--audit-log-file", file.string()},
+                    {{"TOKENGATE_IDLE_TIMEOUT_MS", "500"}});
+  CHECK(call(gate.port(), "POST", "/api-tokens", gate.admin_key(), R"({"name":"x"})").status ==
+        400);
+  test::raw_connection stalled(gate.port());
+  stalled.send("POST /api-tokens HTTP/1.1\r\nHost: x\r\nX-API-Key: " + gate.admin_key() +
+               "\r\nContent-Length: 100\r\n\r\n{\"name\":");
+  CHECK(test::status_of(stalled.read_until_close(std::chrono::seconds(5))) == 408);
+
+  REQUIRE(gate.proc().wait_for_output(R"("result":408)", std::chrono::seconds(10)));
+  const auto events = events_in(test::read_file(file));
+  REQUIRE(events.size() == 3); // the bootstrap token, the 400, the 408
+  const auto admin_id = field(events[0], "target");
+  for (std::size_t i : {1, 2}) {
+    CHECK(field(events[i], "operation") == "create");
+    CHECK(field(events[i], "actor") == admin_id);
+  }
+  CHECK(events[1].at("result").as_int64() == 400);
+  CHECK(events[2].at("result").as_int64() == 408);
+}
+
 TEST_CASE("SIGHUP reopens audit_log_file, so logrotate can move it away", "[e2e][audit]") {
   test::temp_dir dir;
   test::test_upstream upstream;

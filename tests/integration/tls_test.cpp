@@ -189,6 +189,47 @@ TEST_CASE("a client certificate's non-ASCII subject reaches the upstream escaped
         R"(Subject="CN=caf\xC3\xA9-job,O=tokengate tests";DNS="job.example")");
 }
 
+TEST_CASE("replacing client_ca_file shuts the old CA's clients out, resumed sessions included, "
+          "and lets the new CA's in",
+          "[tls][mtls][reload]") {
+  test::temp_dir certs;
+  test::test_ca old_clients(certs.path(), "old-clients");
+  test::test_ca new_clients(certs.path(), "new-clients");
+  const auto ca_file = certs.path() / "client-ca.pem";
+  fs::copy_file(old_clients.cert_file(), ca_file);
+  tls_fixture f(client_ca(ca_file));
+  const auto old_pair = old_clients.issue(certs.path(), "old-job", report_job());
+  const auto new_pair = new_clients.issue(certs.path(), "new-job", report_job());
+  auto with_old = f.trusting();
+  with_old.cert_file = old_pair.cert;
+  with_old.key_file = old_pair.key;
+  with_old.min_version = with_old.max_version = TLS1_2_VERSION; // its session is ready at once
+  auto with_new = f.trusting();
+  with_new.cert_file = new_pair.cert;
+  with_new.key_file = new_pair.key;
+
+  tls_client open(f.gate.port(), with_old);
+  REQUIRE(open.request("GET", "/public/x").status == 200);
+  const auto session = open.session();
+  auto resuming = with_old;
+  resuming.resume = session;
+  CHECK(tls_client(f.gate.port(), resuming).resumed());
+  CHECK_FALSE(test::handshake_error(f.gate.port(), with_new).empty());
+
+  // The operator replaces the CA file (a new file renamed over the old), then reloads.
+  fs::copy_file(new_clients.cert_file(), certs.path() / "client-ca.pem.new");
+  fs::rename(certs.path() / "client-ca.pem.new", ca_file);
+  f.gate.reload_with(f.gate.settings());
+  REQUIRE(test::request(f.gate.admin_port(), "POST", "/reload").status == 200);
+
+  CHECK_FALSE(test::handshake_error(f.gate.port(), with_old).empty());
+  CHECK_FALSE(test::handshake_error(f.gate.port(), resuming).empty());
+  tls_client admitted(f.gate.port(), with_new);
+  CHECK(admitted.request("GET", "/public/x").status == 200);
+  // A connection already open keeps what it started with (README "Certificate reload").
+  CHECK(open.request("GET", "/public/x").status == 200);
+}
+
 TEST_CASE("a resumed mutual-TLS session still names the client to the upstream", "[tls][mtls]") {
   test::temp_dir certs;
   test::test_ca clients(certs.path(), "clients");
