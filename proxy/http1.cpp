@@ -210,6 +210,8 @@ bool valid_host_name(std::string_view name) noexcept {
 } // namespace
 
 bool valid_host(std::string_view host) noexcept {
+  if (host.empty())
+    return false;
   std::string_view name = host;
   std::string_view port;
   if (host.front() == '[') {
