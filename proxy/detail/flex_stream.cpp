@@ -1,6 +1,8 @@
 #include "proxy/detail/flex_stream.hpp"
 
+#include <linux/sockios.h>
 #include <openssl/err.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <array>
@@ -57,6 +59,11 @@ bool flex_stream::nothing_arrived() noexcept {
   char probe = 0;
   const auto n = ::recv(socket_.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+bool flex_stream::all_delivered() noexcept {
+  int queued = 0;
+  return ::ioctl(socket_.native_handle(), SIOCOUTQ, &queued) == 0 && queued == 0;
 }
 
 io_outcome flex_stream::read_now(net::mutable_buffer into) noexcept {

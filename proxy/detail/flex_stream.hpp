@@ -60,6 +60,9 @@ public:
   net::awaitable<boost::system::error_code> tls_shutdown(bool wait_for_peer = true);
   /// Whether nothing has arrived on the socket: no bytes and no close (a non-blocking peek).
   [[nodiscard]] bool nothing_arrived() noexcept;
+  /// Whether every byte written has reached the peer (the kernel's send queue holds none that
+  /// the peer has not acknowledged): a reset now would take nothing from it.
+  [[nodiscard]] bool all_delivered() noexcept;
   /// A plain read of what has arrived, without waiting: the bytes, eof, or 0 bytes and no
   /// error when nothing has (a wait said it had: the next wait ends when it does).
   [[nodiscard]] io_outcome read_now(net::mutable_buffer into) noexcept;

@@ -260,9 +260,11 @@ bool session::client_quiet() {
 net::awaitable<void> session::linger() {
   // A client that sent nothing past its last request (which had no body) has nothing in flight
   // that a close could answer with a reset before it reads the answer: the connection closes
-  // at once, as nginx closes it; so does one whose next head never came whole (every answer
-  // went out before it began). Otherwise what it still sends is read and dropped for a while.
-  const bool quiet = head_abandoned_ || client_quiet();
+  // at once, as nginx closes it. So does one whose next head never came whole, once nothing of
+  // its answers waits in the send queue and no byte of it is unread: a reset could take
+  // nothing from it then. Otherwise what it still sends is read and dropped for a while.
+  const bool quiet = client_quiet() || (head_abandoned_ && client_.nothing_arrived() &&
+                                        !client_.tls_buffered() && client_.all_delivered());
   if (client_.is_tls()) {
     // TLS says it is over with close_notify; the peer's answer (or its close) ends the wait.
     // An answer that broke off ends without one: a client whose body ends with the connection

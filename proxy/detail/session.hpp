@@ -219,8 +219,9 @@ private:
   bool idle_ = true; ///< waiting for a request: drain() may close the connection
   steady::time_point idle_since_ = coarse_now(); ///< when idle_ last became true
   bool evicted_ = false;                         ///< closes once it waits for a request (evict())
-  /// The wait for a head ended without one (a timeout, an eviction, the client's close): no
-  /// answer is on its way, so the close drains nothing (and frees the connection's slot now).
+  /// The wait for a head ended without one (a timeout, an eviction, the client's close): the
+  /// close drains nothing (and frees the connection's slot now) when no answer is still on
+  /// its way (linger()).
   bool head_abandoned_ = false;
   tokenapi::ip_address peer_;
   std::string peer_text_;
