@@ -14,20 +14,6 @@ bool is_unreserved(unsigned char c) noexcept {
          c == '.' || c == '_' || c == '~';
 }
 
-// A segment that is "." or ".." once what follows a delimiter is cut off: parameters from ';'
-// (literal or %3B), as Tomcat and Spring cut them ("..;x=1" is ".." there), or an encoded '?' or
-// '#' (%3F, %23) that a backend decoding the whole target before splitting it takes for the end
-// of the path. Here such a segment would be a plain name.
-bool is_dot_with_parameters(std::string_view segment) noexcept {
-  auto cut = segment.find(';');
-  for (const std::string_view escaped : {"%3B", "%3F", "%23"})
-    cut = std::min(cut, segment.find(escaped));
-  if (cut == std::string_view::npos)
-    return false;
-  const auto base = segment.substr(0, cut);
-  return base == "." || base == "..";
-}
-
 // A segment of dots and (encoded) spaces, with at least one dot, that is not "." or "..":
 // Windows and IIS trim trailing dots and spaces from a name, so "...", "..%20" and ". ." are
 // dot segments there. Here such a segment would be a plain name.
@@ -35,7 +21,7 @@ bool is_dots_and_spaces(std::string_view segment) noexcept {
   if (segment == "." || segment == ".." || segment.find('.') == std::string_view::npos)
     return false;
   while (!segment.empty()) {
-    if (segment.front() == '.' || segment.front() == ' ') // a raw space: never from the parser
+    if (segment.front() == '.')
       segment.remove_prefix(1);
     else if (segment.starts_with("%20"))
       segment.remove_prefix(3);
@@ -45,20 +31,52 @@ bool is_dots_and_spaces(std::string_view segment) noexcept {
   return true;
 }
 
+// A segment that is "." or ".." (or dots and spaces, as above) once what follows a delimiter is
+// cut off: parameters from ';' (literal or %3B), as Tomcat and Spring cut them ("..;x=1" is ".."
+// there), or an encoded '?' or '#' (%3F, %23) that a backend decoding the whole target before
+// splitting it takes for the end of the path. Here such a segment would be a plain name.
+bool is_dot_with_parameters(std::string_view segment) noexcept {
+  auto cut = segment.find(';');
+  for (const std::string_view escaped : {"%3B", "%3F", "%23"})
+    cut = std::min(cut, segment.find(escaped));
+  if (cut == std::string_view::npos)
+    return false;
+  const auto base = segment.substr(0, cut);
+  return base == "." || base == ".." || is_dots_and_spaces(base);
+}
+
 // Whether the escape at the start of `rest`, decoded to `byte`, can only begin an overlong
-// UTF-8 form: a lead byte C0 or C1, or E0 and F0 before a continuation byte too low for them.
-// A backend that decodes such forms leniently reads "%C0%AF" as '/' and "%C0%AE" as '.'.
+// UTF-8 form: a lead byte C0 or C1, or E0, F0, F8 (the old 5-byte form) or FC (6-byte) before
+// a continuation byte too low for them. A backend that decodes such forms leniently reads
+// "%C0%AF" as '/' and "%C0%AE" as '.'. (F8 and FC before other bytes are Latin-1, as %FC is ü.)
 bool begins_overlong(unsigned char byte, std::string_view rest) noexcept {
   if (byte == 0xC0 || byte == 0xC1)
     return true;
-  if ((byte != 0xE0 && byte != 0xF0) || rest.size() < 6 || rest[3] != '%')
+  unsigned highest_overlong = 0;
+  switch (byte) {
+  case 0xE0:
+    highest_overlong = 0x9F;
+    break;
+  case 0xF0:
+    highest_overlong = 0x8F;
+    break;
+  case 0xF8:
+    highest_overlong = 0x87;
+    break;
+  case 0xFC:
+    highest_overlong = 0x83;
+    break;
+  default:
+    return false;
+  }
+  if (rest.size() < 6 || rest[3] != '%')
     return false;
   const int hi = http1::hex_value(rest[4]);
   const int lo = http1::hex_value(rest[5]);
   if (hi < 0 || lo < 0)
     return false;
-  const auto next = hi * 16 + lo;
-  return next >= 0x80 && next <= (byte == 0xE0 ? 0x9F : 0x8F);
+  const auto next = static_cast<unsigned>(hi * 16 + lo);
+  return next >= 0x80 && next <= highest_overlong;
 }
 
 // Applies the segment that ends the path so far (from `segment_start`): "" and "." vanish, ".."
@@ -138,6 +156,8 @@ boost::system::result<void, path_error> normalize_target(std::string_view target
       e = end_segment(out.path, segment_start, i == raw.size());
     else if (raw[i] == '\\')
       e = path_error::backslash;
+    else if (const auto byte = static_cast<unsigned char>(raw[i]); byte <= 0x20 || byte >= 0x7f)
+      e = path_error::raw_byte;
     else if (raw[i] != '%')
       out.path.push_back(raw[i]);
     else if (e = append_escape(out.path, raw.substr(i)); !e)
@@ -168,6 +188,8 @@ std::string_view describe(path_error e) noexcept {
     return "request path contains an encoded control character";
   case path_error::overlong_utf8:
     return "request path contains an overlong UTF-8 escape (%C0, %C1, %E0%80-%9F or %F0%80-%8F)";
+  case path_error::raw_byte:
+    return "request path contains a byte that is not printable ASCII: escape it";
   case path_error::dots_and_spaces:
     return "request path contains a segment of dots and spaces other than '.' and '..'";
   }

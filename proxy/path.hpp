@@ -28,8 +28,9 @@ enum class path_error {
   dot_parameters,    ///< "..;x", ".;", "%2e%2e%3b", "..%3F": some backend reads a dot segment
   encoded_percent,   ///< %25: a backend that decodes twice would see another path
   encoded_control,   ///< %01-%1F or %7F: never part of a resource name
-  overlong_utf8,   ///< %C0, %C1, %E0%80-%9F, %F0%80-%8F: decoded as overlong UTF-8, "%c0%af" is '/'
-  dots_and_spaces, ///< "...", "..%20": Windows and IIS trim trailing dots and spaces to ".."
+  overlong_utf8,     ///< %C0, %C1, %E0%80-%9F, ...: a lenient UTF-8 decoder reads %C0%AF as '/'
+  dots_and_spaces,   ///< "...", "..%20": Windows and IIS trim trailing dots and spaces to ".."
+  raw_byte,          ///< a byte that is not printable ASCII, unescaped (never from the parser)
 };
 
 /// Normalises `target` into `out` (reusing its capacity). `out.query` views into `target`.

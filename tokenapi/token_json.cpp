@@ -57,7 +57,7 @@ api_result<std::string> parse_name(const json::value& v) {
     return bad_request("\"name\" must not contain control characters");
   // A name goes upstream in X-Token-Name, into the audit trail and the store: a key pasted
   // into it would be kept in the clear everywhere.
-  if (holds_value(name))
+  if (holds_value(name) || holds_bare_value(name))
     return bad_request("\"name\" must not hold an API key value");
   return std::string(name);
 }

@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
 #include <memory>
 
@@ -56,6 +57,22 @@ bool holds_value(std::string_view text) noexcept {
        at = text.find(value_prefix, at + 1))
     if (base62_run(text, at + value_prefix.size()) >= shaped_chars)
       return true;
+  return false;
+}
+
+bool holds_bare_value(std::string_view text) noexcept {
+  constexpr auto bare = value_length - value_prefix.size();
+  std::string candidate(value_prefix);
+  for (std::size_t at = 0; at + bare <= text.size(); ++at) {
+    const auto window = text.substr(at, bare);
+    if (!std::all_of(window.begin(), window.end(),
+                     [](char c) { return base62_values[static_cast<unsigned char>(c)] >= 0; }))
+      continue;
+    candidate.resize(value_prefix.size());
+    candidate.append(window);
+    if (well_formed(candidate))
+      return true;
+  }
   return false;
 }
 

@@ -29,6 +29,10 @@ inline constexpr std::size_t value_length = 3 + 43 + 6;
 /// belongs must not leave the key there.
 [[nodiscard]] bool holds_value(std::string_view text) noexcept;
 
+/// Whether `text` holds a key value's characters after "tg_" (a key pasted without its prefix,
+/// or with it in another case): 49 base62 characters whose checksum holds.
+[[nodiscard]] bool holds_bare_value(std::string_view text) noexcept;
+
 /// `text` with every key-shaped run's characters after "tg_" replaced by "[redacted]".
 [[nodiscard]] std::string redact_values(std::string_view text);
 

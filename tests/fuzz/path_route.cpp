@@ -53,20 +53,28 @@ std::string cut_parameters(std::string_view s) {
   return out;
 }
 
-// A lenient UTF-8 decoder: overlong two- and three-byte forms of ASCII are that character
-// ("\xC0\xAF" is '/', "\xE0\x80\xAE" is '.').
+// A lenient UTF-8 decoder, of the old forms up to 6 bytes too: a form whose value is ASCII is
+// that character ("\xC0\xAF" is '/', "\xE0\x80\xAE" and "\xF8\x80\x80\x80\xAE" are '.').
 std::string overlong_as_ascii(std::string_view s) {
   std::string out;
   const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
-  const auto continuation = [&](std::size_t i) { return i < s.size() && (byte(i) & 0xC0) == 0x80; };
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if ((byte(i) == 0xC0 || byte(i) == 0xC1) && continuation(i + 1)) {
-      out.push_back(static_cast<char>(((byte(i) & 0x1F) << 6) | (byte(i + 1) & 0x3F)));
-      i += 1;
-    } else if (byte(i) == 0xE0 && continuation(i + 1) && byte(i + 1) < 0x82 &&
-               continuation(i + 2)) {
-      out.push_back(static_cast<char>(((byte(i + 1) & 0x3F) << 6) | (byte(i + 2) & 0x3F)));
-      i += 2;
+    const auto lead = byte(i);
+    const std::size_t more = lead >= 0xFC   ? 5
+                             : lead >= 0xF8 ? 4
+                             : lead >= 0xF0 ? 3
+                             : lead >= 0xE0 ? 2
+                             : lead >= 0xC0 ? 1
+                                            : 0;
+    unsigned value = lead & (0x7Fu >> (more + 1));
+    bool whole = more > 0 && i + more < s.size();
+    for (std::size_t k = 1; whole && k <= more; ++k) {
+      whole = (byte(i + k) & 0xC0) == 0x80;
+      value = (value << 6) | (byte(i + k) & 0x3Fu);
+    }
+    if (whole && value < 0x80) {
+      out.push_back(static_cast<char>(value));
+      i += more;
     } else {
       out.push_back(s[i]);
     }
@@ -169,6 +177,7 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
       remove_dot_segments(backslashes_as_slashes(decode_all(n.path))),
       remove_dot_segments(overlong_as_ascii(decode_all(n.path))),
       remove_dot_segments(trim_segments(decode_all(n.path))),
+      remove_dot_segments(trim_segments(cut_parameters(decode_all(n.path)))),
   };
   for (const auto& backend_path : views)
     check(under_prefix(backend_path, r->prefix),

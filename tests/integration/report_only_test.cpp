@@ -149,17 +149,25 @@ TEST_CASE_METHOD(report_only_fixture,
   CHECK_FALSE(get_with(later.value, "/alerts/1").header("X-Token-Expires"));
   CHECK_FALSE(get_with(never.value, "/alerts/1").header("X-Token-Expires"));
 
-  // One warning line for the token today, however many requests.
+  // One warning line for the token today, however many requests, with its fields.
   std::size_t warnings = 0;
+  std::string warning;
   eventually([&] {
     std::istringstream text(gate.log_text());
     warnings = 0;
     for (std::string line; std::getline(text, line);)
-      warnings += line.find("API key expires soon") != std::string::npos &&
-                  line.find(soon.id) != std::string::npos;
+      if (line.find("API key expires soon") != std::string::npos &&
+          line.find(soon.id) != std::string::npos) {
+        ++warnings;
+        warning = line;
+      }
     return warnings > 0;
   });
   CHECK(warnings == 1);
+  CHECK_THAT(warning, Catch::Contains(R"("level":"warn")"));
+  CHECK_THAT(warning, Catch::Contains(R"("token_id":")" + soon.id + "\""));
+  CHECK_THAT(warning, Catch::Contains(R"("token_name":"soon")"));
+  CHECK_THAT(warning, Catch::Contains(R"("expires_at":")" + soon_at + "\""));
   CHECK(gate.log_text().find(soon.value) == std::string::npos);
   // Recounted every few seconds off the event loops.
   CHECK(eventually(

@@ -174,4 +174,9 @@ TEST_CASE_METHOD(api_world, "lastUsedAt appears once a token has been used", "[a
   // A call refused for a missing permission still authenticated the token: it counts as a use.
   CHECK(as(t).get("/api-tokens").status == 403);
   CHECK(as_admin().get(path_of(t)).text("lastUsedAt") == at(t0 + 15s));
+  // So does one refused for its address.
+  const auto fenced = issue("fenced", {permission::AlertRead}, {"10.0.0.0/8"});
+  clock.advance(3s);
+  CHECK(as(fenced).from("192.0.2.1").get("/api-tokens/self").status == 403);
+  CHECK(as_admin().get(path_of(fenced)).text("lastUsedAt") == at(t0 + 18s));
 }

@@ -180,7 +180,10 @@ TEST_CASE("name is a required, non-empty, printable string of at most 256 bytes"
 TEST_CASE("a name that holds a key value is refused, without the value in the answer",
           "[json][secrets]") {
   const auto key = test::new_value();
-  for (const auto& name : {key, "ci " + key, key + " (old)", key.substr(0, 43)}) {
+  auto upper_prefix = key;
+  upper_prefix.replace(0, 3, "TG_");
+  for (const auto& name : {key, "ci " + key, key + " (old)", key.substr(0, 43), key.substr(3),
+                           upper_prefix, "old:" + key.substr(3) + "!"}) {
     const auto answer = refusal(R"({"permissions":[],"name":")" + name + "\"}");
     CHECK(answer == "\"name\" must not hold an API key value");
     CHECK(answer.find(key.substr(3, 20)) == std::string::npos);
@@ -188,6 +191,10 @@ TEST_CASE("a name that holds a key value is refused, without the value in the an
   // Names that only mention the prefix, or are short runs, are names.
   CHECK(accepted(R"({"permissions":[],"name":"tg_ci deploy key"})").name == "tg_ci deploy key");
   CHECK(accepted(R"({"permissions":[],"name":"tg_abc123"})").name == "tg_abc123");
+  // 49 base62 characters whose checksum does not hold are a name too.
+  auto broken = key.substr(3);
+  broken.back() = broken.back() == 'a' ? 'b' : 'a';
+  CHECK(accepted(R"({"permissions":[],"name":")" + broken + "\"}").name == broken);
 }
 
 TEST_CASE("permissions is a required array of known permission names", "[json]") {
