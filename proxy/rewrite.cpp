@@ -4,6 +4,7 @@
 
 #include <array>
 #include <charconv>
+#include <utility>
 
 namespace tokengate::proxy {
 namespace {
@@ -106,7 +107,8 @@ struct forwarding_fields {
   std::string_view host; ///< the request's own Host
   std::string_view proto;
   std::string_view forwarded_host;
-  std::string forwarded_for; ///< every X-Forwarded-For field, as one list
+  std::string forwarded_for;      ///< every X-Forwarded-For field, as one list
+  bool has_forwarded_for = false; ///< one came, if only an empty one (an empty entry)
 };
 
 // Copies the fields the upstream may see into `out` and collects the forwarding ones.
@@ -124,7 +126,8 @@ forwarding_fields copy_request_fields(std::string& out, const http1::head& reque
       continue;
     }
     if (iequals(f.name, "x-forwarded-for")) {
-      if (!seen.forwarded_for.empty())
+      // As client_address() walks them: a field with no value is an empty entry.
+      if (std::exchange(seen.has_forwarded_for, true))
         seen.forwarded_for.append(", ");
       seen.forwarded_for.append(f.value);
     } else if (iequals(f.name, "x-forwarded-proto")) {
@@ -160,9 +163,11 @@ void append_framing(std::string& out, http1::framing body) {
 // kept, anyone else's are replaced.
 void append_forwarding(std::string& out, forwarding_fields& seen, const forward_context& c) {
   auto& list = seen.forwarded_for;
-  if (!c.peer_trusted)
+  if (!c.peer_trusted) {
     list.clear();
-  if (!list.empty())
+    seen.has_forwarded_for = false;
+  }
+  if (seen.has_forwarded_for)
     list.append(", ");
   list.append(c.peer);
   append_field(out, "X-Forwarded-For", list);

@@ -133,6 +133,12 @@ TEST_CASE("X-Forwarded-For is the trusted proxy's list with the peer appended", 
     f.peer_trusted = true;
     CHECK(f.upstream_sees().one("X-Forwarded-For") == "a, b, 203.0.113.7");
   }
+  SECTION("a field with no value is an empty entry, as the sidecar walked it, wherever it stands") {
+    forwarding f("GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For:\r\nX-Forwarded-For: a\r\n"
+                 "X-Forwarded-For:\r\n\r\n");
+    f.peer_trusted = true;
+    CHECK(f.upstream_sees().one("X-Forwarded-For") == ", a, , 203.0.113.7");
+  }
   SECTION("an IPv6 peer") {
     forwarding f("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     f.peer = *tokenapi::ip_address::parse("2001:DB8::1");
