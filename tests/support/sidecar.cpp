@@ -16,6 +16,7 @@
 
 #include <fstream>
 #include <mutex>
+#include <thread>
 
 namespace tokengate::test {
 
@@ -109,6 +110,16 @@ sidecar::created sidecar::create_token(const std::string& name,
 std::string sidecar::log_text() const {
   impl_->log.flush();
   return read_file(impl_->dir / "log");
+}
+
+std::string sidecar::log_text_once(std::string_view needle, std::chrono::milliseconds wait) const {
+  const auto until = std::chrono::steady_clock::now() + wait;
+  auto text = log_text();
+  while (text.find(needle) == std::string::npos && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    text = log_text();
+  }
+  return text;
 }
 
 void sidecar::reload_with(proxy::config next) {

@@ -3,9 +3,11 @@
 #include "proxy/config.hpp"
 #include "tests/support/temp_dir.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tokengate::test {
@@ -39,6 +41,11 @@ public:
 
   /// Everything logged so far.
   [[nodiscard]] std::string log_text() const;
+  /// Everything logged once `needle` is (or `wait` has passed): an access line is written just
+  /// after its answer, which the client may read first.
+  [[nodiscard]] std::string
+  log_text_once(std::string_view needle,
+                std::chrono::milliseconds wait = std::chrono::milliseconds(5000)) const;
 
   /// What the next live reload (POST /reload on the admin port) reads: `next`, with this
   /// sidecar's addresses and directories (so changing those is not what a test sees).
