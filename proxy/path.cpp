@@ -187,7 +187,8 @@ std::string_view describe(path_error e) noexcept {
   case path_error::encoded_control:
     return "request path contains an encoded control character";
   case path_error::overlong_utf8:
-    return "request path contains an overlong UTF-8 escape (%C0, %C1, %E0%80-%9F or %F0%80-%8F)";
+    return "request path contains an escape that begins an overlong UTF-8 form (%C0, %C1, or %E0, "
+           "%F0, %F8, %FC before too low a byte)";
   case path_error::raw_byte:
     return "request path contains a byte that is not printable ASCII: escape it";
   case path_error::dots_and_spaces:

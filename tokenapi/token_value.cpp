@@ -4,7 +4,6 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include <algorithm>
 #include <array>
 #include <memory>
 
@@ -28,6 +27,25 @@ std::uint32_t crc32(std::string_view s) noexcept {
   boost::crc_32_type crc;
   crc.process_bytes(s.data(), s.size());
   return crc.checksum();
+}
+
+/// Whether `chars`, a value's characters after "tg_", are base62 and end in the checksum of
+/// the value they make with "tg_".
+bool checksum_holds(std::string_view chars) noexcept {
+  if (chars.size() != value_length - value_prefix.size())
+    return false;
+  std::uint64_t checksum = 0;
+  for (std::size_t i = 0; i < chars.size(); ++i) {
+    const auto v = base62_values[static_cast<unsigned char>(chars[i])];
+    if (v < 0)
+      return false;
+    if (i >= chars.size() - checksum_chars)
+      checksum = checksum * 62 + static_cast<std::uint64_t>(v);
+  }
+  boost::crc_32_type crc;
+  crc.process_bytes(value_prefix.data(), value_prefix.size());
+  crc.process_bytes(chars.data(), chars.size() - checksum_chars);
+  return checksum == crc.checksum();
 }
 
 /// A key-shaped run has at least this many base62 characters after the prefix.
@@ -62,15 +80,10 @@ bool holds_value(std::string_view text) noexcept {
 
 bool holds_bare_value(std::string_view text) noexcept {
   constexpr auto bare = value_length - value_prefix.size();
-  std::string candidate(value_prefix);
-  for (std::size_t at = 0; at + bare <= text.size(); ++at) {
-    const auto window = text.substr(at, bare);
-    if (!std::all_of(window.begin(), window.end(),
-                     [](char c) { return base62_values[static_cast<unsigned char>(c)] >= 0; }))
-      continue;
-    candidate.resize(value_prefix.size());
-    candidate.append(window);
-    if (well_formed(candidate))
+  std::size_t run = 0; // base62 characters ending at i
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    run = base62_values[static_cast<unsigned char>(text[i])] >= 0 ? run + 1 : 0;
+    if (run >= bare && checksum_holds(text.substr(i + 1 - bare, bare)))
       return true;
   }
   return false;
@@ -113,17 +126,8 @@ std::optional<std::string> generate_value() {
 }
 
 bool well_formed(std::string_view value) noexcept {
-  if (value.size() != value_length || !value.starts_with(value_prefix))
-    return false;
-  std::uint64_t checksum = 0;
-  for (std::size_t i = value_prefix.size(); i < value.size(); ++i) {
-    const auto v = base62_values[static_cast<unsigned char>(value[i])];
-    if (v < 0)
-      return false;
-    if (i >= value.size() - checksum_chars)
-      checksum = checksum * 62 + static_cast<std::uint64_t>(v);
-  }
-  return checksum == crc32(value.substr(0, value.size() - checksum_chars));
+  return value.size() == value_length && value.starts_with(value_prefix) &&
+         checksum_holds(value.substr(value_prefix.size()));
 }
 
 store::digest digest_of(std::string_view value) noexcept {
