@@ -1,6 +1,8 @@
 // The auth proxy against a real upstream on loopback (README "The proxy").
 #include "tests/integration/proxy_fixture.hpp"
 
+#include "tests/support/occurrences.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -244,6 +246,25 @@ TEST_CASE_METHOD(proxy_fixture, "bodies relay whole: length, chunked, HEAD, 204,
           "world\r\n0\r\nX-Trailer: 1\r\n\r\n");
   CHECK(test::status_of(up.read_until("}")) == 200);
   CHECK(upstream.last().body == "hello world");
+}
+
+// A read that fills its buffer leaves bytes in the socket that no later edge-triggered event
+// announces: the next read must look before it waits.
+TEST_CASE_METHOD(proxy_fixture,
+                 "pipelined requests that come in one burst larger than a read are all served, "
+                 "with nothing more sent",
+                 "[proxy][relay]") {
+  auto t = gate.create_token("t", {"AlertRead", "AlertModify"});
+  std::string burst;
+  for (int i = 1; i <= 3; ++i)
+    burst += "POST /alerts/" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\nX-API-Key: " + t.value +
+             "\r\nContent-Length: 40000\r\n\r\n" + std::string(40000, 'a' + i);
+  burst += "GET /alerts/last HTTP/1.1\r\nHost: x\r\nX-API-Key: " + t.value + "\r\n\r\n";
+  test::raw_connection raw(gate.port());
+  REQUIRE(raw.send(burst));
+  const auto answers = raw.read_until("/alerts/last");
+  CHECK(test::occurrences(answers, "HTTP/1.1 200 OK") == 4);
+  CHECK(upstream.last().target == "/alerts/last");
 }
 
 TEST_CASE_METHOD(proxy_fixture, "Expect: 100-continue is answered on the headers alone",
