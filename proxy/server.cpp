@@ -60,6 +60,7 @@ tcp::acceptor bind(net::io_context& io, const endpoint& where) {
     fail(ec);
   if (a.listen(backlog, ec); ec)
     fail(ec);
+  report_unread_bytes(a.native_handle()); // the connections it accepts inherit it
   return a;
 }
 

@@ -1,12 +1,18 @@
 #include "proxy/detail/flex_stream.hpp"
 
+#include "proxy/detail/ready_read.hpp"
+
 #include <linux/sockios.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <array>
+#include <cassert>
 #include <cerrno>
+#include <cstring>
 
 namespace tokengate::proxy::detail {
 namespace {
@@ -53,7 +59,185 @@ tls_next settle(SSL* ssl, int ret, int saved_errno, boost::system::error_code& e
   return tls_next::done;
 }
 
+/// A non-blocking read of socket `fd` that also learns how many bytes it left in the socket
+/// (`left`; 1 after the peer's close; -1 when the kernel does not say: see
+/// report_unread_bytes).
+ssize_t receive(int fd, void* into, std::size_t size, int& left) noexcept {
+  iovec part{into, size};
+  alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int))> control{};
+  msghdr message{};
+  message.msg_iov = &part;
+  message.msg_iovlen = 1;
+  message.msg_control = control.data();
+  message.msg_controllen = control.size();
+  left = -1;
+  ssize_t n = 0;
+  do
+    n = ::recvmsg(fd, &message, MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return n;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c))
+    if (c->cmsg_level == SOL_TCP && c->cmsg_type == TCP_CM_INQ)
+      std::memcpy(&left, CMSG_DATA(c), sizeof left);
+  return n;
+}
+
+// The socket under a TLS session: OpenSSL's socket BIO does the same with read() and write();
+// this one reads with receive(), so a ready read knows whether OpenSSL's read emptied it.
+int socket_bio_read(BIO* bio, char* into, std::size_t size, std::size_t* got) {
+  auto& s = *static_cast<tls_socket_state*>(BIO_get_data(bio));
+  BIO_clear_retry_flags(bio);
+  const auto n = receive(s.fd, into, size, s.left);
+  if (n > 0) {
+    *got = static_cast<std::size_t>(n);
+    return 1;
+  }
+  if (n == 0)
+    s.eof = true;
+  else if (errno == EAGAIN || errno == EWOULDBLOCK)
+    BIO_set_retry_read(bio);
+  return 0;
+}
+
+int socket_bio_write(BIO* bio, const char* from, std::size_t size, std::size_t* sent) {
+  auto& s = *static_cast<tls_socket_state*>(BIO_get_data(bio));
+  BIO_clear_retry_flags(bio);
+  ssize_t n = 0;
+  do
+    n = ::send(s.fd, from, size, MSG_DONTWAIT | MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n >= 0) {
+    *sent = static_cast<std::size_t>(n);
+    return 1;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK)
+    BIO_set_retry_write(bio);
+  return 0;
+}
+
+long socket_bio_ctrl(BIO* bio, int command, long, void* out) {
+  const auto& s = *static_cast<tls_socket_state*>(BIO_get_data(bio));
+  switch (command) {
+  case BIO_CTRL_FLUSH:
+    return 1;
+  case BIO_CTRL_EOF: // OpenSSL tells a close without close_notify by it
+    return s.eof ? 1 : 0;
+  case BIO_C_GET_FD:
+    if (out != nullptr)
+      *static_cast<int*>(out) = s.fd;
+    return s.fd;
+  default:
+    return 0;
+  }
+}
+
+BIO_METHOD* socket_bio_method() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                                 "tokengate socket");
+    if (m != nullptr) {
+      BIO_meth_set_read_ex(m, socket_bio_read);
+      BIO_meth_set_write_ex(m, socket_bio_write);
+      BIO_meth_set_ctrl(m, socket_bio_ctrl);
+    }
+    return m;
+  }();
+  return method;
+}
+
 } // namespace
+
+int flex_stream::try_ready_read(read_target target, bool starting, boost::system::error_code& ec,
+                                std::size_t& n) noexcept {
+  constexpr int nothing = 0, done = 1, emptied = 2;
+  const int fd = socket_.native_handle();
+  if (starting && target.take != nullptr) {
+    // The reactor tries at once only when the socket has had an event since a read emptied it
+    // (or none did): a look for bytes or a close that takes no buffer yet.
+    char probe = 0;
+    ssize_t got = 0;
+    do
+      got = ::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    while (got < 0 && errno == EINTR);
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return nothing;
+  }
+  const auto into = target.get();
+  if (ssl_ == nullptr) {
+    int left = -1;
+    const auto got = receive(fd, into.data(), into.size(), left);
+    if (got > 0) {
+      n = static_cast<std::size_t>(got);
+      return left == 0 ? emptied : done;
+    }
+    if (got == 0) {
+      ec = net::error::eof;
+      return done;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return nothing;
+    ec = boost::system::error_code(errno, boost::system::system_category());
+    return done;
+  }
+  if (ERR_peek_error() != 0)
+    ERR_clear_error();
+  tls_socket_.left = -1; // set by OpenSSL's read of the socket, if it makes one
+  errno = 0;
+  std::size_t got = 0;
+  const int ret = SSL_read_ex(ssl_.get(), into.data(), into.size(), &got);
+  switch (settle(ssl_.get(), ret, errno, ec)) {
+  case tls_next::read:
+    return nothing;
+  case tls_next::write: // rare (a key update to answer while the send buffer is full)
+    tls_target_ = into;
+    tls_wants_write_ = true;
+    return done;
+  case tls_next::done:
+    break;
+  }
+  n = got;
+  return !ec && tls_socket_.left == 0 && SSL_has_pending(ssl_.get()) == 0 ? emptied : done;
+}
+
+net::awaitable<io_outcome> flex_stream::read_ready(read_target target) {
+  // What OpenSSL holds already is read at once: the socket may have no more to wake a wait.
+  if (tls_buffered())
+    co_return co_await tls_read_some(target.get());
+#if TOKENGATE_READY_READ
+  if (!socket_.is_open())
+    co_return io_outcome{net::error::bad_descriptor, 0};
+  auto got =
+      co_await net::async_initiate<decltype(nothrow), void(boost::system::error_code, std::size_t)>(
+          initiate_ready_read{}, nothrow, this, target);
+  if (!std::exchange(tls_wants_write_, false))
+    co_return got;
+  co_return co_await tls_read_some(tls_target_);
+#else
+  if (auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, nothrow); ec)
+    co_return io_outcome{ec, 0};
+  const auto into = target.get();
+  if (ssl_ != nullptr)
+    co_return co_await tls_read_some(into);
+  co_return co_await socket_.async_read_some(into, nothrow);
+#endif
+}
+
+void flex_stream::read_ready(
+    read_target target, std::function<void(const boost::system::error_code&, std::size_t)> done) {
+  assert(ssl_ == nullptr); // OpenSSL's wish to write would need a coroutine to meet
+#if TOKENGATE_READY_READ
+  net::async_initiate<decltype(done), void(boost::system::error_code, std::size_t)>(
+      initiate_ready_read{}, done, this, target);
+#else
+  socket_.async_read_some(target.get(), std::move(done));
+#endif
+}
+
+void report_unread_bytes(int fd) noexcept {
+  const int on = 1;
+  (void)::setsockopt(fd, SOL_TCP, TCP_INQ, &on, sizeof on);
+}
 
 bool flex_stream::nothing_arrived() noexcept {
   char probe = 0;
@@ -97,10 +281,16 @@ bool flex_stream::start_tls(net::ssl::context& context, tls_role role) {
   if (!socket_.non_blocking())
     socket_.non_blocking(true, ec);
   std::unique_ptr<SSL, ssl_free> ssl(SSL_new(context.native_handle()));
-  if (ec || !ssl || SSL_set_fd(ssl.get(), socket_.native_handle()) != 1) {
+  BIO* bio = ssl && socket_bio_method() != nullptr ? BIO_new(socket_bio_method()) : nullptr;
+  if (ec || !bio) {
+    BIO_free(bio);
     ERR_clear_error();
     return false;
   }
+  tls_socket_ = {socket_.native_handle(), -1, false};
+  BIO_set_data(bio, &tls_socket_);
+  BIO_set_init(bio, 1);
+  SSL_set_bio(ssl.get(), bio, bio); // the session owns the BIO
   // Take what the socket has in one read, not a record header and then its body.
   SSL_set_read_ahead(ssl.get(), 1);
   if (role == tls_role::server)

@@ -14,6 +14,7 @@
 
 #include <openssl/ssl.h>
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -21,10 +22,23 @@
 
 namespace tokengate::proxy::detail {
 
+/// Makes each read of socket `fd`, and of the connections it accepts if it listens, say how
+/// many bytes it left unread, or 1 after the peer's close (TCP_INQ, Linux 4.18): what lets
+/// flex_stream::read_ready skip a try. Without it (an older kernel) reads are tried as Asio's.
+void report_unread_bytes(int fd) noexcept;
+
 /// An error code and a byte count: what a read or a write gives back.
 using io_outcome = std::tuple<boost::system::error_code, std::size_t>;
 
 enum class tls_role { server, client };
+
+/// The socket under a TLS session, as OpenSSL reads and writes it (socket_bio_method in
+/// flex_stream.cpp).
+struct tls_socket_state {
+  int fd = -1;
+  int left = -1;    ///< what its last read left in the socket; -1: unknown
+  bool eof = false; ///< a read found the peer's close
+};
 
 class flex_stream {
 public:
@@ -52,6 +66,31 @@ public:
   /// Reads what has arrived (at least one byte): eof after the peer's close_notify,
   /// stream_truncated after a close without one.
   net::awaitable<io_outcome> tls_read_some(net::mutable_buffer into);
+
+  /// What a ready read puts its bytes into: `into`, or when `take` is set, what `take(self)`
+  /// gives once something has come.
+  struct read_target {
+    net::mutable_buffer into{};
+    net::mutable_buffer (*take)(void* self) = nullptr;
+    void* self = nullptr;
+
+    [[nodiscard]] net::mutable_buffer get() const { return take ? take(self) : into; }
+  };
+  /// Reads what has arrived, or waits for it, plain or over TLS: at least one byte, or an
+  /// error as tls_read_some and a socket read give. The buffer is asked for only once there is
+  /// something to read, so a connection that waits for its next request holds none.
+  ///
+  /// Unlike Asio's reads and waits, it remembers a read that took all the socket had (the
+  /// kernel says so when asked, see report_unread_bytes): the next read of this socket then
+  /// waits for the event loop's word that bytes have come, without first trying the socket (a
+  /// read that would find nothing) or re-arming it in epoll (a wait), as nginx's
+  /// edge-triggered reads do. That is a system call less per read that follows one that
+  /// emptied the socket: the client's next request, the pooled upstream connection's watch,
+  /// the rest of an answer. (The operation: proxy/detail/ready_read.hpp.)
+  net::awaitable<io_outcome> read_ready(read_target target);
+  /// The same for a plain connection, with a callback: the pool's watch of an idle one.
+  void read_ready(read_target target,
+                  std::function<void(const boost::system::error_code&, std::size_t)> done);
   /// Writes every byte of `buffers` (at most four); small ones go out together in one TLS
   /// record. `buffers` may go once this returns; the bytes they point to must stay until the
   /// write completes.
@@ -93,6 +132,8 @@ public:
   }
 
 private:
+  friend struct ready_read_access;
+
   struct ssl_free {
     void operator()(SSL* s) const noexcept { SSL_free(s); }
   };
@@ -101,9 +142,20 @@ private:
   /// for what it asks.
   template <class Step> net::awaitable<io_outcome> drive(Step step);
 
+  /// One try of read_ready's read, as the event loop's reactor makes it: 0 when it found
+  /// nothing (wait on), 1 when it is done, 2 when it is done and took all the socket had.
+  /// `starting`: the try made as the read starts, before any word from the loop.
+  int try_ready_read(read_target target, bool starting, boost::system::error_code& ec,
+                     std::size_t& n) noexcept;
+
   tcp::socket socket_;
   std::unique_ptr<SSL, ssl_free> ssl_;
-  std::string gather_; ///< small buffers written as one record
+  std::string gather_;               ///< small buffers written as one record
+  void* reactor_ = nullptr;          ///< the loop's reactor, found at the first ready read
+  net::mutable_buffer tls_target_;   ///< a ready read's buffer, when OpenSSL asked to write
+  bool tls_wants_write_ = false;     ///< the ready read stopped for OpenSSL's write
+  bool ready_read_starting_ = false; ///< the reactor's try is the one as a ready read starts
+  tls_socket_state tls_socket_;
 };
 
 } // namespace tokengate::proxy::detail

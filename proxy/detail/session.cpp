@@ -201,24 +201,24 @@ net::awaitable<bool> session::read_head(bool first) {
       // so the next request is rarely there yet.
       in_.shrink(0);
       // A drain while it waits cancels the wait; a request that ends it first is served.
-      if (auto [ec] = co_await client_.socket().async_wait(tcp::socket::wait_read, nothrow); ec) {
-        head_abandoned_ = true;
-        co_return false;
-      }
-      const auto into = net::buffer(in_.prepare(read_chunk).data(), read_chunk);
-      if (tls_up_) {
-        // Bytes came: the next head has begun, even while its record is still incomplete (and
-        // a record of empty lines does not start the clock again).
-        if (!std::exchange(head_clock, true))
-          deadline_.expire_after(header_timeout());
-        got = co_await client_.tls_read_some(into);
-      } else {
-        got = client_.read_now(into);
-      }
-    } else if (const auto into = net::buffer(in_.prepare(read_chunk).data(), read_chunk); tls_up_) {
-      got = co_await client_.tls_read_some(into);
+      // Bytes came when the buffer is taken: over TLS the next head has begun, even while its
+      // record is still incomplete (and a record of empty lines does not start the clock again).
+      struct taker {
+        session* self;
+        bool* head_clock;
+      } take_for{this, &head_clock};
+      got = co_await client_.read_ready(
+          {.take =
+               [](void* p) {
+                 auto& t = *static_cast<taker*>(p);
+                 if (t.self->tls_up_ && !std::exchange(*t.head_clock, true))
+                   t.self->deadline_.expire_after(t.self->header_timeout());
+                 return net::buffer(t.self->in_.prepare(read_chunk).data(), read_chunk);
+               },
+           .self = &take_for});
     } else {
-      got = co_await client_.socket().async_read_some(into, nothrow);
+      got = co_await client_.read_ready(
+          {.into = net::buffer(in_.prepare(read_chunk).data(), read_chunk)});
     }
     const auto [ec, n] = got;
     if (ec) {

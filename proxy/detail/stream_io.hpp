@@ -98,13 +98,8 @@ template <class Stream> struct timed_stream {
   /// Reads at most `max` more bytes into `buffer`.
   net::awaitable<io_result> read(std::size_t max) {
     clock.expire_after(timeout);
-    const auto into = net::buffer(buffer.prepare(max).data(), max);
-    io_outcome got;
-    if (stream.is_tls())
-      got = co_await stream.tls_read_some(into);
-    else
-      got = co_await stream.socket().async_read_some(into, nothrow);
-    const auto [ec, n] = got;
+    const auto [ec, n] =
+        co_await stream.read_ready({.into = net::buffer(buffer.prepare(max).data(), max)});
     buffer.commit(n);
     if (read_at)
       *read_at = steady::now();

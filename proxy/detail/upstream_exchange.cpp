@@ -41,6 +41,7 @@ net::awaitable<std::optional<upstream_failure>> upstream_exchange::connect() {
     if (!ec) {
       socket.set_option(tcp::no_delay(true), ec);
       socket.non_blocking(true, ec); // for start_write
+      report_unread_bytes(socket.native_handle());
       connection_->count_in(metrics_.upstream_open);
       metrics_.upstream_new.add();
       if (tls_.context) // not a conditional expression: GCC 12 miscompiles co_await in one

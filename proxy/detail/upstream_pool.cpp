@@ -171,8 +171,8 @@ void upstream_pool::watch(upstream_connection& c) {
   auto w = std::make_shared<idle_watch>();
   w->pooled = &c;
   c.watch = w;
-  c.stream.socket().async_read_some(
-      net::buffer(into.data(), upstream_read_chunk),
+  c.stream.read_ready(
+      {.into = net::buffer(into.data(), upstream_read_chunk)},
       [w = std::move(w)](const boost::system::error_code& ec, std::size_t n) { w->end(ec, n); });
 }
 

@@ -267,6 +267,30 @@ TEST_CASE_METHOD(proxy_fixture,
   CHECK(upstream.last().target == "/alerts/last");
 }
 
+// A read that also takes the peer's close (its FIN came right behind the last bytes) leaves
+// no later event to announce the close: it must not count as a read that emptied the socket.
+TEST_CASE_METHOD(proxy_fixture,
+                 "a close that comes right behind the last bytes is seen at once: a body the "
+                 "upstream ends by closing, a client that half-closes after its request",
+                 "[proxy][relay]") {
+  auto t = gate.create_token("t", {"AlertRead"});
+  test::http_client client(gate.port());
+  for (int i = 0; i < 20; ++i) {
+    // The upstream writes its answer and closes at once; the body ends with the close.
+    auto closing = client.request("GET", "/close", {{"X-API-Key", t.value}});
+    REQUIRE(closing.status == 200);
+    CHECK(closing.json().at("target") == "/close");
+  }
+  for (int i = 0; i < 20; ++i) {
+    test::raw_connection raw(gate.port());
+    raw.send("GET /alerts/1 HTTP/1.1\r\nHost: x\r\nX-API-Key: " + t.value + "\r\n\r\n");
+    raw.shutdown_send();
+    CHECK(test::status_of(raw.read_until("\"body_hash\"")) == 200);
+    // Well before idle_timeout_ms (60 s): the client's close was seen, not waited out.
+    CHECK(raw.closed_within(std::chrono::milliseconds(5000)));
+  }
+}
+
 TEST_CASE_METHOD(proxy_fixture, "Expect: 100-continue is answered on the headers alone",
                  "[proxy][expect]") {
   auto t = gate.create_token("t", {"AlertModify"});
