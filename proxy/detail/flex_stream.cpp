@@ -5,6 +5,7 @@
 #include <linux/sockios.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -13,6 +14,7 @@
 #include <cassert>
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 namespace tokengate::proxy::detail {
 namespace {
@@ -148,11 +150,14 @@ BIO_METHOD* socket_bio_method() {
 
 } // namespace
 
-int flex_stream::try_ready_read(read_target target, bool starting, boost::system::error_code& ec,
-                                std::size_t& n) noexcept {
+int flex_stream::try_ready_read(read_target target, std::uint32_t events,
+                                boost::system::error_code& ec, std::size_t& n) noexcept {
   constexpr int nothing = 0, done = 1, emptied = 2;
+  // Only a read that epoll's report woke, a report without a reset or an error in it, may
+  // count as emptying the socket: the kernel's count of what is left does not count a reset.
+  const bool may_empty = events != 0 && (events & (EPOLLERR | EPOLLHUP)) == 0;
   const int fd = socket_.native_handle();
-  if (starting && target.take != nullptr) {
+  if (events == 0 && target.take != nullptr) {
     // The reactor tries at once only when the socket has had an event since a read emptied it
     // (or none did): a look for bytes or a close that takes no buffer yet.
     char probe = 0;
@@ -160,16 +165,33 @@ int flex_stream::try_ready_read(read_target target, bool starting, boost::system
     do
       got = ::recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
     while (got < 0 && errno == EINTR);
-    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      return nothing;
+    if (got < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return nothing;
+      // The look took the socket's error (a reset): it is the read's outcome.
+      ec = boost::system::error_code(errno, boost::system::system_category());
+      return done;
+    }
+    if (got == 0 && ssl_ == nullptr) {
+      ec = net::error::eof;
+      return done;
+    }
   }
-  const auto into = target.get();
+  net::mutable_buffer into;
+  try {
+    into = target.get();
+  } catch (const std::bad_alloc&) {
+    ec = net::error::no_memory;
+    return done;
+  }
+  if (into.size() == 0)
+    return done; // as Asio's reads: nothing asked, nothing read
   if (ssl_ == nullptr) {
     int left = -1;
     const auto got = receive(fd, into.data(), into.size(), left);
     if (got > 0) {
       n = static_cast<std::size_t>(got);
-      return left == 0 ? emptied : done;
+      return may_empty && left == 0 ? emptied : done;
     }
     if (got == 0) {
       ec = net::error::eof;
@@ -197,7 +219,8 @@ int flex_stream::try_ready_read(read_target target, bool starting, boost::system
     break;
   }
   n = got;
-  return !ec && tls_socket_.left == 0 && SSL_has_pending(ssl_.get()) == 0 ? emptied : done;
+  return may_empty && !ec && tls_socket_.left == 0 && SSL_has_pending(ssl_.get()) == 0 ? emptied
+                                                                                       : done;
 }
 
 net::awaitable<io_outcome> flex_stream::read_ready(read_target target) {

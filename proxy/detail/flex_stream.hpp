@@ -14,6 +14,7 @@
 
 #include <openssl/ssl.h>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
@@ -144,8 +145,8 @@ private:
 
   /// One try of read_ready's read, as the event loop's reactor makes it: 0 when it found
   /// nothing (wait on), 1 when it is done, 2 when it is done and took all the socket had.
-  /// `starting`: the try made as the read starts, before any word from the loop.
-  int try_ready_read(read_target target, bool starting, boost::system::error_code& ec,
+  /// `events`: what epoll reported of the socket, or 0 for the try as the read starts.
+  int try_ready_read(read_target target, std::uint32_t events, boost::system::error_code& ec,
                      std::size_t& n) noexcept;
 
   tcp::socket socket_;

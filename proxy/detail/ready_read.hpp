@@ -15,9 +15,11 @@
 // its read left nothing (TCP_INQ, see report_unread_bytes in flex_stream.hpp): every segment
 // that comes later wakes epoll, which sets the reactor trying again. A read that took the
 // peer's FIN with the last bytes is told from one that emptied the socket (the kernel says 1
-// then), so a close that came with them is read at the next try, not waited for. A read
-// that fills its buffer, or a kernel that does not say, leaves the reactor trying, as Asio's
-// reads do.
+// then), so a close that came with them is read at the next try, not waited for. A reset
+// right behind the last bytes is not counted by the kernel: epoll's report that woke the read
+// carries it (EPOLLERR, EPOLLHUP), and a read so woken does not count as emptying. Nor does a
+// read made as the operation starts (no report is at hand then), a read that leaves bytes,
+// or one on a kernel that does not say: the reactor goes on trying, as with Asio's reads.
 
 #include "proxy/detail/flex_stream.hpp"
 
@@ -65,16 +67,30 @@ struct socket_access : tcp::socket {
   static constexpr auto member = &socket_access::impl_;
 };
 
+/// The epoll events the reactor is handing a socket's operations (a protected member of the
+/// socket's reactor state, which holds them while they run).
+struct task_result_access : ad::scheduler_operation {
+  static constexpr auto member = &task_result_access::task_result_;
+};
+
 /// What the operation needs of flex_stream's insides.
 struct ready_read_access {
-  static int try_read(flex_stream& s, flex_stream::read_target target,
-                      boost::system::error_code& ec, std::size_t& n) noexcept {
-    return s.try_ready_read(target, s.ready_read_starting_, ec, n);
-  }
-
   /// The socket's implementation: its descriptor, state and reactor registration.
   static auto& implementation(tcp::socket& socket) {
     return (socket.*socket_access::member).get_implementation();
+  }
+
+  static int try_read(flex_stream& s, flex_stream::read_target target,
+                      boost::system::error_code& ec, std::size_t& n) {
+    // 0 for the try as the operation starts: no event is being handed over then.
+    std::uint32_t events = 0;
+    if (!s.ready_read_starting_) {
+      // The socket's state derives from scheduler_operation privately: a C-style cast reaches
+      // a private base as a static_cast would an accessible one.
+      const auto* state = (const ad::scheduler_operation*)(implementation(s.socket_).reactor_data_);
+      events = state->*task_result_access::member;
+    }
+    return s.try_ready_read(target, events, ec, n);
   }
 
   static ad::epoll_reactor& reactor(flex_stream& s) {

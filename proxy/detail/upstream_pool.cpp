@@ -160,12 +160,12 @@ bool upstream_pool::nothing_came(upstream_connection& c) {
   return !ec && n == 0;
 }
 
-// The read is a socket read like any other: Asio first tries it at once (the one system call
-// the watch costs), then leaves it to the event loop. That try finds nothing unless bytes came
-// within `settled_read` of the answer's last read (give_back looks for any later ones first):
-// those are handed over in a later turn of the loop, so a request that takes the connection in
-// this one could read them as its answer, as it could bytes that arrive just after a peek.
-// OpenSSL reads the socket itself, so a TLS connection cannot be watched this way.
+// The read is a ready read (flex_stream::read_ready): when the answer's last read emptied the
+// socket, it waits for the event loop's word at no cost; else it first tries at once (the one
+// system call the watch then costs). Bytes that came within `settled_read` of the answer's last
+// read (give_back looks for any later ones first) end the watch in a later turn of the loop,
+// so a request that takes the connection in this one could read them as its answer, as it
+// could bytes that arrive just after a peek. The callback form reads plain connections only.
 void upstream_pool::watch(upstream_connection& c) {
   const auto into = c.buffer.prepare(upstream_read_chunk);
   auto w = std::make_shared<idle_watch>();

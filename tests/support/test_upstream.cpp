@@ -30,6 +30,7 @@ namespace net = boost::asio;
 namespace http = boost::beast::http;
 using tcp = net::ip::tcp;
 using upstream_writes::end_stream;
+using upstream_writes::reset_stream;
 using upstream_writes::write_raw;
 using upstream_writes::write_together;
 using upstream_writes::write_with_ticket;
@@ -288,6 +289,14 @@ struct test_upstream::impl {
       }
       if (ec)
         return false;
+    }
+    if (path == "/reset-after-part") {
+      // A head promising 1000 bytes and 10 of them, then a reset: a backend that crashed in
+      // the middle of an answer. (Closed under the lock, as the accept loop closes.)
+      write_raw(socket, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789", ec);
+      std::lock_guard lock(mutex);
+      reset_stream(socket);
+      return false;
     }
     if (path == "/bad-chunk") {
       // A chunked answer whose first chunk size is not hex, sent with its head.

@@ -78,6 +78,7 @@ struct upstream_tls_files {
 ///   /no-content-late?ms=N          the same after a 204 that announces a 38-byte body
 ///   /drop-after                    the echo (keep-alive), then closes the idle connection
 ///   /hang-up                       closes the connection without answering
+///   /reset-after-part              a head promising 1000 bytes, 10 of them, then a reset
 ///   /timeout-after                 the echo (keep-alive), then a 408 and a close while idle
 ///   /ticket-after                  the echo (keep-alive) and, over TLS 1.3, a session ticket,
 ///                                  sent together

@@ -28,6 +28,15 @@ inline void end_stream(net::ssl::stream<tcp::socket&>& s) {
   s.shutdown(ignored);
 }
 
+// Ends the connection with a reset and no FIN (SO_LINGER of 0), as a crashed backend's kernel
+// does.
+inline void reset_stream(tcp::socket& s) {
+  boost::system::error_code ignored;
+  s.set_option(net::socket_base::linger(true, 0), ignored);
+  s.close(ignored);
+}
+inline void reset_stream(net::ssl::stream<tcp::socket&>& s) { reset_stream(s.next_layer()); }
+
 // `answer`, then a TLS 1.3 NewSessionTicket in the same TCP write (plain: the answer alone).
 inline void write_with_ticket(tcp::socket& s, std::string_view answer,
                               boost::system::error_code& ec) {
