@@ -40,6 +40,9 @@
 #include <boost/asio/detail/reactor_op.hpp>
 #include <boost/asio/detail/socket_ops.hpp>
 
+#include <cstdint>
+#include <type_traits>
+
 namespace tokengate::proxy::detail {
 
 namespace ad = boost::asio::detail;
@@ -82,11 +85,14 @@ struct ready_read_access {
 
   static int try_read(flex_stream& s, flex_stream::read_target target,
                       boost::system::error_code& ec, std::size_t& n) {
-    // 0 for the try as the operation starts: no event is being handed over then.
+    // 0 for the try as the operation starts: no event is being handed over then. Both this
+    // and ready_read_starting_ rest on each event loop being run by one thread (worker.hpp).
     std::uint32_t events = 0;
     if (!s.ready_read_starting_) {
       // The socket's state derives from scheduler_operation privately: a C-style cast reaches
       // a private base as a static_cast would an accessible one.
+      static_assert(
+          std::is_base_of_v<ad::scheduler_operation, ad::epoll_reactor::descriptor_state>);
       const auto* state = (const ad::scheduler_operation*)(implementation(s.socket_).reactor_data_);
       events = state->*task_result_access::member;
     }
@@ -152,6 +158,12 @@ void ready_read_access::start(Handler& handler, flex_stream& s, flex_stream::rea
   auto slot = net::get_associated_cancellation_slot(handler);
   typename op::ptr p = {std::addressof(handler), op::ptr::allocate(handler), nullptr};
   p.p = new (p.v) op(s, target, handler, s.socket_.get_executor());
+  if (target.take == nullptr && target.into.size() == 0) {
+    // As Asio's reads: nothing asked, done at once, without waiting for an event.
+    reactor.post_immediate_completion(p.p, is_continuation);
+    p.v = p.p = nullptr;
+    return;
+  }
   if (slot.is_connected())
     p.p->cancellation_key_ = &slot.template emplace<ready_read_cancellation>(
         &reactor, &impl.reactor_data_, impl.socket_);
