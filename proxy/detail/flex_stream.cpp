@@ -223,10 +223,21 @@ int flex_stream::try_ready_read(read_target target, std::uint32_t events,
                                                                                        : done;
 }
 
+// Not a coroutine for a plain read: the operation is awaited as it is, without a frame of its
+// own per read. A TLS read may have to go on as tls_read_some (OpenSSL asked to write).
 net::awaitable<io_outcome> flex_stream::read_ready(read_target target) {
   // What OpenSSL holds already is read at once: the socket may have no more to wake a wait.
   if (tls_buffered())
-    co_return co_await tls_read_some(target.get());
+    return tls_read_some(target.get());
+#if TOKENGATE_READY_READ
+  if (ssl_ == nullptr) // a closed socket: the operation ends with bad_descriptor
+    return net::async_initiate<decltype(nothrow), void(boost::system::error_code, std::size_t)>(
+        initiate_ready_read{}, nothrow, this, target);
+#endif
+  return tls_read_ready(target);
+}
+
+net::awaitable<io_outcome> flex_stream::tls_read_ready(read_target target) {
 #if TOKENGATE_READY_READ
   if (!socket_.is_open())
     co_return io_outcome{net::error::bad_descriptor, 0};

@@ -142,6 +142,8 @@ private:
   /// Runs `step` (one OpenSSL call on the session) until it completes, waiting on the socket
   /// for what it asks.
   template <class Step> net::awaitable<io_outcome> drive(Step step);
+  /// read_ready's coroutine: over TLS (and with another Boost, also for a plain read).
+  net::awaitable<io_outcome> tls_read_ready(read_target target);
 
   /// One try of read_ready's read, as the event loop's reactor makes it: 0 when it found
   /// nothing (wait on), 1 when it is done, 2 when it is done and took all the socket had.
