@@ -27,10 +27,11 @@ RUN --mount=type=cache,target=/root/.ccache \
  && strip build/tokengate
 
 FROM debian:12-slim
-# The shared libraries `ldd tokengate` lists, and nothing else.
+# The shared libraries `ldd tokengate` lists, and mimalloc, which OpenSSL allocates from
+# (proxy/openssl_memory.hpp): nothing else.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      librocksdb7.8 libboost-json1.81.0 libssl3 libprometheus-cpp-core1.0 libpq5 \
+      librocksdb7.8 libboost-json1.81.0 libssl3 libprometheus-cpp-core1.0 libpq5 libmimalloc2.0 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
  && groupadd --system --gid 65532 tokengate \
  && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home \

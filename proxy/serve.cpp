@@ -4,6 +4,7 @@
 #include "proxy/audit_log.hpp"
 #include "proxy/fleet.hpp"
 #include "proxy/log.hpp"
+#include "proxy/openssl_memory.hpp"
 #include "proxy/reload.hpp"
 #include "proxy/server.hpp"
 #include "store/rocksdb_store.hpp"
@@ -190,7 +191,8 @@ void serve_until_stopped(const config& c, token_side& tokens, audit_log& audit, 
         .add("admin_listen", endpoint{c.admin_listen.host, srv.admin_port()}.to_string())
         .add("upstream", c.upstream.to_string())
         .add("tokens", std::uint64_t{tokens.auth().size()})
-        .add("threads", c.threads);
+        .add("threads", c.threads)
+        .add("openssl_allocator", openssl_allocator());
   });
   // Written now, but not waited for: a stalled log reader must not keep signals unanswered.
   log.flush_soon();

@@ -122,6 +122,32 @@ TEST_CASE("help, version and command-line mistakes", "[e2e][cli]") {
   }
 }
 
+TEST_CASE("the listening line gives the addresses, the tokens, the threads and OpenSSL's "
+          "allocator",
+          "[e2e][cli]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  gate_process gate(dir.path(), upstream.port(), {"--threads", "3"});
+  const auto out = gate.proc().out();
+  CHECK_THAT(out, Catch::Contains("\"listen\":\"127.0.0.1:" + std::to_string(gate.port()) + "\""));
+  CHECK_THAT(out, Catch::Contains(
+                      "\"admin_listen\":\"127.0.0.1:" + std::to_string(gate.admin_port()) + "\""));
+  CHECK_THAT(out,
+             Catch::Contains("\"upstream\":\"127.0.0.1:" + std::to_string(upstream.port()) + "\""));
+  CHECK_THAT(out, Catch::Contains("\"tokens\":1,")); // the bootstrap key
+  CHECK_THAT(out, Catch::Contains("\"threads\":3,"));
+  // The release build gives OpenSSL mimalloc's (proxy/openssl_memory.hpp); the sanitizer build
+  // keeps the C library's, which AddressSanitizer replaces.
+#ifdef TOKENGATE_MIMALLOC
+  CHECK_THAT(out, Catch::Contains("\"openssl_allocator\":\"mimalloc 2."));
+#else
+  CHECK_THAT(out, Catch::Contains("\"openssl_allocator\":\"system\""));
+#endif
+  // And the process serves with it: a token call and a proxied request.
+  CHECK(call(gate.port(), "GET", "/api-tokens/self", gate.admin_key()).status == 200);
+  CHECK(call(gate.port(), "GET", "/public/x", gate.admin_key()).status == 200);
+}
+
 TEST_CASE("a misspelt TOKENGATE_ variable is named in one warning, its value never shown",
           "[e2e][cli]") {
   test::temp_dir dir;
