@@ -6,11 +6,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <regex>
 #include <thread>
+#include <vector>
 
 using namespace tokengate;
 using namespace std::chrono_literals;
@@ -180,6 +182,42 @@ TEST_CASE_METHOD(metrics_fixture, "no label holds a key, a token id or a path", 
     CHECK((name == "listener" || name == "code" || name == "outcome" || name == "reason" ||
            name == "kind" || name == "operation" || name == "result" || name == "version" ||
            name == "le"));
+  }
+}
+
+TEST_CASE_METHOD(metrics_fixture,
+                 "request durations are counted in buckets from 100 microseconds to 10 seconds "
+                 "on each listener",
+                 "[metrics]") {
+  // README "Metrics": tokengate_http_request_duration_seconds, "histogram, 100 µs to 10 s".
+  REQUIRE(get("/public/x").status == 200);
+  const auto main_count = R"(tokengate_http_request_duration_seconds_count{listener="main"})";
+  const auto admin_count = R"(tokengate_http_request_duration_seconds_count{listener="admin"})";
+  after({{main_count, 0}}, main_count, 1);
+  const auto s = after({{admin_count, 0}}, admin_count, 1); // a scrape before this one
+  for (const std::string listener : {"main", "admin"}) {
+    INFO("listener " << listener);
+    const auto prefix =
+        R"(tokengate_http_request_duration_seconds_bucket{listener=")" + listener + R"(",le=")";
+    std::vector<double> bounds;
+    double infinite = -1;
+    for (const auto& [name, value] : s) {
+      if (!name.starts_with(prefix))
+        continue;
+      const auto le = name.substr(prefix.size(), name.size() - prefix.size() - 2); // "}
+      REQUIRE(name.ends_with("\"}"));
+      if (le == "+Inf")
+        infinite = value;
+      else
+        bounds.push_back(std::stod(le));
+    }
+    std::sort(bounds.begin(), bounds.end());
+    REQUIRE(bounds.size() >= 2);
+    CHECK(bounds.front() == Approx(0.0001).epsilon(1e-9)); // 100 µs
+    CHECK(bounds.back() == 10);
+    CHECK(infinite >= 1); // every observation, past 10 s too, is in +Inf
+    CHECK(infinite ==
+          s.at(R"(tokengate_http_request_duration_seconds_count{listener=")" + listener + "\"}"));
   }
 }
 

@@ -209,6 +209,31 @@ TEST_CASE("a client certificate's non-ASCII subject reaches the upstream escaped
         R"(Subject="CN=caf\xC3\xA9-job,O=tokengate tests";DNS="job.example")");
 }
 
+TEST_CASE("a client certificate's email and IP names reach the upstream with its DNS and URI "
+          "names, in the certificate's order",
+          "[tls][mtls]") {
+  test::temp_dir certs;
+  test::test_ca clients(certs.path(), "clients");
+  tls_fixture f(client_ca(clients.cert_file()));
+  auto job = report_job();
+  job.subject_alt_names = "email:ops@example.com,IP:10.20.30.40,DNS:job.example,"
+                          "URI:spiffe://example/job,email:oncall@example.com,IP:192.0.2.7";
+  const auto pair = clients.issue(certs.path(), "job", job);
+  auto options = f.trusting();
+  options.cert_file = pair.cert;
+  options.key_file = pair.key;
+  tls_client c(f.gate.port(), options);
+  REQUIRE(
+      c.request("GET", "/public/x", {{"X-Forwarded-Client-Cert", "Email=\"admin@example.com\""}})
+          .status == 200);
+  const auto seen = f.upstream.last();
+  CHECK(seen.count("X-Forwarded-Client-Cert") == 1);
+  CHECK(seen.header("X-Forwarded-Client-Cert") ==
+        R"(Subject="CN=report-job,O=tokengate tests";Email="ops@example.com";IP="10.20.30.40";)"
+        R"(DNS="job.example";URI="spiffe://example/job";Email="oncall@example.com";)"
+        R"(IP="192.0.2.7")");
+}
+
 TEST_CASE("replacing client_ca_file shuts the old CA's clients out, resumed sessions included, "
           "and lets the new CA's in",
           "[tls][mtls][reload]") {

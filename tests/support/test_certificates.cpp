@@ -122,6 +122,8 @@ certificate_files test_ca::issue(const std::filesystem::path& dir, const std::st
     add("IP", ip);
   for (const auto& u : r.uris)
     add("URI", u);
+  if (!r.subject_alt_names.empty())
+    sans = r.subject_alt_names;
   add_extension(cert, impl_->cert, NID_basic_constraints, "critical,CA:FALSE");
   add_extension(cert, impl_->cert, NID_ext_key_usage, "serverAuth,clientAuth");
   add_extension(cert, impl_->cert, NID_authority_key_identifier, "keyid");

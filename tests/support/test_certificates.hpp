@@ -20,6 +20,9 @@ struct certificate_request {
   std::vector<std::string> dns_names = {"localhost"};
   std::vector<std::string> ip_addresses = {"127.0.0.1"};
   std::vector<std::string> uris;
+  /// The subject alternative names in OpenSSL's form, in the certificate's order (e.g.
+  /// "email:ops@example.com,IP:10.0.0.1"); when set, in place of the three lists above.
+  std::string subject_alt_names;
   long serial = 2;
   std::chrono::seconds not_before = std::chrono::hours(-1); ///< from now
   std::chrono::seconds not_after = std::chrono::hours(24);  ///< from now

@@ -242,6 +242,96 @@ TEST_CASE_METHOD(two_sidecars,
   CHECK(b.service.get(token.id).value().name == "b" + std::to_string(renamed));
 }
 
+TEST_CASE_METHOD(two_sidecars,
+                 "an update, rotation or delete changed under 7 times in a row is applied, "
+                 "changed under 8 times in a row is a 503 and writes nothing",
+                 "[service][race]") {
+  // README "Concurrent changes to one token": "A token that other sidecars keep changing under
+  // a request 8 times in a row gets 503 ... nothing of that request was written".
+  const auto token = made();
+  const auto admin = a.service
+                         .create(*root,
+                                 [] {
+                                   tokenapi::token_spec s;
+                                   s.name = "admin";
+                                   s.permissions = tokenapi::permission_set::all();
+                                   return s;
+                                 }())
+                         .value()
+                         .value;
+  int renamed = 0;
+  int times = 0; // how many of A's writes B changes the token before
+  racing.every_time = true;
+  racing.interfere = [&] {
+    if (renamed < times)
+      REQUIRE(b.service.update(*root, token.id, spec("b" + std::to_string(++renamed))));
+  };
+  const auto contended = "the api token was changed elsewhere at the same time, again and "
+                         "again; nothing was changed, try again";
+  const auto target = "/api-tokens/" + token.id;
+
+  SECTION("an update") {
+    times = 7;
+    auto applied = a.as(admin).post(target, spec_body("from a", {"AlertRead", "RuleRead"}));
+    CHECK(applied.status == 200);
+    CHECK(applied.text("name") == "from a");
+    CHECK(racing.refused == 7);
+    CHECK(b.service.get(token.id).value().name == "from a");
+
+    renamed = 0;
+    racing.refused = 0;
+    times = 8;
+    auto refused = a.as(admin).post(target, spec_body("again from a", {"AlertRead"}));
+    CHECK(refused.status == 503);
+    CHECK(refused.message() == contended);
+    CHECK(racing.refused == 8);
+    const auto stored = b.service.get(token.id).value();
+    CHECK(stored.name == "b8"); // B's last change, not A's
+    CHECK(stored.permissions.contains(permission::AlertRead));
+    CHECK_FALSE(stored.permissions.contains(permission::RuleRead));
+  }
+  SECTION("a rotation") {
+    times = 7;
+    auto applied = a.as(admin).post(target + "/rotate");
+    REQUIRE(applied.status == 200);
+    CHECK(racing.refused == 7);
+    CHECK(status(a, applied.value()) == 200);
+    CHECK(status(a, token.value) == 401);
+    CHECK(b.service.get(token.id).value().name == "b7");
+
+    renamed = 0;
+    racing.refused = 0;
+    times = 8;
+    auto refused = a.as(admin).post(target + "/rotate");
+    CHECK(refused.status == 503);
+    CHECK(refused.message() == contended);
+    CHECK(racing.refused == 8);
+    // The key the first rotation handed out still works: the second rotated nothing.
+    CHECK(status(a, applied.value()) == 200);
+    CHECK(shared.get(token.id).value().value().value_digest ==
+          tokenapi::digest_of(applied.value()));
+    CHECK(b.service.get(token.id).value().name == "b8");
+  }
+  SECTION("a delete") {
+    times = 8;
+    auto refused = a.as(admin).del(target);
+    CHECK(refused.status == 503);
+    CHECK(refused.message() == contended);
+    CHECK(racing.refused == 8);
+    REQUIRE(shared.get(token.id).value().has_value()); // not deleted
+    CHECK(b.service.get(token.id).value().name == "b8");
+    CHECK(status(a, token.value) == 200);
+
+    renamed = 0;
+    racing.refused = 0;
+    times = 7;
+    CHECK(a.as(admin).del(target).status == 204);
+    CHECK(racing.refused == 7);
+    CHECK_FALSE(shared.get(token.id).value().has_value());
+    CHECK(status(a, token.value) == 401);
+  }
+}
+
 namespace {
 
 struct recording_audit final : tokenapi::audit_sink {
