@@ -186,6 +186,9 @@ void serve_until_stopped(const config& c, token_side& tokens, audit_log& audit, 
   server srv({c, tokens.auth(), api, tokens.service(), tokens.clock(), log,
               f ? &f->status() : nullptr, std::move(reload_source)});
   srv.start();
+  if (const auto why = openssl_allocator_fallback(); !why.empty())
+    log.event(log_level::warn, "OpenSSL allocates from the C library's malloc, not mimalloc",
+              [&](json_line& l) { l.add("reason", why); });
   log.event(log_level::info, "listening", [&](json_line& l) {
     l.add("listen", endpoint{c.listen.host, srv.port()}.to_string())
         .add("admin_listen", endpoint{c.admin_listen.host, srv.admin_port()}.to_string())

@@ -137,12 +137,15 @@ TEST_CASE("the listening line gives the addresses, the tokens, the threads and O
   CHECK_THAT(out, Catch::Contains("\"tokens\":1,")); // the bootstrap key
   CHECK_THAT(out, Catch::Contains("\"threads\":3,"));
   // The release build gives OpenSSL mimalloc's (proxy/openssl_memory.hpp); the sanitizer build
-  // keeps the C library's, which AddressSanitizer replaces.
+  // the C library's (AddressSanitizer's) with a checking header.
 #ifdef TOKENGATE_MIMALLOC
   CHECK_THAT(out, Catch::Contains("\"openssl_allocator\":\"mimalloc 2."));
+#elif defined(__SANITIZE_ADDRESS__)
+  CHECK_THAT(out, Catch::Contains("\"openssl_allocator\":\"system, checked\""));
 #else
   CHECK_THAT(out, Catch::Contains("\"openssl_allocator\":\"system\""));
 #endif
+  CHECK_THAT(out, !Catch::Contains("OpenSSL allocates from the C library")); // no fallback
   // And the process serves with it: a token call and a proxied request.
   CHECK(call(gate.port(), "GET", "/api-tokens/self", gate.admin_key()).status == 200);
   CHECK(call(gate.port(), "GET", "/public/x", gate.admin_key()).status == 200);

@@ -1,12 +1,16 @@
 // TLS on the main listener (README "TLS"): handshakes with an independent client (Asio SSL and
 // Beast), mutual TLS and the client-certificate header, plain HTTP on a TLS port, and
 // certificates reloaded through a Kubernetes-style symlink swap. Certificates are made here.
+#include "proxy/openssl_memory.hpp"
 #include "tests/integration/tls_fixture.hpp"
 
 #include <catch2/catch.hpp>
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
 #include <chrono>
+#include <cstring>
+#include <string>
 #include <thread>
 
 using namespace tokengate;
@@ -32,6 +36,34 @@ test::certificate_request report_job() {
 }
 
 } // namespace
+
+TEST_CASE("OpenSSL takes its memory from the allocator the build gives it, with OpenSSL's own "
+          "contract",
+          "[tls]") {
+  // This binary links proxy/openssl_memory.cpp as the server does: every TLS test here runs on
+  // it (mimalloc in the release build, a checking header in the sanitizer build).
+  const std::string allocator(proxy::openssl_allocator());
+#ifdef TOKENGATE_MIMALLOC
+  CHECK_THAT(allocator, Catch::StartsWith("mimalloc 2."));
+#elif defined(__SANITIZE_ADDRESS__)
+  CHECK(allocator == "system, checked");
+#else
+  CHECK(allocator == "system");
+#endif
+  CHECK(proxy::openssl_allocator_fallback().empty());
+  // As OpenSSL's default functions: no block for 0 bytes; a grown block keeps its bytes; a
+  // realloc to 0 bytes frees.
+  CHECK(OPENSSL_malloc(0) == nullptr);
+  auto* block = static_cast<unsigned char*>(OPENSSL_malloc(100));
+  REQUIRE(block != nullptr);
+  std::memset(block, 0x5a, 100);
+  block = static_cast<unsigned char*>(OPENSSL_realloc(block, 20000));
+  REQUIRE(block != nullptr);
+  CHECK(block[0] == 0x5a);
+  CHECK(block[99] == 0x5a);
+  CHECK(OPENSSL_realloc(block, 0) == nullptr);
+  OPENSSL_free(nullptr);
+}
 
 TEST_CASE("TLS 1.2 and 1.3 are accepted with ALPN http/1.1, older versions are refused", "[tls]") {
   tls_fixture f;
