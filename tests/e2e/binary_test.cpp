@@ -151,6 +151,39 @@ TEST_CASE("the listening line gives the addresses, the tokens, the threads and O
   CHECK(call(gate.port(), "GET", "/public/x", gate.admin_key()).status == 200);
 }
 
+#ifdef TOKENGATE_MIMALLOC
+TEST_CASE("without libmimalloc OpenSSL keeps the C library's malloc, and a warning says why",
+          "[e2e][cli]") {
+  // The library is hidden from the sidecar alone: /dev/null mounted over it in a mount namespace
+  // of its own, which takes root and unshare(1).
+  const std::filesystem::path library = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2";
+  const std::filesystem::path unshare = "/usr/bin/unshare";
+  if (::geteuid() != 0 || !std::filesystem::exists(unshare) || !std::filesystem::exists(library)) {
+    WARN("not run: needs root, " << unshare << " and " << library);
+    return;
+  }
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  test::process p({unshare.string(), "-m", "/bin/sh", "-c",
+                   "mount --bind /dev/null " + library.string() + " && exec \"$0\" \"$@\"",
+                   test::tokengate_binary(), "serve", "--listen", "127.0.0.1:0", "--admin-listen",
+                   "127.0.0.1:0", "--upstream",
+                   "http://127.0.0.1:" + std::to_string(upstream.port()), "--data-dir", "data"},
+                  dir.path());
+  const bool listening = p.wait_for_output("\"msg\":\"listening\"", std::chrono::seconds(60));
+  INFO("stdout: " << p.out() << "\nstderr: " << p.err());
+  REQUIRE(listening);
+  const auto out = p.out();
+  CHECK_THAT(out, Catch::Contains("\"level\":\"warn\",\"msg\":\"OpenSSL allocates from the C "
+                                  "library's malloc, not mimalloc\",\"reason\":\""));
+  CHECK_THAT(out, Catch::Contains("libmimalloc.so.2"));
+  CHECK_THAT(out, Catch::Contains("\"openssl_allocator\":\"system\""));
+  CHECK(out.find("warn") < out.find("\"msg\":\"listening\"")); // before the listening line
+  p.signal(SIGTERM);
+  CHECK(p.wait(std::chrono::seconds(20)) == 0);
+}
+#endif
+
 TEST_CASE("a misspelt TOKENGATE_ variable is named in one warning, its value never shown",
           "[e2e][cli]") {
   test::temp_dir dir;
