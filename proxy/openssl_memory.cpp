@@ -24,42 +24,47 @@
 namespace tokengate::proxy {
 namespace {
 
-/// The allocator behind OpenSSL's functions below, chosen once by the constructor.
-struct backend {
-  void* (*malloc)(std::size_t) = nullptr;
-  void* (*realloc)(void*, std::size_t) = nullptr;
-  void (*free)(void*) = nullptr;
-  std::string name = "system"; ///< what openssl_allocator() says while ours are OpenSSL's
-  std::string fallback;        ///< why a build that asks for mimalloc does not have it
+// The allocator behind OpenSSL's functions below: set once by the constructor, before OpenSSL's
+// first allocation, and never changed. Plain pointers, constant-initialized: no guard on each
+// allocation, and nothing destroyed at exit while OpenSSL may still free.
+void* (*backend_malloc)(std::size_t) = nullptr;
+void* (*backend_realloc)(void*, std::size_t) = nullptr;
+void (*backend_free)(void*) = nullptr;
+
+/// What openssl_allocator() says while ours are OpenSSL's functions, and why a build that asks
+/// for mimalloc does not have it. Written by the constructor, read at start-up.
+struct allocator_facts {
+  std::string name = "system";
+  std::string fallback;
 };
 
-backend& chosen() {
-  static backend b;
-  return b;
+allocator_facts& facts() {
+  static allocator_facts f;
+  return f;
 }
 
 // OpenSSL's own contract, as its default functions keep it: no block for 0 bytes, and a
 // realloc to 0 bytes frees.
 void* openssl_malloc(std::size_t n, const char*, int) {
-  return n == 0 ? nullptr : chosen().malloc(n);
+  return n == 0 ? nullptr : backend_malloc(n);
 }
 
 void* openssl_realloc(void* p, std::size_t n, const char*, int) {
   if (p == nullptr)
     return openssl_malloc(n, nullptr, 0);
   if (n == 0) {
-    chosen().free(p);
+    backend_free(p);
     return nullptr;
   }
-  return chosen().realloc(p, n);
+  return backend_realloc(p, n);
 }
 
 void openssl_free(void* p, const char*, int) {
   if (p != nullptr)
-    chosen().free(p);
+    backend_free(p);
 }
 
-#ifdef TOKENGATE_OPENSSL_CHECKED
+#if defined(TOKENGATE_OPENSSL_CHECKED)
 // The sanitizer builds keep the C library's malloc (AddressSanitizer's), but every block
 // OpenSSL gets starts 16 bytes into one: a block of OpenSSL's freed with free(), or one of
 // malloc's handed to OpenSSL to free, is then a report of AddressSanitizer's in the test suite,
@@ -78,52 +83,55 @@ void* checked_realloc(void* p, std::size_t n) {
 }
 
 void checked_free(void* p) { std::free(static_cast<unsigned char*>(p) - header); }
-#endif
 
-/// Opens mimalloc and takes its functions; false (and `b.fallback` says why) when it cannot.
-[[maybe_unused]] bool open_mimalloc([[maybe_unused]] backend& b) {
-#ifdef TOKENGATE_MIMALLOC
+/// The C library's malloc behind the header.
+bool choose_backend(allocator_facts& f) {
+  backend_malloc = checked_malloc;
+  backend_realloc = checked_realloc;
+  backend_free = checked_free;
+  f.name = "system, checked";
+  return true;
+}
+#elif defined(TOKENGATE_MIMALLOC)
+/// Opens mimalloc and takes its functions; false (and `f.fallback` says why) when it cannot.
+bool choose_backend(allocator_facts& f) {
   // Never closed: OpenSSL frees into it until the process ends.
   void* lib = ::dlopen("libmimalloc.so.2", RTLD_NOW | RTLD_LOCAL);
   if (lib == nullptr) {
     const char* why = ::dlerror();
-    b.fallback = why != nullptr ? why : "libmimalloc.so.2 cannot be opened";
+    f.fallback = why != nullptr ? why : "libmimalloc.so.2 cannot be opened";
     return false;
   }
-  b.malloc = reinterpret_cast<void* (*)(std::size_t)>(::dlsym(lib, "mi_malloc"));
-  b.realloc = reinterpret_cast<void* (*)(void*, std::size_t)>(::dlsym(lib, "mi_realloc"));
-  b.free = reinterpret_cast<void (*)(void*)>(::dlsym(lib, "mi_free"));
+  auto* m = reinterpret_cast<void* (*)(std::size_t)>(::dlsym(lib, "mi_malloc"));
+  auto* r = reinterpret_cast<void* (*)(void*, std::size_t)>(::dlsym(lib, "mi_realloc"));
+  auto* d = reinterpret_cast<void (*)(void*)>(::dlsym(lib, "mi_free"));
   auto* version = reinterpret_cast<int (*)()>(::dlsym(lib, "mi_version"));
-  if (b.malloc == nullptr || b.realloc == nullptr || b.free == nullptr || version == nullptr) {
-    b.fallback = "libmimalloc.so.2 lacks mi_malloc, mi_realloc, mi_free or mi_version";
+  if (m == nullptr || r == nullptr || d == nullptr || version == nullptr) {
+    f.fallback = "libmimalloc.so.2 lacks mi_malloc, mi_realloc, mi_free or mi_version";
     return false;
   }
+  backend_malloc = m;
+  backend_realloc = r;
+  backend_free = d;
   const int v = version(); // 209 for 2.0.9
-  b.name = "mimalloc " + std::to_string(v / 100) + "." + std::to_string(v / 10 % 10) + "." +
+  f.name = "mimalloc " + std::to_string(v / 100) + "." + std::to_string(v / 10 % 10) + "." +
            std::to_string(v % 10);
   return true;
-#else
-  return false;
-#endif
 }
+#else
+/// A build without either: OpenSSL keeps its defaults.
+bool choose_backend(allocator_facts&) { return false; }
+#endif
 
 // Priority 101, the first an application may use: before every static initializer of the
 // program, Asio's OpenSSL set-up among them. The libraries' own initializers ran before it and
 // allocate nothing of OpenSSL's; were it otherwise, CRYPTO_set_mem_functions refuses and OpenSSL
 // keeps the C library's malloc, which openssl_allocator() then says.
 __attribute__((constructor(101))) void choose_openssl_allocator() {
-  auto& b = chosen();
-#ifdef TOKENGATE_OPENSSL_CHECKED
-  b.malloc = checked_malloc;
-  b.realloc = checked_realloc;
-  b.free = checked_free;
-  b.name = "system, checked";
-#else
-  if (!open_mimalloc(b))
-    return;
-#endif
-  if (CRYPTO_set_mem_functions(openssl_malloc, openssl_realloc, openssl_free) != 1)
-    b.fallback = "OpenSSL had allocated before its allocator could be chosen";
+  auto& f = facts();
+  if (choose_backend(f) &&
+      CRYPTO_set_mem_functions(openssl_malloc, openssl_realloc, openssl_free) != 1)
+    f.fallback = "OpenSSL had allocated before its allocator could be chosen";
 }
 
 } // namespace
@@ -134,9 +142,9 @@ std::string_view openssl_allocator() {
   CRYPTO_realloc_fn r = nullptr;
   CRYPTO_free_fn f = nullptr;
   CRYPTO_get_mem_functions(&m, &r, &f);
-  return m == openssl_malloc ? std::string_view(chosen().name) : std::string_view("system");
+  return m == openssl_malloc ? std::string_view(facts().name) : std::string_view("system");
 }
 
-std::string_view openssl_allocator_fallback() { return chosen().fallback; }
+std::string_view openssl_allocator_fallback() { return facts().fallback; }
 
 } // namespace tokengate::proxy
