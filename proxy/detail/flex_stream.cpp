@@ -150,6 +150,63 @@ BIO_METHOD* socket_bio_method() {
 
 } // namespace
 
+int flex_stream::try_ready(ready_step step, read_target target, std::uint32_t events,
+                           boost::system::error_code& ec, std::size_t& n) noexcept {
+  switch (step) {
+  case ready_step::read:
+    break;
+  case ready_step::handshake:
+    return try_ready_handshake(events, ec);
+  case ready_step::peek:
+    return try_ready_peek(target.into, ec, n);
+  }
+  return try_ready_read(target, events, ec, n);
+}
+
+int flex_stream::try_ready_handshake(std::uint32_t events, boost::system::error_code& ec) noexcept {
+  constexpr int nothing = 0, done = 1, emptied = 2;
+  if (ERR_peek_error() != 0) // OpenSSL classifies a failure by its queue: only this call's
+    ERR_clear_error();
+  tls_socket_.left = -1;
+  errno = 0;
+  const int ret = SSL_do_handshake(ssl_.get());
+  switch (settle(ssl_.get(), ret, errno, ec)) {
+  case tls_next::read:
+    return nothing;
+  case tls_next::write: // its flight did not fit in the send buffer
+    tls_wants_write_ = true;
+    return done;
+  case tls_next::done:
+    break;
+  }
+  // As a read's: a handshake woken by epoll whose last read emptied the socket lets the
+  // client's first request be waited for without a try.
+  const bool may_empty = events != 0 && (events & (EPOLLERR | EPOLLHUP)) == 0;
+  return may_empty && !ec && tls_socket_.left == 0 && SSL_has_pending(ssl_.get()) == 0 ? emptied
+                                                                                       : done;
+}
+
+int flex_stream::try_ready_peek(net::mutable_buffer into, boost::system::error_code& ec,
+                                std::size_t& n) noexcept {
+  constexpr int nothing = 0, done = 1;
+  ssize_t got = 0;
+  do
+    got = ::recv(socket_.native_handle(), into.data(), into.size(), MSG_PEEK | MSG_DONTWAIT);
+  while (got < 0 && errno == EINTR);
+  if (got > 0) {
+    n = static_cast<std::size_t>(got);
+    return done;
+  }
+  if (got == 0) {
+    ec = net::error::eof;
+    return done;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK)
+    return nothing;
+  ec = boost::system::error_code(errno, boost::system::system_category());
+  return done;
+}
+
 int flex_stream::try_ready_read(read_target target, std::uint32_t events,
                                 boost::system::error_code& ec, std::size_t& n) noexcept {
   constexpr int nothing = 0, done = 1, emptied = 2;
@@ -232,7 +289,7 @@ net::awaitable<io_outcome> flex_stream::read_ready(read_target target) {
 #if TOKENGATE_READY_READ
   if (ssl_ == nullptr) // a closed socket: the operation ends with bad_descriptor
     return net::async_initiate<decltype(nothrow), void(boost::system::error_code, std::size_t)>(
-        initiate_ready_read{}, nothrow, this, target);
+        initiate_ready_read{}, nothrow, this, ready_step::read, target);
 #endif
   return tls_read_ready(target);
 }
@@ -243,7 +300,7 @@ net::awaitable<io_outcome> flex_stream::tls_read_ready(read_target target) {
     co_return io_outcome{net::error::bad_descriptor, 0};
   auto got =
       co_await net::async_initiate<decltype(nothrow), void(boost::system::error_code, std::size_t)>(
-          initiate_ready_read{}, nothrow, this, target);
+          initiate_ready_read{}, nothrow, this, ready_step::read, target);
   if (!std::exchange(tls_wants_write_, false))
     co_return got;
   co_return co_await tls_read_some(tls_target_);
@@ -262,7 +319,7 @@ void flex_stream::read_ready(
   assert(ssl_ == nullptr); // OpenSSL's wish to write would need a coroutine to meet
 #if TOKENGATE_READY_READ
   net::async_initiate<decltype(done), void(boost::system::error_code, std::size_t)>(
-      initiate_ready_read{}, done, this, target);
+      initiate_ready_read{}, done, this, ready_step::read, target);
 #else
   socket_.async_read_some(target.get(), std::move(done));
 #endif
@@ -357,8 +414,43 @@ template <class Step> net::awaitable<io_outcome> flex_stream::drive(Step step) {
 }
 
 net::awaitable<boost::system::error_code> flex_stream::handshake() {
+#if TOKENGATE_READY_READ
+  // Each step is tried as the wait starts and again at each event, as a ready read is: the
+  // socket is not re-armed in epoll for every flight of the peer's.
+  for (;;) {
+    if (!socket_.is_open())
+      co_return net::error::bad_descriptor;
+    auto [ec, n] = co_await net::async_initiate<decltype(nothrow),
+                                                void(boost::system::error_code, std::size_t)>(
+        initiate_ready_read{}, nothrow, this, ready_step::handshake, read_target{});
+    if (ec || !std::exchange(tls_wants_write_, false))
+      co_return ec;
+    if (auto [waited] = co_await socket_.async_wait(tcp::socket::wait_write, nothrow); waited)
+      co_return waited;
+  }
+#else
   auto [ec, n] = co_await drive([](SSL* s, std::size_t&) { return SSL_do_handshake(s); });
   co_return ec;
+#endif
+}
+
+net::awaitable<io_outcome> flex_stream::peek_ready(net::mutable_buffer into) {
+  if (!socket_.is_open())
+    co_return io_outcome{net::error::bad_descriptor, 0};
+#if TOKENGATE_READY_READ
+  co_return co_await net::async_initiate<decltype(nothrow),
+                                         void(boost::system::error_code, std::size_t)>(
+      initiate_ready_read{}, nothrow, this, ready_step::peek, read_target{.into = into});
+#else
+  for (;;) {
+    if (auto [waited] = co_await socket_.async_wait(tcp::socket::wait_read, nothrow); waited)
+      co_return io_outcome{waited, 0};
+    boost::system::error_code ec;
+    std::size_t n = 0;
+    if (try_ready_peek(into, ec, n) != 0)
+      co_return io_outcome{ec, n};
+  }
+#endif
 }
 
 // Not a coroutine: the read is drive()'s own frame, one per read.

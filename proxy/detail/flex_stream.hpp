@@ -33,6 +33,11 @@ using io_outcome = std::tuple<boost::system::error_code, std::size_t>;
 
 enum class tls_role { server, client };
 
+/// What a ready operation of flex_stream tries each time the socket may have something
+/// (proxy/detail/ready_read.hpp): a read, a step of the TLS handshake, or a look at the first
+/// bytes.
+enum class ready_step : unsigned char { read, handshake, peek };
+
 /// The socket under a TLS session, as OpenSSL reads and writes it (socket_bio_method in
 /// flex_stream.cpp).
 struct tls_socket_state {
@@ -62,8 +67,13 @@ public:
   /// when OpenSSL cannot make one. The context must outlive the stream.
   [[nodiscard]] bool start_tls(net::ssl::context& context, tls_role role);
 
-  /// The TLS handshake; eof or stream_truncated when the peer closes during it.
+  /// The TLS handshake; eof or stream_truncated when the peer closes during it. Its waits for
+  /// the peer are ready reads' (see read_ready): no re-arming of the socket in epoll.
   net::awaitable<boost::system::error_code> handshake();
+  /// Waits until the peer has sent something or closed, and copies the first bytes into
+  /// `into` without taking them from the socket: how many, or eof after a close. Tried at
+  /// once, so a client whose first bytes came with its connection costs no wait.
+  net::awaitable<io_outcome> peek_ready(net::mutable_buffer into);
   /// Reads what has arrived (at least one byte): eof after the peer's close_notify,
   /// stream_truncated after a close without one.
   net::awaitable<io_outcome> tls_read_some(net::mutable_buffer into);
@@ -145,10 +155,16 @@ private:
   /// read_ready's coroutine: over TLS (and with another Boost, also for a plain read).
   net::awaitable<io_outcome> tls_read_ready(read_target target);
 
-  /// One try of read_ready's read, as the event loop's reactor makes it: 0 when it found
+  /// One try of a ready operation, as the event loop's reactor makes it: 0 when it found
   /// nothing (wait on), 1 when it is done, 2 when it is done and took all the socket had.
-  /// `events`: what epoll reported of the socket, or 0 for the try as the read starts.
+  /// `events`: what epoll reported of the socket, or 0 for the try as the operation starts.
+  int try_ready(ready_step step, read_target target, std::uint32_t events,
+                boost::system::error_code& ec, std::size_t& n) noexcept;
   int try_ready_read(read_target target, std::uint32_t events, boost::system::error_code& ec,
+                     std::size_t& n) noexcept;
+  /// A step of the handshake; OpenSSL's wish to write ends it with tls_wants_write_ set.
+  int try_ready_handshake(std::uint32_t events, boost::system::error_code& ec) noexcept;
+  int try_ready_peek(net::mutable_buffer into, boost::system::error_code& ec,
                      std::size_t& n) noexcept;
 
   tcp::socket socket_;
@@ -156,7 +172,7 @@ private:
   std::string gather_;               ///< small buffers written as one record
   void* reactor_ = nullptr;          ///< the loop's reactor, found at the first ready read
   net::mutable_buffer tls_target_;   ///< a ready read's buffer, when OpenSSL asked to write
-  bool tls_wants_write_ = false;     ///< the ready read stopped for OpenSSL's write
+  bool tls_wants_write_ = false;     ///< a ready read or handshake stopped for OpenSSL's write
   bool ready_read_starting_ = false; ///< the reactor's try is the one as a ready read starts
   tls_socket_state tls_socket_;
 };

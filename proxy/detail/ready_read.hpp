@@ -1,6 +1,8 @@
 #pragma once
 
-// The reactor operation behind flex_stream::read_ready. Included by flex_stream.cpp alone: it
+// The reactor operation behind flex_stream::read_ready, and behind its handshake's waits and
+// peek_ready, which try a handshake step or a look at the first bytes the same way. Included
+// by flex_stream.cpp alone: it
 // reaches into Asio's epoll reactor (boost/asio/detail), so it is written against the Boost
 // this project builds with (1.81, Debian 12's) and compiled only there; with any other,
 // read_ready falls back to Asio's public wait and read.
@@ -83,7 +85,7 @@ struct ready_read_access {
     return (socket.*socket_access::member).get_implementation();
   }
 
-  static int try_read(flex_stream& s, flex_stream::read_target target,
+  static int try_step(flex_stream& s, ready_step step, flex_stream::read_target target,
                       boost::system::error_code& ec, std::size_t& n) {
     // 0 for the try as the operation starts: no event is being handed over then. Both this
     // and ready_read_starting_ rest on each event loop being run by one thread (worker.hpp).
@@ -96,7 +98,7 @@ struct ready_read_access {
       const auto* state = (const ad::scheduler_operation*)(implementation(s.socket_).reactor_data_);
       events = state->*task_result_access::member;
     }
-    return s.try_ready_read(target, events, ec, n);
+    return s.try_ready(step, target, events, ec, n);
   }
 
   static ad::epoll_reactor& reactor(flex_stream& s) {
@@ -107,24 +109,26 @@ struct ready_read_access {
   }
 
   template <class Handler>
-  static void start(Handler& handler, flex_stream& s, flex_stream::read_target target);
+  static void start(Handler& handler, flex_stream& s, ready_step step,
+                    flex_stream::read_target target);
 };
 
 template <class Handler, class IoExecutor> class ready_read_op : public ad::reactor_op {
 public:
   BOOST_ASIO_DEFINE_HANDLER_PTR(ready_read_op);
 
-  ready_read_op(flex_stream& stream, flex_stream::read_target target, Handler& handler,
-                const IoExecutor& io_ex)
+  ready_read_op(flex_stream& stream, ready_step step, flex_stream::read_target target,
+                Handler& handler, const IoExecutor& io_ex)
       : ad::reactor_op(boost::system::error_code(), &ready_read_op::do_perform,
                        &ready_read_op::do_complete),
-        stream_(&stream), target_(target), handler_(std::move(handler)), work_(handler_, io_ex) {}
+        stream_(&stream), step_(step), target_(target), handler_(std::move(handler)),
+        work_(handler_, io_ex) {}
 
 private:
   static status do_perform(ad::reactor_op* base) {
     auto* o = static_cast<ready_read_op*>(base);
-    return static_cast<status>(
-        ready_read_access::try_read(*o->stream_, o->target_, o->ec_, o->bytes_transferred_));
+    return static_cast<status>(ready_read_access::try_step(*o->stream_, o->step_, o->target_,
+                                                           o->ec_, o->bytes_transferred_));
   }
 
   // As Asio's own operations complete: the memory goes back before the handler runs.
@@ -144,21 +148,23 @@ private:
   }
 
   flex_stream* stream_;
+  ready_step step_;
   flex_stream::read_target target_;
   Handler handler_;
   ad::handler_work<Handler, IoExecutor> work_;
 };
 
 template <class Handler>
-void ready_read_access::start(Handler& handler, flex_stream& s, flex_stream::read_target target) {
+void ready_read_access::start(Handler& handler, flex_stream& s, ready_step step,
+                              flex_stream::read_target target) {
   using op = ready_read_op<Handler, flex_stream::executor_type>;
   auto& impl = implementation(s.socket_);
   auto& reactor = ready_read_access::reactor(s);
   const bool is_continuation = boost_asio_handler_cont_helpers::is_continuation(handler);
   auto slot = net::get_associated_cancellation_slot(handler);
   typename op::ptr p = {std::addressof(handler), op::ptr::allocate(handler), nullptr};
-  p.p = new (p.v) op(s, target, handler, s.socket_.get_executor());
-  if (target.take == nullptr && target.into.size() == 0) {
+  p.p = new (p.v) op(s, step, target, handler, s.socket_.get_executor());
+  if (step != ready_step::handshake && target.take == nullptr && target.into.size() == 0) {
     // As Asio's reads: nothing asked, done at once, without waiting for an event.
     reactor.post_immediate_completion(p.p, is_continuation);
     p.v = p.p = nullptr;
@@ -182,11 +188,13 @@ void ready_read_access::start(Handler& handler, flex_stream& s, flex_stream::rea
   p.v = p.p = nullptr;
 }
 
+/// Starts a ready operation: a read, a handshake step or a peek (ready_step).
 struct initiate_ready_read {
   template <class Handler>
-  void operator()(Handler&& handler, flex_stream* s, flex_stream::read_target target) const {
+  void operator()(Handler&& handler, flex_stream* s, ready_step step,
+                  flex_stream::read_target target) const {
     ad::non_const_lvalue<Handler> h(handler);
-    ready_read_access::start(h.value, *s, target);
+    ready_read_access::start(h.value, *s, step, target);
   }
 };
 

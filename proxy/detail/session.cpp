@@ -4,8 +4,6 @@
 #include "proxy/answer.hpp"
 #include "proxy/client_address.hpp"
 
-#include <sys/socket.h>
-
 #include <array>
 #include <utility>
 
@@ -135,11 +133,8 @@ net::awaitable<bool> session::start_tls() {
   auto* certificates = admin_ ? shared_.admin_tls.get() : shared_.tls.get();
   take_live_settings(); // the limits, for the handshake and a refusal
   deadline_.expire_after(header_timeout());
-  auto& socket = client_.socket();
-  if (auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, nothrow); ec)
-    co_return false;
   unsigned char first = 0;
-  if (::recv(socket.native_handle(), &first, 1, MSG_PEEK) != 1)
+  if (auto [ec, n] = co_await client_.peek_ready(net::buffer(&first, 1)); ec || n != 1)
     co_return false;
   // A TLS connection opens with a handshake record (content type 22); anything else is plain.
   if (first != 0x16)

@@ -130,6 +130,26 @@ TEST_CASE("a TLS client that starts a handshake and goes silent is closed after 
   CHECK(test::handshake_error(f.gate.port(), f.trusting()).empty());
 }
 
+TEST_CASE("a client that connects to the TLS port and sends nothing is closed after "
+          "header_timeout_ms, one that sends plain HTTP later is answered 400",
+          "[tls][limits]") {
+  tls_fixture f([](proxy::limits& l) { l.header_timeout = std::chrono::milliseconds(300); });
+  test::raw_connection silent(f.gate.port());
+  CHECK(silent.closed_within(std::chrono::seconds(10)));
+  // A first byte that comes after the server began waiting for it is looked at as one that
+  // came with the connection.
+  test::raw_connection late(f.gate.port());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  REQUIRE(late.send("GET /public/x HTTP/1.1\r\nHost: t\r\n\r\n"));
+  const auto answer = late.read_until_close();
+  CHECK(answer.starts_with("HTTP/1.1 400 "));
+  CHECK(answer.find(R"({"message":"this port expects TLS: use https://"})") != std::string::npos);
+  // A client that closes before its first byte leaves the server as it was.
+  { test::raw_connection closes_at_once(f.gate.port()); }
+  CHECK(test::handshake_error(f.gate.port(), f.trusting()).empty());
+  CHECK(f.upstream.requests().empty());
+}
+
 namespace {
 
 // A keep-alive TLS connection that has made one request, to a sidecar whose heads have 500 ms
