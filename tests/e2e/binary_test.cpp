@@ -1,6 +1,7 @@
 // The real binary, end to end: command line, start-up errors, bootstrap, durability across
 // kill -9, secrets at rest, and SIGTERM.
 #include "tests/e2e/gate_process.hpp"
+#include "tests/e2e/small_disk.hpp"
 #include "tests/support/occurrences.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_upstream.hpp"
@@ -524,53 +525,12 @@ TEST_CASE("an answer still streaming at shutdown_timeout_ms is cut, and its line
   CHECK(client.read_until_close(std::chrono::seconds(5)).size() < 268435456);
 }
 
-namespace {
-
-/// A tmpfs of `size` mounted on `at` (made), unmounted when it goes: a disk that fills up.
-/// Mounting needs root, as CI has; elsewhere `mounted()` is false.
-class small_disk {
-public:
-  small_disk(const std::filesystem::path& at, std::string_view size) : at_(at) {
-    std::filesystem::create_directories(at_);
-    if (::geteuid() != 0)
-      return;
-    test::process mount(
-        {"/usr/bin/mount", "-t", "tmpfs", "-o", "size=" + std::string(size), "tmpfs", at_.string()},
-        at_.parent_path());
-    mounted_ = mount.wait(std::chrono::seconds(10)) == 0;
-  }
-  ~small_disk() {
-    if (mounted_)
-      (void)test::process({"/usr/bin/umount", "-l", at_.string()}, at_.parent_path())
-          .wait(std::chrono::seconds(10));
-  }
-  small_disk(const small_disk&) = delete;
-  small_disk& operator=(const small_disk&) = delete;
-
-  [[nodiscard]] bool mounted() const { return mounted_; }
-
-  /// Fills what is left with one file.
-  void fill() {
-    std::ofstream out(at_ / "filler", std::ios::binary);
-    const std::string block(64 * 1024, 'x');
-    while (out.write(block.data(), static_cast<std::streamsize>(block.size())) && out.flush()) {
-    }
-  }
-  void free() { std::filesystem::remove(at_ / "filler"); }
-
-private:
-  std::filesystem::path at_;
-  bool mounted_ = false;
-};
-
-} // namespace
-
 TEST_CASE("a full disk costs the token API its writes, not the proxy, writes come back once "
           "space is freed, and a stop still exits 0",
           "[e2e][durability][disk]") {
   test::temp_dir dir;
   // The data directory is the small disk; the sidecar's output goes elsewhere.
-  small_disk disk(dir / "data", "4m");
+  test::small_disk disk(dir / "data", "4m");
   if (!disk.mounted()) {
     WARN("skipped: mounting a tmpfs needs root");
     return;

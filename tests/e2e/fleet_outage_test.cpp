@@ -1,9 +1,12 @@
 // Fleet mode when things break: PostgreSQL killed and restarted, sidecars stopped, started
-// without the database, or killed during writes.
+// without the database, or killed during writes, a replica's disk full.
 #include "tests/e2e/fleet_support.hpp"
+#include "tests/e2e/small_disk.hpp"
+#include "tests/support/occurrences.hpp"
 
 #include <atomic>
 #include <future>
+#include <sstream>
 
 using namespace tokengate;
 using test::call;
@@ -15,6 +18,24 @@ constexpr auto recovery = std::chrono::seconds(20);
 
 std::string readyz(test::gate_process& g) {
   return test::request(g.admin_port(), "GET", "/readyz").body;
+}
+
+/// The whole lines of `out` that hold `text`, each parsed.
+std::vector<boost::json::object> lines_with(const std::string& out, std::string_view text) {
+  std::vector<boost::json::object> found;
+  std::istringstream lines(out.substr(0, out.rfind('\n') + 1));
+  for (std::string line; std::getline(lines, line);)
+    if (line.find(text) != std::string::npos)
+      found.push_back(boost::json::parse(line).as_object());
+  return found;
+}
+
+/// Seconds into the day of a log line's "time" ("2026-11-30T04:32:27.563Z").
+double seconds_of(const boost::json::object& line) {
+  const std::string time(line.at("time").as_string());
+  REQUIRE(time.size() == 24);
+  return std::stoi(time.substr(11, 2)) * 3600.0 + std::stoi(time.substr(14, 2)) * 60.0 +
+         std::stod(time.substr(17, 6));
 }
 
 } // namespace
@@ -223,4 +244,97 @@ TEST_CASE("kill -9 of a sidecar during writes: every answered write is in Postgr
                            "postgres") == "1");
     CHECK(eventually([&] { return fleet.status("b", value) == 200; }));
   }
+}
+
+TEST_CASE("a replica on a full disk: the keys changed elsewhere are refused here, one error line "
+          "every 10 s gives RocksDB's reason, and the changes are taken once space is freed",
+          "[e2e][fleet][outage][disk]") {
+  test::fleet_env fleet;
+  // A's data directory, its replica, is the small disk; its output goes elsewhere.
+  test::small_disk disk(fleet.dir("a") / "data", "4m");
+  if (!disk.mounted()) {
+    WARN("skipped: mounting a tmpfs needs root");
+    return;
+  }
+  fleet.start_a_and_b();
+  auto& a = fleet["a"];
+  auto [kept_id, kept] = fleet.create("b");
+  auto [gone_id, gone] = fleet.create("b");
+  auto [rotated_id, rotated_away] = fleet.create("b");
+  REQUIRE(eventually([&] {
+    return fleet.status("a", kept) == 200 && fleet.status("a", gone) == 200 &&
+           fleet.status("a", rotated_away) == 200;
+  }));
+
+  const std::string failed_msg =
+      "replica write failed: the tokens changed in the database since are refused on this "
+      "sidecar until the local replica takes the change; retrying with backoff";
+  const std::string failed = R"("msg":")" + failed_msg + '"';
+  const std::string recovered_msg = "the local replica takes the token changes again: in sync";
+  const std::string recovered = R"("msg":")" + recovered_msg + '"';
+  const auto said = [&](const std::string& text) {
+    return a.proc().out().find(text) != std::string::npos;
+  };
+
+  disk.fill();
+  // The replica's log file took the first changes in room it had left: a few more fill it.
+  // Each change is taken (its key accepted here) before the next is made: the one that is not
+  // is the last.
+  std::string last;
+  for (int i = 0; i < 200; ++i) {
+    last = fleet.create("b").second;
+    REQUIRE(eventually([&] { return said(failed) || fleet.status("a", last) == 200; }));
+    if (said(failed))
+      break;
+  }
+  REQUIRE(said(failed));
+  CHECK(fleet.status("a", last) == 401);
+  CHECK(fleet.status("a", kept) == 200); // decided from memory
+
+  // Changes made elsewhere meanwhile: their keys are refused here at once, the new one too.
+  REQUIRE(call(fleet["b"].port(), "DELETE", "/api-tokens/" + gone_id, fleet.admin()).status == 204);
+  auto rotated =
+      call(fleet["b"].port(), "POST", "/api-tokens/" + rotated_id + "/rotate", fleet.admin());
+  REQUIRE(rotated.status == 200);
+  const std::string fresh(rotated.json().at("value").as_string());
+  CHECK(eventually([&] { return fleet.status("a", gone) == 401; }));
+  CHECK(eventually([&] { return fleet.status("a", rotated_away) == 401; }));
+  CHECK(fleet.status("a", fresh) == 401); // the replica does not hold it yet
+  CHECK(fleet.status("a", kept) == 200);  // not changed: untouched
+
+  // One error line, again 10 s later while it lasts, not one per retry.
+  REQUIRE(eventually([&] { return test::occurrences(a.proc().out(), failed) >= 2; },
+                     std::chrono::seconds(30)));
+  const auto failures = lines_with(a.proc().out(), failed);
+  REQUIRE(failures.size() >= 2);
+  for (const auto& line : failures) {
+    INFO(boost::json::serialize(line));
+    CHECK(line.at("level") == "error");
+    CHECK(line.at("msg").as_string() == failed_msg);
+    CHECK_THAT(std::string(line.at("reason").as_string()),
+               Catch::Contains("No space left on device"));
+  }
+  auto gap = seconds_of(failures[1]) - seconds_of(failures[0]);
+  if (gap < 0)
+    gap += 24 * 3600.0; // past midnight
+  CHECK(gap >= 9.5);
+  CHECK(fleet.status("a", fresh) == 401);
+  CHECK(fleet.status("a", kept) == 200);
+
+  // Far less than the 64 MiB RocksDB would wait for to resume by itself.
+  disk.free();
+  REQUIRE(a.proc().wait_for_output(recovered, recovery));
+  const auto recoveries = lines_with(a.proc().out(), recovered);
+  REQUIRE(recoveries.size() == 1);
+  CHECK(recoveries[0].at("level") == "info");
+  const auto out = a.proc().out();
+  CHECK(out.rfind(failed) < out.find(recovered));
+  // The replica's failure is its own, not reported as the database's.
+  CHECK_THAT(out, !Catch::Contains("token database unreachable"));
+  CHECK(eventually([&] { return fleet.status("a", fresh) == 200; }));
+  CHECK(fleet.status("a", rotated_away) == 401);
+  CHECK(fleet.status("a", gone) == 401);
+  CHECK(fleet.status("a", last) == 200);
+  CHECK(fleet.status("a", kept) == 200);
+  fleet.stop("a");
 }
