@@ -38,6 +38,46 @@ double seconds_of(const boost::json::object& line) {
          std::stod(time.substr(17, 6));
 }
 
+/// The `"msg":"..."` of a log line whose message is `text`.
+std::string msg(const std::string& text) { return R"("msg":")" + text + '"'; }
+
+/// Sidecars A and B on the database, A's data directory (its replica) on a 4 MiB tmpfs that
+/// `fill_until` fills; A's output goes elsewhere. Mounting needs root: elsewhere a warning,
+/// `disk.mounted()` false and no sidecar started.
+struct small_disk_fleet {
+  small_disk_fleet() {
+    if (disk.mounted())
+      fleet.start_a_and_b();
+    else
+      WARN("skipped: mounting a tmpfs needs root");
+  }
+
+  /// Whether A has printed `text`.
+  [[nodiscard]] bool said(const std::string& text) {
+    return fleet["a"].proc().out().find(text) != std::string::npos;
+  }
+
+  /// Fills the disk, then creates tokens through sidecar `on` until A prints `text`: the
+  /// replica's log file takes the first changes in room it had left, a few more fill it. Each
+  /// is taken (its key accepted on A) before the next is made: the one that is not is the last,
+  /// returned as {id, key}.
+  std::pair<std::string, std::string> fill_until(const std::string& on, const std::string& text) {
+    disk.fill();
+    std::pair<std::string, std::string> last;
+    for (int i = 0; i < 200; ++i) {
+      last = fleet.create(on);
+      REQUIRE(eventually([&] { return said(text) || fleet.status("a", last.second) == 200; }));
+      if (said(text))
+        break;
+    }
+    REQUIRE(said(text));
+    return last;
+  }
+
+  test::fleet_env fleet;
+  test::small_disk disk{fleet.dir("a") / "data", "4m"};
+};
+
 } // namespace
 
 TEST_CASE("PostgreSQL killed under traffic: decisions go on, writes get 503, and the sidecars "
@@ -246,17 +286,13 @@ TEST_CASE("kill -9 of a sidecar during writes: every answered write is in Postgr
   }
 }
 
-TEST_CASE("a replica on a full disk: the keys changed elsewhere are refused here, one error line "
-          "every 10 s gives RocksDB's reason, and the changes are taken once space is freed",
-          "[e2e][fleet][outage][disk]") {
-  test::fleet_env fleet;
-  // A's data directory, its replica, is the small disk; its output goes elsewhere.
-  test::small_disk disk(fleet.dir("a") / "data", "4m");
-  if (!disk.mounted()) {
-    WARN("skipped: mounting a tmpfs needs root");
-    return;
-  }
-  fleet.start_a_and_b();
+TEST_CASE_METHOD(
+    small_disk_fleet,
+    "a replica on a full disk: the keys changed elsewhere are refused here, one error line "
+    "every 10 s gives RocksDB's reason, and the changes are taken once space is freed",
+    "[e2e][fleet][outage][disk]") {
+  if (!disk.mounted())
+    return; // warned
   auto& a = fleet["a"];
   auto [kept_id, kept] = fleet.create("b");
   auto [gone_id, gone] = fleet.create("b");
@@ -269,25 +305,12 @@ TEST_CASE("a replica on a full disk: the keys changed elsewhere are refused here
   const std::string failed_msg =
       "replica write failed: the tokens changed in the database since are refused on this "
       "sidecar until the local replica takes the change; retrying with backoff";
-  const std::string failed = R"("msg":")" + failed_msg + '"';
+  const std::string failed = msg(failed_msg);
   const std::string recovered_msg = "the local replica takes the token changes again: in sync";
-  const std::string recovered = R"("msg":")" + recovered_msg + '"';
-  const auto said = [&](const std::string& text) {
-    return a.proc().out().find(text) != std::string::npos;
-  };
+  const std::string recovered = msg(recovered_msg);
 
-  disk.fill();
-  // The replica's log file took the first changes in room it had left: a few more fill it.
-  // Each change is taken (its key accepted here) before the next is made: the one that is not
-  // is the last.
-  std::string last;
-  for (int i = 0; i < 200; ++i) {
-    last = fleet.create("b").second;
-    REQUIRE(eventually([&] { return said(failed) || fleet.status("a", last) == 200; }));
-    if (said(failed))
-      break;
-  }
-  REQUIRE(said(failed));
+  // Changes made on B until A's follower fails to write one.
+  const std::string last = fill_until("b", failed).second;
   CHECK(fleet.status("a", last) == 401);
   CHECK(fleet.status("a", kept) == 200); // decided from memory
 
@@ -335,6 +358,94 @@ TEST_CASE("a replica on a full disk: the keys changed elsewhere are refused here
   CHECK(fleet.status("a", rotated_away) == 401);
   CHECK(fleet.status("a", gone) == 401);
   CHECK(fleet.status("a", last) == 200);
+  CHECK(fleet.status("a", kept) == 200);
+  fleet.stop("a");
+}
+
+TEST_CASE_METHOD(
+    small_disk_fleet,
+    "a replica on a full disk: writes through its own token API are answered as done, "
+    "one error line names each token, and the new keys are refused here until the change "
+    "log brings them in",
+    "[e2e][fleet][outage][disk]") {
+  if (!disk.mounted())
+    return; // warned
+  auto& a = fleet["a"];
+  auto [kept_id, kept] = fleet.create("a");
+  auto [rotated_id, rotated_away] = fleet.create("a");
+  auto [narrowed_id, narrowed] = fleet.create("a");
+  auto [gone_id, gone] = fleet.create("a");
+
+  const std::string failed_msg =
+      "the local replica did not take a token write the database committed: the token is "
+      "refused on this sidecar until the change log brings it in";
+  const std::string failed = msg(failed_msg);
+  const auto failures_of = [&](const std::string& id) {
+    std::vector<boost::json::object> of_id;
+    for (auto& line : lines_with(a.proc().out(), failed))
+      if (line.at("token_id") == id.c_str())
+        of_id.push_back(std::move(line));
+    return of_id;
+  };
+
+  // Creates through A until its replica does not take one (each answered 200): the last.
+  const auto [created_id, created] = fill_until("a", failed);
+  CHECK(fleet.status("a", created) == 401);
+  auto rotated = call(a.port(), "POST", "/api-tokens/" + rotated_id + "/rotate", fleet.admin());
+  REQUIRE(rotated.status == 200);
+  const std::string fresh(rotated.json().at("value").as_string());
+  CHECK(fleet.status("a", fresh) == 401); // both values, until the replica holds the new one
+  CHECK(fleet.status("a", rotated_away) == 401);
+  auto updated = call(a.port(), "POST", "/api-tokens/" + narrowed_id, fleet.admin(),
+                      R"({"name":"t","permissions":["RuleRead"]})");
+  REQUIRE(updated.status == 200);
+  CHECK(updated.json().at("permissions") == boost::json::array{"RuleRead"});
+  CHECK(fleet.status("a", narrowed) != 200); // the narrowing holds at once
+  REQUIRE(call(a.port(), "DELETE", "/api-tokens/" + gone_id, fleet.admin()).status == 204);
+  CHECK(fleet.status("a", gone) == 401);
+
+  // Each write: one error line, naming the token, with RocksDB's reason.
+  for (const auto& id : {created_id, rotated_id, narrowed_id, gone_id}) {
+    INFO("token " << id);
+    REQUIRE(eventually([&] { return !failures_of(id).empty(); }));
+    const auto lines = failures_of(id);
+    REQUIRE(lines.size() == 1);
+    INFO(boost::json::serialize(lines[0]));
+    CHECK(lines[0].at("level") == "error");
+    CHECK(lines[0].at("msg").as_string() == failed_msg);
+    CHECK_FALSE(lines[0].at("error").as_string().empty());
+    CHECK_THAT(std::string(lines[0].at("reason").as_string()),
+               Catch::Contains("No space left on device"));
+  }
+
+  // The database took them all: B follows.
+  CHECK(eventually([&] { return fleet.status("b", created) == 200; }));
+  CHECK(eventually([&] { return fleet.status("b", fresh) == 200; }));
+  CHECK(eventually([&] { return fleet.status("b", rotated_away) == 401; }));
+  CHECK(eventually([&] { return fleet.status("b", narrowed) == 403; }));
+  CHECK(eventually([&] { return fleet.status("b", gone) == 401; }));
+
+  // A, its follower failing too, refuses the keys its replica does not hold, the rotation's old
+  // one too; the updated token's key is refused on /alerts (401 once the follower's page with
+  // the update fails), the deleted one everywhere; an untouched key is accepted.
+  REQUIRE(a.proc().wait_for_output("\"msg\":\"replica write failed", recovery));
+  std::this_thread::sleep_for(std::chrono::seconds(1)); // the follower's retries
+  CHECK(fleet.status("a", created) == 401);
+  CHECK(fleet.status("a", fresh) == 401);
+  CHECK(fleet.status("a", rotated_away) == 401);
+  CHECK(fleet.status("a", narrowed) != 200);
+  CHECK(fleet.status("a", gone) == 401);
+  CHECK(fleet.status("a", kept) == 200);
+
+  // Space freed: the follower brings the changes in; A accepts the new keys, the updated one
+  // with its narrowed permissions.
+  disk.free();
+  CHECK(eventually([&] { return fleet.status("a", created) == 200; }, recovery));
+  CHECK(eventually([&] { return fleet.status("a", fresh) == 200; }, recovery));
+  CHECK(eventually([&] { return fleet.status("a", narrowed, "/open") == 200; }, recovery));
+  CHECK(fleet.status("a", narrowed) == 403);
+  CHECK(fleet.status("a", rotated_away) == 401);
+  CHECK(fleet.status("a", gone) == 401);
   CHECK(fleet.status("a", kept) == 200);
   fleet.stop("a");
 }
