@@ -391,6 +391,11 @@ TEST_CASE_METHOD(
   // Creates through A until its replica does not take one (each answered 200): the last.
   const auto [created_id, created] = fill_until("a", failed);
   CHECK(fleet.status("a", created) == 401);
+  // A's token API reads the token as its replica holds it: from before the write.
+  const auto get_created = [&](const char* on) {
+    return call(fleet[on].port(), "GET", "/api-tokens/" + created_id, fleet.admin()).status;
+  };
+  CHECK(get_created("a") == 404);
   auto rotated = call(a.port(), "POST", "/api-tokens/" + rotated_id + "/rotate", fleet.admin());
   REQUIRE(rotated.status == 200);
   const std::string fresh(rotated.json().at("value").as_string());
@@ -424,6 +429,7 @@ TEST_CASE_METHOD(
   CHECK(eventually([&] { return fleet.status("b", rotated_away) == 401; }));
   CHECK(eventually([&] { return fleet.status("b", narrowed) == 403; }));
   CHECK(eventually([&] { return fleet.status("b", gone) == 401; }));
+  CHECK(get_created("b") == 200);
 
   // A, its follower failing too, refuses the keys its replica does not hold, the rotation's old
   // one too; the updated token's key is refused on /alerts (401 once the follower's page with
@@ -434,13 +440,16 @@ TEST_CASE_METHOD(
   CHECK(fleet.status("a", fresh) == 401);
   CHECK(fleet.status("a", rotated_away) == 401);
   CHECK(fleet.status("a", narrowed) != 200);
+  CHECK(fleet.status("a", narrowed, "/open") == 401); // outright, once the follower failed too
   CHECK(fleet.status("a", gone) == 401);
   CHECK(fleet.status("a", kept) == 200);
+  CHECK(get_created("a") == 404);
 
   // Space freed: the follower brings the changes in; A accepts the new keys, the updated one
   // with its narrowed permissions.
   disk.free();
   CHECK(eventually([&] { return fleet.status("a", created) == 200; }, recovery));
+  CHECK(get_created("a") == 200);
   CHECK(eventually([&] { return fleet.status("a", fresh) == 200; }, recovery));
   CHECK(eventually([&] { return fleet.status("a", narrowed, "/open") == 200; }, recovery));
   CHECK(fleet.status("a", narrowed) == 403);
