@@ -2,10 +2,10 @@
 
 // The reactor operation behind flex_stream::read_ready, and behind its handshake's waits and
 // peek_ready, which try a handshake step or a look at the first bytes the same way. Included
-// by flex_stream.cpp alone: it
-// reaches into Asio's epoll reactor (boost/asio/detail), so it is written against the Boost
-// this project builds with (1.81, Debian 12's) and compiled only there; with any other,
-// read_ready falls back to Asio's public wait and read.
+// by flex_stream.cpp alone: it reaches into Asio's epoll reactor (boost/asio/detail), so it is
+// written against the Boost this project builds with (1.81, Debian 12's) and compiled only
+// there; with any other, read_ready, the handshake and peek_ready fall back to Asio's public
+// wait and read.
 //
 // Why: Asio's epoll reactor registers a socket edge-triggered and keeps, per socket and kind
 // of operation, whether to try an operation at once when it starts ("speculative"). A read
