@@ -148,6 +148,35 @@ BIO_METHOD* socket_bio_method() {
   return method;
 }
 
+/// Whether a read that epoll's report `events` woke may count as emptying the socket: only a
+/// report without a reset or an error in it (the kernel's count of what is left does not count
+/// a reset), and never the try as an operation starts (no report then).
+bool may_empty(std::uint32_t events) noexcept {
+  return events != 0 && (events & (EPOLLERR | EPOLLHUP)) == 0;
+}
+
+/// Whether a TLS step woken by `events` took all the socket had: done without an error, its
+/// last read of the socket left nothing, and OpenSSL holds nothing unread.
+bool tls_took_all(SSL* ssl, const tls_socket_state& socket, std::uint32_t events,
+                  const boost::system::error_code& ec) noexcept {
+  return may_empty(events) && !ec && socket.left == 0 && SSL_has_pending(ssl) == 0;
+}
+
+/// A ready operation's outcome for a non-blocking read of the socket that took no bytes (`got`
+/// 0 or negative, errno as the read left it): done with eof or the error, or 0 (wait on) when
+/// nothing had come.
+int took_nothing(ssize_t got, boost::system::error_code& ec) noexcept {
+  constexpr int nothing = 0, done = 1;
+  if (got == 0) {
+    ec = net::error::eof;
+    return done;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK)
+    return nothing;
+  ec = boost::system::error_code(errno, boost::system::system_category());
+  return done;
+}
+
 } // namespace
 
 int flex_stream::try_ready(ready_step step, read_target target, std::uint32_t events,
@@ -181,38 +210,25 @@ int flex_stream::try_ready_handshake(std::uint32_t events, boost::system::error_
   }
   // As a read's: a handshake woken by epoll whose last read emptied the socket lets the
   // client's first request be waited for without a try.
-  const bool may_empty = events != 0 && (events & (EPOLLERR | EPOLLHUP)) == 0;
-  return may_empty && !ec && tls_socket_.left == 0 && SSL_has_pending(ssl_.get()) == 0 ? emptied
-                                                                                       : done;
+  return tls_took_all(ssl_.get(), tls_socket_, events, ec) ? emptied : done;
 }
 
 int flex_stream::try_ready_peek(net::mutable_buffer into, boost::system::error_code& ec,
                                 std::size_t& n) noexcept {
-  constexpr int nothing = 0, done = 1;
+  constexpr int done = 1;
   ssize_t got = 0;
   do
     got = ::recv(socket_.native_handle(), into.data(), into.size(), MSG_PEEK | MSG_DONTWAIT);
   while (got < 0 && errno == EINTR);
-  if (got > 0) {
-    n = static_cast<std::size_t>(got);
-    return done;
-  }
-  if (got == 0) {
-    ec = net::error::eof;
-    return done;
-  }
-  if (errno == EAGAIN || errno == EWOULDBLOCK)
-    return nothing;
-  ec = boost::system::error_code(errno, boost::system::system_category());
+  if (got <= 0)
+    return took_nothing(got, ec);
+  n = static_cast<std::size_t>(got);
   return done;
 }
 
 int flex_stream::try_ready_read(read_target target, std::uint32_t events,
                                 boost::system::error_code& ec, std::size_t& n) noexcept {
   constexpr int nothing = 0, done = 1, emptied = 2;
-  // Only a read that epoll's report woke, a report without a reset or an error in it, may
-  // count as emptying the socket: the kernel's count of what is left does not count a reset.
-  const bool may_empty = events != 0 && (events & (EPOLLERR | EPOLLHUP)) == 0;
   const int fd = socket_.native_handle();
   if (events == 0 && target.take != nullptr) {
     // The reactor tries at once only when the socket has had an event since a read emptied it
@@ -246,18 +262,10 @@ int flex_stream::try_ready_read(read_target target, std::uint32_t events,
   if (ssl_ == nullptr) {
     int left = -1;
     const auto got = receive(fd, into.data(), into.size(), left);
-    if (got > 0) {
-      n = static_cast<std::size_t>(got);
-      return may_empty && left == 0 ? emptied : done;
-    }
-    if (got == 0) {
-      ec = net::error::eof;
-      return done;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK)
-      return nothing;
-    ec = boost::system::error_code(errno, boost::system::system_category());
-    return done;
+    if (got <= 0)
+      return took_nothing(got, ec);
+    n = static_cast<std::size_t>(got);
+    return may_empty(events) && left == 0 ? emptied : done;
   }
   if (ERR_peek_error() != 0)
     ERR_clear_error();
@@ -276,8 +284,7 @@ int flex_stream::try_ready_read(read_target target, std::uint32_t events,
     break;
   }
   n = got;
-  return may_empty && !ec && tls_socket_.left == 0 && SSL_has_pending(ssl_.get()) == 0 ? emptied
-                                                                                       : done;
+  return tls_took_all(ssl_.get(), tls_socket_, events, ec) ? emptied : done;
 }
 
 // Not a coroutine for a plain read: the operation is awaited as it is, without a frame of its
