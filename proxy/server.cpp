@@ -1,15 +1,20 @@
 #include "proxy/server.hpp"
 
 #include "proxy/answer.hpp"
+#include "proxy/detail/shared_accept.hpp"
 #include "proxy/detail/tls_log.hpp"
 #include "proxy/detail/worker.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <condition_variable>
 #include <csignal>
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 
@@ -69,7 +74,7 @@ tcp::acceptor bind(net::io_context& io, const endpoint& where) {
 struct server::impl {
   explicit impl(const server_dependencies& deps) : shared(deps), current(deps.settings) {}
 
-  net::awaitable<void> accept_loop(tcp::acceptor& acceptor, bool admin);
+  net::awaitable<void> accept_loop(worker& target, tcp::acceptor& acceptor, bool admin);
   net::awaitable<void> usage_loop();
   void count_expiring();
   static constexpr unsigned expiring_interval = 5; ///< seconds between two expiring counts
@@ -88,7 +93,6 @@ struct server::impl {
   std::mutex reload_mutex; ///< one reload at a time; guards `current`
   config current;          ///< the start-up configuration with the live settings in force
   std::vector<std::unique_ptr<worker>> workers;
-  std::size_t next_worker = 0;
   std::optional<net::steady_timer> usage_timer;
   bool usage_stopping = false;
 
@@ -99,11 +103,10 @@ struct server::impl {
   bool stopped = false;
 };
 
-net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool admin) {
+net::awaitable<void> server::impl::accept_loop(worker& target, tcp::acceptor& acceptor,
+                                               bool admin) {
   auto& log = shared.deps.log;
   for (;;) {
-    // Connections are spread over the event loops in turn; each one stays on its loop.
-    auto& target = admin ? *workers.front() : *workers[next_worker++ % workers.size()];
     tcp::endpoint peer;
     auto [ec, socket] = co_await acceptor.async_accept(target.io, peer, nothrow);
     if (ec) {
@@ -119,10 +122,13 @@ net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool adm
     auto& counter = admin ? shared.admin_connections : shared.connections;
     const auto limit =
         admin ? max_admin_connections : shared.max_connections.load(std::memory_order_relaxed);
-    // A full admin listener makes room by closing an idle connection (this loop is the admin
-    // connections' own): a probe must not fail because others hold idle keep-alive connections.
-    if (counter.load(std::memory_order_relaxed) >= limit &&
+    // The place is taken before it is checked: the loops accept side by side, and two of them
+    // must not both take the last one. A full admin listener makes room by closing an idle
+    // connection (this loop is the admin connections' own): a probe must not fail because others
+    // hold idle keep-alive connections.
+    if (counter.fetch_add(1, std::memory_order_relaxed) >= limit &&
         !(admin && evict_idle_admin_session(target))) {
+      counter.fetch_sub(1, std::memory_order_relaxed);
       // A TLS client could not read a plaintext answer: its connection is only closed.
       const bool tls = (admin ? shared.admin_tls : shared.tls) != nullptr;
       if (!tls)
@@ -135,10 +141,7 @@ net::awaitable<void> server::impl::accept_loop(tcp::acceptor& acceptor, bool adm
       socket.close(ignored);
       continue;
     }
-    counter.fetch_add(1, std::memory_order_relaxed);
-    net::post(target.io, [&target, s = std::move(socket), peer, admin]() mutable {
-      start_session(target, std::move(s), peer, admin);
-    });
+    start_session(target, std::move(socket), peer, admin);
   }
 }
 
@@ -322,6 +325,18 @@ server::server(const server_dependencies& deps) : impl_(std::make_unique<impl>(d
 
   first.acceptor.emplace(bind(first.io, settings.listen));
   first.admin_acceptor.emplace(bind(first.io, settings.admin_listen));
+  // Each loop accepts from a descriptor of its own (shared_accept.hpp).
+  for (std::size_t i = 1; i < impl_->workers.size(); ++i) {
+    const int fd = ::fcntl(first.acceptor->native_handle(), F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+      throw std::runtime_error("cannot listen on " + settings.listen.to_string() + ": " +
+                               std::strerror(errno));
+    auto& w = *impl_->workers[i];
+    w.acceptor.emplace(w.io, first.acceptor->local_endpoint().protocol(), fd);
+  }
+  if (impl_->workers.size() > 1)
+    for (auto& w : impl_->workers)
+      wake_one_loop_per_connection(*w->acceptor);
 }
 
 server::~server() { stop(); }
@@ -346,8 +361,10 @@ void server::start() {
   // value of that write, not a signal that ends the process.
   std::signal(SIGPIPE, SIG_IGN);
   auto& first = *s.workers.front();
-  net::co_spawn(first.io, s.accept_loop(*first.acceptor, false), net::detached);
-  net::co_spawn(first.io, s.accept_loop(*first.admin_acceptor, true), net::detached);
+  for (auto& w : s.workers)
+    net::co_spawn(w->io, s.accept_loop(*w, *w->acceptor, false), net::detached);
+  net::co_spawn(first.io, s.accept_loop(first, *first.admin_acceptor, true), net::detached);
+  net::post(s.shared.api_pool, [] { ::pthread_setname_np(::pthread_self(), "tg-api"); });
   s.usage_timer.emplace(s.shared.api_pool);
   net::co_spawn(s.shared.api_pool, s.usage_loop(), net::detached);
 
@@ -355,7 +372,10 @@ void server::start() {
   for (auto& w : s.workers) {
     net::co_spawn(w->io, impl::sweep_loop(*w), net::detached);
     // A worker with no connections would return from run() at once: keep it alive until stop.
-    w->thread = std::thread([&s, &io = w->io] {
+    w->thread = std::thread([&s, &io = w->io, index = w->index] {
+      // Named for top -H, perf and /proc/PID/task/*/comm (at most 15 characters).
+      const auto name = "tg-loop-" + std::to_string(index);
+      ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
       auto guard = net::make_work_guard(io);
       io.run();
       std::lock_guard done(s.mutex);
