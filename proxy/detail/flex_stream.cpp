@@ -445,6 +445,15 @@ net::awaitable<io_outcome> flex_stream::peek_ready(net::mutable_buffer into) {
   if (!socket_.is_open())
     co_return io_outcome{net::error::bad_descriptor, 0};
 #if TOKENGATE_READY_READ
+  // A client's first bytes have most often come with its connection. Looked for here, they are
+  // taken in this turn of the loop; found by the operation's own try as it starts, they would
+  // be handed over a turn later, behind all the loop's other work (Asio queues an operation
+  // that completes as it starts). Found nothing: the operation waits without a second try.
+  boost::system::error_code ec;
+  std::size_t n = 0;
+  if (try_ready_peek(into, ec, n) != 0)
+    co_return io_outcome{ec, n};
+  skip_starting_try_ = true;
   co_return co_await net::async_initiate<decltype(nothrow),
                                          void(boost::system::error_code, std::size_t)>(
       initiate_ready_read{}, nothrow, this, ready_step::peek, read_target{.into = into});

@@ -174,6 +174,7 @@ private:
   net::mutable_buffer tls_target_;   ///< a ready read's buffer, when OpenSSL asked to write
   bool tls_wants_write_ = false;     ///< a ready read or handshake stopped for OpenSSL's write
   bool ready_read_starting_ = false; ///< the reactor's try is the one as a ready read starts
+  bool skip_starting_try_ = false;   ///< the caller has just tried: the next start makes none
   tls_socket_state tls_socket_;
 };
 

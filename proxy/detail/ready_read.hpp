@@ -90,6 +90,8 @@ struct ready_read_access {
     // 0 for the try as the operation starts: no event is being handed over then. Both this
     // and ready_read_starting_ rest on each event loop being run by one thread (worker.hpp).
     std::uint32_t events = 0;
+    if (s.ready_read_starting_ && s.skip_starting_try_)
+      return 0; // found nothing a moment ago, in this turn of the loop: wait for an event
     if (!s.ready_read_starting_) {
       // The socket's state derives from scheduler_operation privately: a C-style cast reaches
       // a private base as a static_cast would an accessible one.
@@ -162,6 +164,11 @@ void ready_read_access::start(Handler& handler, flex_stream& s, ready_step step,
   auto& reactor = ready_read_access::reactor(s);
   const bool is_continuation = boost_asio_handler_cont_helpers::is_continuation(handler);
   auto slot = net::get_associated_cancellation_slot(handler);
+  // Only the start this caller asked for skips its try, whichever way it ends.
+  struct clear_skip {
+    flex_stream& s;
+    ~clear_skip() { s.skip_starting_try_ = false; }
+  } clear{s};
   typename op::ptr p = {std::addressof(handler), op::ptr::allocate(handler), nullptr};
   p.p = new (p.v) op(s, step, target, handler, s.socket_.get_executor());
   if (step != ready_step::handshake && target.take == nullptr && target.into.size() == 0) {
