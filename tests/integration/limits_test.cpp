@@ -150,6 +150,41 @@ TEST_CASE("oversized headers get 431, slow headers and idle connections are clos
   CHECK(f.upstream.requests().size() == 2);
 }
 
+TEST_CASE_METHOD(proxy_fixture,
+                 "a head of max_header_bytes or of 100 fields is taken; one byte or one field "
+                 "more gets 431 and a closed connection",
+                 "[limits]") {
+  // README "Limits": max_header_bytes (16384 by default) is the whole head, its blank line
+  // included; "more than 100 header fields" counts Host too. The heads carry no key: a head
+  // that is taken is answered 401, and kept alive, without the upstream.
+  const auto max = gate.settings().limits.max_header_bytes;
+  REQUIRE(max == 16384);
+  const std::string start = "GET /alerts/7 HTTP/1.1\r\nHost: x\r\nX-Big: ";
+  const auto head_of = [&](std::size_t size) {
+    return start + std::string(size - start.size() - 4, 'a') + "\r\n\r\n";
+  };
+  const auto fields = [](int n) { // Host and n - 1 others
+    std::string head = "GET /alerts/7 HTTP/1.1\r\nHost: x\r\n";
+    for (int i = 1; i < n; ++i)
+      head += "X-F" + std::to_string(i) + ": v\r\n";
+    return head + "\r\n";
+  };
+  for (const auto& [within, over] :
+       {std::pair{head_of(max), head_of(max + 1)}, std::pair{fields(100), fields(101)}}) {
+    INFO("taken: " << within.size() << " bytes, refused: " << over.size() << " bytes");
+    test::raw_connection taken(gate.port());
+    taken.send(within);
+    CHECK(test::status_of(taken.read_until("}")) == 401);
+    CHECK_FALSE(taken.closed_within(100ms)); // kept alive
+
+    test::raw_connection refused(gate.port());
+    refused.send(over);
+    CHECK(test::status_of(refused.read_until("}")) == 431);
+    CHECK(refused.closed_within(2s));
+  }
+  CHECK(upstream.requests().empty());
+}
+
 TEST_CASE("between requests a keep-alive connection takes what comes next in any shape, and "
           "closes on the client's close or a stop, long before idle_timeout",
           "[limits]") {
