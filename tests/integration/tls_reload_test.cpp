@@ -37,6 +37,49 @@ TEST_CASE("a reload leaves a certificate whose files did not change as it is", "
   CHECK(test::tls_client(f.gate.port(), f.trusting()).request("GET", "/public/x").status == 200);
 }
 
+TEST_CASE("sessions resume across a reload whose certificate files did not change, not across "
+          "one that loads new files",
+          "[tls][reload]") {
+  // README "TLS": "a certificate reload that loads new files starts a new cache, and one whose
+  // files did not change keeps it".
+  tls_fixture f({}, true);
+  const auto session_of = [&](int version) {
+    auto options = f.trusting();
+    options.min_version = options.max_version = version;
+    test::tls_client c(f.gate.port(), options);
+    REQUIRE(c.request("GET", "/public/x").status == 200); // TLS 1.3: the ticket came with it
+    return c.session();
+  };
+  const auto resumes = [&](const test::tls_session& session, int version) {
+    auto options = f.trusting();
+    options.min_version = options.max_version = version;
+    options.resume = session;
+    test::tls_client c(f.gate.port(), options);
+    REQUIRE(c.request("GET", "/public/x").status == 200);
+    return c.resumed();
+  };
+  const auto reload = [&] {
+    f.gate.reload_with(f.gate.settings());
+    REQUIRE(test::request(f.gate.admin_port(), "POST", "/reload").status == 200);
+  };
+  for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    INFO("TLS version " << version);
+    const auto kept = session_of(version);
+    reload();
+    CHECK(resumes(kept, version));
+  }
+
+  // A session each, then a new pair in the secret, loaded by the watch or the reload.
+  const auto before12 = session_of(TLS1_2_VERSION);
+  const auto before13 = session_of(TLS1_3_VERSION);
+  const auto next = f.ca.issue(f.dir.path(), "next", test::serial(0x2002));
+  f.swap_secret("..v2", next.cert, next.key);
+  reload();
+  REQUIRE(test::tls_client(f.gate.port(), f.trusting()).peer_serial() == "2002");
+  CHECK_FALSE(resumes(before12, TLS1_2_VERSION));
+  CHECK_FALSE(resumes(before13, TLS1_3_VERSION));
+}
+
 TEST_CASE("a reload whose certificate pair fails to load says so and counts as a failure",
           "[tls][reload]") {
   tls_fixture f({}, true);
