@@ -6,10 +6,14 @@
 
 #include <catch2/catch.hpp>
 #include <openssl/crypto.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <thread>
 
@@ -33,6 +37,30 @@ test::certificate_request report_job() {
   job.common_name = "report-job";
   job.dns_names = {"job.example"};
   return job;
+}
+
+/// The notAfter of the certificate in `file` (PEM), as Unix time, read with OpenSSL's own API.
+std::int64_t not_after_of(const fs::path& file) {
+  FILE* in = std::fopen(file.c_str(), "r");
+  REQUIRE(in != nullptr);
+  X509* cert = PEM_read_X509(in, nullptr, nullptr, nullptr);
+  std::fclose(in);
+  REQUIRE(cert != nullptr);
+  std::tm tm{};
+  const bool read = ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1;
+  X509_free(cert);
+  REQUIRE(read);
+  return static_cast<std::int64_t>(timegm(&tm));
+}
+
+/// `unix_seconds` as the log writes a time: 2026-01-31T12:00:00Z.
+std::string utc_text(std::int64_t unix_seconds) {
+  const auto t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
 }
 
 } // namespace
@@ -421,6 +449,10 @@ TEST_CASE("a new certificate swapped in through the secret's symlink serves new 
       eventually([&] { return tls_client(f.gate.port(), f.trusting()).peer_serial() == "2002"; }));
   CHECK(old_connection.request("GET", "/public/x").status == 200);
   CHECK(old_connection.peer_serial() == "1001");
+  // Found by the file watch, not a reload: its load line says so.
+  CHECK_THAT(f.gate.log_text(),
+             Catch::Contains(R"("msg":"TLS certificate loaded","listener":"main",)"
+                             R"("trigger":"watch",)"));
 
   // A certificate with another certificate's key: never loaded.
   const auto third = f.ca.issue(f.dir.path(), "third", serial(0x3003));
@@ -451,10 +483,19 @@ TEST_CASE("a new certificate swapped in through the secret's symlink serves new 
 
 TEST_CASE("the served certificate's expiry is logged and in /metrics", "[tls][metrics]") {
   tls_fixture f;
-  CHECK_THAT(f.gate.log_text(), Catch::Contains("\"not_after\":\""));
+  // README "Certificate reload": each load logs the certificate's subject, serial, not_after
+  // and trigger, and /metrics carries the expiry as Unix time.
+  const auto not_after = not_after_of(f.dir / "server.crt");
+  CHECK_THAT(f.gate.log_text(),
+             Catch::Contains(R"("msg":"TLS certificate loaded","listener":"main",)"
+                             R"("trigger":"start",)"));
+  CHECK_THAT(f.gate.log_text(), Catch::Contains(R"("subject":"CN=localhost,O=tokengate tests",)"
+                                                R"("serial":"1001","not_after":")" +
+                                                utc_text(not_after) + "\""));
   const auto metrics = test::request(f.gate.admin_port(), "GET", "/metrics").body;
   CHECK_THAT(metrics,
-             Catch::Contains("tokengate_tls_certificate_expiry_seconds{listener=\"main\"}"));
+             Catch::Contains("\ntokengate_tls_certificate_expiry_seconds{listener=\"main\"} " +
+                             std::to_string(not_after) + "\n"));
   // No client certificate for the upstream here: no figure for it.
   CHECK_THAT(metrics, !Catch::Contains("listener=\"upstream\""));
 }
