@@ -91,7 +91,10 @@ TEST_CASE("help, version and command-line mistakes", "[e2e][cli]") {
   std::ofstream(dir / "broken.json") << "{\n  \"listen\": \n}";
   const mistake mistakes[] = {
       {{"serve", "--lisen", "x"}, "unknown option '--lisen'"},
-      {{"serve", "--threads", "0"}, "threads"},
+      // README "Command line" gives this line as its example.
+      {{"serve", "--threads", "0"},
+       "tokengate: configuration error: threads must be an integer from 1 to 256 (from "
+       "--threads)\n"},
       {{"serve", "--upstream", "ftp://a:1"}, "upstream"},
       {{"serve", "--tls-cert-file", "c.crt"}, "tls.key_file"},
       {{"serve", "--config", "missing.json"}, "cannot read config file missing.json"},
