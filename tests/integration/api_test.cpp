@@ -197,6 +197,19 @@ TEST_CASE_METHOD(api_fixture, "unknown ids are 404, wrong methods 405, big bodie
   const std::string big(gate.settings().limits.max_admin_body_bytes + 1, ' ');
   check_error(admin("POST", "/api-tokens", big), 413);
 
+  // Checked from Content-Length before reading (README "Limits"): the head alone is answered,
+  // and the connection closes, long before idle_timeout_ms (60 s) would end a wait for it.
+  const auto limit = gate.settings().limits.max_admin_body_bytes;
+  REQUIRE(limit == 65536);
+  test::raw_connection announced(gate.port());
+  announced.send("POST /api-tokens HTTP/1.1\r\nHost: x\r\nX-API-Key: " + gate.admin_key() +
+                 "\r\nContent-Type: application/json\r\nContent-Length: " +
+                 std::to_string(limit + 1) + "\r\n\r\n");
+  const auto unread = announced.read_until("}", std::chrono::seconds(2));
+  CHECK(test::status_of(unread) == 413);
+  CHECK_THAT(unread, Catch::EndsWith(R"({"message":"request body is larger than 65536 bytes"})"));
+  CHECK(announced.closed_within(std::chrono::seconds(2)));
+
   // Chunked bodies count too: refused once past the limit.
   test::raw_connection raw(gate.port());
   std::string chunked = "POST /api-tokens HTTP/1.1\r\nHost: x\r\nX-API-Key: " + gate.admin_key() +
