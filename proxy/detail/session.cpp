@@ -139,8 +139,11 @@ net::awaitable<bool> session::start_tls() {
   // A TLS connection opens with a handshake record (content type 22); anything else is plain.
   if (first != 0x16)
     co_return co_await refuse({400, "this port expects TLS: use https://"});
-  // Handshakes under way are capped: each holds a TLS layer's buffers for an unknown client.
-  if (shared_.tls_handshakes.fetch_add(1) >= limits().max_tls_handshakes) {
+  // The main listener's handshakes under way are capped: each holds a TLS layer's buffers for
+  // an unknown client. The admin listener's are not counted: its own 64 connections bound them,
+  // and half-open handshakes on the main port must not keep a probe out of it.
+  const bool counted = !admin_;
+  if (counted && shared_.tls_handshakes.fetch_add(1) >= limits().max_tls_handshakes) {
     shared_.tls_handshakes.fetch_sub(1);
     deps_.log.event(log_level::debug, "TLS handshake refused: too many under way",
                     [&](json_line& l) { l.add("client", peer_text_); });
@@ -150,7 +153,8 @@ net::awaitable<bool> session::start_tls() {
   boost::system::error_code ec = net::error::no_memory;
   if (client_.start_tls(*tls_context_, tls_role::server))
     ec = co_await client_.handshake();
-  shared_.tls_handshakes.fetch_sub(1);
+  if (counted)
+    shared_.tls_handshakes.fetch_sub(1);
   if (ec) {
     deps_.log.event(log_level::debug, "TLS handshake failed",
                     [&](json_line& l) { l.add("client", peer_text_).add("error", ec.message()); });

@@ -33,7 +33,7 @@ struct shared_state {
   std::atomic<bool> draining{false};
   std::atomic<std::uint64_t> refused_connections{0}; ///< answered 503 at max_connections
   std::atomic<std::size_t> max_connections;          ///< live: limits.max_connections
-  std::atomic<std::size_t> tls_handshakes{0};        ///< TLS handshakes under way, both listeners
+  std::atomic<std::size_t> tls_handshakes{0};        ///< TLS handshakes under way, main listener
   std::atomic<std::uint64_t> reloads_ok{0};
   std::atomic<std::uint64_t> reloads_failed{0};
   /// tokengate_tokens_expiring, counted off the event loops every few seconds (server.cpp)

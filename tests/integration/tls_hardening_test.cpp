@@ -119,6 +119,35 @@ TEST_CASE("handshakes beyond max_tls_handshakes are closed, a finished one frees
       test::eventually([&] { return test::handshake_error(f.gate.port(), f.trusting()).empty(); }));
 }
 
+TEST_CASE("half-open handshakes on the main listener do not keep a probe out of the admin "
+          "listener's TLS",
+          "[tls][limits][admin]") {
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "ca");
+  const auto pair = ca.issue(d.path(), "server");
+  auto c = test::example_routes();
+  c.tls.cert_file = c.admin_tls.cert_file = pair.cert;
+  c.tls.key_file = c.admin_tls.key_file = pair.key;
+  c.limits.max_tls_handshakes = 2;
+  c.limits.header_timeout = std::chrono::minutes(1);
+  test::test_upstream upstream;
+  test::sidecar gate(upstream.port(), c);
+  const auto trusting = test::trusting(ca.cert_file());
+  // Anyone who can reach the main port starts two handshakes and goes silent: the main
+  // listener's budget is spent, as it is meant to be.
+  std::vector<std::unique_ptr<test::raw_connection>> half_open;
+  for (int i = 0; i < 2; ++i) {
+    half_open.push_back(std::make_unique<test::raw_connection>(gate.port()));
+    REQUIRE(half_open.back()->send("\x16\x03\x01"));
+  }
+  REQUIRE(test::eventually([&] { return !test::handshake_error(gate.port(), trusting).empty(); }));
+  // The admin listener (at most 64 connections, the idlest closed to make room) stays open to a
+  // probe: README "Admin endpoints", "idle connections cannot keep a probe out".
+  REQUIRE(test::handshake_error(gate.admin_port(), trusting).empty());
+  test::tls_client admin(gate.admin_port(), trusting);
+  CHECK(admin.request("GET", "/healthz").status == 200);
+}
+
 TEST_CASE("a TLS client that starts a handshake and goes silent is closed after "
           "header_timeout_ms",
           "[tls][limits]") {
