@@ -40,6 +40,8 @@ net::awaitable<void> session::run() {
                     [&](json_line& l) { l.add("error", e.what()); });
   }
   close();
+  if (handshake_)
+    w_.handshakes.erase(*handshake_);
   w_.live.erase(this);
   w_.live_count.fetch_sub(1);
   (admin_ ? shared_.admin_connections : shared_.connections).fetch_sub(1);
@@ -53,6 +55,13 @@ void session::drain() {
 void session::evict() {
   evicted_ = true;
   client_.cancel(); // a wait for a request ends; read_head() sees evicted_ before the next
+}
+
+void session::give_up_handshake() {
+  w_.handshakes.erase(*handshake_);
+  handshake_.reset();
+  gave_up_handshake_ = true;
+  client_.cancel();
 }
 
 void session::expire_if_due(steady::time_point now) {
@@ -140,23 +149,36 @@ net::awaitable<bool> session::start_tls() {
   if (first != 0x16)
     co_return co_await refuse({400, "this port expects TLS: use https://"});
   // The main listener's handshakes under way are capped: each holds a TLS layer's buffers for
-  // an unknown client. The admin listener's are not counted: its own 64 connections bound them,
-  // and half-open handshakes on the main port must not keep a probe out of it.
+  // an unknown client. At the cap, the oldest one under way on this loop gives its place up if
+  // it has taken a second or more (handshake_give_up_after): a client completes its handshake
+  // in a few round trips, and one that stalled would hold its place until header_timeout_ms,
+  // so half-open handshakes cannot keep new clients out. The admin listener's are not counted:
+  // its own 64 connections bound them, and the main port must not keep a probe out of it.
   const bool counted = !admin_;
-  if (counted && shared_.tls_handshakes.fetch_add(1) >= limits().max_tls_handshakes) {
+  if (counted && shared_.tls_handshakes.fetch_add(1) >= limits().max_tls_handshakes &&
+      !give_up_oldest_handshake(w_)) {
     shared_.tls_handshakes.fetch_sub(1);
     deps_.log.event(log_level::debug, "TLS handshake refused: too many under way",
                     [&](json_line& l) { l.add("client", peer_text_); });
     co_return false;
   }
+  if (counted) {
+    handshake_since_ = coarse_now();
+    handshake_ = w_.handshakes.insert(w_.handshakes.end(), this);
+  }
   tls_context_ = certificates->current();
   boost::system::error_code ec = net::error::no_memory;
   if (client_.start_tls(*tls_context_, tls_role::server))
     ec = co_await client_.handshake();
-  if (counted)
+  if (counted) {
+    if (handshake_)
+      w_.handshakes.erase(*std::exchange(handshake_, std::nullopt));
     shared_.tls_handshakes.fetch_sub(1);
+  }
   if (ec) {
-    deps_.log.event(log_level::debug, "TLS handshake failed",
+    deps_.log.event(log_level::debug,
+                    gave_up_handshake_ ? "TLS handshake ended to make room for a new one"
+                                       : "TLS handshake failed",
                     [&](json_line& l) { l.add("client", peer_text_).add("error", ec.message()); });
     co_return false;
   }
@@ -405,6 +427,14 @@ void cut_sessions(worker& w) {
 void log_unfinished_sessions(worker& w) {
   for (auto* c : w.live)
     c->log_unfinished();
+}
+
+bool give_up_oldest_handshake(worker& w) {
+  if (w.handshakes.empty() ||
+      coarse_now() - w.handshakes.front()->handshake_since() < handshake_give_up_after)
+    return false;
+  w.handshakes.front()->give_up_handshake();
+  return true;
 }
 
 bool evict_idle_admin_session(worker& w) {

@@ -17,6 +17,7 @@
 #include "proxy/detail/worker.hpp"
 #include "proxy/path.hpp"
 
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -73,6 +74,10 @@ public:
   [[nodiscard]] steady::time_point idle_since() const { return idle_since_; }
   /// Closes the connection to make room for a new one; if a request arrives first, after it.
   void evict();
+  /// When this connection's TLS handshake started (main listener, while it is under way).
+  [[nodiscard]] steady::time_point handshake_since() const { return handshake_since_; }
+  /// Ends this connection's TLS handshake under way, to make room for a new one.
+  void give_up_handshake();
 
   /// Called by the sweeper: cancels what the connection waits for once its deadline is past.
   void expire_if_due(steady::time_point now);
@@ -219,6 +224,10 @@ private:
   bool idle_ = true; ///< waiting for a request: drain() may close the connection
   steady::time_point idle_since_ = coarse_now(); ///< when idle_ last became true
   bool evicted_ = false;                         ///< closes once it waits for a request (evict())
+  /// Its place in w_.handshakes while its TLS handshake is under way (main listener).
+  std::optional<std::list<session*>::iterator> handshake_;
+  steady::time_point handshake_since_;
+  bool gave_up_handshake_ = false; ///< give_up_handshake() ended it
   /// The wait for a head ended without one (a timeout, an eviction, the client's close): the
   /// close drains nothing (and frees the connection's slot now) when no answer is still on
   /// its way (linger()).

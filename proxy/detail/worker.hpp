@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <functional>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,8 +65,11 @@ struct worker {
   /// The live settings in force on this loop: a session takes them when a request starts.
   /// Each loop has its own copy, so taking them costs no shared reference count.
   std::shared_ptr<const live_settings> settings;
-  loop_metrics metrics;                   ///< written on this worker's thread only
-  std::unordered_set<session*> live;      ///< touched only on this worker's thread
+  loop_metrics metrics;              ///< written on this worker's thread only
+  std::unordered_set<session*> live; ///< touched only on this worker's thread
+  /// The main listener's TLS handshakes under way on this loop, oldest first (this worker's
+  /// thread only): at max_tls_handshakes the oldest may give its place up.
+  std::list<session*> handshakes;
   std::atomic<std::size_t> live_count{0}; ///< live.size(), readable from other threads
   /// The sweeper's: every `sweep_interval` while the loop has connections; with none it waits
   /// for the first to start (which cancels it) or for a pooled upstream connection to reach its
@@ -96,6 +100,14 @@ void cut_sessions(worker& w);
 /// Writes the access line of every request of `w` still unfinished. Only once `w`'s thread has
 /// ended.
 void log_unfinished_sessions(worker& w);
+
+/// Ends the oldest TLS handshake under way on `w`'s main listener, when it has been under way
+/// for `handshake_give_up_after` or longer, to make room for a new one; false when there is
+/// none. Must run on `w`'s thread.
+bool give_up_oldest_handshake(worker& w);
+/// A client completes its handshake in a few round trips; one still under way after this long
+/// is most likely stalled, and gives its place up to a new one at max_tls_handshakes.
+inline constexpr auto handshake_give_up_after = std::chrono::seconds(1);
 
 /// Closes the admin connection of `w` that has waited longest for a request (an idle keep-alive
 /// connection, or one that has sent nothing yet), as nginx reuses idle keep-alive connections;

@@ -151,7 +151,7 @@ TEST_CASE("oversized headers get 431, slow headers and idle connections are clos
 }
 
 TEST_CASE_METHOD(proxy_fixture,
-                 "a head of max_header_bytes or of 100 fields is taken; one byte or one field "
+                 "a head of max_header_bytes or of 100 fields is taken, one byte or one field "
                  "more gets 431 and a closed connection",
                  "[limits]") {
   // README "Limits": max_header_bytes (16384 by default) is the whole head, its blank line

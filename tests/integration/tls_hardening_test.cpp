@@ -94,29 +94,39 @@ TEST_CASE("a TLS request refused before its large body is read: the client reads
   CHECK(f.upstream.requests().empty());
 }
 
-TEST_CASE("handshakes beyond max_tls_handshakes are closed, a finished one frees its place",
+TEST_CASE("handshakes beyond max_tls_handshakes are closed, a stalled one gives its place up "
+          "after a second, a finished one frees its place",
           "[tls][limits]") {
-  tls_fixture f([](proxy::limits& l) {
-    l.max_tls_handshakes = 2;
-    l.header_timeout = std::chrono::minutes(1);
-  });
-  // Five clients start a handshake record and go silent. Which two the server counts first
-  // depends on its event loops, so the test asks only how many: two stay open, three are closed.
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "ca");
+  const auto pair = ca.issue(d.path(), "server");
+  auto c = test::serving(pair);
+  c.threads = 1; // one loop: the oldest handshake under way on it is the oldest of all
+  c.limits.max_tls_handshakes = 2;
+  c.limits.header_timeout = std::chrono::minutes(1);
+  test::test_upstream upstream;
+  test::sidecar gate(upstream.port(), c);
+  const auto trusting = test::trusting(ca.cert_file());
+  // Five clients start a handshake record and go silent. However the server's turns fall, two
+  // stay under way: each new one is closed, or takes the place of one a second old.
   std::vector<std::unique_ptr<test::raw_connection>> half_open;
   for (int i = 0; i < 5; ++i) {
-    half_open.push_back(std::make_unique<test::raw_connection>(f.gate.port()));
+    half_open.push_back(std::make_unique<test::raw_connection>(gate.port()));
     half_open.back()->send("\x16\x03\x01");
   }
   std::vector<bool> closed(half_open.size(), false);
   CHECK(test::eventually(
       [&] { return count_closed(half_open, closed, std::chrono::milliseconds(10)) >= 3; }));
   CHECK(count_closed(half_open, closed, std::chrono::milliseconds(200)) == 3);
-  // While the two wait, a full handshake is refused too.
-  CHECK_FALSE(test::handshake_error(f.gate.port(), f.trusting()).empty());
-  // Once they go, a handshake gets through.
+  // Once the two have been under way for a second (handshake_give_up_after), a client's whole
+  // handshake takes the place of the older one: stalled handshakes cannot keep clients out.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  CHECK(test::handshake_error(gate.port(), trusting).empty());
+  CHECK(test::eventually(
+      [&] { return count_closed(half_open, closed, std::chrono::milliseconds(10)) == 4; }));
+  // Once they go, a handshake gets through at once.
   half_open.clear();
-  CHECK(
-      test::eventually([&] { return test::handshake_error(f.gate.port(), f.trusting()).empty(); }));
+  CHECK(test::eventually([&] { return test::handshake_error(gate.port(), trusting).empty(); }));
 }
 
 TEST_CASE("half-open handshakes on the main listener do not keep a probe out of the admin "
@@ -128,19 +138,23 @@ TEST_CASE("half-open handshakes on the main listener do not keep a probe out of 
   auto c = test::example_routes();
   c.tls.cert_file = c.admin_tls.cert_file = pair.cert;
   c.tls.key_file = c.admin_tls.key_file = pair.key;
+  c.threads = 1; // one loop: the budget and the handshakes that may give their place up
   c.limits.max_tls_handshakes = 2;
   c.limits.header_timeout = std::chrono::minutes(1);
   test::test_upstream upstream;
   test::sidecar gate(upstream.port(), c);
   const auto trusting = test::trusting(ca.cert_file());
-  // Anyone who can reach the main port starts two handshakes and goes silent: the main
+  // Anyone who can reach the main port starts three handshakes and goes silent. Once one of
+  // them is closed (the third refused, or the first given up for it after a second), the main
   // listener's budget is spent, as it is meant to be.
   std::vector<std::unique_ptr<test::raw_connection>> half_open;
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < 3; ++i) {
     half_open.push_back(std::make_unique<test::raw_connection>(gate.port()));
     REQUIRE(half_open.back()->send("\x16\x03\x01"));
   }
-  REQUIRE(test::eventually([&] { return !test::handshake_error(gate.port(), trusting).empty(); }));
+  std::vector<bool> closed(half_open.size(), false);
+  REQUIRE(test::eventually(
+      [&] { return count_closed(half_open, closed, std::chrono::milliseconds(10)) == 1; }));
   // The admin listener (at most 64 connections, the idlest closed to make room) stays open to a
   // probe: README "Admin endpoints", "idle connections cannot keep a probe out".
   REQUIRE(test::handshake_error(gate.admin_port(), trusting).empty());
