@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <condition_variable>
@@ -141,7 +142,38 @@ net::awaitable<void> server::impl::accept_loop(worker& target, tcp::acceptor& ac
       socket.close(ignored);
       continue;
     }
-    start_session(target, std::move(socket), peer, admin);
+    // The loop that was free to accept serves the connection, unless another loop holds fewer:
+    // then that one does, so that the loops' connections stay even (keep-alive connections
+    // opened to an idle sidecar would otherwise all wake, and stay on, the first loop). Counted
+    // at once, so that a burst of connections spreads.
+    auto* serve_on = &target;
+    if (!admin)
+      for (auto& w : workers)
+        if (w->live_count.load(std::memory_order_relaxed) <
+            serve_on->live_count.load(std::memory_order_relaxed))
+          serve_on = w.get();
+    serve_on->live_count.fetch_add(1, std::memory_order_relaxed);
+    if (serve_on == &target) {
+      start_session(target, std::move(socket), peer, admin);
+      continue;
+    }
+    // The socket moves to the other loop's reactor (Asio's registration may be made from any
+    // thread, as async_accept into another loop's context made it before).
+    boost::system::error_code failed;
+    const int fd = socket.release(failed);
+    tcp::socket there(serve_on->io);
+    if (!failed)
+      there.assign(peer.protocol(), fd, failed);
+    if (failed) {
+      if (fd >= 0 && !there.is_open())
+        ::close(fd);
+      serve_on->live_count.fetch_sub(1, std::memory_order_relaxed);
+      counter.fetch_sub(1, std::memory_order_relaxed);
+      continue;
+    }
+    net::post(serve_on->io, [serve_on, s = std::move(there), peer]() mutable {
+      start_session(*serve_on, std::move(s), peer, false);
+    });
   }
 }
 

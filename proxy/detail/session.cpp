@@ -27,8 +27,7 @@ net::awaitable<void> session::run() {
   auto self = shared_from_this();
   if (w_.live.empty())
     w_.sweep_timer.cancel(); // the sweeper of an idle loop waits for this connection
-  w_.live.insert(this);
-  w_.live_count.fetch_add(1);
+  w_.live.insert(this);      // live_count was counted when the connection was given to this loop
   try {
     // A plain listener makes no TLS step (and no coroutine frame for one).
     const bool tls = (admin_ ? shared_.admin_tls : shared_.tls) != nullptr;

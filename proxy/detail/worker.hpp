@@ -70,7 +70,9 @@ struct worker {
   /// The main listener's TLS handshakes under way on this loop, oldest first (this worker's
   /// thread only): at max_tls_handshakes the oldest may give its place up.
   std::list<session*> handshakes;
-  std::atomic<std::size_t> live_count{0}; ///< live.size(), readable from other threads
+  /// live.size() and the connections given to this loop that have not started yet, readable
+  /// from other threads.
+  std::atomic<std::size_t> live_count{0};
   /// The sweeper's: every `sweep_interval` while the loop has connections; with none it waits
   /// for the first to start (which cancels it) or for a pooled upstream connection to reach its
   /// idle limit, so an idle loop wakes at most once for each connection its pool holds.
@@ -78,8 +80,8 @@ struct worker {
   std::thread thread;
 };
 
-/// Serves one accepted connection until it closes. `peer`: the client's address from accept().
-/// `admin`: the admin listener's routes.
+/// Serves one accepted connection until it closes; the caller has counted it in `w.live_count`.
+/// `peer`: the client's address from accept(). `admin`: the admin listener's routes.
 void start_session(worker& w, tcp::socket socket, const tcp::endpoint& peer, bool admin);
 
 /// Cancels the waits of the sessions of `w` whose deadline has passed, and closes the pooled

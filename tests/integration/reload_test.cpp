@@ -120,10 +120,12 @@ TEST_CASE("a reloaded upstream_idle_timeout_ms applies to the connections alread
           "every event loop",
           "[reload][upstream][pool]") {
   proxy_fixture f; // 60 s: the connections would stay pooled through the test
-  // Two clients on connections of their own: the connections take the event loops in turn, so
-  // each loop pools an upstream connection.
-  REQUIRE(f.get("/public/x").status == 200);
-  REQUIRE(f.get("/public/y").status == 200);
+  // Two clients on keep-alive connections of their own: the second goes to the loop that holds
+  // fewer (README "Event loops"), so each loop pools an upstream connection.
+  test::http_client first(f.gate.port());
+  REQUIRE(first.request("GET", "/public/x").status == 200);
+  test::http_client second(f.gate.port());
+  REQUIRE(second.request("GET", "/public/y").status == 200);
   const auto pooled = f.upstream.connections();
   CHECK(pooled == 2);
   CHECK(f.upstream.closed_idle() == 0);
