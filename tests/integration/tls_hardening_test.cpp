@@ -40,6 +40,24 @@ std::size_t count_closed(std::vector<std::unique_ptr<test::raw_connection>>& con
   return n;
 }
 
+/// `n` clients on `port` that start a handshake record (its first bytes, no more) and go silent.
+std::vector<std::unique_ptr<test::raw_connection>> half_open_handshakes(std::uint16_t port, int n) {
+  std::vector<std::unique_ptr<test::raw_connection>> clients;
+  for (int i = 0; i < n; ++i) {
+    clients.push_back(std::make_unique<test::raw_connection>(port));
+    REQUIRE(clients.back()->send("\x16\x03\x01"));
+  }
+  return clients;
+}
+
+/// One event loop, so that the oldest handshake under way on it is the oldest of all, a budget
+/// of two handshakes, and a head timeout the tests never reach.
+void one_loop_two_handshakes(proxy::config& c) {
+  c.threads = 1;
+  c.limits.max_tls_handshakes = 2;
+  c.limits.header_timeout = std::chrono::minutes(1);
+}
+
 } // namespace
 
 TEST_CASE("a failed upstream TLS handshake is a 502 with a fixed message, the detail is logged",
@@ -101,19 +119,13 @@ TEST_CASE("handshakes beyond max_tls_handshakes are closed, a stalled one gives 
   test::test_ca ca(d.path(), "ca");
   const auto pair = ca.issue(d.path(), "server");
   auto c = test::serving(pair);
-  c.threads = 1; // one loop: the oldest handshake under way on it is the oldest of all
-  c.limits.max_tls_handshakes = 2;
-  c.limits.header_timeout = std::chrono::minutes(1);
+  one_loop_two_handshakes(c);
   test::test_upstream upstream;
   test::sidecar gate(upstream.port(), c);
   const auto trusting = test::trusting(ca.cert_file());
   // Five clients start a handshake record and go silent. However the server's turns fall, two
   // stay under way: each new one is closed, or takes the place of one a second old.
-  std::vector<std::unique_ptr<test::raw_connection>> half_open;
-  for (int i = 0; i < 5; ++i) {
-    half_open.push_back(std::make_unique<test::raw_connection>(gate.port()));
-    half_open.back()->send("\x16\x03\x01");
-  }
+  auto half_open = half_open_handshakes(gate.port(), 5);
   std::vector<bool> closed(half_open.size(), false);
   CHECK(test::eventually(
       [&] { return count_closed(half_open, closed, std::chrono::milliseconds(10)) >= 3; }));
@@ -138,20 +150,14 @@ TEST_CASE("half-open handshakes on the main listener do not keep a probe out of 
   auto c = test::example_routes();
   c.tls.cert_file = c.admin_tls.cert_file = pair.cert;
   c.tls.key_file = c.admin_tls.key_file = pair.key;
-  c.threads = 1; // one loop: the budget and the handshakes that may give their place up
-  c.limits.max_tls_handshakes = 2;
-  c.limits.header_timeout = std::chrono::minutes(1);
+  one_loop_two_handshakes(c);
   test::test_upstream upstream;
   test::sidecar gate(upstream.port(), c);
   const auto trusting = test::trusting(ca.cert_file());
   // Anyone who can reach the main port starts three handshakes and goes silent. Once one of
   // them is closed (the third refused, or the first given up for it after a second), the main
   // listener's budget is spent, as it is meant to be.
-  std::vector<std::unique_ptr<test::raw_connection>> half_open;
-  for (int i = 0; i < 3; ++i) {
-    half_open.push_back(std::make_unique<test::raw_connection>(gate.port()));
-    REQUIRE(half_open.back()->send("\x16\x03\x01"));
-  }
+  auto half_open = half_open_handshakes(gate.port(), 3);
   std::vector<bool> closed(half_open.size(), false);
   REQUIRE(test::eventually(
       [&] { return count_closed(half_open, closed, std::chrono::milliseconds(10)) == 1; }));
