@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -132,6 +133,380 @@ TEST_CASE("flag beats environment beats file beats default", "[config]") {
     CHECK(c.threads == 8);
     CHECK(c.level == log_level::error);
   }
+}
+
+namespace {
+
+std::string level_name(log_level l) {
+  switch (l) {
+  case log_level::debug:
+    return "debug";
+  case log_level::info:
+    return "info";
+  case log_level::warn:
+    return "warn";
+  case log_level::error:
+    return "error";
+  }
+  return "?";
+}
+
+// One row of the README's settings table: the file's key, its flag ("" when none), its
+// variable, the file's JSON around the key's value, three values (the file's, the variable's,
+// the flag's) and how the loaded setting reads back as text.
+struct setting_row {
+  std::string key;
+  std::string flag;
+  std::string variable;
+  std::string file; // JSON with %s where the file's value goes
+  std::string in_file, in_env, in_flag;
+  std::vector<std::string> also; // flags every load needs (an https:// upstream, say)
+  std::function<std::string(const config&)> read;
+};
+
+std::string with_value(const std::string& file, const std::string& value) {
+  auto text = file;
+  text.replace(text.find("%s"), 2, value);
+  return text;
+}
+
+// What each row's three loads give: the file's value alone, the variable over the file, the
+// flag over the variable.
+void check_row(const setting_row& row) {
+  INFO(row.key << " / " << row.variable << " / " << row.flag);
+  const bool text = !row.in_file.empty() && row.in_file.front() != '[' &&
+                    row.in_file.find_first_not_of("0123456789") != std::string::npos;
+  config_file f(with_value(row.file, text ? "\"" + row.in_file + "\"" : row.in_file));
+  std::vector<std::string_view> args{"--config", f.path};
+  for (const auto& a : row.also)
+    args.push_back(a);
+  CHECK(row.read(load(args)) == row.in_file);
+  CHECK(row.read(load(args, {{row.variable, row.in_env}})) == row.in_env);
+  if (row.flag.empty())
+    return;
+  args.push_back(row.flag);
+  args.push_back(row.in_flag);
+  CHECK(row.read(load(args, {{row.variable, row.in_env}})) == row.in_flag);
+}
+
+} // namespace
+
+TEST_CASE("every flag and TOKENGATE_ variable of the README's table sets its own setting, the "
+          "variable over the file and the flag over the variable",
+          "[config]") {
+  const auto path = [](auto member) {
+    return [member](const config& c) { return (c.*member).string(); };
+  };
+  const auto ms = [](auto member) {
+    return [member](const config& c) { return std::to_string((c.limits.*member).count()); };
+  };
+  const auto count = [](auto member) {
+    return [member](const config& c) { return std::to_string(c.limits.*member); };
+  };
+  const std::vector<setting_row> rows{
+      {"listen",
+       "--listen",
+       "TOKENGATE_LISTEN",
+       R"({"listen": %s})",
+       "127.0.0.1:7001",
+       "127.0.0.1:7002",
+       "127.0.0.1:7003",
+       {},
+       [](const config& c) { return c.listen.to_string(); }},
+      {"admin_listen",
+       "--admin-listen",
+       "TOKENGATE_ADMIN_LISTEN",
+       R"({"admin_listen": %s})",
+       "127.0.0.1:7011",
+       "127.0.0.1:7012",
+       "127.0.0.1:7013",
+       {},
+       [](const config& c) { return c.admin_listen.to_string(); }},
+      {"upstream",
+       "--upstream",
+       "TOKENGATE_UPSTREAM",
+       R"({"upstream": %s})",
+       "http://10.0.0.1:81",
+       "http://10.0.0.2:82",
+       "http://10.0.0.3:83",
+       {},
+       [](const config& c) { return "http://" + c.upstream.to_string(); }},
+      {"data_dir",
+       "--data-dir",
+       "TOKENGATE_DATA_DIR",
+       R"({"data_dir": %s})",
+       "/file",
+       "/env",
+       "/flag",
+       {},
+       path(&config::data_dir)},
+      {"bootstrap_token_file",
+       "--bootstrap-token-file",
+       "TOKENGATE_BOOTSTRAP_TOKEN_FILE",
+       R"({"bootstrap_token_file": %s})",
+       "/file/t",
+       "/env/t",
+       "/flag/t",
+       {},
+       path(&config::bootstrap_token_file)},
+      {"audit_log_file",
+       "--audit-log-file",
+       "TOKENGATE_AUDIT_LOG_FILE",
+       R"({"audit_log_file": %s})",
+       "/file/audit",
+       "/env/audit",
+       "/flag/audit",
+       {},
+       path(&config::audit_log_file)},
+      {"threads",
+       "--threads",
+       "TOKENGATE_THREADS",
+       R"({"threads": %s})",
+       "3",
+       "4",
+       "5",
+       {},
+       [](const config& c) { return std::to_string(c.threads); }},
+      {"log_level",
+       "--log-level",
+       "TOKENGATE_LOG_LEVEL",
+       R"({"log_level": %s})",
+       "warn",
+       "debug",
+       "error",
+       {},
+       [](const config& c) { return level_name(c.level); }},
+      {"trusted_proxies",
+       "",
+       "TOKENGATE_TRUSTED_PROXIES",
+       R"({"trusted_proxies": %s})",
+       R"(["10.0.0.0/8"])",
+       R"(["192.168.0.0/16"])",
+       "",
+       {},
+       [](const config& c) {
+         std::string out = "[";
+         for (const auto& b : c.trusted_proxies)
+           out += (out.size() > 1 ? ",\"" : "\"") + b.to_string() + "\"";
+         return out + "]";
+       }},
+      {"database_url",
+       "--database-url",
+       "TOKENGATE_DATABASE_URL",
+       R"({"database_url": %s})",
+       "host=file",
+       "host=env",
+       "host=flag",
+       {},
+       [](const config& c) { return c.database_url; }},
+      {"database_password_file",
+       "--database-password-file",
+       "TOKENGATE_DATABASE_PASSWORD_FILE",
+       R"({"database_url": "h", "database_password_file": %s})",
+       "/file/pw",
+       "/env/pw",
+       "/flag/pw",
+       {},
+       path(&config::database_password_file)},
+      {"max_staleness_ms",
+       "--max-staleness-ms",
+       "TOKENGATE_MAX_STALENESS_MS",
+       R"({"database_url": "h", "max_staleness_ms": %s})",
+       "3000",
+       "4000",
+       "5000",
+       {},
+       [](const config& c) {
+         return c.max_staleness ? std::to_string(c.max_staleness->count()) : "";
+       }},
+      {"expiry_warning",
+       "--expiry-warning",
+       "TOKENGATE_EXPIRY_WARNING",
+       R"({"expiry_warning": %s})",
+       "60",
+       "70",
+       "80",
+       {},
+       [](const config& c) { return std::to_string(c.expiry_warning.count()); }},
+      // One limit each: TOKENGATE_<LIMIT> (no flags).
+      {"max_header_bytes",
+       "",
+       "TOKENGATE_MAX_HEADER_BYTES",
+       R"({"limits": {"max_header_bytes": %s}})",
+       "5001",
+       "5002",
+       "",
+       {},
+       count(&limits::max_header_bytes)},
+      {"max_admin_body_bytes",
+       "",
+       "TOKENGATE_MAX_ADMIN_BODY_BYTES",
+       R"({"limits": {"max_admin_body_bytes": %s}})",
+       "5001",
+       "5002",
+       "",
+       {},
+       count(&limits::max_admin_body_bytes)},
+      {"header_timeout_ms",
+       "",
+       "TOKENGATE_HEADER_TIMEOUT_MS",
+       R"({"limits": {"header_timeout_ms": %s}})",
+       "5001",
+       "5002",
+       "",
+       {},
+       ms(&limits::header_timeout)},
+      {"idle_timeout_ms",
+       "",
+       "TOKENGATE_IDLE_TIMEOUT_MS",
+       R"({"limits": {"idle_timeout_ms": %s}})",
+       "5001",
+       "5002",
+       "",
+       {},
+       ms(&limits::idle_timeout)},
+      {"upstream_connect_timeout_ms",
+       "",
+       "TOKENGATE_UPSTREAM_CONNECT_TIMEOUT_MS",
+       R"({"limits": {"upstream_connect_timeout_ms": %s}})",
+       "5001",
+       "5002",
+       "",
+       {},
+       ms(&limits::upstream_connect_timeout)},
+      {"upstream_timeout_ms",
+       "",
+       "TOKENGATE_UPSTREAM_TIMEOUT_MS",
+       R"({"limits": {"upstream_timeout_ms": %s}})",
+       "5001",
+       "5002",
+       "",
+       {},
+       ms(&limits::upstream_timeout)},
+      {"upstream_idle_timeout_ms",
+       "",
+       "TOKENGATE_UPSTREAM_IDLE_TIMEOUT_MS",
+       R"({"limits": {"upstream_idle_timeout_ms": %s}})",
+       "5001",
+       "5002",
+       "",
+       {},
+       ms(&limits::upstream_idle_timeout)},
+      {"max_connections",
+       "",
+       "TOKENGATE_MAX_CONNECTIONS",
+       R"({"limits": {"max_connections": %s}})",
+       "5001",
+       "5002",
+       "",
+       {},
+       count(&limits::max_connections)},
+      {"max_tls_handshakes",
+       "",
+       "TOKENGATE_MAX_TLS_HANDSHAKES",
+       R"({"limits": {"max_tls_handshakes": %s}})",
+       "5001",
+       "5002",
+       "",
+       {},
+       count(&limits::max_tls_handshakes)},
+      {"shutdown_timeout_ms",
+       "",
+       "TOKENGATE_SHUTDOWN_TIMEOUT_MS",
+       R"({"limits": {"shutdown_timeout_ms": %s}})",
+       "5001",
+       "5002",
+       "",
+       {},
+       ms(&limits::shutdown_timeout)},
+  };
+  for (const auto& row : rows)
+    check_row(row);
+
+  // Each key of the tls and admin_tls blocks: TOKENGATE_<BLOCK>_<KEY> and --<block>-<key>.
+  for (const std::string block : {"tls", "admin_tls"}) {
+    const auto settings = [block](const config& c) { return block == "tls" ? c.tls : c.admin_tls; };
+    const auto env = block == "tls" ? std::string("TOKENGATE_TLS_") : "TOKENGATE_ADMIN_TLS_";
+    const auto flag = block == "tls" ? std::string("--tls-") : "--admin-tls-";
+    const auto pair = R"({")" + block + R"(": {"cert_file": "/c", "key_file": "/k", )";
+    const std::vector<setting_row> keys{
+        {"cert_file",
+         flag + "cert-file",
+         env + "CERT_FILE",
+         R"({")" + block + R"(": {"key_file": "/k", "cert_file": %s}})",
+         "/file.crt",
+         "/env.crt",
+         "/flag.crt",
+         {},
+         [settings](const config& c) { return settings(c).cert_file.string(); }},
+        {"key_file",
+         flag + "key-file",
+         env + "KEY_FILE",
+         R"({")" + block + R"(": {"cert_file": "/c", "key_file": %s}})",
+         "/file.key",
+         "/env.key",
+         "/flag.key",
+         {},
+         [settings](const config& c) { return settings(c).key_file.string(); }},
+        {"client_ca_file",
+         flag + "client-ca-file",
+         env + "CLIENT_CA_FILE",
+         pair + R"("client_ca_file": %s}})",
+         "/file-ca",
+         "/env-ca",
+         "/flag-ca",
+         {},
+         [settings](const config& c) { return settings(c).client_ca_file.string(); }},
+        {"min_version",
+         flag + "min-version",
+         env + "MIN_VERSION",
+         pair + R"("min_version": %s}})",
+         "1.3",
+         "1.2",
+         "1.3",
+         {},
+         [settings](const config& c) { return settings(c).tls13_only ? "1.3" : "1.2"; }},
+        {"ciphers",
+         flag + "ciphers",
+         env + "CIPHERS",
+         pair + R"("ciphers": %s}})",
+         "ECDHE-RSA-AES128-GCM-SHA256",
+         "ECDHE-RSA-AES256-GCM-SHA384",
+         "ECDHE-RSA-CHACHA20-POLY1305",
+         {},
+         [settings](const config& c) { return settings(c).ciphers; }},
+    };
+    for (const auto& row : keys)
+      check_row(row);
+  }
+
+  // The upstream_tls block's keys, with an https:// upstream.
+  const std::vector<std::string> https{"--upstream", "https://app.internal"};
+  const std::vector<setting_row> upstream_keys{
+      {"ca_file", "--upstream-tls-ca-file", "TOKENGATE_UPSTREAM_TLS_CA_FILE",
+       R"({"upstream_tls": {"ca_file": %s}})", "/file-ca", "/env-ca", "/flag-ca", https,
+       [](const config& c) { return c.upstream_tls.ca_file.string(); }},
+      {"cert_file", "--upstream-tls-cert-file", "TOKENGATE_UPSTREAM_TLS_CERT_FILE",
+       R"({"upstream_tls": {"key_file": "/k", "cert_file": %s}})", "/file.crt", "/env.crt",
+       "/flag.crt", https, [](const config& c) { return c.upstream_tls.cert_file.string(); }},
+      {"key_file", "--upstream-tls-key-file", "TOKENGATE_UPSTREAM_TLS_KEY_FILE",
+       R"({"upstream_tls": {"cert_file": "/c", "key_file": %s}})", "/file.key", "/env.key",
+       "/flag.key", https, [](const config& c) { return c.upstream_tls.key_file.string(); }},
+  };
+  for (const auto& row : upstream_keys)
+    check_row(row);
+
+  // The block variables (JSON) over the file, key by key.
+  config_file f(R"({"upstream_tls": {"ca_file": "/file-ca"},
+                    "admin_tls": {"cert_file": "/file.crt", "key_file": "/file.key"}})");
+  const auto c = load({"--config", f.path, "--upstream", "https://app.internal"},
+                      {{"TOKENGATE_UPSTREAM_TLS", R"({"ca_file": "/env-ca"})"},
+                       {"TOKENGATE_ADMIN_TLS",
+                        R"({"key_file": "/env.key", "ciphers": "ECDHE-RSA-AES128-GCM-SHA256"})"}});
+  CHECK(c.upstream_tls.ca_file == "/env-ca");
+  CHECK(c.admin_tls.cert_file == "/file.crt");
+  CHECK(c.admin_tls.key_file == "/env.key");
+  CHECK(c.admin_tls.ciphers == "ECDHE-RSA-AES128-GCM-SHA256");
 }
 
 TEST_CASE("listen addresses and upstream URLs", "[config]") {
