@@ -211,6 +211,35 @@ TEST_CASE("a misspelt TOKENGATE_ variable is named in one warning, its value nev
   CHECK(gate.terminate() == 0);
 }
 
+TEST_CASE("the real environment: TOKENGATE_CONFIG names the file, a variable overrides the "
+          "file and a flag overrides the variable",
+          "[e2e][cli]") {
+  test::temp_dir dir;
+  test::test_upstream upstream;
+  // The file: 3 threads, paths no route matches denied, and an upstream that answers nothing.
+  std::ofstream(dir / "tokengate.json")
+      << R"({"threads": 3, "default_route": null, "upstream": "http://127.0.0.1:1"})";
+  // gate_process gives --upstream (the live upstream) and --listen as flags.
+  gate_process gate(dir.path(), upstream.port(), {},
+                    {{"TOKENGATE_CONFIG", (dir / "tokengate.json").string()},
+                     {"TOKENGATE_THREADS", "4"},
+                     {"TOKENGATE_UPSTREAM", "http://127.0.0.1:2"},
+                     {"TOKENGATE_LISTEN", "127.0.0.1:3"},
+                     {"TOKENGATE_AUDIT_LOG_FILE", "audit.log"}});
+  const auto out = gate.proc().out();
+  CHECK_THAT(out, Catch::Contains("\"threads\":4,")); // the variable over the file
+  CHECK_THAT(out, Catch::Contains("\"upstream\":\"127.0.0.1:" + std::to_string(upstream.port()) +
+                                  "\"")); // the flag over the variable and the file
+  CHECK(gate.port() != 3);
+  // The file was read: no route and a null default_route deny the path.
+  auto denied = call(gate.port(), "GET", "/anything", gate.admin_key());
+  CHECK(denied.status == 403);
+  CHECK(denied.message() == "no route allows this path");
+  // The variable without a flag or a file key: the bootstrap token's audit event is in the file.
+  CHECK_THAT(read_file(dir / "audit.log"), Catch::Contains("\"operation\":\"bootstrap\""));
+  CHECK(gate.terminate() == 0);
+}
+
 TEST_CASE("a data directory another sidecar holds stops the start with one line", "[e2e][cli]") {
   test::temp_dir dir;
   test::test_upstream upstream;
