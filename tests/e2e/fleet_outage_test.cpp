@@ -198,9 +198,14 @@ TEST_CASE("max_staleness_ms: cut off longer than that, every key is refused unti
   fleet.pg().kill();
   CHECK(fleet.status("a", key) == 200); // not yet
   REQUIRE(a.proc().wait_for_output("longer than max_staleness_ms", recovery));
+  const auto stale = R"(tokengate_auth_decisions_total{outcome="stale"} )";
+  const auto scrape = [&] { return test::request(a.admin_port(), "GET", "/metrics").body; };
+  CHECK_THAT(scrape(), Catch::Contains(std::string(stale) + "0\n"));
   auto refused = call(a.port(), "GET", "/alerts/1", key);
   CHECK(refused.status == 401);
   CHECK_THAT(refused.message(), Catch::Contains("lost its token database"));
+  // README "Metrics": the refusal is counted under outcome="stale" (just after its answer).
+  CHECK(eventually([&] { return scrape().find(std::string(stale) + "1\n") != std::string::npos; }));
   fleet.pg().start();
   CHECK(eventually([&] { return fleet.status("a", key) == 200; }, recovery));
 }

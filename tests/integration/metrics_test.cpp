@@ -3,6 +3,7 @@
 // (python3-prometheus-client) reads both exposition formats.
 #include "tests/integration/proxy_fixture.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tokenapi/rfc3339.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -266,4 +268,190 @@ TEST_CASE_METHOD(metrics_fixture, "the admin listener serves the OpenAPI documen
   CHECK(r.body.starts_with("openapi: 3."));
   CHECK(r.body.find("/api-tokens/{id}/rotate") != std::string::npos);
   CHECK(test::request(gate.admin_port(), "DELETE", "/openapi.yaml").status == 405);
+}
+
+namespace {
+
+/// A series' labels without `le`, sorted by name, e.g. `code="2xx",listener="main"`, by the
+/// family's name (a histogram's _bucket, _count and _sum under the histogram's).
+std::map<std::string, std::set<std::string>> series_by_family(const samples& s) {
+  std::map<std::string, std::set<std::string>> out;
+  const std::regex label(R"re((\w+)="([^"]*)")re");
+  for (const auto& [name, value] : s) {
+    (void)value;
+    const auto brace = name.find('{');
+    auto family = name.substr(0, brace);
+    for (const std::string suffix : {"_bucket", "_count", "_sum"})
+      if (family.ends_with(suffix) && family.starts_with("tokengate_") &&
+          family.find("duration_seconds") != std::string::npos)
+        family.resize(family.size() - suffix.size());
+    std::map<std::string, std::string> labels;
+    if (brace != std::string::npos)
+      for (auto it = std::sregex_iterator(name.begin() + brace, name.end(), label);
+           it != std::sregex_iterator(); ++it)
+        if ((*it)[1].str() != "le")
+          labels[(*it)[1].str()] = (*it)[2].str();
+    std::string text;
+    for (const auto& [n, v] : labels)
+      text += (text.empty() ? "" : ",") + n + "=\"" + v + "\"";
+    out[family].insert(text);
+  }
+  return out;
+}
+
+/// Every combination of the values of each label (sorted by name as series_by_family writes
+/// them).
+std::set<std::string> combinations(const std::map<std::string, std::vector<std::string>>& values) {
+  std::set<std::string> out{""};
+  for (const auto& [name, list] : values) {
+    std::set<std::string> next;
+    for (const auto& prefix : out)
+      for (const auto& v : list)
+        next.insert(prefix + (prefix.empty() ? "" : ",") + name + "=\"" + v + "\"");
+    out = std::move(next);
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_CASE_METHOD(metrics_fixture,
+                 "each metric carries exactly the label names and values README \"Metrics\" "
+                 "lists",
+                 "[metrics]") {
+  const std::vector<std::string> classes{"1xx", "2xx", "3xx", "4xx", "5xx"};
+  const std::vector<std::string> listeners{"main", "admin"};
+  using labels = std::map<std::string, std::vector<std::string>>;
+  // The README's table, without TLS (tokengate_tls_certificate_expiry_seconds: only with TLS).
+  const std::map<std::string, labels> documented{
+      {"tokengate_http_requests_total", {{"listener", listeners}, {"code", classes}}},
+      {"tokengate_http_request_duration_seconds", {{"listener", listeners}}},
+      {"tokengate_auth_decisions_total",
+       {{"outcome",
+         {"allowed", "missing_key", "malformed_key", "unknown_key", "expired", "address_denied",
+          "permission_denied", "stale", "no_route"}}}},
+      {"tokengate_upstream_request_duration_seconds", {}},
+      {"tokengate_upstream_errors_total",
+       {{"reason", {"connect", "timeout", "reset", "bad_response"}}}},
+      {"tokengate_upstream_connections_total", {{"kind", {"reused", "new"}}}},
+      {"tokengate_upstream_connections_open", {}},
+      {"tokengate_connections_open", {{"listener", listeners}}},
+      {"tokengate_connections_refused_total", {}},
+      {"tokengate_api_requests_total",
+       {{"operation", {"list", "create", "get", "update", "delete", "rotate", "unknown"}},
+        {"code", classes}}},
+      {"tokengate_tokens", {}},
+      {"tokengate_tokens_expiring", {}},
+      {"tokengate_rate_limited_total", {}},
+      {"tokengate_would_deny_total",
+       {{"reason", {"address_denied", "permission_denied", "rate_limited"}}}},
+      // README "Live reload": result="success" and result="failure".
+      {"tokengate_config_reloads_total", {{"result", {"success", "failure"}}}},
+      {"tokengate_log_lines_dropped_total", {}},
+      {"tokengate_build_info", {{"version", {"0.1.0"}}}},
+      {"process_cpu_seconds_total", {}},
+      {"process_resident_memory_bytes", {}},
+      {"process_start_time_seconds", {}},
+  };
+  const auto seen = series_by_family(now());
+  std::set<std::string> families;
+  for (const auto& [family, series] : seen)
+    families.insert(family);
+  std::set<std::string> listed;
+  for (const auto& [family, values] : documented)
+    listed.insert(family);
+  CHECK(families == listed);
+  for (const auto& [family, values] : documented) {
+    INFO(family);
+    const auto it = seen.find(family);
+    REQUIRE(it != seen.end());
+    CHECK(it->second == combinations(values));
+  }
+}
+
+TEST_CASE("every outcome, operation and listener value is counted under its own label",
+          "[metrics]") {
+  auto settings = test::example_routes();
+  settings.default_route = std::nullopt; // a path no route matches: outcome no_route
+  metrics_fixture f(settings);
+  const auto admin = f.gate.admin_key();
+  const auto reader = f.gate.create_token("reader", {"AlertRead"});
+  const auto fenced = f.gate.create_token("fenced", {"AlertRead"}, {"192.0.2.0/24"});
+  const auto gone = f.gate.create_token("gone", {"AlertRead"});
+  REQUIRE(test::request(f.gate.port(), "DELETE", "/api-tokens/" + gone.id, {{"X-API-Key", admin}})
+              .status == 204);
+  // A key that expires at the next whole second but one: polled until it has.
+  const auto expiry = tokenapi::format_rfc3339(
+      std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()) + 2s);
+  auto made = test::request(f.gate.port(), "POST", "/api-tokens", {{"X-API-Key", admin}},
+                            R"({"name":"short","permissions":["AlertRead"],"expiresAt":")" +
+                                expiry + "\"}");
+  REQUIRE(made.status == 200);
+  const std::string expiring(made.json().at("value").as_string());
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (f.get_with(expiring, "/alerts/1").status != 401 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  const auto decision = [](std::string_view outcome) {
+    return R"(tokengate_auth_decisions_total{outcome=")" + std::string(outcome) + R"("})";
+  };
+  // Every request so far is counted once the last one (the expired key's 401) is.
+  const auto before = f.after({{decision("expired"), 0}}, decision("expired"), 1);
+
+  // One request for each outcome the README lists but stale (fleet mode's: fleet_outage_test).
+  REQUIRE(f.get_with(reader.value, "/alerts/1").status == 200);   // allowed
+  REQUIRE(f.get("/alerts/1").status == 401);                      // missing_key
+  REQUIRE(f.get_with("tg_malformed", "/alerts/1").status == 401); // malformed_key
+  REQUIRE(f.get_with(gone.value, "/alerts/1").status == 401);     // unknown_key
+  REQUIRE(f.get_with(expiring, "/alerts/1").status == 401);       // expired
+  REQUIRE(f.get_with(fenced.value, "/alerts/1").status == 403);   // address_denied
+  REQUIRE(
+      test::request(f.gate.port(), "DELETE", "/alerts/1", {{"X-API-Key", reader.value}}).status ==
+      403);                                                     // permission_denied
+  const auto no_route = f.get_with(reader.value, "/elsewhere"); // no_route
+  REQUIRE(no_route.status == 403);
+  REQUIRE(no_route.message() == "no route allows this path");
+  REQUIRE(f.get("/public/x").status == 200); // an open route: no decision
+  const auto main_4xx = R"(tokengate_http_requests_total{listener="main",code="4xx"})";
+  auto s = f.after(before, main_4xx, 7);
+  for (const std::string outcome : {"allowed", "missing_key", "malformed_key", "unknown_key",
+                                    "expired", "address_denied", "permission_denied", "no_route"})
+    CHECK(moved(before, s, decision(outcome)) == 1);
+  CHECK(moved(before, s, decision("stale")) == 0);
+  CHECK(moved(before, s, main_4xx) == 7);
+  CHECK(moved(before, s, R"(tokengate_http_requests_total{listener="main",code="2xx"})") == 2);
+
+  // One token API call of each operation; a path the API lacks is "unknown" and decides no key.
+  const auto api = [](std::string_view operation, std::string_view code) {
+    return R"(tokengate_api_requests_total{operation=")" + std::string(operation) + R"(",code=")" +
+           std::string(code) + R"("})";
+  };
+  const test::header_list key{{"X-API-Key", admin}};
+  const auto port = f.gate.port();
+  auto before_api = s;
+  REQUIRE(test::request(port, "GET", "/api-tokens", key).status == 200);
+  auto created = test::request(port, "POST", "/api-tokens", key,
+                               R"({"name":"ops","permissions":["AlertRead"]})");
+  REQUIRE(created.status == 200);
+  const std::string id(created.json().at("id").as_string());
+  REQUIRE(test::request(port, "GET", "/api-tokens/" + id, key).status == 200);
+  REQUIRE(test::request(port, "POST", "/api-tokens/" + id, key,
+                        R"({"name":"ops2","permissions":["AlertRead"]})")
+              .status == 200);
+  REQUIRE(test::request(port, "POST", "/api-tokens/" + id + "/rotate", key).status == 200);
+  REQUIRE(test::request(port, "DELETE", "/api-tokens/" + id, key).status == 204);
+  REQUIRE(test::request(port, "GET", "/api-tokens/" + id + "/rotate/x", key).status == 404);
+  s = f.after(before_api, api("unknown", "4xx"), 1);
+  for (const std::string operation : {"list", "create", "get", "update", "rotate", "delete"})
+    CHECK(moved(before_api, s, api(operation, "2xx")) == 1);
+  CHECK(moved(before_api, s, api("unknown", "4xx")) == 1);
+  CHECK(moved(before_api, s, decision("allowed")) == 6);
+
+  // The admin listener counts its own: a 404 there.
+  const auto admin_4xx = R"(tokengate_http_requests_total{listener="admin",code="4xx"})";
+  before_api = s;
+  REQUIRE(test::request(f.gate.admin_port(), "GET", "/nothing-here").status == 404);
+  s = f.after(before_api, admin_4xx, 1);
+  CHECK(moved(before_api, s, admin_4xx) == 1);
+  CHECK(moved(before_api, s, main_4xx) == 0);
 }
