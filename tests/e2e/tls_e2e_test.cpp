@@ -2,6 +2,7 @@
 // reloaded on SIGHUP, refusing to start on a broken pair, and speaking TLS to an https upstream
 // (whose CA file can be replaced without a restart).
 #include "tests/e2e/gate_process.hpp"
+#include "tests/support/occurrences.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_certificates.hpp"
 #include "tests/support/test_upstream.hpp"
@@ -11,6 +12,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <thread>
 
@@ -165,5 +167,88 @@ TEST_CASE("a new upstream CA file is taken without a restart (SIGHUP, or the fil
   }
   CHECK(seen);
   CHECK(test::request(gate.port(), "GET", "/public/x", key).status == 200);
+  CHECK(gate.terminate() == 0);
+}
+
+TEST_CASE("a broken certificate seen by the file watch is one error line, and the old one stays "
+          "served",
+          "[e2e][tls][reload]") {
+  test::temp_dir dir;
+  test::test_ca ca(dir.path(), "ca");
+  const auto main_pair = ca.issue(dir.path(), "main", serial(0x61));
+  const auto admin_pair = ca.issue(dir.path(), "admin", serial(0x71));
+  test::test_upstream upstream;
+  test::gate_process gate(dir.path(), upstream.port(),
+                          {"--tls-cert-file", main_pair.cert.string(), "--tls-key-file",
+                           main_pair.key.string(), "--admin-tls-cert-file",
+                           admin_pair.cert.string(), "--admin-tls-key-file",
+                           admin_pair.key.string()});
+  const auto options = trusting(ca.cert_file());
+  REQUIRE(test::tls_client(gate.port(), options).peer_serial() == "61");
+
+  // The main certificate is replaced whole (a rename) by a file that is not PEM. No signal: the
+  // 2-second watch finds it.
+  std::ofstream(dir / "broken.crt") << "not a certificate\n";
+  fs::rename(dir / "broken.crt", main_pair.cert);
+  const auto failure = std::string(R"("msg":"TLS certificate reload failed; the previous one is )"
+                                   R"(still served","listener":"main")");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  const auto failed = [&] { return gate.proc().out().find(failure) != std::string::npos; };
+  while (!failed() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  REQUIRE(failed());
+
+  // Later ticks of the watch look at the broken file again: the admin listener's new pair, seen
+  // by a later tick (the watch checks the main listener's files first), shows one has passed.
+  const auto next = ca.issue(dir.path(), "admin-next", serial(0x72));
+  fs::rename(next.key, admin_pair.key);
+  fs::rename(next.cert, admin_pair.cert);
+  const auto admin_loaded = [&] {
+    return line_with(gate.proc().out(), R"("serial":"72")").find(R"("trigger":"watch")") !=
+           std::string::npos;
+  };
+  while (!admin_loaded() && std::chrono::steady_clock::now() < deadline + std::chrono::seconds(20))
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  REQUIRE(admin_loaded());
+  const auto out = gate.proc().out();
+  INFO(out);
+  // (The admin pair's two renames may fail one tick of their own, as a mismatch.)
+  CHECK(test::occurrences(out, failure) == 1);
+  CHECK(out.find(failure) < out.find(R"("serial":"72")"));
+
+  // The previous pair is still served, and /readyz says the reload failed.
+  CHECK(test::tls_client(gate.port(), options).peer_serial() == "61");
+  test::tls_client admin(gate.admin_port(), options);
+  CHECK(admin.peer_serial() == "72");
+  const auto ready = admin.request("GET", "/readyz");
+  CHECK(ready.status == 200);
+  CHECK_THAT(ready.body, Catch::Contains("tls_reload_error"));
+  CHECK(gate.terminate() == 0);
+}
+
+TEST_CASE("behind a trusted proxy on TLS, the upstream gets the proxy's X-Forwarded-Proto, or "
+          "https when it sends none",
+          "[e2e][tls][xff]") {
+  test::temp_dir dir;
+  test::test_ca ca(dir.path(), "ca");
+  const auto pair = ca.issue(dir.path(), "server");
+  test::test_upstream upstream;
+  test::gate_process gate(
+      dir.path(), upstream.port(),
+      {"--tls-cert-file", pair.cert.string(), "--tls-key-file", pair.key.string()},
+      {{"TOKENGATE_TRUSTED_PROXIES", "127.0.0.0/8"}});
+  test::tls_client proxy(gate.port(), trusting(ca.cert_file()));
+  const auto key = gate.admin_key();
+  // The proxy took the client's request over plain HTTP and says so.
+  REQUIRE(proxy.request("GET", "/alerts/1", {{"X-API-Key", key}, {"X-Forwarded-Proto", "http"}})
+              .status == 200);
+  CHECK(upstream.last().header("X-Forwarded-Proto") == "http");
+  CHECK(upstream.last().count("X-Forwarded-Proto") == 1);
+  REQUIRE(proxy.request("GET", "/alerts/2", {{"X-API-Key", key}, {"X-Forwarded-Proto", "https"}})
+              .status == 200);
+  CHECK(upstream.last().header("X-Forwarded-Proto") == "https");
+  // Without one, the connection's own scheme.
+  REQUIRE(proxy.request("GET", "/alerts/3", {{"X-API-Key", key}}).status == 200);
+  CHECK(upstream.last().header("X-Forwarded-Proto") == "https");
   CHECK(gate.terminate() == 0);
 }
