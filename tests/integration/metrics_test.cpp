@@ -345,7 +345,7 @@ TEST_CASE_METHOD(metrics_fixture,
       {"tokengate_rate_limited_total", {}},
       {"tokengate_would_deny_total",
        {{"reason", {"address_denied", "permission_denied", "rate_limited"}}}},
-      // README "Live reload": result="success" and result="failure".
+      // README "Metrics" (and "Live reload"): result="success" and result="failure".
       {"tokengate_config_reloads_total", {{"result", {"success", "failure"}}}},
       {"tokengate_log_lines_dropped_total", {}},
       {"tokengate_build_info", {{"version", {"0.1.0"}}}},
