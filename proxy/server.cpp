@@ -152,6 +152,22 @@ net::awaitable<void> server::impl::accept_loop(worker& target, tcp::acceptor& ac
         if (w->live_count.load(std::memory_order_relaxed) <
             serve_on->live_count.load(std::memory_order_relaxed))
           serve_on = w.get();
+    // At max_tls_handshakes a new connection takes the place of a stalled handshake only on the
+    // loop where that one is under way (give_up_oldest_handshake): it goes to the loop whose
+    // oldest handshake has been under way longest, once that is long enough to give its place
+    // up. The loop that holds stalled handshakes holds more connections, and would otherwise
+    // never be given the new ones that could replace them.
+    if (!admin && shared.tls &&
+        shared.tls_handshakes.load(std::memory_order_relaxed) >=
+            target.settings->limits.max_tls_handshakes) {
+      auto oldest = (coarse_now() - handshake_give_up_after).time_since_epoch().count();
+      for (auto& w : workers)
+        if (const auto since = w->oldest_handshake.load(std::memory_order_relaxed);
+            since <= oldest) {
+          oldest = since;
+          serve_on = w.get();
+        }
+    }
     serve_on->live_count.fetch_add(1, std::memory_order_relaxed);
     if (serve_on == &target) {
       start_session(target, std::move(socket), peer, admin);

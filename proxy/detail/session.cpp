@@ -5,6 +5,7 @@
 #include "proxy/client_address.hpp"
 
 #include <array>
+#include <limits>
 #include <utility>
 
 namespace tokengate::proxy::detail {
@@ -14,6 +15,14 @@ using tokenapi::api_response;
 
 constexpr auto linger_time = std::chrono::seconds(2);
 constexpr std::size_t max_linger_bytes = 1 << 20;
+
+/// Publishes when the oldest handshake under way on `w` started, after a change to the list.
+void publish_oldest_handshake(worker& w) {
+  w.oldest_handshake.store(w.handshakes.empty()
+                               ? std::numeric_limits<steady::rep>::max()
+                               : w.handshakes.front()->handshake_since().time_since_epoch().count(),
+                           std::memory_order_relaxed);
+}
 
 } // namespace
 
@@ -39,8 +48,10 @@ net::awaitable<void> session::run() {
                     [&](json_line& l) { l.add("error", e.what()); });
   }
   close();
-  if (handshake_)
+  if (handshake_) {
     w_.handshakes.erase(*handshake_);
+    publish_oldest_handshake(w_);
+  }
   w_.live.erase(this);
   w_.live_count.fetch_sub(1);
   (admin_ ? shared_.admin_connections : shared_.connections).fetch_sub(1);
@@ -58,6 +69,7 @@ void session::evict() {
 
 void session::give_up_handshake() {
   w_.handshakes.erase(*handshake_);
+  publish_oldest_handshake(w_);
   handshake_.reset();
   gave_up_handshake_ = true;
   client_.cancel();
@@ -164,14 +176,17 @@ net::awaitable<bool> session::start_tls() {
   if (counted) {
     handshake_since_ = coarse_now();
     handshake_ = w_.handshakes.insert(w_.handshakes.end(), this);
+    publish_oldest_handshake(w_);
   }
   tls_context_ = certificates->current();
   boost::system::error_code ec = net::error::no_memory;
   if (client_.start_tls(*tls_context_, tls_role::server))
     ec = co_await client_.handshake();
   if (counted) {
-    if (handshake_)
+    if (handshake_) {
       w_.handshakes.erase(*std::exchange(handshake_, std::nullopt));
+      publish_oldest_handshake(w_);
+    }
     shared_.tls_handshakes.fetch_sub(1);
   }
   if (ec) {

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <functional>
+#include <limits>
 #include <list>
 #include <memory>
 #include <optional>
@@ -70,6 +71,11 @@ struct worker {
   /// The main listener's TLS handshakes under way on this loop, oldest first (this worker's
   /// thread only): at max_tls_handshakes the oldest may give its place up.
   std::list<session*> handshakes;
+  /// When the oldest of `handshakes` started (coarse_now(), in steady_clock ticks), or the
+  /// largest value when there is none: written on this worker's thread, read by the loops that
+  /// accept, so that at max_tls_handshakes a new connection goes to a loop whose stalled
+  /// handshake can give its place up (server.cpp).
+  std::atomic<steady::rep> oldest_handshake{std::numeric_limits<steady::rep>::max()};
   /// live.size() and the connections given to this loop that have not started yet, readable
   /// from other threads.
   std::atomic<std::size_t> live_count{0};

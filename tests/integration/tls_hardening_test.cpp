@@ -141,6 +141,29 @@ TEST_CASE("handshakes beyond max_tls_handshakes are closed, a stalled one gives 
   CHECK(test::eventually([&] { return test::handshake_error(gate.port(), trusting).empty(); }));
 }
 
+TEST_CASE("with two event loops a stalled handshake still gives its place up at "
+          "max_tls_handshakes on a loop that holds more connections",
+          "[tls][limits][loops]") {
+  test::temp_dir d;
+  test::test_ca ca(d.path(), "ca");
+  const auto pair = ca.issue(d.path(), "server");
+  auto c = test::serving(pair);
+  c.threads = 2;
+  c.limits.max_tls_handshakes = 1;
+  c.limits.header_timeout = std::chrono::minutes(1);
+  test::test_upstream upstream;
+  test::sidecar gate(upstream.port(), c);
+  const auto trusting = test::trusting(ca.cert_file());
+  // One client starts a handshake and goes silent: its loop holds one connection, the other
+  // none, so a new connection would go to the other loop (README "Event loops"), where no
+  // handshake can give its place up.
+  auto half_open = half_open_handshakes(gate.port(), 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  // README "TLS": half-open handshakes cannot keep clients out until header_timeout_ms.
+  CHECK(test::eventually([&] { return test::handshake_error(gate.port(), trusting).empty(); }));
+  CHECK(half_open.front()->closed_within(std::chrono::seconds(5)));
+}
+
 TEST_CASE("half-open handshakes on the main listener do not keep a probe out of the admin "
           "listener's TLS",
           "[tls][limits][admin]") {
