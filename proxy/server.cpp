@@ -70,6 +70,15 @@ tcp::acceptor bind(net::io_context& io, const endpoint& where) {
   return a;
 }
 
+/// Counts one more connection in `counter` if it holds fewer than `limit`.
+bool take_place(std::atomic<std::size_t>& counter, std::size_t limit) {
+  auto open = counter.load(std::memory_order_relaxed);
+  while (open < limit)
+    if (counter.compare_exchange_weak(open, open + 1, std::memory_order_relaxed))
+      return true;
+  return false;
+}
+
 } // namespace
 
 struct server::impl {
@@ -123,13 +132,16 @@ net::awaitable<void> server::impl::accept_loop(worker& target, tcp::acceptor& ac
     auto& counter = admin ? shared.admin_connections : shared.connections;
     const auto limit =
         admin ? max_admin_connections : shared.max_connections.load(std::memory_order_relaxed);
-    // The place is taken before it is checked: the loops accept side by side, and two of them
+    // A place is taken only while one is free: the loops accept side by side, and two of them
     // must not both take the last one. A full admin listener makes room by closing an idle
-    // connection (this loop is the admin connections' own): a probe must not fail because others
-    // hold idle keep-alive connections.
-    if (counter.fetch_add(1, std::memory_order_relaxed) >= limit &&
-        !(admin && evict_idle_admin_session(target))) {
-      counter.fetch_sub(1, std::memory_order_relaxed);
+    // connection (this loop is the admin connections' own), whose place the new one takes at
+    // once: a probe must not fail because others hold idle keep-alive connections.
+    bool placed = take_place(counter, limit);
+    if (!placed && admin && evict_idle_admin_session(target)) {
+      counter.fetch_add(1, std::memory_order_relaxed); // one over until the evicted one has ended
+      placed = true;
+    }
+    if (!placed) {
       // A TLS client could not read a plaintext answer: its connection is only closed.
       const bool tls = (admin ? shared.admin_tls : shared.tls) != nullptr;
       if (!tls)
