@@ -1,6 +1,7 @@
 // Configuration: built-in defaults, a JSON file, TOKENGATE_* variables and flags, in rising
 // precedence, and what each setting holds once loaded. Mistakes: config_errors_test.cpp.
 #include "proxy/config.hpp"
+#include "proxy/log.hpp"
 
 #include "tests/unit/proxy/config_checks.hpp"
 
@@ -137,20 +138,6 @@ TEST_CASE("flag beats environment beats file beats default", "[config]") {
 
 namespace {
 
-std::string level_name(log_level l) {
-  switch (l) {
-  case log_level::debug:
-    return "debug";
-  case log_level::info:
-    return "info";
-  case log_level::warn:
-    return "warn";
-  case log_level::error:
-    return "error";
-  }
-  return "?";
-}
-
 // One row of the README's settings table: the file's key, its flag ("" when none), its
 // variable, the file's JSON around the key's value, three values (the file's, the variable's,
 // the flag's) and how the loaded setting reads back as text.
@@ -275,7 +262,7 @@ TEST_CASE("every flag and TOKENGATE_ variable of the README's table sets its own
        "debug",
        "error",
        {},
-       [](const config& c) { return level_name(c.level); }},
+       [](const config& c) { return std::string(level_name(c.level)); }},
       {"trusted_proxies",
        "",
        "TOKENGATE_TRUSTED_PROXIES",
