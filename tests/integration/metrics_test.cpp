@@ -50,17 +50,28 @@ struct metrics_fixture : proxy_fixture {
     REQUIRE(r.status == 200);
     return parse(r.body);
   }
-  /// Scrapes until `name` has moved by `delta` from `before` (figures are counted just after each
-  /// answer is written), then returns the scrape.
-  samples after(const samples& before, const std::string& name, double delta) {
+  /// Scrapes until every figure named has moved by its delta from `before`, then returns the
+  /// scrape. A request is counted just after its answer is written, so the client can read one
+  /// answer, and even send the next request, before the first is counted: a test waits for each
+  /// figure it checks, not only for the one the last request moves.
+  samples after(const samples& before, const std::vector<std::pair<std::string, double>>& moves) {
+    const auto reached = [&](const samples& s) {
+      return std::all_of(moves.begin(), moves.end(), [&](const auto& m) {
+        const auto was = before.count(m.first) ? before.at(m.first) : 0;
+        return s.count(m.first) && s.at(m.first) - was >= m.second;
+      });
+    };
     samples s;
     for (int i = 0; i < 200; ++i) {
       s = now();
-      if (s[name] - before.at(name) >= delta)
+      if (reached(s))
         break;
       std::this_thread::sleep_for(10ms);
     }
     return s;
+  }
+  samples after(const samples& before, const std::string& name, double delta) {
+    return after(before, {{name, delta}});
   }
 };
 
@@ -91,9 +102,11 @@ TEST_CASE_METHOD(metrics_fixture, "each figure moves by exactly the traffic sent
   REQUIRE(test::request(gate.port(), "GET", "/api-tokens/self", {}).status == 401);
 
   const auto requests_2xx = R"(tokengate_http_requests_total{listener="main",code="2xx"})";
-  const auto s = after(before, requests_2xx, 5);
+  const auto requests_4xx = R"(tokengate_http_requests_total{listener="main",code="4xx"})";
+  const auto durations = R"(tokengate_http_request_duration_seconds_count{listener="main"})";
+  const auto s = after(before, {{requests_2xx, 5}, {requests_4xx, 5}, {durations, 10}});
   CHECK(moved(before, s, requests_2xx) == 5);
-  CHECK(moved(before, s, R"(tokengate_http_requests_total{listener="main",code="4xx"})") == 5);
+  CHECK(moved(before, s, requests_4xx) == 5);
   // The token API's keys are decided too: the admin's list allowed, the keyless self a 401.
   CHECK(moved(before, s, R"(tokengate_auth_decisions_total{outcome="allowed"})") == 4);
   CHECK(moved(before, s, R"(tokengate_auth_decisions_total{outcome="malformed_key"})") == 2);
@@ -105,8 +118,7 @@ TEST_CASE_METHOD(metrics_fixture, "each figure moves by exactly the traffic sent
   CHECK(moved(before, s, R"(tokengate_upstream_connections_total{kind="new"})") +
             moved(before, s, R"(tokengate_upstream_connections_total{kind="reused"})") ==
         4);
-  CHECK(moved(before, s, R"(tokengate_http_request_duration_seconds_count{listener="main"})") ==
-        10);
+  CHECK(moved(before, s, durations) == 10);
   CHECK(s.at("tokengate_tokens") == 2); // the bootstrap token and the reader
   CHECK(s.at(R"(tokengate_connections_open{listener="admin"})") >= 1);
   CHECK(s.at(R"(tokengate_build_info{version="0.1.0"})") == 1);
@@ -413,13 +425,14 @@ TEST_CASE("every outcome, operation and listener value is counted under its own 
   REQUIRE(no_route.message() == "no route allows this path");
   REQUIRE(f.get("/public/x").status == 200); // an open route: no decision
   const auto main_4xx = R"(tokengate_http_requests_total{listener="main",code="4xx"})";
-  auto s = f.after(before, main_4xx, 7);
+  const auto main_2xx = R"(tokengate_http_requests_total{listener="main",code="2xx"})";
+  auto s = f.after(before, {{main_4xx, 7}, {main_2xx, 2}});
   for (const std::string outcome : {"allowed", "missing_key", "malformed_key", "unknown_key",
                                     "expired", "address_denied", "permission_denied", "no_route"})
     CHECK(moved(before, s, decision(outcome)) == 1);
   CHECK(moved(before, s, decision("stale")) == 0);
   CHECK(moved(before, s, main_4xx) == 7);
-  CHECK(moved(before, s, R"(tokengate_http_requests_total{listener="main",code="2xx"})") == 2);
+  CHECK(moved(before, s, main_2xx) == 2);
 
   // One token API call of each operation; a path the API lacks is "unknown" and decides no key.
   const auto api = [](std::string_view operation, std::string_view code) {
