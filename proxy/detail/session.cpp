@@ -282,7 +282,10 @@ bool session::between_requests() const {
 }
 
 net::awaitable<bool> session::refuse(http1::refusal why) {
-  begin_record({});
+  // A head refused before it was parsed whole still named its method when its request line
+  // came: an answer to HEAD has no body (README "Headers sent upstream"), tokengate's own
+  // refusals included.
+  begin_record(in_.data().starts_with("HEAD ") ? std::string_view("HEAD") : std::string_view{});
   co_await answer(why.status, why.message, true);
   log_access();
   co_return false;

@@ -204,7 +204,8 @@ private:
 
   // ---- access log ------------------------------------------------------------------------
 
-  /// Starts the access-log record of a new request (`method` empty for a refused head).
+  /// Starts the access-log record of a new request (`method` empty for a refused head whose
+  /// method is unknown).
   void begin_record(std::string_view method);
 
   /// Writes the access line (and counts the request) when an answer went out; `unfinished`: also

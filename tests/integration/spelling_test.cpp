@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <utility>
 
 using namespace tokengate;
 using test::proxy_fixture;
@@ -203,6 +204,31 @@ TEST_CASE_METHOD(proxy_fixture, "HEAD on the token API is GET without the body",
   const auto refused = c.read_until_close();
   CHECK(test::status_of(refused) == 401);
   CHECK(body_of(refused).empty());
+}
+
+TEST_CASE_METHOD(proxy_fixture, "a HEAD whose head is refused before it is parsed gets no body",
+                 "[spelling][head]") {
+  // README "Headers sent upstream": answers to HEAD, tokengate's own included, never carry a
+  // body, also when the head is refused as malformed, too large or of another version.
+  const std::string too_large(20 * 1024, 'v');
+  const std::pair<std::string, int> heads[]{
+      {"HEAD /public/x HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n", 400},
+      {"HEAD /public/x HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n", 400},
+      {"HEAD /public/x HTTP/2.0\r\nHost: x\r\n\r\n", 505},
+      {"HEAD /public/x HTTP/1.1\r\nHost: x\r\nX: " + too_large + "\r\n\r\n", 431},
+  };
+  for (const auto& [head, status] : heads) {
+    INFO(head.substr(0, 60));
+    const auto answer = raw_exchange(gate.port(), head);
+    CHECK(test::status_of(answer) == status);
+    CHECK_THAT(answer, Catch::Contains("Content-Length: "));
+    CHECK(body_of(answer).empty());
+  }
+  // Another method's refusal still says why in its body.
+  const auto get = raw_exchange(gate.port(), "GET /public/x HTTP/2.0\r\nHost: x\r\n\r\n");
+  CHECK(test::status_of(get) == 505);
+  CHECK_THAT(body_of(get), Catch::Contains("only HTTP/1.0 and HTTP/1.1"));
+  CHECK(upstream.requests().empty());
 }
 
 TEST_CASE_METHOD(proxy_fixture, "a second key or Host in another case is 400",
