@@ -209,8 +209,12 @@ net::awaitable<bool> session::read_head(bool first) {
   if (idle_)
     idle_since_ = coarse_now();
   // header_timeout_ms runs once per head, from its first byte (or the connection's start).
+  // Over TLS the first head's clock is the handshake's, started as the connection opened:
+  // starting it again here would give a client that stalls its handshake a second
+  // header_timeout_ms to hold the connection without a request.
   bool head_clock = first || !idle_;
-  deadline_.expire_after(head_clock ? header_timeout() : limits().idle_timeout);
+  if (!(first && tls_up_))
+    deadline_.expire_after(head_clock ? header_timeout() : limits().idle_timeout);
   for (;;) {
     if (!idle_) {
       const auto size = http1::scan_head(in_.data(), scanned);

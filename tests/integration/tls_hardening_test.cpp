@@ -3,10 +3,18 @@
 // and the handshake deadline.
 #include "tests/integration/tls_fixture.hpp"
 
+#include <arpa/inet.h>
 #include <catch2/catch.hpp>
+#include <netinet/in.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <memory>
+#include <thread>
 
 using namespace tokengate;
 using test::tls_fixture;
@@ -200,6 +208,32 @@ TEST_CASE("a TLS client that starts a handshake and goes silent is closed after 
   CHECK(silent.closed_within(std::chrono::seconds(10)));
   // The server is not stuck: a whole handshake still gets through.
   CHECK(test::handshake_error(f.gate.port(), f.trusting()).empty());
+}
+
+TEST_CASE("a TLS client that stalls its handshake gets no second header_timeout_ms for its first "
+          "request: the clock runs from the connection's start",
+          "[tls][limits]") {
+  // README "Configuration", header_timeout_ms: a request head not complete this long after the
+  // connection opened closes the connection; the handshake takes its share of that time.
+  tls_fixture f([](proxy::limits& l) { l.header_timeout = std::chrono::milliseconds(3000); });
+  const int late = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(late >= 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(f.gate.port());
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(late, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  const std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> context(SSL_CTX_new(TLS_client_method()),
+                                                                  SSL_CTX_free);
+  const std::unique_ptr<SSL, decltype(&SSL_free)> tls(context ? SSL_new(context.get()) : nullptr,
+                                                      SSL_free);
+  const bool handshake = tls && SSL_set_fd(tls.get(), late) == 1 && SSL_connect(tls.get()) == 1;
+  // No request: closed 3 s after the connection opened, not 3 s after the handshake.
+  const bool closed = handshake && test::peer_closed_within(late, std::chrono::milliseconds(2000));
+  ::close(late);
+  REQUIRE(handshake); // about 2 s after the connection opened
+  CHECK(closed);
 }
 
 TEST_CASE("a client that connects to the TLS port and sends nothing is closed after "
