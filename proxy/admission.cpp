@@ -18,6 +18,11 @@ std::size_t count_fields(const http1::head& h, std::string_view name) {
 boost::system::result<admitted, http1::refusal> admit_request(const http1::head& h,
                                                               normalized_target& target) {
   admitted a;
+  // tokengate relays requests and never tunnels: a 2xx answer to CONNECT makes the upstream
+  // connection a tunnel (RFC 9112 section 6.3), which could not go back to the pool, and whose
+  // framing the client would read differently from tokengate.
+  if (h.method == "CONNECT")
+    return http1::refusal{501, "CONNECT is not supported: tokengate relays requests, not tunnels"};
   const auto body = http1::request_framing(h);
   if (!body)
     return http1::refusal{400, http1::describe(body.error())};

@@ -21,10 +21,11 @@ struct admitted {
   bool want_continue = false;          ///< "Expect: 100-continue" with a body to wait for
 };
 
-/// Checks a parsed request head, in this order: framing (no ambiguity a smuggling attack could
-/// use), target (normalised into `target`, reusing its capacity), Host (exactly one on
-/// HTTP/1.1, and valid), X-API-Key (at most one), Expect (only 100-continue). A refusal is
-/// answered with "Connection: close": the framing of what follows cannot be trusted.
+/// Checks a parsed request head, in this order: the method (CONNECT is 501), framing (no
+/// ambiguity a smuggling attack could use), target (normalised into `target`, reusing its
+/// capacity), Host (exactly one on HTTP/1.1, and valid), X-API-Key (at most one), Expect (only
+/// 100-continue). A refusal is answered with "Connection: close": the framing of what follows
+/// cannot be trusted.
 [[nodiscard]] boost::system::result<admitted, http1::refusal>
 admit_request(const http1::head& h, normalized_target& target);
 

@@ -86,6 +86,26 @@ TEST_CASE_METHOD(proxy_fixture, "request smuggling attempts get 400 and a closed
         200);
 }
 
+TEST_CASE_METHOD(proxy_fixture,
+                 "CONNECT is 501 and never reaches the upstream, whose connection a tunnel would "
+                 "take from the pool",
+                 "[framing]") {
+  // README "The proxy": tokengate relays requests, never tunnels. A CONNECT with a path on an
+  // open route is refused before the upstream sees it, and the connection closes.
+  for (const std::string target : {"/public/x", "/alerts"}) {
+    INFO(target);
+    test::raw_connection c(gate.port());
+    c.send("CONNECT " + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    const auto answer = c.read_until_close();
+    CHECK(test::status_of(answer) == 501);
+    CHECK(answer.find(R"({"message":"CONNECT is not supported: tokengate relays requests, )"
+                      R"(not tunnels"})") != std::string::npos);
+    CHECK(answer.find("Connection: close") != std::string::npos);
+  }
+  CHECK(upstream.requests().empty());
+  CHECK(test::request(gate.port(), "GET", "/public/x").status == 200);
+}
+
 TEST_CASE_METHOD(proxy_fixture, "HTTP versions other than 1.0 and 1.1 get 505", "[framing]") {
   for (const std::string version : {"HTTP/2.0", "HTTP/1.2", "HTTP/0.9", "HTTP/9.9"}) {
     INFO(version);

@@ -77,6 +77,11 @@ TEST_CASE("admission refuses, in order, with the answer the client gets", "[admi
         "more than one X-API-Key header");
   const auto expect = refused("GET / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n");
   CHECK(expect.status == 417);
+  // CONNECT first: tokengate never tunnels, whatever its target.
+  const auto connect = refused("CONNECT /public HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n"
+                               "Content-Length: 2\r\n\r\n");
+  CHECK(connect.status == 501);
+  CHECK(connect.message == "CONNECT is not supported: tokengate relays requests, not tunnels");
   CHECK(refused("GET / HTTP/1.1\r\n\r\n").status == 400);
 }
 
