@@ -66,10 +66,19 @@ std::string url_mistake(std::string_view url) {
   const auto scheme = url.find("://");
   if (!url.starts_with("postgres") || scheme == std::string_view::npos)
     return {};
-  const auto authority = url.substr(scheme + 3, url.find_first_of("/?#", scheme + 3) - scheme - 3);
-  if (std::count(authority.begin(), authority.end(), '@') > 1)
-    return "database_url has more than one '@' before its host: write an '@' of the user name or "
-           "password as %40 (its text is not shown: it may hold a password)";
+  // libpq ends the user name and password at the first '@' or '/', whichever comes first, and
+  // the host and database name at the query's '?'. An '@' left between them means that a
+  // password held an '@' or a '/': the rest of it would be taken for the host, port or
+  // database name, and written into logs and errors as those.
+  auto rest = url.substr(scheme + 3);
+  if (const auto credentials = rest.find_first_of("@/"); credentials == std::string_view::npos)
+    rest = {};
+  else
+    rest.remove_prefix(credentials + (rest[credentials] == '@' ? 1 : 0));
+  if (rest.substr(0, rest.find('?')).find('@') != std::string_view::npos)
+    return "database_url has more than one '@' before its host, or an '@' after a '/' of its user "
+           "name or password: write an '@' of the user name or password as %40 and a '/' as %2F "
+           "(its text is not shown: it may hold a password)";
   return {};
 }
 

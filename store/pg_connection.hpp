@@ -40,9 +40,9 @@ struct pg_settings {
 [[nodiscard]] bool valid_url(std::string_view url);
 
 /// What is wrong with `url`, never quoting it (it may hold a password); "" when libpq takes it
-/// as meant. A URI with two '@' before its host is refused although libpq takes it: libpq ends
-/// the password at the first '@', so the rest of it would be taken for the host name, and
-/// written into logs and errors as one.
+/// as meant. A URI with two '@' before its host, or with a '/' in its password, is refused
+/// although libpq takes it: libpq ends the password at the first '@' or '/', so the rest of it
+/// would be taken for the host, port or database name, and written into logs and errors as one.
 [[nodiscard]] std::string url_mistake(std::string_view url);
 
 /// Rows of text values (NULL: nullopt), as a query returned them.

@@ -211,6 +211,13 @@ TEST_CASE("fleet start-up mistakes are one line that never shows a password", "[
   CHECK_THAT(two_ats->err(), Catch::Contains("more than one '@' before its host"));
   CHECK(two_ats->err().find("Secret-7") == std::string::npos);
   CHECK(two_ats->out().find("Secret-7") == std::string::npos);
+  // A '/' of the password (base64 passwords hold them): libpq would take what precedes it for
+  // the port and the rest for the database name, and the start would log both.
+  auto slash = with({"--database-url", "postgresql://tg:Half/Secret-6@127.0.0.1:1/postgres"});
+  CHECK(slash->wait(std::chrono::seconds(0)) == 1);
+  CHECK_THAT(slash->err(), Catch::Contains("as %2F"));
+  CHECK(slash->err().find("Secret-6") == std::string::npos);
+  CHECK(slash->out().find("Secret-6") == std::string::npos);
 
   auto no_file = with({"--database-url", "host=127.0.0.1 port=1", "--database-password-file",
                        (dir / "missing").string()});

@@ -116,6 +116,17 @@ TEST_CASE("an unreachable database fails every call with 'unavailable', never sh
   CHECK_THAT(two, Catch::Contains("more than one '@' before its host"));
   CHECK(two.find("Hunter2") == std::string::npos);
   CHECK(store::url_mistake("postgresql://tg:Half%40Hunter2@db:5432/x").empty());
+  // libpq ends a password at a '/' too (base64 passwords hold them): it would take
+  // "Half" for the port and "Hunter2@db:5432/x" for the database name, both logged.
+  CHECK(store::describe({"postgresql://tg:Half/Hunter2@db:5432/x", {}, {}}).find("Hunter2") !=
+        std::string::npos);
+  const auto slash = store::url_mistake("postgresql://tg:Half/Hunter2@db:5432/x");
+  CHECK_THAT(slash, Catch::Contains("as %2F"));
+  CHECK(slash.find("Hunter2") == std::string::npos);
+  CHECK(store::url_mistake("postgresql://tg:Half%2FHunter2@db:5432/x").empty());
+  // A '?' before the password's second '@' does not hide it.
+  CHECK_FALSE(store::url_mistake("postgresql://tg:Ha?lf@Hunter2@db:5432/x").empty());
+  CHECK(store::url_mistake("postgresql://tg:Ha?lf@db:5432/x").empty()); // libpq takes it whole
   CHECK(store::url_mistake("postgres://db/x?options=a@b").empty()); // after the host: not a user
   CHECK(store::url_mistake("host=db user=a@b").empty());
 }
