@@ -2,7 +2,7 @@
 #include "tokenapi/page_cursor.hpp"
 
 #include "store/hex.hpp"
-#include "tokenapi/token_value.hpp"
+#include "tokenapi/token.hpp"
 
 #include <cstdint>
 
@@ -86,7 +86,7 @@ std::optional<std::string> decode_cursor(std::string_view cursor) {
       out.push_back(static_cast<char>((acc >> bits) & 0xff));
     }
   }
-  if (!looks_like_id(out))
+  if (!sendable_id(out))
     return std::nullopt;
   return out;
 }

@@ -23,7 +23,8 @@ namespace tokengate::tokenapi {
 [[nodiscard]] std::string encode_cursor(std::string_view id);
 
 /// The id a cursor of `encode_cursor` names; nullopt when `cursor` is not base64url or does not
-/// decode to a token id.
+/// decode to a token id: any id a token may have (`sendable_id`), a fleet's row written around
+/// the API included, not only the UUIDs the API makes.
 [[nodiscard]] std::optional<std::string> decode_cursor(std::string_view cursor);
 
 } // namespace tokengate::tokenapi

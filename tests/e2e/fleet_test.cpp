@@ -236,3 +236,40 @@ TEST_CASE("fleet start-up mistakes are one line that never shows a password", "[
   CHECK(migrate_nothing->wait(std::chrono::seconds(0)) == 1);
   CHECK_THAT(migrate_nothing->err(), Catch::Contains("no token store in"));
 }
+
+TEST_CASE("tokens a fleet's rows give ids of their own are listed and paged past",
+          "[e2e][fleet][paging]") {
+  test::fleet_env fleet;
+  const auto port = fleet.start("a").port();
+  // Rows written around the API, with ids of their own (README "Rows held wrong": any id of 1 to
+  // 128 letters, digits, '-', '_' or '.' serves), each with its change-log entry.
+  for (const std::string id : {"ops-1", "ops-2"}) {
+    (void)fleet.pg().query("INSERT INTO tokengate_tokens (id, digest, payload) SELECT '" + id +
+                               "', sha256('" + id + "'), payload FROM tokengate_tokens LIMIT 1",
+                           "postgres");
+    (void)fleet.pg().query("WITH s AS (UPDATE tokengate_meta SET last_seq = last_seq + 1 "
+                           "RETURNING last_seq) INSERT INTO tokengate_changes (seq, id) "
+                           "SELECT last_seq, '" +
+                               id + "' FROM s",
+                           "postgres");
+  }
+  REQUIRE(eventually(
+      [&] { return call(port, "GET", "/api-tokens/ops-2", fleet.admin()).status == 200; }));
+
+  // The bootstrap token's UUID sorts first: the first page ends on "ops-1".
+  auto first = call(port, "GET", "/api-tokens?limit=2", fleet.admin());
+  REQUIRE(first.status == 200);
+  const auto page = first.json().as_object();
+  REQUIRE(page.at("results").as_array().size() == 2);
+  CHECK(page.at("results").as_array()[1].at("id") == "ops-1");
+  REQUIRE(page.contains("next"));
+  auto second =
+      call(port, "GET", "/api-tokens?limit=2&cursor=" + std::string(page.at("next").as_string()),
+           fleet.admin());
+  INFO(second.body);
+  REQUIRE(second.status == 200);
+  const auto rest = second.json().at("results").as_array();
+  REQUIRE(rest.size() == 1);
+  CHECK(rest[0].at("id") == "ops-2");
+  CHECK_FALSE(second.json().as_object().contains("next"));
+}
