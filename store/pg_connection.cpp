@@ -155,6 +155,7 @@ result<void> pg_connection::begin() {
 
 result<pg_rows> pg_connection::exec(std::string_view sql,
                                     std::initializer_list<std::optional<std::string_view>> params) {
+  timed_out_ = false;
   if (!connected())
     return lost(last_error_.empty() ? "not connected" : last_error_);
   const std::string statement(sql);
@@ -185,9 +186,11 @@ result<pg_rows> pg_connection::exec(std::string_view sql,
       return lost(one_line(PQerrorMessage(conn_)));
     const auto left = time_left();
     pollfd p{PQsocket(conn_), POLLIN | POLLOUT, 0};
-    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0)
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0) {
+      timed_out_ = true;
       return lost("the database did not take the whole statement within " +
                   std::to_string(settings_.query_timeout.count()) + " ms");
+    }
     if ((p.revents & POLLIN) != 0 && PQconsumeInput(conn_) == 0)
       return lost(one_line(PQerrorMessage(conn_)));
   }
@@ -196,9 +199,11 @@ result<pg_rows> pg_connection::exec(std::string_view sql,
     while (PQisBusy(conn_) == 1) {
       const auto left = time_left();
       pollfd p{PQsocket(conn_), POLLIN, 0};
-      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0)
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0) {
+        timed_out_ = true;
         return lost("no answer from the database within " +
                     std::to_string(settings_.query_timeout.count()) + " ms");
+      }
       if (PQconsumeInput(conn_) == 0)
         return lost(one_line(PQerrorMessage(conn_)));
     }

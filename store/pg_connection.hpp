@@ -88,6 +88,9 @@ public:
 
   [[nodiscard]] const std::string& last_error() const { return last_error_; }
   [[nodiscard]] const pg_settings& settings() const { return settings_; }
+  /// Whether the last statement lost the session by waiting `query_timeout` for the server (a
+  /// stalled database), rather than finding it broken.
+  [[nodiscard]] bool timed_out() const { return timed_out_; }
 
 private:
   [[nodiscard]] boost::system::error_code lost(std::string why);
@@ -95,6 +98,7 @@ private:
   pg_settings settings_;
   pg_conn* conn_ = nullptr;
   std::string last_error_;
+  bool timed_out_ = false;
   std::function<void()> lose_commit_reply_;
 };
 
@@ -111,7 +115,9 @@ template <class F> auto in_transaction(pg_connection& c, F&& body) -> decltype(b
       return failed(opened.error());
     auto begun = c.begin();
     if (!begun) {
-      if (begun.error() == errc::unavailable && attempt == 0)
+      // A session found broken (the server restarted since its last use) is opened again,
+      // once; one that stalled past query_timeout is not waited on a second time.
+      if (begun.error() == errc::unavailable && attempt == 0 && !c.timed_out())
         continue;
       return failed(begun.error());
     }

@@ -228,6 +228,29 @@ TEST_CASE("a statement the server does not answer ends after query_timeout, the 
   CHECK(c.exec("SELECT 1").value().at(0).at(0) == "1");
 }
 
+TEST_CASE("a write to a database that stops answering fails after query_timeout, not later",
+          "[store][pg]") {
+  test::pg_fixture f;
+  store::pg_store stalled(brief_queries(f)); // 300 ms a statement, 5 s to connect
+  REQUIRE(stalled.put(record("a", 1)));      // its session open and used
+  // The whole server stalls, its connections open: BEGIN gets no answer. A second try on a new
+  // session would wait connect_timeout more for a server that answers nothing.
+  auto& pg = pg_cluster::shared();
+  pg.freeze();
+  const auto began = std::chrono::steady_clock::now();
+  const auto put = stalled.put(record("b", 2));
+  const auto took = std::chrono::steady_clock::now() - began;
+  pg.thaw();
+  REQUIRE_FALSE(put);
+  CHECK(put.error() == store::errc::unavailable);
+  CHECK(took < std::chrono::seconds(2));
+  CHECK(stalled.last_error() == "no answer from the database within 300 ms");
+  CHECK_FALSE(stalled.get("b").value()); // nothing of it was written
+  // A session found broken (here: closed by the stall's timeout) is opened again by the next
+  // write, which goes through.
+  REQUIRE(stalled.put(record("b", 2)));
+}
+
 TEST_CASE("a statement larger than the socket takes, to a server that stops reading, ends after "
           "query_timeout",
           "[store][pg]") {
