@@ -211,7 +211,7 @@ TEST_CASE_METHOD(proxy_fixture, "a HEAD whose head is refused before it is parse
   // README "Headers sent upstream": answers to HEAD, tokengate's own included, never carry a
   // body, also when the head is refused as malformed, too large or of another version.
   const std::string too_large(20 * 1024, 'v');
-  const std::pair<std::string, int> heads[]{
+  const std::pair<std::string, unsigned> heads[]{
       {"HEAD /public/x HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n", 400},
       {"HEAD /public/x HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n", 400},
       {"HEAD /public/x HTTP/2.0\r\nHost: x\r\n\r\n", 505},
